@@ -1,0 +1,251 @@
+"""Feature definitions, in one place, as relational operations in DuckDB.
+
+The input is the canonical event table of :func:`retention_core.events.canonical_events` (``user_id, ts, order_id,
+amount, quantity, event_type, product, category, rating, is_purchase, is_return, is_cancel, is_nonproduct`` plus user
+attributes). Events are first reduced to one row per user and day bucket (the bucket of an event is the first midnight
+at or after it, so ``bucket <= T`` exactly when the event is at or before the cutoff ``T``); every feature of a
+snapshot at ``T`` is then an aggregate over buckets ``<= T``. That single join condition is what keeps the future out
+of the features, and the leakage tests check it.
+
+Features (all per user and snapshot):
+- recency / tenure: days since the last purchase, since the first purchase, from first to last, days since any event;
+- frequency: repeat purchase days (the BG/NBD frequency), orders, active days, lines per order;
+- monetary: revenue, mean order value, units;
+- trailing windows (7/30/90/180/365 days by default): orders, revenue, active days and events per type;
+- trends: last 90 days against the 90 before (orders and revenue), last 30 against the 30-day average of the last 180;
+- cadence: mean, spread and maximum gap between purchase days, and recency relative to the usual gap;
+- breadth: distinct products and categories bought;
+- returns and cancellations: rates against purchase lines; ratings: mean, minimum and count;
+- user attributes: the latest value at or before the cutoff.
+"""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from .events import CANONICAL, SnapshotConfig, slug
+
+SEQUENCE_CHANNELS = ["orders", "revenue_log", "browsing_log", "returns"]
+MAX_EVENT_TYPES = 8
+
+
+def _q(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+def _event_types(ev: pd.DataFrame) -> list[str]:
+    et = ev["event_type"].dropna()
+    if et.empty:
+        return []
+    return [str(v) for v in et.value_counts().index[:MAX_EVENT_TYPES]]
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, ev: pd.DataFrame, attributes: list[str]) -> list[str]:
+    """Load events and build the per user-day table ``daily``; returns the event types used as features."""
+    con.register("ev_raw", ev[[c for c in CANONICAL if c in ev.columns] + attributes])
+    types = _event_types(ev)
+    has_order = bool(ev["order_id"].notna().any())
+    orders = ("count(DISTINCT order_id) FILTER (WHERE is_purchase) + count(*) FILTER (WHERE is_purchase AND order_id IS NULL)"
+              if has_order else "count(*) FILTER (WHERE is_purchase)")
+    et_cols = "".join(f", count(*) FILTER (WHERE event_type = '{t.replace(chr(39), chr(39) * 2)}') AS et_{i}"
+                      for i, t in enumerate(types))
+    attr_cols = "".join(f", arg_max({_q(a)}, ts) AS {_q('a:' + a)}" for a in attributes)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE daily AS
+        SELECT user_id,
+               CAST(CASE WHEN ts = date_trunc('day', ts) THEN ts ELSE date_trunc('day', ts) + INTERVAL 1 DAY END AS DATE) AS b,
+               min(ts) FILTER (WHERE is_purchase) AS first_p_ts,
+               max(ts) FILTER (WHERE is_purchase) AS last_p_ts,
+               max(ts) AS last_ts,
+               {orders} AS orders,
+               count(*) FILTER (WHERE is_purchase) AS lines,
+               coalesce(sum(amount) FILTER (WHERE is_purchase AND NOT is_nonproduct), 0) AS revenue,
+               coalesce(sum(quantity) FILTER (WHERE is_purchase AND NOT is_nonproduct), 0) AS units,
+               count(*) FILTER (WHERE is_return) AS returns,
+               count(*) FILTER (WHERE is_cancel) AS cancels,
+               count(*) AS events,
+               count(*) FILTER (WHERE NOT is_purchase AND NOT is_return AND NOT is_cancel) AS browsing,
+               count(rating) AS n_ratings, sum(rating) AS rating_sum, min(rating) AS rating_min
+               {et_cols}{attr_cols}
+        FROM ev_raw GROUP BY 1, 2
+    """)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE gaps AS
+        SELECT user_id, b, date_diff('day', lag(b) OVER (PARTITION BY user_id ORDER BY b), b) AS gap
+        FROM daily WHERE orders > 0
+    """)
+    for col, name in (("product", "up"), ("category", "uc")):
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {name} AS
+            SELECT user_id, min(CAST(CASE WHEN ts = date_trunc('day', ts) THEN ts ELSE date_trunc('day', ts) + INTERVAL 1 DAY END AS DATE)) AS fb
+            FROM ev_raw WHERE is_purchase AND NOT is_nonproduct AND {col} IS NOT NULL GROUP BY user_id, {col}
+        """)
+    return types
+
+
+def _window_sql(windows: tuple[int, ...], types: list[str]) -> str:
+    parts = []
+    for w in windows:
+        cond = f"d.b > p.T - {int(w)}"
+        parts += [f"coalesce(sum(d.orders) FILTER (WHERE {cond}), 0) AS orders_{w}d",
+                  f"coalesce(sum(d.revenue) FILTER (WHERE {cond}), 0) AS revenue_{w}d",
+                  f"count(*) FILTER (WHERE {cond}) AS active_days_{w}d"]
+        if types and w in (30, 90):
+            parts += [f"coalesce(sum(d.et_{i}) FILTER (WHERE {cond}), 0) AS {_q('events_' + slug(t) + f'_{w}d')}"
+                      for i, t in enumerate(types)]
+    parts += ["coalesce(sum(d.orders) FILTER (WHERE d.b > p.T - 180 AND d.b <= p.T - 90), 0) AS orders_prev_90d",
+              "coalesce(sum(d.revenue) FILTER (WHERE d.b > p.T - 180 AND d.b <= p.T - 90), 0) AS revenue_prev_90d",
+              "coalesce(sum(d.orders) FILTER (WHERE d.b > p.T - 30), 0) AS _o30",
+              "coalesce(sum(d.orders) FILTER (WHERE d.b > p.T - 180), 0) AS _o180"]
+    parts += [f"coalesce(sum(d.et_{i}), 0) AS {_q('events_' + slug(t) + '_total')}" for i, t in enumerate(types)]
+    return ",\n               ".join(parts)
+
+
+def compute(ev: pd.DataFrame, dates: list[pd.Timestamp], cfg: SnapshotConfig, *, end: pd.Timestamp,
+            threads: int | None = None) -> pd.DataFrame:
+    """One row per (snapshot, user active in the lookback window): features from buckets <= T and the label."""
+    attributes = [c for c in ev.columns if c not in CANONICAL]
+    con = connect(threads)
+    try:
+        types = _prepare(con, ev, attributes)
+        return _snapshot_features(con, ev, dates, cfg, end, types, attributes)
+    finally:
+        con.close()
+
+
+def _snapshot_features(con, ev, dates, cfg, end, types, attributes) -> pd.DataFrame:
+    values = ", ".join(f"(DATE '{d.date()}')" for d in dates)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE cut AS SELECT * FROM (VALUES {values}) t(T)")
+    H, L = int(cfg.horizon_days), int(cfg.lookback_days)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE pop AS
+        SELECT c.T, d.user_id FROM cut c JOIN daily d ON d.b <= c.T AND d.b > c.T - {L} AND d.orders > 0
+        GROUP BY 1, 2
+    """)
+    attr_sel = "".join(f", arg_max(d.{_q('a:' + a)}, d.b) AS {_q(a)}" for a in attributes)
+    sql = f"""
+    WITH base AS (
+        SELECT p.T, p.user_id,
+               date_diff('second', max(d.last_p_ts), CAST(p.T AS TIMESTAMP)) / 86400.0 AS recency_days,
+               date_diff('second', min(d.first_p_ts), CAST(p.T AS TIMESTAMP)) / 86400.0 AS tenure_days,
+               date_diff('second', min(d.first_p_ts), max(d.last_p_ts)) / 86400.0 AS first_to_last_days,
+               date_diff('second', max(d.last_ts), CAST(p.T AS TIMESTAMP)) / 86400.0 AS days_since_last_event,
+               count(*) FILTER (WHERE d.orders > 0) - 1 AS repeat_purchases,
+               sum(d.orders) AS orders_total,
+               count(*) AS active_days_total,
+               sum(d.revenue) AS revenue_total,
+               sum(d.units) AS units_total,
+               sum(d.lines) AS lines_total,
+               sum(d.returns) AS returns_total,
+               sum(d.cancels) AS cancels_total,
+               sum(d.events) AS events_total,
+               sum(d.browsing) AS browsing_total,
+               sum(d.n_ratings) AS ratings_count,
+               sum(d.rating_sum) / nullif(sum(d.n_ratings), 0) AS rating_mean,
+               min(d.rating_min) AS rating_min,
+               {_window_sql(cfg.windows, types)}
+               {attr_sel}
+        FROM pop p JOIN daily d ON d.user_id = p.user_id AND d.b <= p.T
+        GROUP BY p.T, p.user_id
+    ),
+    gap AS (
+        SELECT p.T, p.user_id, avg(g.gap) AS gap_mean_days, stddev_samp(g.gap) AS gap_std_days, max(g.gap) AS gap_max_days
+        FROM pop p JOIN gaps g ON g.user_id = p.user_id AND g.b <= p.T AND g.gap IS NOT NULL
+        GROUP BY 1, 2
+    ),
+    prod AS (SELECT p.T, p.user_id, count(*) AS n_products FROM pop p JOIN up u ON u.user_id = p.user_id AND u.fb <= p.T GROUP BY 1, 2),
+    cat AS (SELECT p.T, p.user_id, count(*) AS n_categories FROM pop p JOIN uc u ON u.user_id = p.user_id AND u.fb <= p.T GROUP BY 1, 2),
+    fut AS (
+        SELECT c.T, d.user_id FROM cut c JOIN daily d ON d.b > c.T AND d.b <= c.T + {H} AND d.orders > 0 GROUP BY 1, 2
+    )
+    SELECT base.user_id, CAST(base.T AS TIMESTAMP) AS snapshot_date,
+           CASE WHEN base.T + {H} > DATE '{end.date()}' THEN NULL WHEN fut.user_id IS NULL THEN 1 ELSE 0 END AS churned,
+           base.* EXCLUDE (T, user_id, _o30, _o180),
+           revenue_total / nullif(orders_total, 0) AS avg_order_value,
+           lines_total / nullif(orders_total, 0) AS lines_per_order,
+           returns_total / nullif(lines_total, 0) AS return_rate,
+           cancels_total / nullif(lines_total + cancels_total, 0) AS cancel_rate,
+           orders_90d - orders_prev_90d AS orders_trend_90d,
+           ln((revenue_90d + 1) / (greatest(revenue_prev_90d, 0) + 1)) AS revenue_trend_90d,
+           _o30 - _o180 / 6.0 AS orders_30d_vs_avg,
+           gap.gap_mean_days, gap.gap_std_days, gap.gap_max_days,
+           recency_days / nullif(gap.gap_mean_days, 0) AS recency_vs_usual_gap,
+           coalesce(prod.n_products, 0) AS n_products,
+           coalesce(cat.n_categories, 0) AS n_categories
+    FROM base
+    LEFT JOIN gap USING (T, user_id)
+    LEFT JOIN prod USING (T, user_id)
+    LEFT JOIN cat USING (T, user_id)
+    LEFT JOIN fut USING (T, user_id)
+    ORDER BY snapshot_date DESC, base.user_id
+    """
+    frame = con.execute(sql).df()
+    frame["churned"] = frame["churned"].astype("Float64").astype("float64")
+    for c in frame.columns:
+        if c not in ("user_id", "snapshot_date") and c not in attributes and pd.api.types.is_numeric_dtype(frame[c]):
+            frame[c] = frame[c].astype("float64")
+    frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"])
+    frame["user_id"] = frame["user_id"].astype(str)
+    if ev["rating"].isna().all():
+        frame = frame.drop(columns=["ratings_count", "rating_mean", "rating_min"])
+    if ev["amount"].isna().all():
+        frame = frame.drop(columns=[c for c in frame.columns if "revenue" in c or c == "avg_order_value"])
+    if ev["quantity"].isna().all():
+        frame = frame.drop(columns=["units_total"])
+    if ev["category"].isna().all():
+        frame = frame.drop(columns=["n_categories"])
+    if ev["product"].isna().all():
+        frame = frame.drop(columns=["n_products"])
+    return frame.reset_index(drop=True)
+
+
+def feature_columns(frame: pd.DataFrame, attributes: list[str]) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) model inputs: identifiers, the snapshot date and the label are never features."""
+    skip = {"user_id", "snapshot_date", "churned"}
+    categorical = [a for a in attributes if a in frame.columns]
+    numeric = [c for c in frame.columns if c not in skip and c not in categorical
+               and pd.api.types.is_numeric_dtype(frame[c])]
+    return numeric, categorical
+
+
+def activity_sequences(ev: pd.DataFrame, frame: pd.DataFrame, weeks: int = 26,
+                       threads: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """Weekly activity before each row's cutoff: array (rows, weeks, channels), oldest week first.
+
+    Channels: orders, log(1 + revenue), log(1 + browsing events), returns. Week ``weeks - 1`` is the 7 days up to the
+    cutoff; nothing after the cutoff is used.
+    """
+    attributes = [c for c in ev.columns if c not in CANONICAL]
+    out = np.zeros((len(frame), weeks, len(SEQUENCE_CHANNELS)), dtype=np.float32)
+    if len(frame) == 0:
+        return out, list(SEQUENCE_CHANNELS)
+    con = connect(threads)
+    try:
+        _prepare(con, ev, attributes)
+        rows = pd.DataFrame({"i": np.arange(len(frame)), "user_id": frame["user_id"].astype(str).to_numpy(),
+                             "T": pd.to_datetime(frame["snapshot_date"]).dt.date.to_numpy()})
+        con.register("rows_", rows)
+        agg = con.execute(f"""
+            SELECT r.i, date_diff('day', d.b, CAST(r.T AS DATE)) // 7 AS w,
+                   sum(d.orders) AS orders, ln(1 + greatest(sum(d.revenue), 0)) AS revenue_log,
+                   ln(1 + sum(d.browsing)) AS browsing_log, sum(d.returns) AS returns
+            FROM rows_ r JOIN daily d ON d.user_id = r.user_id AND d.b <= CAST(r.T AS DATE)
+                 AND d.b > CAST(r.T AS DATE) - {int(weeks) * 7}
+            GROUP BY 1, 2
+        """).df()
+    finally:
+        con.close()
+    if len(agg):
+        i = agg["i"].to_numpy(np.int64)
+        w = weeks - 1 - agg["w"].to_numpy(np.int64)
+        for k, ch in enumerate(SEQUENCE_CHANNELS):
+            out[i, w, k] = agg[ch].to_numpy(np.float32)
+    return out, list(SEQUENCE_CHANNELS)
