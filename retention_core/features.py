@@ -249,3 +249,76 @@ def activity_sequences(ev: pd.DataFrame, frame: pd.DataFrame, weeks: int = 26,
         for k, ch in enumerate(SEQUENCE_CHANNELS):
             out[i, w, k] = agg[ch].to_numpy(np.float32)
     return out, list(SEQUENCE_CHANNELS)
+
+
+# ------------------------------------------------------------------------------------------------ user tables
+MAX_CATEGORY_LEVELS = 50
+
+
+def user_feature_spec(df: pd.DataFrame, schema, excluded: list[str] | None = None) -> dict:
+    """Decide, once, how each column of a user table becomes a feature (saved with a run and reused to score).
+
+    The user id and the label are never features; neither are columns the validation report excluded (identifiers,
+    constants, leaks, empty columns). Dates become ages in days before the latest date in the column; text columns
+    with a few distinct values are categorical; text with many distinct values is left out.
+    """
+    from .io import datetime_share, parse_datetime
+
+    skip = {schema.roles.get("user_id"), schema.roles.get("label")} | set(excluded or [])
+    numeric, categorical, dates, dropped = [], [], {}, []
+    for col in df.columns:
+        if col in skip or col is None:
+            continue
+        s = df[col]
+        if s.dropna().empty:
+            dropped.append(col)
+        elif pd.api.types.is_bool_dtype(s.dtype) or (pd.api.types.is_numeric_dtype(s.dtype)):
+            numeric.append(col)
+        elif pd.api.types.is_datetime64_any_dtype(s.dtype) or datetime_share(s) > 0.9:
+            ref = parse_datetime(s).max()
+            if pd.isna(ref):
+                dropped.append(col)
+            else:
+                dates[col] = str(ref)
+        elif s.nunique(dropna=True) <= MAX_CATEGORY_LEVELS:
+            categorical.append(col)
+        else:
+            dropped.append(col)
+    return {"numeric": numeric, "categorical": categorical, "dates": dates, "dropped": dropped}
+
+
+def apply_user_spec(df: pd.DataFrame, schema, spec: dict) -> pd.DataFrame:
+    """The model inputs of a user table as the spec says (the same for training and scoring)."""
+    from .errors import DataError
+    from .io import parse_datetime
+
+    needed = spec["numeric"] + spec["categorical"] + list(spec["dates"])
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise DataError(f"The data lacks column(s) the model was trained with: {', '.join(missing[:8])}. "
+                        "Score a table with the same columns as the training data.")
+    out = pd.DataFrame(index=df.index)
+    uid = schema.roles.get("user_id")
+    out["user_id"] = (df[uid].astype("string").fillna("") if uid else pd.Series(np.arange(len(df)) + 1, index=df.index)
+                      ).astype(str)
+    for c in spec["numeric"]:
+        out[c] = pd.to_numeric(df[c], errors="coerce").astype("float64").replace([np.inf, -np.inf], np.nan)
+    for c, ref in spec["dates"].items():
+        out[f"{c} (age in days)"] = (pd.Timestamp(ref) - parse_datetime(df[c])).dt.total_seconds() / 86400.0
+    for c in spec["categorical"]:
+        out[c] = df[c].astype("string").str.strip().astype(object).where(df[c].notna(), None)
+    return out
+
+
+def user_dataset(df: pd.DataFrame, schema, report=None):
+    """A user table as a :class:`~retention_core.events.Dataset` (label 1 = churned, missing labels kept as NaN)."""
+    from .events import Dataset
+    from .roles import label_series
+
+    excluded = report.excluded_features if report is not None else []
+    spec = user_feature_spec(df, schema, excluded)
+    frame = apply_user_spec(df, schema, spec)
+    frame.insert(1, "churned", label_series(df, schema).to_numpy() if schema.roles.get("label") else np.nan)
+    numeric = spec["numeric"] + [f"{c} (age in days)" for c in spec["dates"]]
+    return Dataset(frame.reset_index(drop=True), numeric, list(spec["categorical"]), None, [],
+                   {"user_spec": spec}, "users")
