@@ -105,3 +105,116 @@ def risk_deciles(p: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(p), dtype=np.int64)
     ranks[order] = np.arange(len(p))
     return (ranks * 10 // len(p) + 1).astype(int)
+
+
+# ----------------------------------------------------------------------------------------------- scoring a run
+def features_for_run(run, df: pd.DataFrame, *, as_of=None):
+    """The saved run's feature rows for new data, computed with the same code path as training.
+
+    Event logs: features as of ``as_of`` (default: the end of the data) for users who bought in the lookback window.
+    User tables: the saved feature specification. The saved column roles are applied by column name; a role whose
+    column is missing is inferred again.
+    """
+    from .errors import DataError
+    from .events import SnapshotConfig, canonical_events, scoring_snapshot
+    from .features import apply_user_spec
+    from .roles import Schema, infer_schema
+
+    saved = Schema.from_dict(run.info["schema"])
+    overrides = {r: c for r, c in saved.roles.items() if c and c in df.columns}
+    overrides["kind"] = saved.kind
+    overrides["attributes"] = [a for a in saved.attributes if a in df.columns]
+    if saved.purchase_values:
+        overrides["purchase_values"] = saved.purchase_values
+    if saved.label_positive is not None:
+        overrides["label_positive"] = saved.label_positive
+    if saved.kind == "users":
+        overrides.pop("label", None)
+    schema = infer_schema(df, overrides)
+    if saved.kind == "events":
+        ev = canonical_events(df, schema)
+        snap = {k: v for k, v in run.info["snapshot"].items() if k in SnapshotConfig.__dataclass_fields__}
+        snap["cutoff"] = None
+        needs_seq = bool(run.info.get("sequence_weeks"))
+        ds = scoring_snapshot(ev, SnapshotConfig(**snap), as_of, sequences=needs_seq)
+        frame, seq = ds.frame, ds.sequences
+    else:
+        frame, seq = apply_user_spec(df, schema, run.info["user_spec"]), None
+    cols = run.info["numeric"] + run.info["categorical"]
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        for c in missing:  # a feature the new data cannot have (e.g. no ratings column): unknown, not zero
+            frame[c] = np.nan
+    if len(missing) == len(cols):
+        raise DataError("None of the model's features can be computed from this file. Score data of the same kind "
+                        "and columns as the training data.")
+    return frame, seq
+
+
+def score(run, df: pd.DataFrame, *, as_of=None, model: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, object]:
+    """Churn probability, risk decile and rank for every user; returns (scores, feature rows, sequences)."""
+    from .models import REGISTRY
+
+    key = model or run.best
+    frame, seq = features_for_run(run, df, as_of=as_of)
+    X = frame[run.info["numeric"] + run.info["categorical"]]
+    m = run.model(key)
+    p = m.predict_proba(X, sequences=seq) if REGISTRY[key].needs_sequences else m.predict_proba(X)
+    p = np.clip(np.asarray(p, dtype=float), 0, 1)
+    out = pd.DataFrame({"user_id": frame["user_id"].astype(str).to_numpy(), "churn_probability": p})
+    out["risk_decile"] = risk_deciles(p)
+    order = np.argsort(-p, kind="stable")
+    rank = np.empty(len(p), dtype=np.int64)
+    rank[order] = np.arange(1, len(p) + 1)
+    out["rank"] = rank
+    return out, frame, seq
+
+
+def select(scores: pd.DataFrame, *, top: int | None = None, threshold: float | None = None) -> pd.Series:
+    """Mask of users chosen by top-K or by a probability threshold (all when neither)."""
+    if top is not None:
+        if top < 1:
+            raise ConfigError(f"--top must be at least 1, got {top}.")
+        return scores["rank"] <= top
+    if threshold is not None:
+        if not 0 <= threshold <= 1:
+            raise ConfigError(f"--threshold must be a probability between 0 and 1, got {threshold}.")
+        return scores["churn_probability"] >= threshold
+    return pd.Series(True, index=scores.index)
+
+
+def score_cli(args) -> int:
+    """``python -m retention_core score RUN DATA --out FILE``."""
+    import time
+
+    from .bundle import load_run
+    from .io import read_table
+
+    t0 = time.perf_counter()
+    if args.reasons < 0:
+        raise ConfigError(f"--reasons must be 0 or more, got {args.reasons}.")
+    run = load_run(args.run)
+    df = read_table(args.data, sheet=args.sheet)
+    scores, frame, seq = score(run, df, as_of=args.as_of)
+    mask = select(scores, top=args.top, threshold=args.threshold).to_numpy()
+    out = scores.loc[mask].sort_values("rank").reset_index(drop=True)
+    if args.reasons:
+        from .explain import top_reasons
+
+        idx = np.flatnonzero(mask)[np.argsort(scores.loc[mask, "rank"].to_numpy())]
+        reasons = top_reasons(run, frame.iloc[idx].reset_index(drop=True), n=args.reasons,
+                              sequences=seq[idx] if seq is not None else None)
+        for i in range(args.reasons):
+            out[f"reason_{i + 1}"] = reasons[i] if i < len(reasons) else ""
+    for a in run.info["categorical"]:
+        if a in frame.columns:
+            out[a] = frame[a].to_numpy()[np.argsort(scores["rank"].to_numpy())][:len(out)] if mask.all() else \
+                frame.loc[mask, a].to_numpy()[np.argsort(scores.loc[mask, "rank"].to_numpy())]
+    out["model"] = run.best
+    out["threshold"] = run.threshold
+    out["scoring_date"] = str(pd.Timestamp(frame["snapshot_date"].iloc[0]).date()) if "snapshot_date" in frame and len(frame) \
+        else str(pd.Timestamp.now().date())
+    write_table(out, args.out)
+    print(f"scored {len(scores):,} users with {run.best}; wrote {len(out):,} rows to {args.out} "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return 0

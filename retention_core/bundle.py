@@ -1,0 +1,325 @@
+"""Saved runs: everything needed to score new data tomorrow, written atomically and checked when read back.
+
+A run folder holds ``manifest.json`` (the SHA-256 of every other file, signed with this installation's key),
+``run.json`` (column roles, snapshot and feature configuration, chosen threshold, data digest, library versions),
+``metrics.json`` (the contract of DESIGN.md), ``leaderboard.csv``, ``validation.parquet`` (validation predictions) and
+``models/<key>/`` for each model. Loading refuses a run whose files changed or whose manifest was not signed here, so a
+file handed over by someone else is never unpickled. Saving writes a temporary folder and renames it into place under
+a lock: a crash mid-save leaves the previous run intact, and two sessions saving at once both end with intact runs.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import BundleError, ConfigError
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
+
+
+def workspace(path: str | os.PathLike | None = None) -> Path:
+    """The folder where the app keeps runs (``RETENTION_WORKSPACE`` or ``./workspace``)."""
+    root = Path(path or os.environ.get("RETENTION_WORKSPACE") or Path.cwd() / "workspace")
+    (root / "runs").mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def safe_run_name(name: str) -> str:
+    """A run name usable as a folder name: letters, digits, space, dot, dash, underscore; no path tricks."""
+    name = str(name).strip()
+    if not _NAME.match(name) or name in (".", "..") or ".." in name:
+        raise ConfigError(f"Run name {name!r} is not allowed: use up to 64 letters, digits, spaces, dots, dashes or "
+                          "underscores, starting with a letter or digit.")
+    return name
+
+
+def run_path(name: str, root: str | os.PathLike | None = None) -> Path:
+    base = (workspace(root) / "runs").resolve()
+    p = (base / safe_run_name(name)).resolve()
+    if p.parent != base:
+        raise ConfigError(f"Run name {name!r} points outside the workspace.")
+    return p
+
+
+def _key() -> bytes:
+    env = os.environ.get("RETENTION_BUNDLE_KEY")
+    if env:
+        return env.encode()
+    home = Path(os.environ.get("RETENTION_HOME") or Path.home() / ".retention-studio")
+    home.mkdir(parents=True, exist_ok=True)
+    f = home / "bundle.key"
+    if not f.exists():
+        tmp = home / f".bundle.key.{os.getpid()}"
+        tmp.write_text(secrets.token_hex(32))
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, f)  # atomic: the first writer wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return f.read_text().strip().encode()
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sign(files: dict) -> str:
+    payload = json.dumps(files, sort_keys=True).encode()
+    return hmac.new(_key(), payload, hashlib.sha256).hexdigest()
+
+
+def versions() -> dict:
+    import sklearn
+
+    out = {"python": platform.python_version(), "pandas": pd.__version__, "numpy": np.__version__,
+           "scikit-learn": sklearn.__version__, "retention_core": _own_version()}
+    import sys
+
+    if "keras" in sys.modules:
+        out["keras"] = sys.modules["keras"].__version__
+    return out
+
+
+def _own_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+@contextmanager
+def _lock(target: Path, timeout: float = 120.0):
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = target.parent / f".{target.name}.lock"
+    with open(lock, "a") as fh:
+        t0 = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - t0 > timeout:
+                    raise BundleError(f"Run {target.name!r} is being saved by another session; try again shortly.")
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _save_model(model, key: str, folder: Path) -> dict:
+    import joblib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "save") and hasattr(type(model), "load") and getattr(model, "is_keras", False):
+        model.save(folder)
+        return {"format": "keras", "class": f"{type(model).__module__}.{type(model).__name__}"}
+    joblib.dump(model, folder / "model.joblib")
+    return {"format": "joblib"}
+
+
+def _load_model(info: dict, folder: Path):
+    import importlib
+
+    if info["format"] == "keras":
+        mod, cls = info["class"].rsplit(".", 1)
+        if not mod.startswith("retention_core."):
+            raise BundleError("This run refers to code outside the product; it was not saved here.")
+        return getattr(importlib.import_module(mod), cls).load(folder)
+    import joblib
+
+    return joblib.load(folder / "model.joblib")
+
+
+def save_run(out: str | os.PathLike, result, *, schema, dataset, snapshot: dict, data_digest: str, train_config,
+             threshold: float | None = None, name: str | None = None) -> Path:
+    """Write a trained run to ``out`` atomically (temporary folder, then rename)."""
+    target = Path(out).resolve()
+    tmp = target.parent / f".{target.name}.tmp-{secrets.token_hex(4)}"
+    tmp.mkdir(parents=True)
+    try:
+        model_info = {}
+        for key, model in result.models.items():
+            model_info[key] = _save_model(model, key, tmp / "models" / key)
+        best = result.best
+        thr = float(threshold if threshold is not None else result.thresholds[best])
+        board = result.leaderboard
+        metrics = {"best_model": best, "validation": result.scheme, "threshold": thr, "models": {}}
+        for _, r in board.iterrows():
+            metrics["models"][r["model"]] = {k: _num(r[k]) for k in
+                                             ["roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "log_loss",
+                                              "brier", "lift_top10", "recall_top10", "threshold", "fit_seconds"]
+                                             if k in r}
+        run = {"format": FORMAT_VERSION, "name": name or target.name, "created": pd.Timestamp.now().isoformat(),
+               "kind": dataset.kind, "schema": schema.to_dict(), "snapshot": snapshot,
+               "numeric": result.numeric, "categorical": result.categorical, "user_spec": dataset.config.get("user_spec"),
+               "sequence_weeks": snapshot.get("sequence_weeks") if dataset.sequences is not None else None,
+               "best_model": best, "threshold": thr, "thresholds": result.thresholds, "models": model_info,
+               "data_digest": data_digest, "versions": versions(),
+               "train_config": {k: v for k, v in vars(train_config).items()}, "errors": result.errors}
+        (tmp / "run.json").write_text(json.dumps(run, indent=1, default=str))
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+        board.to_csv(tmp / "leaderboard.csv", index=False)
+        val = result.val_frame.copy()
+        val["churned"] = result.y_val
+        for key, p in result.val_predictions.items():
+            val[f"p:{key}"] = p
+        val.to_parquet(tmp / "validation.parquet", index=False)
+        if len(result.backtest):
+            result.backtest.to_csv(tmp / "backtest.csv", index=False)
+        files = {str(p.relative_to(tmp)): _sha(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        manifest = {"format": FORMAT_VERSION, "files": files, "signature": _sign(files)}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        _fsync_tree(tmp)
+        with _lock(target):
+            old = None
+            if target.exists():
+                old = target.parent / f".{target.name}.old-{secrets.token_hex(4)}"
+                os.replace(target, old)
+            os.replace(tmp, target)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _num(v):
+    try:
+        return None if pd.isna(v) else float(v)
+    except (TypeError, ValueError):
+        return v
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in root.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def _recover(target: Path) -> None:
+    """A crash between the two renames of a save leaves the previous run under a backup name: put it back."""
+    if target.exists():
+        return
+    olds = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds:
+        os.replace(olds[-1], target)
+
+
+def verify_run(path: str | os.PathLike) -> dict:
+    """Check the manifest signature and every file hash; return run.json. Raises BundleError when anything is off."""
+    target = Path(path).resolve()
+    _recover(target)
+    man = target / "manifest.json"
+    if not target.is_dir() or not man.exists():
+        raise BundleError(f"{target.name} is not a saved run (no manifest). Train and save a run first.")
+    try:
+        manifest = json.loads(man.read_text())
+        files = manifest["files"]
+    except (ValueError, KeyError):
+        raise BundleError(f"The manifest of run {target.name!r} is damaged; the run cannot be trusted.") from None
+    if not hmac.compare_digest(str(manifest.get("signature", "")), _sign(files)):
+        raise BundleError(f"Run {target.name!r} was not saved by this installation or its manifest was changed; "
+                          "it will not be loaded. Retrain it here.")
+    present = {str(p.relative_to(target)) for p in target.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    extra = present - set(files)
+    if extra:
+        raise BundleError(f"Run {target.name!r} holds files that were not saved with it ({', '.join(sorted(extra)[:3])}); "
+                          "it will not be loaded.")
+    for rel, digest in files.items():
+        f = target / rel
+        if not f.exists() or _sha(f) != digest:
+            raise BundleError(f"File {rel} of run {target.name!r} was changed or removed since the run was saved; "
+                              "it will not be loaded. Retrain or restore the run.")
+    return json.loads((target / "run.json").read_text())
+
+
+class Run:
+    """A loaded run: its configuration, metrics and models (loaded lazily, after the hash check)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path).resolve()
+        self.info = verify_run(self.path)
+        self.metrics = json.loads((self.path / "metrics.json").read_text())
+        self._models: dict = {}
+
+    @property
+    def best(self) -> str:
+        return self.info["best_model"]
+
+    @property
+    def threshold(self) -> float:
+        return float(self.info["threshold"])
+
+    def model(self, key: str | None = None):
+        key = key or self.best
+        if key not in self.info["models"]:
+            raise BundleError(f"Run {self.path.name!r} has no model {key!r}; it has {', '.join(self.info['models'])}.")
+        if key not in self._models:
+            self._models[key] = _load_model(self.info["models"][key], self.path / "models" / key)
+        return self._models[key]
+
+    def leaderboard(self) -> pd.DataFrame:
+        return pd.read_csv(self.path / "leaderboard.csv")
+
+    def validation(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / "validation.parquet")
+
+    def schema(self):
+        from .roles import Schema
+
+        return Schema.from_dict(self.info["schema"])
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    return Run(path)
+
+
+def list_runs(root: str | os.PathLike | None = None) -> pd.DataFrame:
+    base = workspace(root) / "runs"
+    rows = []
+    for p in sorted(base.iterdir()) if base.exists() else []:
+        if not p.is_dir() or p.name.startswith("."):
+            continue
+        try:
+            info = json.loads((p / "run.json").read_text())
+            m = json.loads((p / "metrics.json").read_text())
+            best = info["best_model"]
+            rows.append({"run": p.name, "created": info.get("created"), "kind": info.get("kind"), "best_model": best,
+                         "roc_auc": m["models"].get(best, {}).get("roc_auc"), "models": len(info.get("models", {}))})
+        except (OSError, ValueError, KeyError):
+            rows.append({"run": p.name, "created": None, "kind": None, "best_model": "(damaged)", "roc_auc": None,
+                         "models": 0})
+    return pd.DataFrame(rows, columns=["run", "created", "kind", "best_model", "roc_auc", "models"])
+
+
+def delete_run(name: str, root: str | os.PathLike | None = None) -> None:
+    p = run_path(name, root)
+    if not p.exists():
+        raise BundleError(f"There is no run named {name!r}.")
+    with _lock(p):
+        trash = p.parent / f".{p.name}.del-{secrets.token_hex(4)}"
+        os.replace(p, trash)
+        shutil.rmtree(trash, ignore_errors=True)

@@ -1,0 +1,322 @@
+"""Validation that does not flatter, a leaderboard over every model, and the choice of the best one.
+
+Event-log datasets (snapshots) are split by time: the latest labelled snapshot is the validation set and the models
+train only on snapshots whose whole horizon ends at or before it (``T + horizon <= T_val``), so no label window overlaps
+the validation period. Random splits are never used on snapshots. User tables use a stratified holdout plus
+stratified K-fold cross-validation on the rest. ``auto`` picks the best model by a chosen metric on validation only;
+the chosen models are then refitted on all labelled rows (deep models keep the weights chosen by early stopping).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, ModelError
+from .evaluation import HIGHER_IS_BETTER, METRICS, best_f1_threshold, metrics
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class TrainConfig:
+    models: list[str] | str = "auto"
+    params: dict[str, dict] = field(default_factory=dict)
+    metric: str = "roc_auc"
+    calibrate: str | None = None  # None | "isotonic" | "sigmoid"
+    seed: int = 0
+    cv_folds: int = 5
+    holdout: float = 0.2
+    backtest: int = 0  # extra earlier validation cutoffs (event logs)
+    refit: bool = True
+
+    def model_keys(self) -> list[str]:
+        from .models import DEFAULT_AUTO, REGISTRY
+
+        keys = list(DEFAULT_AUTO) if self.models in ("auto", None, ["auto"]) else list(self.models)
+        unknown = [k for k in keys if k not in REGISTRY]
+        if unknown:
+            raise ConfigError(f"Unknown model(s) {', '.join(map(repr, unknown))}. Choose from {', '.join(REGISTRY)} "
+                              "or 'auto'.")
+        if not keys:
+            raise ConfigError("Choose at least one model to train.")
+        if self.metric not in METRICS:
+            raise ConfigError(f"Unknown metric {self.metric!r}. Choose from {', '.join(METRICS)}.")
+        if self.calibrate not in (None, "none", "isotonic", "sigmoid"):
+            raise ConfigError(f"Calibration must be isotonic, sigmoid or none, got {self.calibrate!r}.")
+        return keys
+
+
+@dataclass
+class TrainResult:
+    leaderboard: pd.DataFrame
+    best: str
+    models: dict  # key -> fitted model (final)
+    val_predictions: dict[str, np.ndarray]
+    y_val: np.ndarray
+    val_frame: pd.DataFrame  # user_id, snapshot_date and categorical attributes of the validation rows
+    thresholds: dict[str, float]
+    scheme: str
+    numeric: list[str]
+    categorical: list[str]
+    backtest: pd.DataFrame = field(default_factory=pd.DataFrame)
+    cv: pd.DataFrame = field(default_factory=pd.DataFrame)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def time_split(ds, horizon_days: int) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
+    """(train mask, validation mask, validation cutoff) over the labelled rows of a snapshot dataset."""
+    f = ds.frame
+    dates = pd.to_datetime(f["snapshot_date"])
+    labelled = f["churned"].notna().to_numpy()
+    if not labelled.any():
+        raise ConfigError("No snapshot is labelled yet: choose an earlier cutoff so the horizon is observed.")
+    t_val = dates[labelled].max()
+    val = labelled & (dates == t_val).to_numpy()
+    train = labelled & (dates <= t_val - pd.Timedelta(days=horizon_days)).to_numpy()
+    if not train.any():
+        raise ConfigError(f"Time-aware validation needs training snapshots at least {horizon_days} days (one horizon) "
+                          f"before the validation snapshot {t_val.date()}. Build more snapshots (e.g. 4 or more, "
+                          "30 days apart) or shorten the horizon.")
+    return train, val, t_val
+
+
+def _check_classes(y: np.ndarray, what: str) -> None:
+    k = np.unique(y)
+    if len(k) < 2:
+        raise ConfigError(f"The {what} set has only {'churned' if k.size and k[0] == 1 else 'retained'} users; both "
+                          "classes are needed. Change the horizon, the cutoff or the number of snapshots.")
+
+
+def _usable_features(X: pd.DataFrame, numeric: list[str], categorical: list[str]) -> tuple[list[str], list[str]]:
+    num = [c for c in numeric if X[c].nunique(dropna=True) > 1]
+    cat = [c for c in categorical if X[c].nunique(dropna=True) > 1]
+    return num, cat
+
+
+def _fit_one(key: str, params: dict, num, cat, horizon, X, y, seq, Xv, yv, seqv, calibrate, progress):
+    from .models import REGISTRY, make_model
+
+    model = make_model(key, numeric=num, categorical=cat, horizon_days=horizon, **params)
+    if calibrate in ("isotonic", "sigmoid"):
+        from .models.sklearn_models import CalibratedModel
+
+        model = CalibratedModel(model, method=calibrate)
+    kw = {"X_val": Xv, "y_val": yv, "progress": progress}
+    if REGISTRY[key].needs_sequences:
+        if seq is None:
+            raise ConfigError(f"{REGISTRY[key].label} needs weekly activity sequences: build the dataset from an event "
+                              "log (user tables have no sequences).")
+        kw.update(sequences=seq, seq_val=seqv)
+    model.fit(X, y, **kw)
+    return model
+
+
+def _predict(model, key, X, seq):
+    from .models import REGISTRY
+
+    if REGISTRY[key].needs_sequences:
+        return np.asarray(model.predict_proba(X, sequences=seq), dtype=float)
+    return np.asarray(model.predict_proba(X), dtype=float)
+
+
+def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progress: Progress | None = None,
+                 excluded: list[str] | None = None) -> TrainResult:
+    """Train every requested model, validate, rank and refit. Failures of one model are reported, not fatal."""
+    from .models import REGISTRY
+
+    keys = cfg.model_keys()
+    horizon = int(horizon_days or ds.config.get("horizon_days", 90))
+    progress = progress or (lambda f, m: None)
+    lab = ds.labelled()
+    frame = lab.frame
+    numeric = [c for c in ds.numeric if c not in (excluded or [])]
+    categorical = [c for c in ds.categorical if c not in (excluded or [])]
+    X_all = frame[numeric + categorical]
+    y_all = frame["churned"].to_numpy(dtype=float)
+    seq_all = lab.sequences
+    if ds.kind == "events":
+        tr, va, t_val = time_split(lab, horizon)
+        scheme = (f"time split: trained on {frame.loc[tr, 'snapshot_date'].nunique()} snapshot(s) up to "
+                  f"{pd.Timestamp(frame.loc[tr, 'snapshot_date'].max()).date()}, validated on {t_val.date()}")
+    else:
+        from sklearn.model_selection import train_test_split
+
+        idx = np.arange(len(frame))
+        _check_classes(y_all, "labelled")
+        tr_idx, va_idx = train_test_split(idx, test_size=cfg.holdout, stratify=y_all, random_state=cfg.seed)
+        tr = np.zeros(len(frame), bool)
+        tr[tr_idx] = True
+        va = ~tr
+        scheme = f"stratified holdout of {cfg.holdout:.0%} plus {cfg.cv_folds}-fold cross-validation on the rest"
+    _check_classes(y_all[tr], "training")
+    _check_classes(y_all[va], "validation")
+    num, cat = _usable_features(X_all.loc[tr], numeric, categorical)
+    X_tr, X_va = X_all.loc[tr, num + cat], X_all.loc[va, num + cat]
+    y_tr, y_va = y_all[tr], y_all[va]
+    s_tr = seq_all[tr] if seq_all is not None else None
+    s_va = seq_all[va] if seq_all is not None else None
+
+    rows, preds, thresholds, fitted, errors, cv_rows = [], {}, {}, {}, {}, []
+    n = len(keys)
+    for i, key in enumerate(keys):
+        spec = REGISTRY[key]
+        params = dict(cfg.params.get(key, {}))
+        sub = (lambda f, m, i=i, key=key: progress((i + 0.9 * min(max(f, 0), 1)) / n, f"{REGISTRY[key].label}: {m}"))
+        sub(0.0, "training")
+        t0 = time.perf_counter()
+        try:
+            model = _fit_one(key, params, num, cat, horizon, X_tr, y_tr, s_tr, X_va, y_va, s_va, cfg.calibrate, sub)
+            fit_s = time.perf_counter() - t0
+            p = _predict(model, key, X_va, s_va)
+        except (ConfigError, ModelError) as exc:
+            errors[key] = str(exc)
+            continue
+        except Exception as exc:  # one model failing must not lose the others
+            errors[key] = f"{type(exc).__name__}: {exc}"
+            continue
+        thr = best_f1_threshold(y_va, p)
+        m = metrics(y_va, p, thr)
+        rows.append({"model": key, "label": spec.label, "family": spec.family, **{k: m[k] for k in METRICS},
+                     "threshold": thr, "fit_seconds": fit_s})
+        preds[key], thresholds[key], fitted[key] = p, thr, model
+        if ds.kind == "users" and cfg.cv_folds >= 2 and spec.family != "deep":
+            cv_rows.append({"model": key, **_cross_validate(key, params, num, cat, horizon, X_tr, y_tr, cfg)})
+        sub(1.0, f"done ({fit_s:.1f} s)")
+    if not rows:
+        detail = "; ".join(f"{k}: {v}" for k, v in errors.items())
+        raise ModelError(f"No model could be trained. {detail}")
+    board = pd.DataFrame(rows)
+    asc = not HIGHER_IS_BETTER[cfg.metric]
+    board = board.sort_values(cfg.metric, ascending=asc, na_position="last").reset_index(drop=True)
+    cv = pd.DataFrame(cv_rows)
+    if len(cv):
+        board = board.merge(cv, on="model", how="left")
+    best = str(board.iloc[0]["model"])
+
+    backtest = _backtest(lab, keys, cfg, num, cat, horizon, fitted) if ds.kind == "events" and cfg.backtest else pd.DataFrame()
+
+    if cfg.refit:
+        progress(0.97, "refitting on all labelled data")
+        for key in list(fitted):
+            if REGISTRY[key].family == "deep":
+                continue
+            try:
+                fitted[key] = _fit_one(key, dict(cfg.params.get(key, {})), num, cat, horizon, X_all[num + cat], y_all,
+                                       seq_all, None, None, None, cfg.calibrate, None)
+            except Exception as exc:  # keep the validated model if the refit fails
+                errors[f"{key} (refit)"] = str(exc)
+    val_cols = ["user_id"] + (["snapshot_date"] if "snapshot_date" in frame else []) + categorical
+    progress(1.0, "done")
+    return TrainResult(board, best, fitted, preds, y_va, frame.loc[va, val_cols].reset_index(drop=True), thresholds,
+                       scheme, num, cat, backtest, cv, errors)
+
+
+def _cross_validate(key, params, num, cat, horizon, X, y, cfg) -> dict:
+    from sklearn.model_selection import StratifiedKFold
+
+    aucs = []
+    for tr, va in StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.seed).split(X, y):
+        model = _fit_one(key, params, num, cat, horizon, X.iloc[tr], y[tr], None, None, None, None, cfg.calibrate, None)
+        aucs.append(metrics(y[va], _predict(model, key, X.iloc[va], None))["roc_auc"])
+    return {"cv_roc_auc_mean": float(np.mean(aucs)), "cv_roc_auc_std": float(np.std(aucs))}
+
+
+def _backtest(lab, keys, cfg, num, cat, horizon, fitted) -> pd.DataFrame:
+    """Validation at earlier cutoffs too: for each, train on snapshots one horizon before it."""
+    from .models import REGISTRY
+
+    dates = sorted(pd.to_datetime(lab.frame["snapshot_date"]).unique())[::-1]
+    rows = []
+    for t_val in dates[1:1 + cfg.backtest]:
+        d = pd.to_datetime(lab.frame["snapshot_date"])
+        va = (d == t_val).to_numpy()
+        tr = (d <= t_val - pd.Timedelta(days=horizon)).to_numpy()
+        y = lab.frame["churned"].to_numpy(float)
+        if not tr.any() or len(np.unique(y[tr])) < 2 or len(np.unique(y[va])) < 2:
+            continue
+        X = lab.frame[num + cat]
+        seq = lab.sequences
+        for key in keys:
+            if key not in fitted or REGISTRY[key].family == "deep":
+                continue
+            try:
+                m = _fit_one(key, dict(cfg.params.get(key, {})), num, cat, horizon, X[tr], y[tr],
+                             seq[tr] if seq is not None else None, X[va], y[va], seq[va] if seq is not None else None,
+                             cfg.calibrate, None)
+                p = _predict(m, key, X[va], seq[va] if seq is not None else None)
+            except Exception:
+                continue
+            rows.append({"cutoff": pd.Timestamp(t_val), "model": key, **metrics(y[va], p)})
+    return pd.DataFrame(rows)
+
+
+def training_cutoffs(ev, cfg, *, min_history_days: int = 30) -> list[pd.Timestamp]:
+    """Cutoffs for training from an event log: the latest labelled one, then back by ``step`` while enough history
+    remains, with at least one a full horizon before the latest (for time-aware validation)."""
+    from .events import snapshot_dates
+
+    start = pd.Timestamp(ev["ts"].min()).floor("D")
+    latest = snapshot_dates(ev, type(cfg)(**{**cfg.as_dict(), "n_snapshots": 1}))[0]
+    out, step = [], cfg.step_days
+    n = max(cfg.n_snapshots, int(np.ceil(cfg.horizon_days / step)) + 3)
+    for i in range(n):
+        T = latest - pd.Timedelta(days=step * i)
+        if T - start < pd.Timedelta(days=min_history_days):
+            break
+        out.append(T)
+    if len(out) < 2 or out[-1] > latest - pd.Timedelta(days=cfg.horizon_days):
+        raise ConfigError(f"The log is too short for time-aware validation with a {cfg.horizon_days}-day horizon: it "
+                          f"needs about {cfg.horizon_days * 2 + min_history_days} days of history before its end. "
+                          "Shorten the horizon or upload a longer log.")
+    return out
+
+
+def train_cli(args) -> int:
+    """``python -m retention_core train``: build the dataset, train, save the run, print the leaderboard."""
+    from .bundle import save_run
+    from .cli import _fail_on_errors, load, snapshot_config
+    from .events import build_dataset, canonical_events
+    from .features import user_dataset
+    from .models import REGISTRY
+
+    t0 = time.perf_counter()
+    df, schema, report = load(args)
+    _fail_on_errors(report)
+    keys = [k.strip() for k in args.models.split(",") if k.strip()]
+    cfg = TrainConfig(models="auto" if keys in (["auto"], []) else keys, metric=args.metric,
+                      calibrate=None if args.calibrate == "none" else args.calibrate, seed=args.seed)
+    model_keys = cfg.model_keys()
+    if args.epochs:
+        cfg.params = {k: {"epochs": args.epochs} for k in model_keys if REGISTRY[k].family == "deep"}
+    needs_seq = any(REGISTRY[k].needs_sequences for k in model_keys)
+    if schema.kind == "events":
+        ev = canonical_events(df, schema)
+        scfg = snapshot_config(args, ev)
+        ds = build_dataset(ev, scfg, sequences=needs_seq, cutoffs=training_cutoffs(ev, scfg))
+        snap = scfg.as_dict()
+    else:
+        ds = user_dataset(df, schema, report)
+        snap = {}
+    result = train_models(ds, cfg, horizon_days=snap.get("horizon_days"), excluded=report.excluded_features,
+                          progress=_print_progress)
+    save_run(args.out, result, schema=schema, dataset=ds, snapshot=snap, data_digest=df.attrs.get("digest", ""),
+             train_config=cfg)
+    board = result.leaderboard
+    cols = ["model", "roc_auc", "pr_auc", "f1", "recall_top10", "fit_seconds"]
+    print(f"validation: {result.scheme}")
+    print(board[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for k, v in result.errors.items():
+        print(f"warning: {k} failed: {v}")
+    print(f"best model: {result.best}; saved to {args.out} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _print_progress(fraction: float, message: str) -> None:
+    import sys
+
+    if message.endswith(")") and "done" in message:
+        print(f"  {message}", file=sys.stderr)
