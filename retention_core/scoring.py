@@ -196,20 +196,20 @@ def score_cli(args) -> int:
     run = load_run(args.run)
     df = read_table(args.data, sheet=args.sheet)
     scores, frame, seq = score(run, df, as_of=args.as_of)
-    mask = select(scores, top=args.top, threshold=args.threshold).to_numpy()
-    out = scores.loc[mask].sort_values("rank").reset_index(drop=True)
+    full = scores.copy()
+    for a in run.info["categorical"]:
+        if a in frame.columns:
+            full[a] = frame[a].to_numpy()
+    chosen = full.loc[select(scores, top=args.top, threshold=args.threshold)].sort_values("rank")
+    out = chosen.reset_index(drop=True)
     if args.reasons:
         from .explain import top_reasons
 
-        idx = np.flatnonzero(mask)[np.argsort(scores.loc[mask, "rank"].to_numpy())]
+        idx = chosen.index.to_numpy()
         reasons = top_reasons(run, frame.iloc[idx].reset_index(drop=True), n=args.reasons,
                               sequences=seq[idx] if seq is not None else None)
         for i in range(args.reasons):
-            out[f"reason_{i + 1}"] = reasons[i] if i < len(reasons) else ""
-    for a in run.info["categorical"]:
-        if a in frame.columns:
-            out[a] = frame[a].to_numpy()[np.argsort(scores["rank"].to_numpy())][:len(out)] if mask.all() else \
-                frame.loc[mask, a].to_numpy()[np.argsort(scores.loc[mask, "rank"].to_numpy())]
+            out.insert(4 + i, f"reason_{i + 1}", reasons[i] if i < len(reasons) else "")
     out["model"] = run.best
     out["threshold"] = run.threshold
     out["scoring_date"] = str(pd.Timestamp(frame["snapshot_date"].iloc[0]).date()) if "snapshot_date" in frame and len(frame) \
