@@ -1,0 +1,139 @@
+"""Saved runs: round trip, tamper refusal, atomic saves, concurrent saves and safe names."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retention_core import bundle
+from retention_core.errors import BundleError, ConfigError
+from retention_core.events import SnapshotConfig, build_dataset, canonical_events
+from retention_core.roles import infer_schema
+from retention_core.training import TrainConfig, train_models, training_cutoffs
+
+
+@pytest.fixture(scope="module")
+def trained():
+    from assets.generator import generate_events
+
+    raw = generate_events(300, seed=5, days=500)
+    schema = infer_schema(raw)
+    ev = canonical_events(raw, schema)
+    cfg = SnapshotConfig(horizon_days=60)
+    ds = build_dataset(ev, cfg, cutoffs=training_cutoffs(ev, cfg))
+    result = train_models(ds, TrainConfig(models=["recency", "logreg"]), horizon_days=60)
+    return dict(result=result, schema=schema, dataset=ds, snapshot=cfg.as_dict(), data_digest="abc",
+                train_config=TrainConfig(models=["recency", "logreg"])), ds
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch, tmp_path):
+    monkeypatch.setenv("RETENTION_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RETENTION_BUNDLE_KEY", raising=False)
+
+
+def test_round_trip_gives_identical_predictions(trained, tmp_path):
+    kw, ds = trained
+    path = bundle.save_run(tmp_path / "r1", **kw)
+    run = bundle.load_run(path)
+    X = ds.frame[run.info["numeric"] + run.info["categorical"]]
+    for key in ("recency", "logreg"):
+        np.testing.assert_allclose(run.model(key).predict_proba(X), kw["result"].models[key].predict_proba(X))
+    assert run.best == kw["result"].best
+    assert run.metrics["models"][run.best]["roc_auc"] == pytest.approx(kw["result"].leaderboard.iloc[0]["roc_auc"])
+    assert {"python", "pandas", "scikit-learn"} <= set(run.info["versions"])
+    assert len(run.validation()) == len(kw["result"].y_val)
+
+
+@pytest.mark.parametrize("how", ["edit", "delete", "add", "resign"])
+def test_tampered_runs_are_refused(trained, tmp_path, how):
+    kw, _ = trained
+    path = bundle.save_run(tmp_path / "r", **kw)
+    model_file = path / "models" / "logreg" / "model.joblib"
+    if how == "edit":
+        model_file.write_bytes(model_file.read_bytes() + b"\x00")
+    elif how == "delete":
+        model_file.unlink()
+    elif how == "add":
+        (path / "models" / "evil.joblib").write_bytes(b"x")
+    else:  # a forged manifest that matches the files but is not signed with this installation's key
+        man = json.loads((path / "manifest.json").read_text())
+        model_file.write_bytes(b"forged")
+        import hashlib
+
+        man["files"]["models/logreg/model.joblib"] = hashlib.sha256(b"forged").hexdigest()
+        (path / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(BundleError):
+        bundle.load_run(path)
+
+
+def test_run_from_another_installation_is_refused(trained, tmp_path, monkeypatch):
+    kw, _ = trained
+    path = bundle.save_run(tmp_path / "r", **kw)
+    monkeypatch.setenv("RETENTION_BUNDLE_KEY", "someone-else")
+    with pytest.raises(BundleError, match="not saved by this installation"):
+        bundle.load_run(path)
+
+
+def test_crash_mid_save_leaves_previous_run(trained, tmp_path, monkeypatch):
+    kw, _ = trained
+    path = bundle.save_run(tmp_path / "r", **kw)
+    before = (path / "manifest.json").read_text()
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def crash_on_second(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the old run was moved aside, the new one not yet in place
+            raise KeyboardInterrupt("killed")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(bundle.os, "replace", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        bundle.save_run(tmp_path / "r", **kw)
+    monkeypatch.setattr(bundle.os, "replace", real_replace)
+    run = bundle.load_run(path)  # recovered from the backup name
+    assert (path / "manifest.json").read_text() == before
+    assert run.best == kw["result"].best
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_concurrent_saves_both_end_intact(trained, tmp_path):
+    kw, _ = trained
+    errors = []
+
+    def save(name):
+        try:
+            for _ in range(3):
+                bundle.save_run(tmp_path / name, **kw)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in ("same", "same", "other")]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors
+    for name in ("same", "other"):
+        assert bundle.load_run(tmp_path / name).best == kw["result"].best
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", "", " ", ".hidden", "x" * 65, "a\x00b", "/etc"])
+def test_unsafe_run_names_are_refused(tmp_path, name):
+    with pytest.raises(ConfigError):
+        bundle.run_path(name, tmp_path)
+
+
+def test_workspace_listing_and_delete(trained, tmp_path):
+    kw, _ = trained
+    p = bundle.run_path("March run", tmp_path)
+    bundle.save_run(p, **kw)
+    runs = bundle.list_runs(tmp_path)
+    assert runs["run"].tolist() == ["March run"] and runs["best_model"].iloc[0] == kw["result"].best
+    bundle.delete_run("March run", tmp_path)
+    assert bundle.list_runs(tmp_path).empty
+    with pytest.raises(BundleError):
+        bundle.delete_run("March run", tmp_path)
