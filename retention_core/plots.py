@@ -171,3 +171,239 @@ def feature_histogram(frame: pd.DataFrame, column: str, by: str = "churned", *, 
     fig = _base_layout(fig, title, 380)
     fig.update_layout(legend=dict(traceorder="normal"))
     return fig
+
+
+# ================================================================================================ model evaluation
+#: Colours for models drawn together (the first is the model in focus).
+MODEL_COLOURS = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#EECA3B", "#9D755D", "#FF9DA6",
+                 "#BAB0AC"]
+_GRID = "#EEEEEE"
+_REFERENCE = dict(color="#9E9E9E", dash="dot", width=1.5)
+
+
+def _colour(i: int) -> str:
+    return MODEL_COLOURS[i % len(MODEL_COLOURS)]
+
+
+def _as_dict(frames) -> dict:
+    return frames if isinstance(frames, dict) else {"Model": frames}
+
+
+def _line_width(name: str, highlight: str | None) -> float:
+    return 3.0 if highlight is not None and name == highlight else 2.0
+
+
+def _unit_axes(fig: go.Figure, xtitle: str, ytitle: str) -> None:
+    fig.update_xaxes(title=xtitle, range=[0, 1], gridcolor=_GRID, zeroline=False)
+    fig.update_yaxes(title=ytitle, range=[0, 1.02], gridcolor=_GRID, zeroline=False)
+
+
+def roc_curves(frames: dict[str, pd.DataFrame] | pd.DataFrame, *, aucs: dict[str, float] | None = None,
+               highlight: str | None = None, title: str | None = "ROC curve") -> go.Figure:
+    """ROC curves (``fpr``, ``tpr``) of one or several models, plus the chance diagonal.
+
+    ``frames`` maps a model name to :func:`retention_core.evaluation.roc_frame`; ``aucs`` adds the area to the legend.
+    """
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="Chance", line=_REFERENCE, hoverinfo="skip")
+    for i, (name, f) in enumerate(_as_dict(frames).items()):
+        label = f"{name} ({aucs[name]:.3f})" if aucs and name in aucs and np.isfinite(aucs[name]) else str(name)
+        fig.add_scatter(x=f["fpr"], y=f["tpr"], mode="lines", name=label,
+                        line=dict(color=_colour(i), width=_line_width(name, highlight)),
+                        customdata=f["threshold"] if "threshold" in f else None,
+                        hovertemplate=f"{name}<br>false positive rate %{{x:.2f}}<br>true positive rate %{{y:.2f}}"
+                                      + ("<br>threshold %{customdata:.3f}" if "threshold" in f else "")
+                                      + "<extra></extra>")
+    _unit_axes(fig, "False positive rate (retained users flagged)", "True positive rate (churners found)")
+    return _base_layout(fig, title, 400)
+
+
+def pr_curves(frames: dict[str, pd.DataFrame] | pd.DataFrame, *, base_rate: float | None = None,
+              aps: dict[str, float] | None = None, highlight: str | None = None,
+              title: str | None = "Precision-recall curve") -> go.Figure:
+    """Precision-recall curves (``recall``, ``precision``) of one or several models; ``base_rate`` (the churn rate)
+    draws the precision of flagging users at random."""
+    fig = go.Figure()
+    if base_rate is not None and np.isfinite(base_rate):
+        fig.add_scatter(x=[0, 1], y=[base_rate, base_rate], mode="lines", name=f"Random ({base_rate:.0%} churn)",
+                        line=_REFERENCE, hoverinfo="skip")
+    for i, (name, f) in enumerate(_as_dict(frames).items()):
+        label = f"{name} ({aps[name]:.3f})" if aps and name in aps and np.isfinite(aps[name]) else str(name)
+        fig.add_scatter(x=f["recall"], y=f["precision"], mode="lines", name=label,
+                        line=dict(color=_colour(i), width=_line_width(name, highlight), shape="hv"),
+                        hovertemplate=f"{name}<br>recall %{{x:.2f}}<br>precision %{{y:.2f}}<extra></extra>")
+    _unit_axes(fig, "Recall (share of churners found)", "Precision (share of flagged users who churn)")
+    return _base_layout(fig, title, 400)
+
+
+def calibration_plot(frames: dict[str, pd.DataFrame] | pd.DataFrame, *,
+                     title: str | None = "Calibration") -> go.Figure:
+    """Mean predicted vs observed churn per bin (:func:`retention_core.evaluation.calibration_frame`); a well
+    calibrated model follows the diagonal. Marker size follows the users in each bin."""
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="Perfectly calibrated", line=_REFERENCE, hoverinfo="skip")
+    for i, (name, f) in enumerate(_as_dict(frames).items()):
+        users = f["users"].to_numpy(dtype=float) if "users" in f else np.ones(len(f))
+        size = 6 + 10 * np.sqrt(users / users.max()) if len(users) and users.max() > 0 else 8
+        fig.add_scatter(x=f["predicted"], y=f["observed"], mode="lines+markers", name=str(name),
+                        line=dict(color=_colour(i), width=2), marker=dict(size=size), customdata=users,
+                        hovertemplate=f"{name}<br>predicted %{{x:.1%}}<br>observed %{{y:.1%}}"
+                                      "<br>%{customdata:,.0f} users<extra></extra>")
+    _unit_axes(fig, "Mean predicted churn probability", "Observed churn rate")
+    return _base_layout(fig, title, 400)
+
+
+def lift_chart(frame: pd.DataFrame, *, title: str | None = "Lift per risk decile") -> go.Figure:
+    """Lift of each risk decile (1 = the users most at risk) over the average churn rate, from
+    :func:`retention_core.evaluation.lift_frame`; the line at 1 is what a random list achieves."""
+    fig = go.Figure()
+    fig.add_bar(x=frame["decile"], y=frame["lift"], name="Lift", marker_color=CHURNED,
+                customdata=np.c_[frame["churn_rate"].to_numpy(dtype=float), frame["users"].to_numpy(dtype=float)],
+                hovertemplate="decile %{x}<br>lift %{y:.2f}<br>churn rate %{customdata[0]:.1%}"
+                              "<br>%{customdata[1]:,.0f} users<extra></extra>")
+    fig.add_scatter(x=[0.5, len(frame) + 0.5], y=[1, 1], mode="lines", name="Random", line=_REFERENCE,
+                    hoverinfo="skip")
+    fig.update_xaxes(title="Risk decile (1 = highest risk)", dtick=1, gridcolor=_GRID)
+    fig.update_yaxes(title="Lift over the average", gridcolor=_GRID, rangemode="tozero")
+    return _base_layout(fig, title, 360)
+
+
+def cumulative_gains(frames: dict[str, pd.DataFrame] | pd.DataFrame, *,
+                     title: str | None = "Cumulative gains") -> go.Figure:
+    """Share of all churners found when contacting the riskiest share of users (from
+    :func:`retention_core.evaluation.lift_frame`), one line per model plus the random diagonal."""
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="Random", line=_REFERENCE, hoverinfo="skip")
+    for i, (name, f) in enumerate(_as_dict(frames).items()):
+        x = np.r_[0.0, f["cumulative_share_of_users"].to_numpy(dtype=float)]
+        y = np.r_[0.0, f["cumulative_gain"].to_numpy(dtype=float)]
+        fig.add_scatter(x=x, y=y, mode="lines+markers", name=str(name), line=dict(color=_colour(i), width=2),
+                        hovertemplate=f"{name}<br>contact the riskiest %{{x:.0%}}<br>find %{{y:.0%}} of churners"
+                                      "<extra></extra>")
+    _unit_axes(fig, "Share of users contacted (riskiest first)", "Share of churners found")
+    fig.update_xaxes(tickformat=".0%")
+    fig.update_yaxes(tickformat=".0%")
+    return _base_layout(fig, title, 360)
+
+
+def threshold_plot(frame: pd.DataFrame, threshold: float | None = None, *,
+                   title: str | None = "Precision, recall and F1 by threshold") -> go.Figure:
+    """Precision, recall, F1 and the share of users flagged against the threshold
+    (:func:`retention_core.evaluation.threshold_frame`), with a marker at the chosen threshold."""
+    fig = go.Figure()
+    series = [("precision", "Precision", "#4C78A8", "solid"), ("recall", "Recall", "#E45756", "solid"),
+              ("f1", "F1", "#54A24B", "solid"), ("flagged_share", "Share flagged", "#9E9E9E", "dash")]
+    for col, name, colour, dash in series:
+        if col in frame:
+            fig.add_scatter(x=frame["threshold"], y=frame[col], mode="lines", name=name,
+                            line=dict(color=colour, width=2, dash=dash),
+                            hovertemplate=f"threshold %{{x:.2f}}<br>{name} %{{y:.1%}}<extra></extra>")
+    if threshold is not None and np.isfinite(threshold):
+        fig.add_vline(x=float(threshold), line=dict(color="#222222", width=1.5, dash="dash"))
+        i = int((frame["threshold"] - threshold).abs().idxmin()) if len(frame) else None
+        if i is not None:
+            ys = [frame.loc[i, c] for c, *_ in series[:3] if c in frame]
+            fig.add_scatter(x=[float(threshold)] * len(ys), y=ys, mode="markers", name="Chosen threshold",
+                            marker=dict(color="#222222", size=9, symbol="diamond"),
+                            hovertemplate=f"chosen threshold {threshold:.3f}<br>%{{y:.1%}}<extra></extra>")
+    _unit_axes(fig, "Threshold (flag users at or above this churn probability)", "Value")
+    fig.update_yaxes(tickformat=".0%")
+    return _base_layout(fig, title, 360)
+
+
+def confusion_heatmap(matrix: pd.DataFrame, *, title: str | None = "Confusion matrix") -> go.Figure:
+    """Counts of :func:`retention_core.evaluation.confusion` (actual in rows, predicted in columns), each cell with
+    its share of all users."""
+    z = matrix.to_numpy(dtype=float)
+    total = z.sum() or 1.0
+    text = np.array([[f"{int(v):,}<br>{v / total:.1%}" for v in row] for row in z], dtype=object)
+    fig = go.Figure(go.Heatmap(z=z, x=[str(c) for c in matrix.columns], y=[str(i) for i in matrix.index], text=text,
+                               texttemplate="%{text}", textfont=dict(size=14), colorscale="Blues", showscale=False,
+                               xgap=3, ygap=3, hovertemplate="%{y}, %{x}: %{z:,.0f} users<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category", showgrid=False)
+    fig.update_xaxes(type="category", side="top", showgrid=False)
+    return _base_layout(fig, title, 300)
+
+
+def profit_curve(frame: pd.DataFrame, *, threshold: float | None = None, best: float | None = None,
+                 currency: str = "", title: str | None = "Expected campaign profit") -> go.Figure:
+    """Expected profit of contacting everyone above each threshold
+    (:func:`retention_core.evaluation.profit_frame`), with markers at the best-profit and the chosen thresholds."""
+    fig = go.Figure()
+    fig.add_scatter(x=frame["threshold"], y=frame["profit"], mode="lines", name="Expected profit",
+                    line=dict(color="#54A24B", width=2.5), customdata=frame["contacted"],
+                    hovertemplate=f"threshold %{{x:.2f}}<br>profit {currency}%{{y:,.0f}}"
+                                  "<br>%{customdata:,} users contacted<extra></extra>")
+    fig.add_hline(y=0, line=_REFERENCE)
+
+    def mark(t: float, name: str, colour: str, symbol: str) -> None:
+        i = int((frame["threshold"] - t).abs().idxmin())
+        fig.add_scatter(x=[float(t)], y=[float(frame.loc[i, "profit"])], mode="markers", name=name,
+                        marker=dict(color=colour, size=12, symbol=symbol, line=dict(color="white", width=1)),
+                        hovertemplate=f"{name}: threshold %{{x:.3f}}<br>profit {currency}%{{y:,.0f}}<extra></extra>")
+
+    if len(frame) and best is not None and np.isfinite(best):
+        mark(best, "Best profit", "#F58518", "star")
+    if len(frame) and threshold is not None and np.isfinite(threshold):
+        mark(threshold, "Chosen threshold", "#222222", "diamond")
+    fig.update_xaxes(title="Threshold", range=[0, 1], gridcolor=_GRID)
+    fig.update_yaxes(title=f"Expected profit{f' ({currency})' if currency else ''}", gridcolor=_GRID)
+    return _base_layout(fig, title, 360)
+
+
+def leaderboard_bar(board: pd.DataFrame, metric: str = "roc_auc", *, best: str | None = None,
+                    metric_label: str | None = None, title: str | None = None) -> go.Figure:
+    """One horizontal bar per model for ``metric`` (best first, the best model highlighted)."""
+    b = board.dropna(subset=[metric]) if metric in board else board.iloc[0:0]
+    b = b.sort_values(metric, ascending=True)
+    names = (b["label"] if "label" in b else b["model"]).astype(str).tolist()
+    keys = b["model"].astype(str).tolist() if "model" in b else names
+    colours = [CHURNED if best is not None and k == best else RETAINED for k in keys]
+    fig = go.Figure(go.Bar(x=b[metric] if metric in b else [], y=names, orientation="h", marker_color=colours,
+                           text=[f"{v:.3f}" for v in b[metric]] if metric in b else None, textposition="outside",
+                           name=metric_label or metric,
+                           hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
+    fig.update_xaxes(title=metric_label or metric, gridcolor=_GRID, rangemode="tozero")
+    fig.update_yaxes(type="category")
+    fig = _base_layout(fig, title, max(200, 70 + 40 * len(b)))
+    fig.update_layout(showlegend=False)
+    return fig
+
+
+def backtest_lines(frame: pd.DataFrame, metric: str = "roc_auc", *, labels: dict[str, str] | None = None,
+                   metric_label: str | None = None, title: str | None = "Quality per validation cutoff") -> go.Figure:
+    """``metric`` of each model at each validation cutoff (the saved backtest: ``cutoff, model, <metrics>``)."""
+    fig = go.Figure()
+    if len(frame) and metric in frame:
+        f = frame.assign(cutoff=pd.to_datetime(frame["cutoff"])).sort_values("cutoff")
+        for i, (model, g) in enumerate(f.groupby("model", sort=False)):
+            name = (labels or {}).get(model, str(model))
+            fig.add_scatter(x=g["cutoff"], y=g[metric], mode="lines+markers", name=name,
+                            line=dict(color=_colour(i), width=2),
+                            hovertemplate=f"{name}<br>%{{x|%Y-%m-%d}}: %{{y:.3f}}<extra></extra>")
+    fig.update_xaxes(title="Validation cutoff", gridcolor=_GRID)
+    fig.update_yaxes(title=metric_label or metric, gridcolor=_GRID)
+    return _base_layout(fig, title, 340)
+
+
+def segment_bars(frame: pd.DataFrame, metric: str = "roc_auc", *, metric_label: str | None = None,
+                 title: str | None = None) -> go.Figure:
+    """``metric`` per segment (:func:`retention_core.evaluation.segment_metrics`); segments too small to judge
+    (``reliable`` False) are drawn in grey and named as such."""
+    f = frame.copy()
+    reliable = f["reliable"].astype(bool) if "reliable" in f else pd.Series(True, index=f.index)
+    names = f["segment"].astype(str)
+    users = f["users"].to_numpy(dtype=float) if "users" in f else np.full(len(f), np.nan)
+    fig = go.Figure()
+    for ok, colour, label in ((True, RETAINED, metric_label or metric), (False, UNLABELLED, "Too small to judge")):
+        m = (reliable == ok).to_numpy()
+        if not m.any():
+            continue
+        vals = f.loc[m, metric].to_numpy(dtype=float) if metric in f else np.full(int(m.sum()), np.nan)
+        fig.add_bar(x=names[m], y=vals, name=label, marker_color=colour, customdata=users[m],
+                    text=[f"{v:.2f}" if np.isfinite(v) else "n/a" for v in vals], textposition="outside",
+                    hovertemplate="%{x}<br>%{y:.3f}<br>%{customdata:,.0f} users<extra></extra>")
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=names.tolist())
+    fig.update_yaxes(title=metric_label or metric, gridcolor=_GRID, rangemode="tozero")
+    fig.update_layout(barmode="overlay")
+    return _base_layout(fig, title, 340)

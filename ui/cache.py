@@ -13,12 +13,14 @@ plus the Excel sheet) and the JSON of the schema/config stand for them.
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from retention_core import events, features, io, roles, segments, validation
+from retention_core import bundle, events, features, io, roles, segments, validation
 from retention_core.errors import RetentionError
 from retention_core.roles import Schema
 
@@ -126,3 +128,122 @@ def user_dataset(key: str, schema_json: str, _df: pd.DataFrame):
     schema = _schema(schema_json)
     report = validate(key, schema_json, _df)
     return features.user_dataset(_df, schema, report)
+
+
+@st.cache_data(max_entries=8, show_spinner="Building the dataset for training...")
+def training_dataset(key: str, schema_json: str, config_json: str, cutoffs_json: str, sequences: bool,
+                     _df: pd.DataFrame) -> events.Dataset:
+    """An event-log dataset built for training: with the weekly activity sequences deep models read, and/or at the
+    cutoffs time-aware validation needs (``cutoffs_json``: a JSON list of dates, or ``null`` for the settings' own)."""
+    ev = canonical_events(key, schema_json, _df)
+    cfg = events.SnapshotConfig(**json.loads(config_json))
+    cutoffs = json.loads(cutoffs_json)
+    return events.build_dataset(ev, cfg, sequences=sequences, cutoffs=cutoffs)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def training_cutoffs(key: str, schema_json: str, config_json: str, _df: pd.DataFrame) -> list[str]:
+    """The cutoffs an event log needs for time-aware validation (see ``retention_core.training.training_cutoffs``)."""
+    from retention_core.training import training_cutoffs as cutoffs
+
+    ev = canonical_events(key, schema_json, _df)
+    cfg = events.SnapshotConfig(**json.loads(config_json))
+    return [str(pd.Timestamp(t).date()) for t in cutoffs(ev, cfg)]
+
+
+# ----------------------------------------------------------------------------------------------- saved runs
+@dataclass(frozen=True)
+class RunData:
+    """What the analysis pages read from a saved run (loaded after its signature and file hashes are checked)."""
+
+    name: str
+    path: str
+    info: dict
+    metrics: dict
+    leaderboard: pd.DataFrame
+    validation: pd.DataFrame  # user_id, snapshot_date, attributes, churned, p:<model> per model
+    backtest: pd.DataFrame  # cutoff, model, metrics (empty when the run has no backtest)
+
+    @property
+    def best(self) -> str:
+        return str(self.info["best_model"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.info["threshold"])
+
+    @property
+    def models(self) -> list[str]:
+        """Models with validation predictions, in leaderboard order."""
+        keys = [str(k) for k in self.leaderboard["model"]] if "model" in self.leaderboard else []
+        return [k for k in keys if f"p:{k}" in self.validation]
+
+    def labels(self) -> dict[str, str]:
+        b = self.leaderboard
+        if "label" in b and "model" in b:
+            return dict(zip(b["model"].astype(str), b["label"].astype(str)))
+        return {}
+
+    def model_threshold(self, model: str) -> float:
+        t = (self.info.get("thresholds") or {}).get(model)
+        return float(t) if t is not None else self.threshold
+
+    @property
+    def attributes(self) -> list[str]:
+        skip = {"user_id", "snapshot_date", "churned"}
+        return [c for c in self.validation.columns if c not in skip and not str(c).startswith("p:")]
+
+
+def run_stamp(path: str | Path) -> str:
+    """What identifies one saved version of a run (a run saved again under the same name gets a new stamp)."""
+    man = Path(path) / "manifest.json"
+    try:
+        st_ = man.stat()
+    except OSError:
+        return "missing"
+    return f"{st_.st_mtime_ns}:{st_.st_size}"
+
+
+@st.cache_data(max_entries=16, show_spinner="Loading the run...")
+def run_data(path: str, stamp: str) -> RunData:
+    """A saved run's metrics, leaderboard, validation predictions and backtest (BundleError when it was changed)."""
+    run = bundle.load_run(path)
+    return RunData(run.path.name, str(run.path), run.info, run.metrics, run.leaderboard(), run.validation(),
+                   run_backtest(path, stamp))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def run_backtest(path: str, stamp: str) -> pd.DataFrame:
+    """The metrics per earlier validation cutoff saved with a run (``backtest.csv``), or an empty table."""
+    f = Path(path) / "backtest.csv"
+    if not f.is_file():
+        return pd.DataFrame()
+    bt = pd.read_csv(f)
+    if "cutoff" in bt:
+        bt["cutoff"] = pd.to_datetime(bt["cutoff"])
+    return bt
+
+
+def workspace_root() -> Path:
+    """The workspace folder (``RETENTION_WORKSPACE`` or ``./workspace``), without creating it."""
+    return Path(os.environ.get("RETENTION_WORKSPACE") or Path.cwd() / "workspace")
+
+
+def workspace_runs() -> pd.DataFrame:
+    """Runs saved in the workspace (empty when there is no workspace yet; reading it never creates one)."""
+    root = workspace_root()
+    if not (root / "runs").is_dir():
+        return pd.DataFrame(columns=["run", "created", "kind", "best_model", "roc_auc", "models"])
+    return bundle.list_runs(root)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def model_curves(path: str, stamp: str, model: str) -> dict[str, pd.DataFrame]:
+    """ROC, precision-recall, calibration, lift and threshold frames of one model of a run."""
+    from retention_core import evaluation
+
+    d = run_data(path, stamp)
+    y, p = d.validation["churned"].to_numpy(float), d.validation[f"p:{model}"].to_numpy(float)
+    return {"roc": evaluation.roc_frame(y, p), "pr": evaluation.pr_frame(y, p),
+            "calibration": evaluation.calibration_frame(y, p), "lift": evaluation.lift_frame(y, p),
+            "threshold": evaluation.threshold_frame(y, p)}

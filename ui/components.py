@@ -14,6 +14,7 @@ import streamlit as st
 
 from retention_core import io as rio
 from retention_core import plots
+from retention_core.errors import ConfigError as RetentionConfigError
 from retention_core.errors import RetentionError
 from retention_core.events import SnapshotConfig
 from retention_core.roles import ROLE_LABELS, ROLES, Schema
@@ -32,6 +33,7 @@ USER_ROLES = ["user_id", "label", "amount", "category"]
 SEVERITY_COLOURS = {"error": "#FDE2E1", "warning": "#FFF4D6", "info": "#EAF2FB"}
 DATA_PAGE = "pages/data.py"
 TRAIN_PAGE = "pages/train.py"
+EVALUATE_PAGE = "pages/evaluate.py"
 
 
 # ================================================================================================ errors
@@ -520,6 +522,7 @@ def sidebar_summary() -> None:
     ds, info = state.get_dataset(), state.get_dataset_info()
     if ds is not None and info is not None:
         st.markdown(f":material/dataset: Dataset: {len(ds.frame):,} rows, {len(ds.features)} features")
+    training_sidebar()
     st.caption("How it works: load data, check what we understood, build a dataset, train and compare models, read "
                "why users churn, then export the users at risk.")
 
@@ -565,3 +568,717 @@ def coming_next(items: list[str]) -> None:
     with st.container(border=True):
         st.markdown("**This page will let you**")
         st.markdown("\n".join(f"- {i}" for i in items))
+
+
+# ================================================================================================ training
+CALIBRATION_LABELS = {"none": "None", "isotonic": "Isotonic", "sigmoid": "Sigmoid (Platt)"}
+POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a finished training leaves behind: the saved run and what went wrong with single models."""
+
+    name: str
+    path: str
+    errors: dict
+    scheme: str
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """Everything a training needs, gathered on the page before the work starts (the worker reads no state)."""
+
+    name: str
+    root: str
+    dataset: Any
+    config: Any  # retention_core.training.TrainConfig
+    horizon: int | None
+    excluded: list
+    schema: Schema
+    snapshot: dict
+    digest: str
+
+
+def _specs():
+    from retention_core.models import REGISTRY
+
+    return REGISTRY
+
+
+def model_label(key: str) -> str:
+    spec = _specs().get(key)
+    if spec is None:
+        return key
+    return f"{spec.label} (neural, slower)" if spec.family == "deep" else spec.label
+
+
+def unavailable_models(ds) -> dict[str, str]:
+    """Models that cannot train on this dataset, with the reason."""
+    out = {}
+    for key, spec in _specs().items():
+        if spec.needs_sequences and ds.kind != "events":
+            out[key] = "needs an event log (weekly activity)"
+            continue
+        missing = spec.missing_columns(ds.frame.columns)
+        if missing:
+            out[key] = f"needs {', '.join(missing)}"
+    return out
+
+
+def auto_models(ds) -> list[str]:
+    from retention_core.models import DEFAULT_AUTO
+
+    blocked = unavailable_models(ds)
+    return [k for k in DEFAULT_AUTO if k not in blocked]
+
+
+def _set_models(wkey: str, keys: list[str]) -> None:
+    state.set_widget(wkey, list(keys))
+
+
+def model_picker(ds) -> list[str]:
+    """The models to compare: a multiselect over the registry with an ``auto`` preset; neural models are marked."""
+    blocked = unavailable_models(ds)
+    options = [k for k in _specs() if k not in blocked]
+    wkey = widget_key(Key.W_TRAIN, "models")
+    auto = auto_models(ds)
+    if not state.has_widget(wkey):
+        _sync(wkey, auto)
+    else:
+        _sync(wkey, [k for k in state.widget_value(wkey, []) if k in options])
+    head = st.columns([5, 1, 1], vertical_alignment="bottom")
+    chosen = head[0].multiselect("Models to compare", options, format_func=model_label, key=wkey,
+                                 help="Auto trains the fast, strong models. Neural models read more of the data and "
+                                      "take longer (minutes on a CPU).")
+    head[1].button("Auto", icon=":material/auto_awesome:", on_click=_set_models, args=(wkey, auto),
+                   help="Recency rule, BG/NBD, logistic regression, random forest and gradient boosting.",
+                   width="stretch")
+    head[2].button("Fast", icon=":material/bolt:", on_click=_set_models,
+                   args=(wkey, [k for k in ("recency", "logreg") if k in options]),
+                   help="The recency rule and logistic regression: a first answer in seconds.", width="stretch")
+    deep = [k for k in chosen if _specs()[k].family == "deep"]
+    if deep:
+        st.caption(f":material/hourglass_top: {', '.join(_specs()[k].label for k in deep)}: neural models take "
+                   "several minutes on a CPU; you can keep using the other pages meanwhile.")
+    if blocked:
+        st.caption("Not available for this dataset: " + "; ".join(f"{_specs()[k].label} ({why})"
+                                                                   for k, why in blocked.items()) + ".")
+    return list(chosen)
+
+
+def _choice_text(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _float_step(p) -> float:
+    import math
+
+    ref = p.default if isinstance(p.default, (int, float)) and p.default else (p.high or 1.0) / 100
+    if p.log and ref > 0:
+        return float(10 ** math.floor(math.log10(ref)))
+    return 0.01 if (p.high or 1) <= 1 else 0.1
+
+
+def param_input(model: str, p) -> Any:
+    """One setting of one model as a form widget, from its registry description (kind, range, choices)."""
+    label = p.name.replace("_", " ")
+    key = widget_key(Key.W_TRAIN, model, p.name)
+    if p.kind == "bool":
+        return st.checkbox(label, value=bool(p.default), key=key, help=p.help)
+    if p.kind == "choice":
+        choices = list(p.choices)
+        i = st.selectbox(label, list(range(len(choices))), index=choices.index(p.default) if p.default in choices
+                         else 0, format_func=lambda j: _choice_text(choices[j]), key=key, help=p.help)
+        return choices[i]
+    if p.kind == "int":
+        low = int(p.low) if p.low is not None else None
+        high = int(p.high) if p.high is not None else None
+        return st.number_input(label, min_value=low, max_value=high, value=p.default, step=1, key=key,
+                               help=p.help + (" Leave empty for none." if p.optional else ""),
+                               placeholder="none" if p.optional else None)
+    low = float(p.low) if p.low is not None else None
+    high = float(p.high) if p.high is not None else None
+    return st.number_input(label, min_value=low, max_value=high, value=None if p.default is None else float(p.default),
+                           step=_float_step(p), format="%g", key=key, help=p.help,
+                           placeholder="none" if p.optional else None)
+
+
+def model_settings(models: list[str]) -> dict[str, dict]:
+    """Each chosen model's settings (main ones in view, the rest folded), as entered; checked on submit."""
+    specs = _specs()
+    params: dict[str, dict] = {}
+    with_params = [k for k in models if specs[k].params]
+    if not with_params:
+        st.caption("The chosen models have no settings to tune.")
+        return params
+    tabs = st.tabs([specs[k].label for k in with_params])
+    for tab, key in zip(tabs, with_params):
+        spec = specs[key]
+        with tab:
+            if spec.description:
+                st.caption(spec.description)
+            main = [p for p in spec.params.values() if not p.advanced]
+            more = [p for p in spec.params.values() if p.advanced]
+            values = {}
+            cols = st.columns(3)
+            for i, prm in enumerate(main):
+                with cols[i % 3]:
+                    values[prm.name] = param_input(key, prm)
+            if more:
+                with st.expander("More settings"):
+                    cols = st.columns(3)
+                    for i, prm in enumerate(more):
+                        with cols[i % 3]:
+                            values[prm.name] = param_input(key, prm)
+            params[key] = values
+    return params
+
+
+def _changed_params(models: list[str], entered: dict[str, dict]) -> dict[str, dict]:
+    """Checked settings that differ from the defaults (ConfigError quoting a bad value)."""
+    specs = _specs()
+    out = {}
+    for key in models:
+        spec = specs[key]
+        values = {k: v for k, v in entered.get(key, {}).items()}
+        checked = spec.check_params(values)
+        diff = {k: v for k, v in checked.items() if v != spec.params[k].default}
+        if diff:
+            out[key] = diff
+    return out
+
+
+def default_run_name() -> str:
+    return f"run {pd.Timestamp.now():%Y-%m-%d %H.%M.%S}"
+
+
+def dataset_table(info: state.DatasetInfo) -> pd.DataFrame | None:
+    """The table the dataset in state was built from (sample or the upload in this session), or None."""
+    digest, _, sheet = info.table_key.partition(":")
+    up = state.get_upload()
+    if up is not None and up.digest == digest:
+        return cache.read_table(info.table_key, up.name, sheet or None, up.data)
+    table = state.get_table()
+    if table is None or table.source == SAMPLE or up is None:
+        df = cache.sample_table()
+        if df.attrs.get("digest") == digest:
+            return df
+    return None
+
+
+def _snapshot_config(ds) -> dict:
+    return {k: v for k, v in (ds.config or {}).items() if k != "cutoffs"}
+
+
+def time_split_problem(ds) -> str | None:
+    """Why time-aware validation cannot run on this event-log dataset (None when it can)."""
+    from retention_core.errors import ConfigError
+    from retention_core.training import time_split
+
+    if ds.kind != "events":
+        return None
+    try:
+        time_split(ds.labelled(), int(ds.config.get("horizon_days", 90)))
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def rebuild_for_training(ds, info: state.DatasetInfo) -> None:
+    """Rebuild the event-log dataset at the cutoffs time-aware validation needs and keep it in state."""
+    df = dataset_table(info)
+    if df is None:
+        raise RetentionConfigError("The table this dataset was built from is no longer loaded. Open the Data page, "
+                                   "load it again and build the dataset.")
+    cfg_json = json.dumps(_snapshot_config(ds), sort_keys=True, default=str)
+    cutoffs = cache.training_cutoffs(info.table_key, info.schema_json, cfg_json, df)
+    new = cache.training_dataset(info.table_key, info.schema_json, cfg_json, json.dumps(cutoffs),
+                                 ds.sequences is not None, df)
+    state.set_dataset(new, info)
+
+
+def _with_sequences(ds, info: state.DatasetInfo):
+    """The same dataset with the weekly activity sequences that neural sequence models read."""
+    if ds.kind != "events" or ds.sequences is not None:
+        return ds
+    df = dataset_table(info)
+    if df is None:
+        raise RetentionConfigError("The sequence models need the table this dataset was built from, which is no "
+                                   "longer loaded. Open the Data page, load it again and build the dataset.")
+    cfg_json = json.dumps(_snapshot_config(ds), sort_keys=True, default=str)
+    cutoffs = ds.config.get("cutoffs")
+    new = cache.training_dataset(info.table_key, info.schema_json, cfg_json, json.dumps(cutoffs), True, df)
+    state.set_dataset(new, info)
+    return new
+
+
+def _excluded_features(info: state.DatasetInfo) -> list:
+    df = dataset_table(info)
+    if df is None:
+        return []
+    try:
+        return list(cache.validate(info.table_key, info.schema_json, df).excluded_features)
+    except RetentionError:
+        return []
+
+
+def train_form(ds, info: state.DatasetInfo) -> TrainRequest | None:
+    """Model choice, settings, validation and run name; the request to train when the analyst submits a valid one."""
+    from retention_core import bundle
+    from retention_core.evaluation import METRIC_LABELS, METRICS
+    from retention_core.training import TrainConfig
+
+    st.subheader("Models", anchor=False)
+    models = model_picker(ds)
+    fk = lambda name: widget_key(Key.W_TRAIN, name)  # noqa: E731
+    with st.form(fk("form"), border=True):
+        st.markdown("**Model settings**")
+        entered = model_settings(models) if models else {}
+        st.markdown("**Validation**")
+        c = st.columns(4)
+        metric = c[0].selectbox("Pick the best model by", METRICS, index=0, format_func=METRIC_LABELS.get,
+                                key=fk("metric"), help="Measured on the validation users only.")
+        calibrate = c[1].selectbox("Calibration", list(CALIBRATION_LABELS), format_func=CALIBRATION_LABELS.get,
+                                   key=fk("calibrate"),
+                                   help="Adjust probabilities so that 30% means 30% of such users churn.")
+        if ds.kind == "events":
+            backtest = c[2].number_input("Backtest cutoffs", 0, 6, 0, key=fk("backtest"),
+                                         help="Also validate at this many earlier snapshots, to see whether the "
+                                              "quality holds over time (takes longer).")
+            folds, holdout = 5, 0.2
+            st.caption("Time-aware validation: models learn from earlier snapshots and are judged on the latest one, "
+                       "whose horizon is fully observed; random splits are never used on snapshots.")
+        else:
+            backtest = 0
+            holdout = c[2].slider("Holdout share", 0.1, 0.5, 0.2, 0.05, key=fk("holdout"),
+                                  help="Users set aside for validation (stratified by the label).")
+            folds = c[3].number_input("Cross-validation folds", 0, 10, 5, key=fk("folds"),
+                                      help="Folds on the remaining users to see how stable the scores are (0 = "
+                                           "none).")
+        c = st.columns([3, 1])
+        name = c[0].text_input("Run name", value=default_run_name(), key=fk("name"), max_chars=64,
+                               help="Letters, digits, spaces, dots, dashes and underscores. The run is saved in the "
+                                    "workspace under this name (an existing run with this name is replaced).")
+        seed = c[1].number_input("Seed", 0, 2**31 - 1, 0, key=fk("seed"), help="Same seed, same results.")
+        submitted = st.form_submit_button("Train models", type="primary", icon=":material/model_training:",
+                                          disabled=not models)
+    if not models:
+        st.info("Choose at least one model to train.", icon=":material/info:")
+    if not submitted or not models:
+        return None
+    with guard("preparing the training") as g:
+        params = _changed_params(models, entered)
+        run_name = bundle.safe_run_name(name)
+        cfg = TrainConfig(models=models, params=params, metric=metric,
+                          calibrate=None if calibrate == "none" else calibrate, seed=int(seed),
+                          cv_folds=int(folds), holdout=float(holdout), backtest=int(backtest))
+        cfg.model_keys()
+        if any(_specs()[k].needs_sequences for k in models):
+            ds = _with_sequences(ds, info)
+        root = str(cache.workspace_root())
+        digest = info.table_key.partition(":")[0]
+        excluded = _excluded_features(info) if ds.kind == "events" else []
+        schema = Schema.from_dict(json.loads(info.schema_json))
+        snap = _snapshot_config(ds) if ds.kind == "events" else {}
+        horizon = int(snap["horizon_days"]) if snap.get("horizon_days") else None
+    if g.failed:
+        return None
+    return TrainRequest(run_name, root, ds, cfg, horizon, excluded, schema, snap, digest)
+
+
+def _train_work(req: TrainRequest):
+    """The training itself: train, rank, save the run. Runs in a worker thread, so it never touches Streamlit."""
+
+    def work(report) -> TrainOutcome:
+        from retention_core import bundle
+        from retention_core.training import train_models
+
+        result = train_models(req.dataset, req.config, horizon_days=req.horizon, progress=report,
+                              excluded=req.excluded)
+        report(0.99, "saving the run")
+        path = bundle.save_run(bundle.run_path(req.name, req.root), result, schema=req.schema, dataset=req.dataset,
+                               snapshot=req.snapshot, data_digest=req.digest, train_config=req.config,
+                               name=req.name)
+        return TrainOutcome(req.name, str(path), dict(result.errors), result.scheme)
+
+    return work
+
+
+def start_training(req: TrainRequest) -> state.TrainJob:
+    """Start a training: in the background (the page polls it), or inline when sync training is on."""
+    job = state.TrainJob(req.name, list(req.config.model_keys()))
+    state.set_train_job(job)
+    if state.sync_training():
+        box = st.empty()
+
+        def report(fraction: float, message: str) -> None:
+            job.report(fraction, message)
+            with box.container():
+                _progress(job)
+
+        job.run(lambda _report: _train_work(req)(report))
+        box.empty()
+        finish_training(job)
+    else:
+        job.start(_train_work(req))
+    return job
+
+
+def _progress(job: state.TrainJob) -> None:
+    """An overall progress bar, one per model (epochs for neural models), and the latest messages."""
+    fraction, message, messages = job.snapshot()
+    st.progress(min(max(fraction, 0.0), 1.0), text=f"Training {job.name!r}: {message}")
+    n = max(len(job.models), 1)
+    current = min(int(fraction * n), n - 1)
+    for i, key in enumerate(job.models):
+        label = model_label(key)
+        done_msg = any(m.startswith(f"{_specs()[key].label}: done") for m in messages) if key in _specs() else False
+        if done_msg or i < current:
+            st.progress(1.0, text=f":material/check_circle: {label}")
+        elif i == current and job.running:
+            part = min(max((fraction * n - i) / 0.9, 0.0), 1.0)
+            st.progress(part, text=f":material/progress_activity: {label}")
+        else:
+            st.progress(0.0, text=f":material/schedule: {label}")
+    st.caption(f"{job.seconds:,.0f} s elapsed. You can open other pages meanwhile; the results appear here and on "
+               "the Evaluate page when training ends.")
+
+
+def finish_training(job: state.TrainJob) -> None:
+    """Take a finished training into the session once: load the saved run and make it the active run."""
+    if not job.done or job.handled:
+        return
+    job.handled = True
+    if job.error is not None or job.result is None:
+        return
+    from retention_core import bundle
+
+    outcome: TrainOutcome = job.result
+    try:
+        run = bundle.load_run(outcome.path)
+    except Exception as exc:  # shown on the Train page
+        job.error = exc
+        return
+    state.add_run(outcome.name, run)
+
+
+def training_status() -> None:
+    """The training in progress (polled, so other pages stay usable), or how the last one ended."""
+    job = state.get_train_job()
+    if job is None:
+        return
+    if job.running:
+        _poll_training()
+        return
+    finish_training(job)
+    if job.error is not None:
+        show_error(job.error, f"training {job.name!r}")
+        st.caption("Your dataset and earlier runs are kept: change the models or settings and train again.")
+        return
+    outcome: TrainOutcome = job.result
+    st.success(f"Run {outcome.name!r} trained in {job.seconds:,.0f} s and saved in the workspace. It is now the "
+               "active run.", icon=":material/check_circle:")
+    for key, why in outcome.errors.items():
+        st.warning(f"{model_label(key.split(' ')[0])} failed: {why}", icon=":material/warning:")
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _poll_training() -> None:
+    job = state.get_train_job()
+    if job is None:
+        return
+    if job.done:
+        st.rerun()  # the whole page: show the results
+    _progress(job)
+
+
+def training_sidebar() -> None:
+    """A line in the sidebar about the training in progress; a finished one is taken into the session."""
+    job = state.get_train_job()
+    if job is None:
+        return
+    if job.running:
+        fraction, message, _ = job.snapshot()
+        st.caption(f":material/model_training: Training {job.name!r}: {fraction:.0%} ({message})")
+    elif not job.handled:
+        finish_training(job)
+
+
+def leaderboard_table(board: pd.DataFrame) -> None:
+    """The leaderboard: every model's validation metrics, sortable by any column."""
+    from retention_core.evaluation import METRIC_LABELS
+
+    cols = [c for c in ["label", "family", "roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "log_loss",
+                        "brier", "lift_top10", "recall_top10", "cv_roc_auc_mean", "cv_roc_auc_std", "threshold",
+                        "fit_seconds"] if c in board]
+    cfg: dict = {"label": st.column_config.TextColumn("model"),
+                 "fit_seconds": st.column_config.NumberColumn("fit (s)", format="%.1f"),
+                 "cv_roc_auc_mean": st.column_config.NumberColumn("CV ROC-AUC", format="%.3f"),
+                 "cv_roc_auc_std": st.column_config.NumberColumn("CV ± sd", format="%.3f"),
+                 "threshold": st.column_config.NumberColumn("threshold", format="%.3f",
+                                                            help="The threshold that maximises F1.")}
+    for m, label in METRIC_LABELS.items():
+        cfg.setdefault(m, st.column_config.NumberColumn(label, format="%.3f"))
+    st.dataframe(board[cols], hide_index=True, width="stretch", column_config=cfg)
+
+
+def run_results(name: str, path: str) -> None:
+    """A saved run's leaderboard (table and chart), its validation scheme and the models that failed."""
+    from retention_core.evaluation import METRIC_LABELS
+
+    with guard("loading the run") as g:
+        data = cache.run_data(path, cache.run_stamp(path))
+    if g.failed:
+        return
+    metric = (data.info.get("train_config") or {}).get("metric") or "roc_auc"
+    st.subheader(f"Leaderboard of {name!r}", anchor=False)
+    st.caption(f":material/rule: Validation: {data.metrics.get('validation', '')}. Best model by "
+               f"{METRIC_LABELS.get(metric, metric)}: **{data.labels().get(data.best, data.best)}**.")
+    for key, why in (data.info.get("errors") or {}).items():
+        st.warning(f"{model_label(key.split(' ')[0])} failed: {why}", icon=":material/warning:")
+    c = st.columns([3, 2])
+    with c[0]:
+        leaderboard_table(data.leaderboard)
+    c[1].plotly_chart(plots.leaderboard_bar(data.leaderboard, metric, best=data.best,
+                                            metric_label=METRIC_LABELS.get(metric, metric)),
+                      width="stretch", key=widget_key(Key.W_TRAIN, name, "board"))
+    st.page_link(EVALUATE_PAGE, label="Evaluate this run", icon=":material/query_stats:")
+
+
+# ================================================================================================ evaluation
+THRESHOLD_HOW = {"value": "By value", "top_k": "Top K users", "top_share": "Top % of users",
+                 "profit": "Best expected profit"}
+CARD_METRICS = ["roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1"]
+
+
+def run_names() -> tuple[list[str], dict]:
+    """Runs the analyst can open: this session's first, then those saved in the workspace."""
+    session = state.get_runs()
+    names = list(session)
+    try:
+        saved = cache.workspace_runs()
+        names += [str(n) for n in saved["run"] if str(n) not in session]
+    except OSError:
+        pass
+    return names, session
+
+
+def _commit_active(wkey: str) -> None:
+    state.set_active_run(state.widget_value(wkey))
+
+
+def _commit_model(run: str, wkey: str) -> None:
+    state.set_chosen_model(run, state.widget_value(wkey))
+
+
+def run_and_model_picker() -> tuple[cache.RunData, str] | None:
+    """Pick a run (the active one by default) and one of its models (the chosen one, else the best)."""
+    from retention_core import bundle
+
+    names, session = run_names()
+    if not names:
+        return None
+    wkey = widget_key(Key.W_EVAL, "run")
+    active = state.get_active_run_name()
+    _sync(wkey, active if active in names else names[0])
+    c = st.columns([2, 2, 3], vertical_alignment="bottom")
+    name = c[0].selectbox("Run", names, key=wkey, on_change=_commit_active, args=(wkey,),
+                          format_func=lambda n: f"{n} (this session)" if n in session else n)
+    with guard("loading the run") as g:
+        if name not in session:  # a run saved earlier: open it in this session (its files are checked first)
+            state.add_run(name, bundle.load_run(bundle.run_path(name, cache.workspace_root())))
+            session = state.get_runs()
+        path = str(session[name].path)
+        data = cache.run_data(path, cache.run_stamp(path))
+    if g.failed:
+        return None
+    models = data.models
+    if not models:
+        st.warning("This run holds no validation predictions to evaluate.", icon=":material/warning:")
+        return None
+    labels = data.labels()
+    mkey = widget_key(Key.W_EVAL, name, "model")
+    current = state.chosen_model(name)
+    _sync(mkey, current if current in models else data.best if data.best in models else models[0])
+    model = c[1].selectbox("Model", models, key=mkey, on_change=_commit_model, args=(name, mkey),
+                           format_func=lambda k: labels.get(k, k) + (" (best)" if k == data.best else ""))
+    v = data.validation
+    rate = v["churned"].mean() if len(v) else float("nan")
+    c[2].caption(f":material/rule: {data.metrics.get('validation', '')}. {len(v):,} validation users, churn rate "
+                 f"{rate:.1%}.")
+    return data, model
+
+
+def _y_p(data: cache.RunData, model: str) -> tuple[Any, Any]:
+    v = data.validation
+    return v["churned"].to_numpy(float), v[f"p:{model}"].to_numpy(float)
+
+
+def current_threshold(data: cache.RunData, model: str) -> float:
+    t = state.chosen_threshold(data.name, model)
+    return float(t) if t is not None else data.model_threshold(model)
+
+
+def metric_cards(m: dict, ref: dict | None = None) -> None:
+    """Metric cards at the chosen threshold (ranking metrics do not depend on it); deltas against ``ref``."""
+    from retention_core.evaluation import METRIC_LABELS
+
+    cols = st.columns(len(CARD_METRICS))
+    for col, k in zip(cols, CARD_METRICS):
+        v = m.get(k, float("nan"))
+        delta = None
+        if ref is not None and k not in ("roc_auc", "pr_auc"):
+            d = v - ref.get(k, float("nan"))
+            delta = f"{d:+.3f}" if pd.notna(d) and abs(d) >= 5e-4 else None
+        col.metric(METRIC_LABELS[k], "-" if pd.isna(v) else f"{v:.3f}", delta=delta,
+                   help="Against the threshold that maximises F1." if delta else None)
+
+
+@st.fragment
+def threshold_panel(data: cache.RunData, model: str) -> None:
+    """Choose the threshold (value, top-K, top share or best profit): cards, confusion matrix and curves follow.
+    Runs alone, so moving the threshold redraws only this panel."""
+    from retention_core import evaluation as ev
+
+    st.subheader("Threshold", anchor=False)
+    y, p = _y_p(data, model)
+    n = len(p)
+    run = data.name
+    stored = current_threshold(data, model)
+    choice = state.get_threshold_choice(run)
+    hkey = widget_key(Key.W_EVAL, run, model, "how")
+    how = st.segmented_control("Choose the threshold", list(THRESHOLD_HOW), format_func=THRESHOLD_HOW.get,
+                               default=choice.how if choice is not None and choice.how in THRESHOLD_HOW else "value",
+                               key=hkey) or "value"
+    k = lambda name: widget_key(Key.W_EVAL, run, model, name)  # noqa: E731
+    profit = best = None
+    with guard("choosing the threshold") as g:
+        if how == "value":
+            thr = st.slider("Flag users whose churn probability is at least", 0.0, 1.0, round(stored, 3), 0.001,
+                            format="%.3f", key=k("value"))
+            if thr == round(stored, 3):
+                thr = stored  # the slider shows three decimals; keep the exact threshold until it is moved
+        elif how == "top_k":
+            kk = st.number_input("Users to contact (K)", 1, max(n, 1), max(1, min(n, round(0.1 * n))), key=k("topk"),
+                                 help="The K users most at risk are flagged.")
+            thr = ev.threshold_for_top_k(p, int(kk))
+        elif how == "top_share":
+            share = st.slider("Share of users to contact (%)", 1, 100, 10, key=k("share"),
+                              help="The riskiest share of users is flagged (a campaign budget).")
+            thr = ev.threshold_for_share(p, share / 100)
+        else:
+            c = st.columns(3)
+            cost = c[0].number_input("Cost per contact", 0.0, 1e6, 2.0, 0.5, key=k("cost"),
+                                     help="What one retention contact costs (voucher, call, e-mail).")
+            value = c[1].number_input("Value of a retained user", 0.0, 1e9, 50.0, 5.0, key=k("value_retained"),
+                                      help="What keeping one customer is worth (e.g. margin over the next year).")
+            save = c[2].number_input("Expected save rate (%)", 0.0, 100.0, 20.0, 1.0, key=k("save"),
+                                     help="Share of contacted churners the campaign keeps.")
+            kw = dict(cost_per_contact=float(cost), value_retained=float(value), save_rate=float(save) / 100)
+            profit = ev.profit_frame(y, p, **kw)
+            best = ev.best_profit_threshold(y, p, **kw)
+            thr = best
+    if g.failed:
+        return
+    thr = float(thr)
+    state.set_chosen_threshold(run, model, thr, how)
+    flagged = int((p >= thr).sum())
+    st.caption(f"Threshold **{thr:.3f}** flags **{flagged:,}** of {n:,} validation users ({flagged / max(n, 1):.1%}). "
+               "Scoring and export use this threshold for this run.")
+    m = ev.metrics(y, p, thr)
+    metric_cards(m, ev.metrics(y, p, data.model_threshold(model)))
+    if profit is not None:
+        i = int((profit["threshold"] - best).abs().idxmin())
+        row = profit.loc[i]
+        st.caption(f":material/savings: Best expected profit **{row['profit']:,.0f}** at threshold {best:.3f}: "
+                   f"{int(row['contacted']):,} users contacted, {int(row['churners_reached']):,} of them churners.")
+        st.plotly_chart(plots.profit_curve(profit, threshold=thr, best=best), width="stretch", key=k("profit_chart"))
+    curves = cache.model_curves(data.path, cache.run_stamp(data.path), model)
+    c = st.columns([2, 3])
+    c[0].plotly_chart(plots.confusion_heatmap(ev.confusion(y, p, thr)), width="stretch", key=k("confusion"))
+    c[1].plotly_chart(plots.threshold_plot(curves["threshold"], thr), width="stretch", key=k("threshold_chart"))
+
+
+def curves_panel(data: cache.RunData, model: str) -> None:
+    """ROC and precision-recall curves of every model of the run, calibration, lift and cumulative gains."""
+    labels = data.labels()
+    stamp = cache.run_stamp(data.path)
+    curves = {k: cache.model_curves(data.path, stamp, k) for k in data.models}
+    order = [model] + [k for k in data.models if k != model]  # the model in focus first
+    named = lambda part: {labels.get(k, k): curves[k][part] for k in order}  # noqa: E731
+    b = data.leaderboard.set_index("model")
+    aucs = {labels.get(k, k): float(b.loc[k, "roc_auc"]) for k in order if k in b.index and "roc_auc" in b}
+    aps = {labels.get(k, k): float(b.loc[k, "pr_auc"]) for k in order if k in b.index and "pr_auc" in b}
+    focus = labels.get(model, model)
+    st.subheader("Curves", anchor=False)
+    st.caption("All models of the run, the one chosen above in bold. ROC and precision-recall do not depend on the "
+               "threshold.")
+    k = lambda name: widget_key(Key.W_EVAL, data.name, name)  # noqa: E731
+    c = st.columns(2)
+    c[0].plotly_chart(plots.roc_curves(named("roc"), aucs=aucs, highlight=focus), width="stretch", key=k("roc"))
+    base = float(data.validation["churned"].mean())
+    c[1].plotly_chart(plots.pr_curves(named("pr"), base_rate=base, aps=aps, highlight=focus), width="stretch",
+                      key=k("pr"))
+    c = st.columns(3)
+    c[0].plotly_chart(plots.calibration_plot({focus: curves[model]["calibration"]}), width="stretch",
+                      key=k("calibration"))
+    c[1].plotly_chart(plots.lift_chart(curves[model]["lift"], title=f"Lift per risk decile ({focus})"),
+                      width="stretch", key=k("lift"))
+    c[2].plotly_chart(plots.cumulative_gains(named("lift")), width="stretch", key=k("gains"))
+
+
+def segment_panel(data: cache.RunData, model: str) -> None:
+    """Model quality per segment of a chosen attribute; segments too small to judge are marked, never hidden."""
+    from retention_core import evaluation as ev
+
+    st.subheader("Quality per segment", anchor=False)
+    attrs = data.attributes
+    if not attrs:
+        st.caption("The validation users have no attributes (country, channel, ...) to split by.")
+        return
+    akey = widget_key(Key.W_EVAL, data.name, "segment")
+    if state.widget_value(akey) not in attrs:
+        _sync(akey, attrs[0])
+    attr = st.selectbox("Split by", attrs, key=akey)
+    y, p = _y_p(data, model)
+    with guard("computing the metrics per segment") as g:
+        seg = ev.segment_metrics(y, p, data.validation[attr])
+    if g.failed:
+        return
+    small = int((~seg["reliable"]).sum())
+    if small:
+        st.caption(f":material/info: {small} segment(s) are too small to judge (fewer than 30 users or 5 churners or "
+                   "retained users): shown in grey, read them with care.")
+    c = st.columns([2, 3])
+    show = seg.assign(reliable=seg["reliable"].map({True: "yes", False: "too small"}))
+    c[0].dataframe(show, hide_index=True, width="stretch", column_config={
+        "users": st.column_config.NumberColumn("users", format="localized"),
+        "churn_rate": st.column_config.NumberColumn("churn rate", format="percent"),
+        "mean_predicted": st.column_config.NumberColumn("mean predicted", format="percent"),
+        "roc_auc": st.column_config.NumberColumn("ROC-AUC", format="%.3f"),
+        "recall_top10": st.column_config.NumberColumn("recall @10%", format="%.3f"),
+        "reliable": st.column_config.TextColumn("reliable")})
+    c[1].plotly_chart(plots.segment_bars(seg, "roc_auc", metric_label="ROC-AUC", title=f"ROC-AUC by {attr}"),
+                      width="stretch", key=widget_key(Key.W_EVAL, data.name, "segment_chart"))
+
+
+def backtest_panel(data: cache.RunData) -> None:
+    """The metric per validation cutoff, when the run was trained with a backtest."""
+    from retention_core.evaluation import METRIC_LABELS
+
+    bt = data.backtest
+    if bt is None or not len(bt):
+        return
+    st.subheader("Quality over time", anchor=False)
+    st.caption("Each earlier snapshot validated in turn, with the models trained only on snapshots a full horizon "
+               "before it: a stable line means the model keeps working as customers change.")
+    options = [m for m in ["roc_auc", "pr_auc", "f1", "recall_top10", "lift_top10", "brier"] if m in bt]
+    mkey = widget_key(Key.W_EVAL, data.name, "backtest_metric")
+    metric = st.selectbox("Metric", options, format_func=METRIC_LABELS.get, key=mkey) or options[0]
+    st.plotly_chart(plots.backtest_lines(bt, metric, labels=data.labels(), metric_label=METRIC_LABELS.get(metric)),
+                    width="stretch", key=widget_key(Key.W_EVAL, data.name, "backtest_chart"))

@@ -7,6 +7,9 @@ loaded file, the analyst's column choices, the built dataset) live under :class:
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +39,9 @@ class Key(StrEnum):
     DATASET_INFO = "dataset_info"  # DatasetInfo: what the dataset was built from
     RUNS = "runs"  # name -> trained run (filled by the Train page)
     ACTIVE_RUN = "active_run"  # name of the run the analysis pages look at
+    TRAIN_JOB = "train_job"  # TrainJob: the training in progress (or just finished) in this session
+    SYNC_TRAINING = "sync_training"  # True: train inline instead of in the background (tests, automation)
+    THRESHOLDS = "thresholds"  # run name -> ThresholdChoice: the model and threshold the analyst chose per run
     # widget keys (used through widget_key)
     W_SOURCE = "w_source"
     W_UPLOADER = "w_uploader"
@@ -48,6 +54,8 @@ class Key(StrEnum):
     W_COHORT = "w_cohort"
     W_FEATURE = "w_feature"
     W_BUILD = "w_build"
+    W_TRAIN = "w_train"
+    W_EVAL = "w_eval"
 
 
 def widget_key(base: Key, *parts: Any) -> str:
@@ -221,6 +229,148 @@ def add_run(name: str, run: Any) -> None:
 
 def get_active_run_name() -> str | None:
     return _get(Key.ACTIVE_RUN)
+
+
+def set_active_run(name: str | None) -> None:
+    if name is None:
+        _pop(Key.ACTIVE_RUN)
+    else:
+        _set(Key.ACTIVE_RUN, name)
+
+
+# ----------------------------------------------------------------------------------------------- chosen thresholds
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """What the analyst chose for a run: the model to use and, per model, the churn-probability threshold above
+    which a user is flagged (``how`` says how it was chosen: value, top_k, top_share, profit)."""
+
+    model: str
+    thresholds: dict = field(default_factory=dict)  # model key -> threshold
+    how: str = "value"
+
+
+def get_threshold_choice(run: str) -> ThresholdChoice | None:
+    return _get(Key.THRESHOLDS, {}).get(run)
+
+
+def chosen_model(run: str) -> str | None:
+    """The model the analyst picked on the Evaluate page for this run (None: the run's best model)."""
+    c = get_threshold_choice(run)
+    return c.model if c is not None else None
+
+
+def chosen_threshold(run: str, model: str | None = None) -> float | None:
+    """The threshold the analyst chose for this run (for ``model``, by default the chosen model); None when none was
+    chosen yet (then use the run's saved threshold)."""
+    c = get_threshold_choice(run)
+    if c is None:
+        return None
+    t = c.thresholds.get(model or c.model)
+    return None if t is None else float(t)
+
+
+def set_chosen_threshold(run: str, model: str, threshold: float, how: str = "value") -> None:
+    """Record the model and threshold chosen for a run (scoring and export read them)."""
+    all_choices = dict(_get(Key.THRESHOLDS, {}))
+    old = all_choices.get(run)
+    thresholds = dict(old.thresholds) if old is not None else {}
+    thresholds[model] = float(threshold)
+    all_choices[run] = ThresholdChoice(model, thresholds, how)
+    _set(Key.THRESHOLDS, all_choices)
+
+
+def set_chosen_model(run: str, model: str) -> None:
+    all_choices = dict(_get(Key.THRESHOLDS, {}))
+    old = all_choices.get(run)
+    all_choices[run] = ThresholdChoice(model, dict(old.thresholds) if old else {}, old.how if old else "value")
+    _set(Key.THRESHOLDS, all_choices)
+
+
+# ----------------------------------------------------------------------------------------------- training jobs
+class TrainJob:
+    """Training that runs in a background thread while the analyst keeps using the app.
+
+    The worker only calls :meth:`report` and never touches Streamlit; pages read :meth:`snapshot` to draw progress.
+    ``result`` holds what the work returned (e.g. the path of the saved run), ``error`` the exception it raised.
+    """
+
+    def __init__(self, name: str, models: list[str]) -> None:
+        self.name = name
+        self.models = list(models)
+        self.started = time.time()
+        self.finished: float | None = None
+        self.fraction = 0.0
+        self.message = "starting"
+        self.messages: list[str] = []
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.handled = False  # the page has taken the result into the session
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # called from the worker (any thread)
+    def report(self, fraction: float, message: str) -> None:
+        with self._lock:
+            self.fraction = float(min(max(fraction, self.fraction if fraction < 1 else 0.0), 1.0))
+            self.message = str(message)
+            if not self.messages or self.messages[-1] != self.message:
+                self.messages.append(self.message)
+                del self.messages[:-200]
+
+    def run(self, work) -> None:
+        """Run ``work(report)`` here and keep its result or error."""
+        try:
+            result = work(self.report)
+        except Exception as exc:  # shown on the page; the session carries on
+            with self._lock:
+                self.error, self.finished = exc, time.time()
+            return
+        with self._lock:
+            self.result, self.fraction, self.finished = result, 1.0, time.time()
+
+    def start(self, work) -> "TrainJob":
+        """Run ``work(report)`` in a daemon thread."""
+        self._thread = threading.Thread(target=self.run, args=(work,), name=f"train-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def done(self) -> bool:
+        return self.finished is not None
+
+    @property
+    def running(self) -> bool:
+        return self.finished is None
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.time()) - self.started
+
+    def snapshot(self) -> tuple[float, str, list[str]]:
+        with self._lock:
+            return self.fraction, self.message, list(self.messages)
+
+
+def get_train_job() -> TrainJob | None:
+    return _get(Key.TRAIN_JOB)
+
+
+def set_train_job(job: TrainJob | None) -> None:
+    if job is None:
+        _pop(Key.TRAIN_JOB)
+    else:
+        _set(Key.TRAIN_JOB, job)
+
+
+def sync_training() -> bool:
+    """Whether to train inline (state flag, or ``RETENTION_SYNC_TRAINING=1``) instead of in the background."""
+    if _get(Key.SYNC_TRAINING):
+        return True
+    return os.environ.get("RETENTION_SYNC_TRAINING", "").strip().lower() in ("1", "true", "yes")
+
+
+def set_sync_training(value: bool) -> None:
+    _set(Key.SYNC_TRAINING, bool(value))
 
 
 # ----------------------------------------------------------------------------------------------- widgets

@@ -1,0 +1,115 @@
+"""Model quality on real data: time holdouts of the event logs and cross-validation on the Telco table.
+
+    python -m bench.bench_quality [--models auto|a,b,...] [--datasets orii,cdnow,telco] [--json FILE]
+
+For an event log and a holdout cutoff C, the log is cut at C (the future is not in the file), every model is trained
+with the product's time-aware validation on snapshots before C, then scored as of C; the score is compared with what
+really happened in (C, C + 90 days] in the full log. The `auto` row is the model the product picks on its own
+validation (it never sees the holdout). Reads ../shared/data; prints a table and optionally writes JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data"
+
+from retention_core.evaluation import metrics  # noqa: E402
+from retention_core.events import SnapshotConfig, build_dataset, canonical_events, data_end  # noqa: E402
+from retention_core.io import read_table  # noqa: E402
+from retention_core.roles import infer_schema  # noqa: E402
+from retention_core.training import TrainConfig, train_models, training_cutoffs  # noqa: E402
+
+HOLDOUTS = {
+    "orii": ("online_retail_ii_2009_2010.parquet", ["2010-09-10", "2010-08-11"]),
+    "cdnow": ("cdnow_master.txt", ["1998-04-01", "1998-01-01"]),
+}
+
+
+def holdout(name: str, cutoff: str, models, horizon: int = 90) -> list[dict]:
+    file, _ = HOLDOUTS[name]
+    raw = read_table(DATA / file)
+    schema = infer_schema(raw)
+    ev = canonical_events(raw, schema)
+    C = pd.Timestamp(cutoff)
+    cfg = SnapshotConfig(horizon_days=horizon)
+    truth = build_dataset(ev, cfg, cutoffs=[C])  # labels from the full log
+    past = ev[ev["ts"] <= C].reset_index(drop=True)
+    needs_seq = any(m in ("cnn", "gru", "transformer") for m in (models if isinstance(models, list) else []))
+    train_ds = build_dataset(past, cfg, cutoffs=training_cutoffs(past, cfg), sequences=needs_seq)
+    t0 = time.perf_counter()
+    res = train_models(train_ds, TrainConfig(models=models), horizon_days=horizon)
+    fit_s = time.perf_counter() - t0
+    score_ds = build_dataset(past, cfg, cutoffs=[C], sequences=needs_seq)
+    assert (score_ds.frame["user_id"].to_numpy() == truth.frame["user_id"].to_numpy()).all()
+    y = truth.frame["churned"].to_numpy()
+    X = score_ds.frame[res.numeric + res.categorical]
+    rows = []
+    from retention_core.models import REGISTRY
+
+    for key, model in res.models.items():
+        seq = score_ds.sequences if REGISTRY[key].needs_sequences else None
+        p = model.predict_proba(X, sequences=seq) if seq is not None else model.predict_proba(X)
+        m = metrics(y, p)
+        rows.append({"dataset": name, "cutoff": cutoff, "model": key, "roc_auc": m["roc_auc"], "pr_auc": m["pr_auc"],
+                     "validation_roc_auc": float(res.leaderboard.set_index("model").loc[key, "roc_auc"]),
+                     "users": len(y), "churn_rate": float(np.mean(y))})
+    best = res.best
+    auto = next(r for r in rows if r["model"] == best)
+    rows.append({**auto, "model": f"auto ({best})"})
+    for r in rows:
+        r["train_seconds"] = fit_s
+    return rows
+
+
+def telco(models) -> list[dict]:
+    from retention_core.features import user_dataset
+    from retention_core.validation import validate
+
+    raw = read_table(DATA / "telco_customer_churn.csv")
+    schema = infer_schema(raw)
+    rep = validate(raw, schema)
+    ds = user_dataset(raw, schema, rep)
+    res = train_models(ds, TrainConfig(models=models, cv_folds=5), excluded=rep.excluded_features)
+    out = []
+    for _, r in res.leaderboard.iterrows():
+        out.append({"dataset": "telco", "cutoff": "5-fold CV", "model": r["model"], "roc_auc": r.get("cv_roc_auc_mean"),
+                    "pr_auc": r["pr_auc"], "validation_roc_auc": r["roc_auc"], "users": len(ds.frame),
+                    "churn_rate": float(ds.frame["churned"].mean())})
+    best = next(r for r in out if r["model"] == res.best)
+    out.append({**best, "model": f"auto ({res.best})"})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="auto")
+    ap.add_argument("--datasets", default="orii,cdnow,telco")
+    ap.add_argument("--one-cutoff", action="store_true", help="only the first holdout cutoff per log")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    models = "auto" if a.models == "auto" else a.models.split(",")
+    rows = []
+    for name in a.datasets.split(","):
+        if name == "telco":
+            rows += telco(models)
+            continue
+        for cutoff in HOLDOUTS[name][1][:1 if a.one_cutoff else None]:
+            rows += holdout(name, cutoff, models)
+    df = pd.DataFrame(rows)
+    pd.set_option("display.width", 200)
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
