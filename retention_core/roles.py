@@ -23,6 +23,8 @@ ROLE_LABELS = {
     "category": "Category", "rating": "Rating", "label": "Churn label",
 }
 
+_INVERTED_NAMES = (r"^(retained|isretained|retention|active|isactive|stillactive|stayed|renewed|isrenewed|returning|"
+                   r"isreturning)$")
 # Name patterns, strongest first. Matching is on a normalised name: lower case, letters and digits only.
 _PATTERNS: dict[str, list[str]] = {
     "user_id": [r"^(customer|user|client|member|account|visitor|shopper|buyer)(id|no|number|key|code)?$",
@@ -44,12 +46,16 @@ _PATTERNS: dict[str, list[str]] = {
     "category": [r"^(category|categoryname|categorycode|department|productcategory|dept|cat|genre|class)$",
                  r"category"],
     "rating": [r"^(rating|stars|score|reviewscore|reviewrating)$", r"rating$"],
-    "label": [r"^(churn|churned|ischurn|ischurned|churnflag|churnlabel|label|target|attrition|exited|left|y)$",
-              r"churn", r"^(retained|isretained|active|isactive|stayed)$"],
+    "label": [r"^(churn|churned|ischurn|ischurned|churnflag|churnlabel|label|target|attrition|attrited|exited|left|"
+              r"lapsed|islapsed|y)$",
+              r"churn", _INVERTED_NAMES],
 }
-_INVERTED_LABEL = re.compile(r"^(retained|isretained|active|isactive|stayed)$")
-_POSITIVE_TEXT = {"yes", "y", "true", "t", "1", "churn", "churned", "left", "lost", "exited", "inactive"}
-_NEGATIVE_TEXT = {"no", "n", "false", "f", "0", "stay", "stayed", "retained", "active", "remained"}
+# Label names that say the opposite of churn: for them the no-like value means churned.
+_INVERTED_LABEL = re.compile(_INVERTED_NAMES)
+_POSITIVE_TEXT = {"yes", "y", "true", "t", "1", "churn", "churned", "left", "lost", "exited", "inactive", "lapsed",
+                  "attrited", "cancelled", "canceled"}
+_NEGATIVE_TEXT = {"no", "n", "false", "f", "0", "stay", "stayed", "retained", "active", "remained", "existing",
+                  "current", "renewed"}
 PURCHASE_WORDS = re.compile(r"purchase|order|buy|bought|transaction|checkout|sale|payment|paid", re.IGNORECASE)
 RETURN_WORDS = re.compile(r"return|refund", re.IGNORECASE)
 CANCEL_WORDS = re.compile(r"cancel|void", re.IGNORECASE)
@@ -93,38 +99,94 @@ def _name_score(col: str, role: str) -> float:
 
 
 def _is_text(s: pd.Series) -> bool:
-    return s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
+    """Text, including categorical columns (as frames built in memory often have)."""
+    return s.dtype == object or pd.api.types.is_string_dtype(s.dtype) or isinstance(s.dtype, pd.CategoricalDtype)
 
 
 def _is_numeric(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
 
 
-def _candidates(df: pd.DataFrame, role: str, sample: pd.DataFrame) -> list[tuple[float, str]]:
+class _Profile:
+    """What is known about one column of the sample, computed once and shared by every role."""
+
+    def __init__(self, s: pd.Series):
+        self.s = s
+        self.nn = s.dropna()
+        self.numeric = _is_numeric(s)
+        self.text = _is_text(s)
+        self._k: int | None = None
+        self._dt: float | None = None
+        self._whole: bool | None = None
+
+    @property
+    def k(self) -> int:
+        if self._k is None:
+            try:
+                self._k = int(self.nn.nunique())
+            except TypeError:  # unhashable cells (lists, dicts)
+                self._k = int(self.nn.astype(str).nunique())
+        return self._k
+
+    @property
+    def dt_share(self) -> float:
+        if self._dt is None:
+            try:
+                self._dt = datetime_share(self.s)
+            except (TypeError, ValueError, OverflowError):
+                self._dt = 0.0
+        return self._dt
+
+    @property
+    def whole(self) -> bool:
+        """Numbers without fractions (identifiers can be numbers, but never 12.5)."""
+        if self._whole is None:
+            v = self.nn.astype("float64") if self.numeric else None
+            self._whole = bool(v is None or len(v) == 0 or (v % 1 == 0).all())
+        return self._whole
+
+
+def _epoch_share(p: _Profile) -> float:
+    """Share of a numeric column that reads as Unix epoch seconds or milliseconds."""
+    if not p.numeric or p.nn.empty:
+        return 0.0
+    v = p.nn.astype("float64")
+    return 1.0 if v.between(1e9, 4.2e9).all() or v.between(1e12, 4.2e12).all() else 0.0
+
+
+def _candidates(role: str, prof: dict[str, _Profile]) -> list[tuple[float, str]]:
     out = []
-    for col in df.columns:
-        s = sample[col]
+    for col, p in prof.items():
         score = _name_score(col, role)
-        nn = s.dropna()
+        nn = p.nn
         if role == "timestamp":
-            share = datetime_share(s)
+            share = p.dt_share
+            if share < 0.8 and score > 0:
+                share = _epoch_share(p)  # epoch seconds count only under a date-like name
             if share < 0.8:
                 continue
             score = max(score, 0.5) + share * 0.3
         elif role in ("amount", "quantity", "price", "rating"):
-            if not _is_numeric(s) or score == 0:
+            if not p.numeric or score == 0:
                 continue
             if role == "rating" and len(nn) and not (nn.min() >= 0 and nn.max() <= 10):
                 continue
         elif role == "label":
-            if score == 0 or nn.nunique() > 10:
+            if score == 0 or p.k > 10 or p.k < 1:
                 continue
-            if nn.nunique() == 2:
+            if p.k == 2:
                 score += 0.3
         elif role == "user_id":
-            if score == 0:
+            if score == 0 or not p.whole or p.dt_share > 0.8:
                 continue
-            if _is_numeric(s) and len(nn) and (nn % 1 != 0).any():
+            # A loosely named column with few values is a segment (customer_type), not an identifier.
+            if score < 1.0 and p.k <= 10 and p.k < 0.5 * len(nn):
+                continue
+        elif role == "event_type":
+            if score == 0 or not p.text or p.k > 200:
+                continue
+        elif role in ("order_id", "product"):
+            if score == 0 or not p.whole or p.dt_share > 0.8:
                 continue
         elif score == 0:
             continue
@@ -132,58 +194,112 @@ def _candidates(df: pd.DataFrame, role: str, sample: pd.DataFrame) -> list[tuple
     return sorted(out, key=lambda t: -t[0])
 
 
+_GENERIC_YES = {"yes", "y", "true", "t", "1"}
+_GENERIC_NO = {"no", "n", "false", "f", "0"}
+
+
+def _truth(v: Any) -> tuple[bool | None, bool]:
+    """(meaning, generic): meaning is True for a value that reads as churned/yes, False for stayed/no, None when it
+    says neither; generic is True for yes/no, true/false and 1/0, whose meaning depends on the column name."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v), True
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return (True if v == 1 else False if v == 0 else None), True
+    t = str(v).strip().lower()
+    if t in _GENERIC_YES:
+        return True, True
+    if t in _GENERIC_NO:
+        return False, True
+    if t in _POSITIVE_TEXT:
+        return True, False
+    if t in _NEGATIVE_TEXT:
+        return False, False
+    try:
+        f = float(t)
+    except ValueError:
+        return None, False
+    return (True if f == 1 else False if f == 0 else None), True
+
+
 def _label_positive(s: pd.Series, col: str) -> Any:
-    """The value of a two-valued label that means churned."""
+    """The value of a two-valued label that means churned.
+
+    Values that say what happened (churned, stayed, retained, inactive) are taken at their word. Generic values
+    (yes/no, true/false, 1/0): the yes-like one means churned, unless the column's name says the opposite of churn
+    ("retained", "active"), where the no-like one does. Two values that say neither: the later one in sort order
+    (the earlier one for an opposite name).
+    """
     vals = list(pd.unique(s.dropna()))
-    inverted = bool(_INVERTED_LABEL.match(norm(col)))
     if len(vals) != 2:
         return None
-    texts = {str(v).strip().lower(): v for v in vals}
-    pos = [v for t, v in texts.items() if t in _POSITIVE_TEXT]
-    neg = [v for t, v in texts.items() if t in _NEGATIVE_TEXT]
-    if inverted:
-        pos, neg = neg, pos
-    if len(pos) == 1:
-        return pos[0]
-    if len(neg) == 1:
-        return [v for v in vals if v is not neg[0] and v != neg[0]][0]
-    return sorted(vals, key=str)[-1]
+    inverted = bool(_INVERTED_LABEL.match(norm(col)))
+    read = [_truth(v) for v in vals]
+    meanings = [m for m, _ in read]
+    if None in meanings and meanings.count(None) == 1:  # one value understood: the other is its opposite
+        i = 1 - meanings.index(None)
+        meanings[1 - i] = not meanings[i]
+        read[1 - i] = (meanings[1 - i], read[i][1])
+    if set(meanings) == {True, False}:
+        yes = vals[meanings.index(True)]
+        no = vals[meanings.index(False)]
+        generic = all(g for _, g in read)
+        return no if (inverted and generic) else yes
+    ordered = sorted(vals, key=str)
+    return ordered[0] if inverted else ordered[-1]
 
 
-def _attributes(df: pd.DataFrame, used: set[str], user_col: str | None, kind: str, sample: pd.DataFrame) -> list[str]:
+def _attributes(used: set[str], user_col: str | None, kind: str, sample: pd.DataFrame,
+                prof: dict[str, _Profile]) -> list[str]:
     """Categorical columns usable as segments (few distinct values; for event logs, constant per user)."""
     attrs = []
-    for col in df.columns:
-        if col in used:
+    for col, p in prof.items():
+        if col in used or p.nn.empty:
             continue
-        s = sample[col]
-        nn = s.dropna()
-        if nn.empty:
+        if not (2 <= p.k <= 50):
             continue
-        k = nn.nunique()
-        if not (2 <= k <= 50):
+        if p.numeric and p.k > 5:
             continue
-        if _is_numeric(s) and k > 5:
-            continue
-        if datetime_share(s) > 0.8:
+        if p.dt_share > 0.8:
             continue
         if kind == "events" and user_col is not None:
-            per_user = sample.groupby(user_col, observed=True)[col].nunique()
+            try:
+                per_user = sample.groupby(user_col, observed=True)[col].nunique()
+            except TypeError:
+                continue
             if len(per_user) == 0 or (per_user <= 1).mean() < 0.95:
                 continue
         attrs.append(col)
     return attrs
 
 
+_ID_NAME = re.compile(r"(?:^|[^a-z0-9])(?:id|key|no|code|number|num)$|^id(?:[^a-z0-9]|$)|[a-z0-9](?:ID|Id|No|Key)$")
+
+
+def _fallback_user(prof: dict[str, _Profile], taken: set[str], n: int) -> str | None:
+    """A user id we could not name: an identifier-like column (``ID``, ``client_no``, ``memberKey``), the most
+    distinct first."""
+    found = []
+    for col, p in prof.items():
+        if col in taken or p.nn.empty or not p.whole or p.dt_share > 0.8:
+            continue
+        if norm(col) == "id" or _ID_NAME.search(str(col).strip()) or _ID_NAME.search(str(col).strip().lower()):
+            found.append((p.k, col))
+    return max(found)[1] if found else None
+
+
 def infer_schema(df: pd.DataFrame, overrides: dict | None = None) -> Schema:
     """Infer the table's kind and column roles; ``overrides`` (role -> column, plus ``kind``, ``attributes``,
-    ``label_positive``, ``purchase_values``) win over inference."""
+    ``label_positive``, ``purchase_values``) win over inference. A role overridden with None has no column."""
     overrides = dict(overrides or {})
     for role, col in overrides.items():
         if role in ROLES and col is not None and col not in df.columns:
             raise ConfigError(f"The column {col!r} chosen as {ROLE_LABELS[role].lower()} is not in the data. "
                               f"Columns are: {', '.join(map(str, df.columns[:20]))}.")
+    kind = overrides.get("kind")
+    if kind is not None and kind not in ("events", "users"):
+        raise ConfigError(f"Table kind must be 'events' or 'users', got {kind!r}.")
     sample = df if len(df) <= 200_000 else df.sample(200_000, random_state=0).sort_index()
+    prof = {col: _Profile(sample[col]) for col in df.columns}
     roles: dict[str, str | None] = {r: None for r in ROLES}
     taken: set[str] = set()
     for role, col in overrides.items():
@@ -195,23 +311,18 @@ def infer_schema(df: pd.DataFrame, overrides: dict | None = None) -> Schema:
     for role in order:
         if role in overrides:
             continue
-        for score, col in _candidates(df, role, sample):
+        for score, col in _candidates(role, prof):
             if col not in taken:
                 roles[role] = col
                 taken.add(col)
                 break
-    # A user id we could not name: take an id-like text column with repeated values (event logs) or unique ones.
     if roles["user_id"] is None and "user_id" not in overrides:
-        for col in df.columns:
-            if col in taken:
-                continue
-            if "id" in norm(col) or norm(col).endswith(("no", "key", "code")):
-                roles["user_id"] = col
-                taken.add(col)
-                break
+        col = _fallback_user(prof, taken, len(sample))
+        if col is not None:
+            roles["user_id"] = col
+            taken.add(col)
 
     notes: list[str] = []
-    kind = overrides.get("kind")
     user = roles["user_id"]
     if kind is None:
         if user is not None and roles["timestamp"] is not None:
@@ -221,28 +332,28 @@ def infer_schema(df: pd.DataFrame, overrides: dict | None = None) -> Schema:
             kind = "users"
         notes.append("Detected an event log (several rows per user with timestamps)." if kind == "events"
                      else "Detected a user table (one row per user).")
-    if kind not in ("events", "users"):
-        raise ConfigError(f"Table kind must be 'events' or 'users', got {kind!r}.")
 
     if kind == "events":
         roles["label"] = overrides.get("label") if "label" in overrides else None
         if roles["amount"] is None and roles["price"] is not None and roles["quantity"] is not None:
             notes.append(f"Revenue is {roles['quantity']} x {roles['price']}.")
     else:
-        for r in ("order_id", "event_type", "quantity", "price", "product", "rating"):
-            if r not in overrides:
+        # A user table has a user id, a label, features and attributes: other columns are features
+        # (a date column is turned into an age) unless the analyst says otherwise.
+        for r in ROLES:
+            if r not in ("user_id", "label") and r not in overrides:
                 roles[r] = None
-        if roles["timestamp"] is not None and "timestamp" not in overrides:
-            roles["timestamp"] = None  # a date column in a user table is a feature (turned into an age)
 
     used = {c for c in roles.values() if c}
     attributes = overrides.get("attributes")
     if attributes is None:
-        attributes = _attributes(df, used, user, kind, sample)
+        attributes = _attributes(used, user, kind, sample, prof)
     else:
+        attributes = list(attributes)
         missing = [a for a in attributes if a not in df.columns]
         if missing:
-            raise ConfigError(f"Attribute column(s) not in the data: {', '.join(missing)}.")
+            raise ConfigError(f"Attribute column(s) not in the data: {', '.join(map(str, missing))}. "
+                              f"Columns are: {', '.join(map(str, df.columns[:20]))}.")
 
     label_positive = overrides.get("label_positive")
     if kind == "users" and roles["label"] is not None and label_positive is None:
@@ -255,6 +366,8 @@ def infer_schema(df: pd.DataFrame, overrides: dict | None = None) -> Schema:
         if not purchase_values:
             notes.append(f"No event type in {roles['event_type']!r} looks like a purchase ({', '.join(values[:8])}); "
                          "choose which values count as a purchase.")
+    elif purchase_values is not None:
+        purchase_values = [str(v) for v in purchase_values]
     return Schema(kind=kind, roles=roles, attributes=list(attributes), label_positive=_plain(label_positive),
                   purchase_values=purchase_values, notes=notes)
 
@@ -263,12 +376,18 @@ def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
+_ROLE_OPTION = {"user_id": "--user-col", "timestamp": "--time-col", "order_id": "--order-col", "amount": "--amount-col",
+                "quantity": "--quantity-col", "price": "--price-col", "event_type": "--event-col",
+                "product": "--product-col", "category": "--category-col", "label": "--label"}
+
+
 def require_roles(schema: Schema, *roles: str) -> None:
     missing = [r for r in roles if not schema.roles.get(r)]
     if missing:
         names = ", ".join(ROLE_LABELS[r].lower() for r in missing)
-        opts = " ".join(f"--{r.split('_')[0]}-col COLUMN" for r in missing)
-        raise ConfigError(f"No column was recognised as the {names}. Choose it in the column mapping (or pass {opts}).")
+        opts = " ".join(f"{_ROLE_OPTION[r]} COLUMN" for r in missing if r in _ROLE_OPTION)
+        where = f" (or pass {opts})" if opts else ""
+        raise ConfigError(f"No column was recognised as the {names}. Choose it in the column mapping{where}.")
 
 
 def label_series(df: pd.DataFrame, schema: Schema) -> pd.Series:

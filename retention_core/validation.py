@@ -6,13 +6,15 @@ built; warnings and infos are shown and handled as their ``action`` says.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from .errors import ConfigError, RetentionError
 from .io import datetime_share, parse_datetime
-from .roles import CANCEL_WORDS, RETURN_WORDS, Schema, label_series, norm
+from .roles import CANCEL_WORDS, RETURN_WORDS, ROLE_LABELS, Schema, label_series, norm
 
 MIN_USERS = 20
 MIN_CLASS = 10
@@ -48,7 +50,10 @@ class ValidationReport:
     findings: list[Finding] = field(default_factory=list)
 
     def add(self, severity: str, code: str, message: str, count: int = 0, examples=None, action: str = "") -> None:
-        self.findings.append(Finding(severity, code, message, int(count), list(examples or [])[:5], action))
+        if severity not in SEVERITY_ORDER:
+            raise ValueError(f"severity must be one of {', '.join(SEVERITY_ORDER)}, got {severity!r}")
+        self.findings.append(Finding(severity, code, message, int(count), [_plain(x) for x in list(examples or [])[:5]],
+                                     action))
 
     @property
     def errors(self) -> list[Finding]:
@@ -92,28 +97,63 @@ def _rows(mask: pd.Series, n: int = 5) -> list[int]:
 
 
 def _is_text(s: pd.Series) -> bool:
-    return s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
+    """Text, including categorical columns (as frames built in memory often have)."""
+    return s.dtype == object or pd.api.types.is_string_dtype(s.dtype) or isinstance(s.dtype, pd.CategoricalDtype)
+
+
+def _nunique(s: pd.Series) -> int:
+    try:
+        return int(s.nunique(dropna=True))
+    except TypeError:  # unhashable cells (lists, dicts)
+        return int(s.dropna().astype(str).nunique())
+
+
+def _short(v, n: int = 40) -> str:
+    t = str(v)
+    return t if len(t) <= n else t[: n - 1] + "\u2026"
+
+
+def _feature_columns(df: pd.DataFrame, schema: Schema) -> list:
+    """Columns that can become model features: for a user table everything but the user id and the label; an event
+    log's features are computed from its roles, so none of its raw columns is a feature."""
+    if schema.kind != "users":
+        return []
+    skip = {schema.roles.get("user_id"), schema.roles.get("label")}
+    return [c for c in df.columns if c not in skip]
 
 
 def validate(df: pd.DataFrame, schema: Schema, *, now: pd.Timestamp | None = None) -> ValidationReport:
+    """Check ``df`` read as ``schema`` says; every quirk becomes a finding with a count, examples and an action."""
     rep = ValidationReport()
     roles = schema.roles
-    now = now or pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
+    missing = {r: c for r, c in roles.items() if c and c not in df.columns}
+    if missing:
+        shown = ", ".join(f"{ROLE_LABELS.get(r, r).lower()} {c!r}" for r, c in missing.items())
+        raise ConfigError(f"Column(s) chosen in the column mapping are not in the data: {shown}.")
+    now = pd.Timestamp(now) if now is not None else pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
     n = len(df)
+    if n == 0:
+        rep.add("error", "no_rows", "The table has no rows", 0, [], "upload a table with data")
+        return rep
 
-    dup = df.duplicated()
+    try:
+        dup = df.duplicated()
+    except TypeError:  # unhashable cells: compare their text
+        dup = df.astype(str).duplicated()
     if dup.any():
         rep.add("warning", "duplicate_rows", f"{int(dup.sum()):,} exact duplicate rows", int(dup.sum()), _rows(dup),
-                "dropped (only the first copy is kept)")
+                "dropped (only the first copy is kept)" if schema.kind == "events"
+                else "kept: each copy counts as a user; remove them from the file if they are export errors")
 
+    role_cols = {c for c in roles.values() if c}
     for col in df.columns:
         s = df[col]
         nn = s.dropna()
         if nn.empty:
             rep.add("warning", "empty_column", f"Column {col!r} is empty", n, [col], "ignored")
-        elif nn.nunique() == 1 and n > 1 and col not in roles.values():
-            rep.add("info", "constant_column", f"Column {col!r} has one value ({nn.iloc[0]!r}) in every row", n, [col],
-                    "not used as a feature")
+        elif n > 1 and col not in role_cols and _nunique(nn) == 1:
+            rep.add("info", "constant_column", f"Column {col!r} has one value ({_short(nn.iloc[0])!r}) in every row",
+                    n, [col], "not used as a feature")
 
     user = roles.get("user_id")
     if user:
@@ -121,14 +161,20 @@ def validate(df: pd.DataFrame, schema: Schema, *, now: pd.Timestamp | None = Non
         if miss.any():
             rep.add("warning" if miss.mean() < 0.5 else "error", "missing_user_id",
                     f"{int(miss.sum()):,} rows ({miss.mean():.1%}) have no user id in {user!r}", int(miss.sum()),
-                    _rows(miss), "dropped: events without a user cannot be attributed")
-        n_users = df[user].nunique(dropna=True)
+                    _rows(miss), "rows dropped: events without a user cannot be attributed" if schema.kind == "events"
+                    else "kept for training; these users have no id in exported lists")
+        n_users = _nunique(df[user])
         if n_users < MIN_USERS:
             rep.add("error", "too_few_users", f"Only {n_users} distinct users; at least {MIN_USERS} are needed to train "
                     "a model", n_users, [], "cannot train: upload more users")
         elif n_users < 200:
             rep.add("warning", "few_users", f"Only {n_users} distinct users: models will be unstable", n_users, [],
                     "kept; treat the metrics with caution")
+        if schema.kind == "users" and n_users < n - int(miss.sum()):
+            extra = df[user].astype("string").duplicated(keep="first") & ~miss
+            rep.add("warning", "repeated_user_id", f"{int(extra.sum()):,} rows repeat a user id of {user!r} in a user "
+                    "table", int(extra.sum()), [str(v) for v in df[user][extra].unique()[:5]],
+                    "each row is treated as its own user; if each row is an event, switch the kind to event log")
     else:
         rep.add("error", "no_user_id", "No user id column was found", 0, [], "choose it in the column mapping")
 
@@ -148,16 +194,20 @@ def _validate_events(df: pd.DataFrame, schema: Schema, rep: ValidationReport, no
     else:
         raw = df[ts_col]
         ts = parse_datetime(raw)
-        bad = ts.isna() & raw.notna()
         miss = raw.isna()
+        if _is_text(raw):
+            miss = miss | (raw.astype("string").str.strip() == "").fillna(False)
+        bad = ts.isna() & ~miss
         if bad.any():
             share = bad.mean()
             rep.add("error" if share > 0.5 else "warning", "bad_timestamp",
                     f"{int(bad.sum()):,} timestamps in {ts_col!r} cannot be read as dates", int(bad.sum()),
-                    [str(v) for v in raw[bad].head(5)], "dropped" if share <= 0.5 else "check the timestamp column")
+                    [str(v) for v in raw[bad].unique()[:5]],
+                    "rows dropped" if share <= 0.5 else "choose another timestamp column or fix the date format")
         if miss.any():
-            rep.add("warning", "missing_timestamp", f"{int(miss.sum()):,} rows have no timestamp", int(miss.sum()),
-                    _rows(miss), "dropped")
+            rep.add("warning" if miss.mean() < 0.5 else "error", "missing_timestamp",
+                    f"{int(miss.sum()):,} rows have no timestamp in {ts_col!r}", int(miss.sum()), _rows(miss),
+                    "rows dropped: an event needs a date")
         fut = ts > now
         if fut.any():
             rep.add("warning", "future_timestamp", f"{int(fut.sum()):,} timestamps are in the future", int(fut.sum()),
@@ -168,18 +218,18 @@ def _validate_events(df: pd.DataFrame, schema: Schema, rep: ValidationReport, no
     order = r.get("order_id")
     if order:
         oid = df[order].astype("string")
-        c = oid.str.match(r"^[Cc]\d", na=False)
+        c = oid.str.match(r"^[Cc]\d", na=False).astype(bool)
         if 0 < c.mean() < 0.5:
             rep.add("info", "cancellations", f"{int(c.sum()):,} cancellation lines (order ids starting with 'C')",
-                    int(c.sum()), list(oid[c].head(5)), "not counted as purchases; used for the cancellation rate")
-        adj = oid.str.match(r"^[Aa]\d", na=False)
+                    int(c.sum()), list(oid[c].unique()[:5]), "not counted as purchases; used for the cancellation rate")
+        adj = oid.str.match(r"^[Aa]\d", na=False).astype(bool)
         if 0 < adj.mean() < 0.5:
             rep.add("info", "adjustments", f"{int(adj.sum()):,} adjustment lines (order ids starting with 'A')",
-                    int(adj.sum()), list(oid[adj].head(5)), "not counted as purchases")
+                    int(adj.sum()), list(oid[adj].unique()[:5]), "not counted as purchases")
     et = r.get("event_type")
     if et:
         v = df[et].astype("string")
-        canc = v.str.contains(CANCEL_WORDS, na=False)
+        canc = v.str.contains(CANCEL_WORDS, na=False).astype(bool)
         if canc.any():
             rep.add("info", "cancellations", f"{int(canc.sum()):,} cancellation events", int(canc.sum()),
                     list(v[canc].unique()[:5]), "not counted as purchases")
@@ -190,17 +240,18 @@ def _validate_events(df: pd.DataFrame, schema: Schema, rep: ValidationReport, no
         else:
             rep.add("info", "purchase_types", f"Purchases are events of type {', '.join(schema.purchase_values)}",
                     int(v.isin(schema.purchase_values).sum()), schema.purchase_values, "")
-        ret = v.str.contains(RETURN_WORDS, na=False)
+        ret = v.str.contains(RETURN_WORDS, na=False).astype(bool)
         if ret.any():
-            rep.add("info", "returns", f"{int(ret.sum()):,} return events", int(ret.sum()), [], "treated as returns")
+            rep.add("info", "returns", f"{int(ret.sum()):,} return events", int(ret.sum()), list(v[ret].unique()[:5]),
+                    "treated as returns, not purchases")
     for role in ("quantity", "amount"):
         col = r.get(role)
         if col:
-            x = pd.to_numeric(df[col], errors="coerce")
+            x = _numbers(df[col])
             neg = x < 0
             if neg.any():
                 rep.add("info", f"negative_{role}", f"{int(neg.sum()):,} rows with a negative {role} in {col!r}",
-                        int(neg.sum()), [float(v) for v in x[neg].head(5)], "treated as returns, not purchases")
+                        int(neg.sum()), _rows(neg), "treated as returns, not purchases")
             if role == "amount":
                 zero = x == 0
                 if zero.any():
@@ -209,10 +260,10 @@ def _validate_events(df: pd.DataFrame, schema: Schema, rep: ValidationReport, no
             bad = x.isna() & df[col].notna()
             if bad.any():
                 rep.add("warning", f"bad_{role}", f"{int(bad.sum()):,} values in {col!r} are not numbers",
-                        int(bad.sum()), [str(v) for v in df[col][bad].head(5)], "treated as missing")
+                        int(bad.sum()), [str(v) for v in df[col][bad].unique()[:5]], "treated as missing")
     price = r.get("price")
     if price:
-        p = pd.to_numeric(df[price], errors="coerce")
+        p = _numbers(df[price])
         zero = p == 0
         if zero.any():
             rep.add("warning", "zero_price", f"{int(zero.sum()):,} lines with a zero price in {price!r}", int(zero.sum()),
@@ -227,31 +278,60 @@ def _validate_events(df: pd.DataFrame, schema: Schema, rep: ValidationReport, no
 
         codes = df[prod].astype("string").str.strip()
         has_digit = codes.str.contains(r"\d", na=False)
-        nonprod = codes.str.upper().isin(NON_PRODUCT_CODES).fillna(False)
+        nonprod = codes.str.upper().isin(NON_PRODUCT_CODES).fillna(False).astype(bool)
         if has_digit.mean() > 0.8:
-            nonprod |= ~has_digit & codes.notna()
+            nonprod |= (~has_digit & codes.notna()).astype(bool)
         if nonprod.any():
             rep.add("info", "non_product_lines", f"{int(nonprod.sum()):,} non-product lines (postage, fees, manual "
                     "adjustments)", int(nonprod.sum()), list(codes[nonprod].value_counts().index[:5]),
                     "the order still counts; excluded from revenue and product counts")
-    text_nan = [c for c in df.columns if _is_text(df[c]) and (df[c].astype("string").str.lower() == "nan").sum() > 0]
-    for c in text_nan:
-        k = int((df[c].astype("string").str.lower() == "nan").sum())
-        rep.add("info", "text_nan", f"{k:,} cells in {c!r} hold the text 'nan'", k, [], "treated as missing")
+    for c in df.columns:
+        if not _is_text(df[c]):
+            continue
+        is_nan = df[c].astype("string").str.lower().eq("nan").fillna(False).astype(bool)
+        k = int(is_nan.sum())
+        if k:
+            rep.add("info", "text_nan", f"{k:,} cells in {c!r} hold the text 'nan'", k, _rows(is_nan),
+                    "kept as written; if it means unknown, clear those cells in the source file")
+
+
+def _numbers(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return pd.Series(np.nan, index=s.index, dtype="float64")
+    return pd.to_numeric(s, errors="coerce").astype("float64")
 
 
 def _validate_users(df: pd.DataFrame, schema: Schema, rep: ValidationReport) -> None:
     label = schema.roles.get("label")
+    features = _feature_columns(df, schema)
+    for col in features:
+        s = df[col]
+        if _is_text(s) and datetime_share(s) > 0.9:
+            rep.add("info", "date_feature", f"Column {col!r} holds dates", int(s.notna().sum()), [col],
+                    "turned into an age in days")
     if not label:
         rep.add("warning", "no_label", "No churn label column was found", 0, [],
                 "choose the label column to train; without one the table can only be scored")
         return
-    vals = pd.unique(df[label].dropna())
-    if len(vals) != 2:
-        rep.add("error", "label_not_binary", f"The label {label!r} has {len(vals)} distinct values, not 2",
-                len(vals), [str(v) for v in vals[:5]], "map it to churned / not churned or choose another column")
+    counts = df[label].value_counts(dropna=True)
+    if len(counts) != 2:
+        shown = [f"{_short(v)} ({c:,})" for v, c in counts.head(5).items()]
+        if len(counts) == 0:
+            msg = f"The label {label!r} is empty"
+        elif len(counts) == 1:
+            msg = (f"The label {label!r} has only one value ({_short(counts.index[0])!r}): either every user churned "
+                   "or none did, so there is nothing to learn")
+        else:
+            msg = f"The label {label!r} has {len(counts):,} distinct values, not 2 (churned or not)"
+        rep.add("error", "label_not_binary", msg, len(counts), shown,
+                "map it to churned / not churned or choose another column")
         return
-    y = label_series(df, schema)
+    try:
+        y = label_series(df, schema)
+    except RetentionError as exc:
+        rep.add("error", "label_value", str(exc), 0, [str(v) for v in counts.index],
+                "choose which value of the label means churned")
+        return
     miss = y.isna()
     if miss.any():
         rep.add("warning", "missing_label", f"{int(miss.sum()):,} rows have no label", int(miss.sum()), _rows(miss),
@@ -260,60 +340,102 @@ def _validate_users(df: pd.DataFrame, schema: Schema, rep: ValidationReport) -> 
     rep.add("info", "label_balance", f"{pos:,} churned and {neg:,} retained users ({pos / max(pos + neg, 1):.1%} churn; "
             f"churned means {label} = {schema.label_positive!r})", pos + neg, [], "")
     if min(pos, neg) < MIN_CLASS:
-        rep.add("error", "too_few_churners", f"Only {min(pos, neg)} users in the smaller class; at least {MIN_CLASS} "
-                "churned and retained users are needed", min(pos, neg), [], "cannot train: upload more data")
+        which = "churned" if pos <= neg else "retained"
+        rep.add("error", "too_few_churners", f"Only {min(pos, neg)} {which} users; at least {MIN_CLASS} churned and "
+                f"{MIN_CLASS} retained users are needed to train", min(pos, neg), [],
+                "cannot train: upload more users or choose another label")
     else:
-        check_leaks(df.loc[~miss], y[~miss], schema, rep)
-    for col in df.columns:
-        if col in schema.roles.values() or not _is_text(df[col]):
-            continue
-        if datetime_share(df[col]) > 0.9:
-            rep.add("info", "date_feature", f"Column {col!r} holds dates", int(df[col].notna().sum()), [col],
-                    "turned into an age in days")
+        keep = ~miss.to_numpy()
+        check_leaks(df.loc[keep, features], y[keep], schema, rep)
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC-AUC of ``score`` for 0/1 ``y`` (ties count half), from ranks."""
+    pos = y == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return 0.5
+    ranks = pd.Series(score).rank(method="average").to_numpy()
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def check_leaks(X: pd.DataFrame, y: pd.Series, schema: Schema, rep: ValidationReport) -> list[str]:
-    """Flag a feature that almost determines the label by itself (single-feature ROC-AUC over 0.98)."""
-    from sklearn.metrics import roc_auc_score
+    """Flag a feature that almost determines the label by itself (single-feature ROC-AUC of at least 0.98).
 
-    leaks = []
-    yy = y.to_numpy()
+    Numbers are scored as they are (dates as their time), categories (at most 50 values and at least 20 rows per value
+    on average) by their churn rate, and every column also by whether it is missing: a column filled in only for
+    users who left records the outcome.
+    """
+    leaks: list[str] = []
+    yy = pd.to_numeric(pd.Series(y), errors="coerce").to_numpy(dtype="float64")
+    keep = ~np.isnan(yy)
+    yy = yy[keep]
     if len(np.unique(yy)) < 2:
         return leaks
+    skip = {schema.roles.get("user_id"), schema.roles.get("label")} if schema.kind == "users" else \
+        {c for c in schema.roles.values() if c}
+    n = len(yy)
     for col in X.columns:
-        if col in schema.roles.values():
+        if col in skip:
             continue
-        s = X[col]
+        s = X[col][keep]
+        scores = []
+        isna = s.isna().to_numpy()
+        if 0 < isna.sum() < n:
+            scores.append(("missing", isna.astype("float64")))
+        if pd.api.types.is_datetime64_any_dtype(s.dtype):
+            s = pd.Series(np.where(isna, np.nan, s.to_numpy().view("int64").astype("float64")), index=s.index)
         if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-            score = s.astype("float64").fillna(s.astype("float64").median())
-        elif s.nunique() <= 50:
-            score = s.astype("string").fillna("(missing)").map(
-                pd.Series(yy).groupby(s.astype("string").fillna("(missing)").to_numpy()).mean()).astype(float)
+            v = s.astype("float64").to_numpy()
+            v = np.where(np.isfinite(v), v, np.nan)
+            if (~np.isnan(v)).any():
+                scores.append(("value", np.where(np.isnan(v), np.nanmedian(v), v)))
         else:
-            continue
-        if score.nunique() < 2:
-            continue
-        auc = roc_auc_score(yy, score.to_numpy())
-        if max(auc, 1 - auc) >= LEAK_AUC:
-            leaks.append(col)
-            rep.add("warning", "label_leak", f"Column {col!r} alone predicts the label almost perfectly "
-                    f"(ROC-AUC {max(auc, 1 - auc):.3f}): it probably records the outcome", 1, [col],
-                    "left out of the features (keep it only if it is known before the churn happens)")
+            k = _nunique(s)
+            if 2 <= k <= 50 and k * 20 <= n:
+                key = s.astype("string").fillna("(missing)").to_numpy(dtype=object)
+                rate = pd.Series(yy).groupby(key).mean()
+                scores.append(("value", pd.Series(key).map(rate).to_numpy(dtype="float64")))
+        for _, score in scores:
+            if np.nanmin(score) == np.nanmax(score):
+                continue
+            auc = _auc(yy, score)
+            if max(auc, 1 - auc) >= LEAK_AUC:
+                leaks.append(col)
+                rep.add("warning", "label_leak", f"Column {col!r} alone predicts the label almost perfectly "
+                        f"(ROC-AUC {max(auc, 1 - auc):.3f}): it probably records the outcome", 1, [col],
+                        "left out of the features (keep it only if it is known before the churn happens)")
+                break
     return leaks
 
 
+_ID_WORDS = "id|uuid|guid|key|email|mail|phone|mobile|name|number|no|code|ref|reference|token|ip"
+_ID_LIKE = re.compile(rf"(?:^|[^a-z0-9])(?:{_ID_WORDS})$")
+_ID_CAMEL = re.compile(r"[a-z0-9](?:ID|Id|Uuid|UUID|Key|Email|Phone|Name|Number|No|Code|Ref)$")
+
+
+def _id_name(col) -> bool:
+    name = str(col).strip()
+    return norm(name) in ("id", "uuid", "guid", "email", "phone", "name") or bool(_ID_LIKE.search(name.lower())) \
+        or bool(_ID_CAMEL.search(name))
+
+
 def _identifier_features(df: pd.DataFrame, schema: Schema, rep: ValidationReport) -> None:
-    """Text columns with (nearly) one value per row look like identifiers and are never features."""
+    """Columns with (nearly) one value per row look like identifiers (names, e-mails, ids) and are never features."""
     if schema.kind != "users":
         return
     n = len(df)
-    for col in df.columns:
-        if col in schema.roles.values() or n < 20:
-            continue
+    if n < 20:
+        return
+    for col in _feature_columns(df, schema):
         s = df[col]
-        k = s.nunique(dropna=True)
-        looks_id = norm(col).endswith(("id", "uuid", "key", "email", "phone", "name")) and k > 0.5 * n
-        if (_is_text(s) and k >= 0.95 * n and datetime_share(s) < 0.5) or looks_id:
+        k = _nunique(s)
+        if k == 0:
+            continue
+        whole = not pd.api.types.is_float_dtype(s.dtype) or bool((s.dropna() % 1 == 0).all())
+        looks_id = _id_name(col) and k > 0.5 * n and whole and not pd.api.types.is_bool_dtype(s.dtype)
+        unique_text = _is_text(s) and k >= 0.95 * n and datetime_share(s) < 0.5
+        if looks_id or unique_text:
             rep.add("warning", "identifier_feature", f"Column {col!r} looks like an identifier ({k:,} distinct values "
                     f"in {n:,} rows)", k, [col], "not used as a feature")
 
@@ -323,9 +445,10 @@ def validate_dataset(frame: pd.DataFrame) -> ValidationReport:
     rep = ValidationReport()
     lab = frame["churned"].dropna()
     pos, neg = int((lab == 1).sum()), int((lab == 0).sum())
-    if len(frame["user_id"].unique()) < MIN_USERS:
-        rep.add("error", "too_few_users", f"Only {frame['user_id'].nunique()} users in the dataset; at least "
-                f"{MIN_USERS} are needed", frame["user_id"].nunique(), [], "use a longer lookback or an earlier cutoff")
+    n_users = int(frame["user_id"].nunique(dropna=True))
+    if n_users < MIN_USERS:
+        rep.add("error", "too_few_users", f"Only {n_users} users in the dataset; at least {MIN_USERS} are needed",
+                n_users, [], "use a longer lookback or an earlier cutoff")
     if min(pos, neg) < MIN_CLASS:
         which = "churned" if pos < neg else "retained"
         rep.add("error", "too_few_churners", f"Only {min(pos, neg)} {which} users in the labelled snapshots; at least "

@@ -1,0 +1,291 @@
+"""Tests for the scikit-learn churn models, their preprocessing and the calibration wrapper."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from retention_core.errors import ConfigError, ModelError
+from retention_core.models.baselines import RecencyRule
+from retention_core.models.sklearn_models import (
+    CalibratedModel,
+    GradientBoostingModel,
+    LogisticModel,
+    RandomForestModel,
+    SignedLog1p,
+    infer_columns,
+    make_preprocessor,
+)
+
+NUMERIC = ["recency_days", "orders", "revenue", "trend", "is_member"]
+CATEGORICAL = ["country"]
+
+
+def make_users(n: int, seed: int, *, base_rate: float = 0.0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-user table with a real signal: churn rises with recency and in one country, falls with orders and trend.
+
+    Revenue is heavy-tailed with 10% missing, the country has a rare value and missing entries, ``base_rate`` shifts
+    the churn logit (negative = fewer churners).
+    """
+    rng = np.random.default_rng(seed)
+    recency = rng.exponential(60, n)
+    orders = rng.poisson(3, n).astype(float)
+    revenue = rng.lognormal(4, 1.2, n)
+    trend = rng.normal(0, 1, n)
+    member = (rng.random(n) < 0.3).astype(float)
+    country = rng.choice(["UK", "DE", "FR", "US", "IS"], n, p=[0.4, 0.3, 0.17, 0.128, 0.002]).astype(object)
+    logit = (base_rate + 1.5 * (np.log1p(recency) - np.log1p(40)) - 0.4 * (orders - 3) - 0.6 * trend
+             + np.where(country == "DE", 1.2, 0.0))
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(float)
+    revenue[rng.random(n) < 0.1] = np.nan
+    country[rng.random(n) < 0.05] = None
+    X = pd.DataFrame({
+        "user_id": [f"u{seed}_{i}" for i in range(n)],
+        "snapshot_date": pd.Timestamp("2024-01-01"),
+        "recency_days": recency, "orders": orders, "revenue": revenue, "trend": trend, "is_member": member,
+        "country": pd.Series(country, dtype="str"),
+    })
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_users(1500, 0)
+    Xt, yt = make_users(800, 1)
+    return X, y, Xt, yt
+
+
+def awkward(Xt: pd.DataFrame) -> pd.DataFrame:
+    """The scoring table with unseen categories, missing values everywhere, extra and reordered columns."""
+    X = Xt.copy()
+    X.loc[X.index[:20], "country"] = "Atlantis"
+    X.loc[X.index[20:40], "country"] = None
+    X.loc[X.index[40:60], "orders"] = np.nan
+    X.loc[X.index[60:80], "recency_days"] = np.inf
+    X.loc[X.index[80:100], "trend"] = np.nan  # no missing trend at fit time
+    X["something_else"] = "x"
+    return X[list(reversed(X.columns))]
+
+
+MODELS = [
+    pytest.param(lambda: LogisticModel(NUMERIC, CATEGORICAL), id="logreg-l2"),
+    pytest.param(lambda: LogisticModel(NUMERIC, CATEGORICAL, penalty="l1", C=0.5), id="logreg-l1"),
+    pytest.param(lambda: LogisticModel(NUMERIC, CATEGORICAL, penalty="elasticnet", class_weight=None), id="logreg-en"),
+    pytest.param(lambda: RandomForestModel(NUMERIC, CATEGORICAL, n_estimators=60), id="random_forest"),
+    pytest.param(lambda: GradientBoostingModel(NUMERIC, CATEGORICAL, max_iter=100), id="gbm"),
+    pytest.param(lambda: GradientBoostingModel(max_iter=100), id="gbm-inferred-columns"),
+]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# preprocessing
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_signed_log_picks_heavy_tailed_nonnegative_columns():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({
+        "revenue": rng.lognormal(4, 1.5, 500),  # heavy tail, >= 0
+        "trend": rng.normal(0, 1, 500) ** 3,  # heavy tail but negative values
+        "flag": (rng.random(500) < 0.05).astype(float),  # skewed but binary
+        "uniform": rng.random(500),  # not skewed
+    })
+    t = SignedLog1p().fit(X)
+    assert t.log_columns_.tolist() == [True, False, False, False]
+    out = t.transform(pd.DataFrame({"revenue": [-5.0, np.inf, 0.0], "trend": [1.0, 2.0, 3.0],
+                                    "flag": [0.0, 1.0, np.nan], "uniform": [0.1, 0.2, 0.3]}))
+    assert out[0, 0] == pytest.approx(-np.log1p(5.0))  # a negative value seen only at scoring stays finite
+    assert np.isnan(out[1, 0]) and np.isnan(out[2, 2])  # inf is treated as missing
+    assert SignedLog1p(enabled=False).fit(X).log_columns_.sum() == 0
+    assert list(t.get_feature_names_out()) == list(X.columns)
+
+
+def test_preprocessor_onehot_names_missing_and_unseen(data):
+    X, y, Xt, _ = data
+    pre = make_preprocessor(NUMERIC, CATEGORICAL).fit(X, y)
+    names = list(pre.get_feature_names_out())
+    assert names[:5] == NUMERIC
+    assert "missingindicator_revenue" in names
+    assert "country=(missing)" in names and "country=DE" in names
+    assert "country=(other)" in names  # the rare value
+    assert "country=IS" not in names
+    out = pre.transform(awkward(Xt))
+    assert out.shape == (len(Xt), len(names)) and out.dtype == np.float64
+    assert np.isfinite(out).all()
+    other = names.index("country=(other)")
+    assert (out[:20, other] == 1).all()  # unseen "Atlantis" counts as other
+    # scaled numeric columns, log on the heavy-tailed revenue only
+    log_cols = pre.named_transformers_["num"].named_steps["log"].log_columns_
+    assert dict(zip(NUMERIC, log_cols))["revenue"] and not dict(zip(NUMERIC, log_cols))["trend"]
+    assert abs(pre.transform(X)[:, 0].mean()) < 1e-6
+
+
+def test_preprocessor_ordinal_unknown_is_minus_one(data):
+    X, y, Xt, _ = data
+    pre = make_preprocessor(NUMERIC, CATEGORICAL, scale=False, log_heavy=False, encoding="ordinal").fit(X, y)
+    names = list(pre.get_feature_names_out())
+    assert names[-1] == "country"
+    out = pre.transform(awkward(Xt))
+    assert (out[:20, -1] == -1).all()
+    assert np.isfinite(out).all()
+    assert out[:, 0].max() > 100  # recency in days, untouched
+
+
+def test_preprocessor_rejects_bad_settings():
+    with pytest.raises(ConfigError, match="'target'"):
+        make_preprocessor(["a"], [], encoding="target")
+    with pytest.raises(ConfigError, match="both numeric and categorical"):
+        make_preprocessor(["a"], ["a"])
+    with pytest.raises(ConfigError):
+        make_preprocessor([], [])
+
+
+def test_infer_columns_skips_identifiers(data):
+    X, _, _, _ = data
+    num, cat = infer_columns(X.assign(churned=0.0))
+    assert num == NUMERIC and cat == CATEGORICAL
+    assert infer_columns(X, ["orders"], None) == (["orders"], ["country"])
+    with pytest.raises(ModelError, match="'nope'"):
+        infer_columns(X, ["nope"], [])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# models
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("factory", MODELS)
+def test_model_fits_and_scores_raw_columns(factory, data):
+    X, y, Xt, yt = data
+    calls = []
+    model = factory()
+    assert model.fit(X, y, progress=lambda f, m: calls.append((f, m))) is model
+    assert calls[0][0] == 0.0 and calls[-1][0] == 1.0
+    p = model.predict_proba(Xt)
+    assert p.shape == (len(Xt),) and p.dtype == np.float64
+    assert ((p >= 0) & (p <= 1)).all()
+    assert roc_auc_score(yt, p) > 0.7
+    # awkward input: unseen categories, missing and infinite values, extra and reordered columns
+    q = model.predict_proba(awkward(Xt))
+    assert q.shape == (len(Xt),) and np.isfinite(q).all() and ((q >= 0) & (q <= 1)).all()
+    # the fitted pipeline alone scores the raw table, and survives pickling
+    pipe = pickle.loads(pickle.dumps(model.pipeline_))
+    np.testing.assert_allclose(pipe.predict_proba(Xt)[:, 1], p)
+    assert len(model.feature_names_out_) == model.transform(Xt).shape[1]
+    assert model.numeric_ == NUMERIC and model.categorical_ == CATEGORICAL
+    assert model.predict_proba(Xt.iloc[:0]).shape == (0,)
+
+
+def test_models_store_params_unchanged():
+    m = RandomForestModel(["a"], None, n_estimators=10, max_depth=3)
+    assert m.get_params()["max_depth"] == 3 and m.get_params()["categorical"] is None
+    assert m.set_params(max_depth=None) is m and m.max_depth is None
+    with pytest.raises(ConfigError, match="'depth'"):
+        m.set_params(depth=3)
+    assert "n_estimators=10" in repr(m)
+
+
+@pytest.mark.parametrize(
+    "model, match",
+    [
+        (LogisticModel(penalty="l3"), "'l3'"),
+        (LogisticModel(C=0), "got 0"),
+        (RandomForestModel(n_estimators=2.5), "got 2.5"),
+        (GradientBoostingModel(learning_rate=-1), "got -1"),
+        (GradientBoostingModel(class_weight="heavy"), "'heavy'"),
+    ],
+)
+def test_bad_settings_quote_the_value(model, match, data):
+    X, y, _, _ = data
+    with pytest.raises(ConfigError, match=match):
+        model.fit(X, y)
+
+
+def test_training_and_scoring_errors(data):
+    X, y, Xt, _ = data
+    with pytest.raises(ModelError, match="not fitted"):
+        LogisticModel().predict_proba(Xt)
+    with pytest.raises(ModelError, match="both churned and retained"):
+        LogisticModel().fit(X, np.zeros(len(X)))
+    with pytest.raises(ModelError, match="labels"):
+        LogisticModel().fit(X, y[:-1])
+    with pytest.raises(ModelError, match="DataFrame"):
+        LogisticModel().fit(X.to_numpy(), y)
+    m = LogisticModel(NUMERIC, CATEGORICAL).fit(X, y)
+    with pytest.raises(ModelError, match="'orders'"):
+        m.predict_proba(Xt.drop(columns=["orders"]))
+
+
+def test_gbm_uses_validation_rows_for_early_stopping(data):
+    X, y, Xt, yt = data
+    m = GradientBoostingModel(NUMERIC, CATEGORICAL, learning_rate=0.3, max_iter=300).fit(X, y, X_val=Xt, y_val=yt)
+    assert m.n_iter_ < 300
+    assert roc_auc_score(yt, m.predict_proba(Xt)) > 0.7
+
+
+def test_l1_logistic_drops_noise_features(data):
+    X, y, _, _ = data
+    rng = np.random.default_rng(5)
+    noisy = X.assign(**{f"noise_{i}": rng.normal(size=len(X)) for i in range(10)})
+    m = LogisticModel(penalty="l1", C=0.01).fit(noisy, y)
+    coef = m.coefficients()
+    assert (coef.filter(like="noise_") == 0).sum() >= 5
+    assert coef.index[0] == "recency_days"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# calibration
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rare_churn():
+    """About 15% churners: a class-balanced logistic regression overstates every probability."""
+    X, y = make_users(2000, 2, base_rate=-2.5)
+    Xt, yt = make_users(1500, 3, base_rate=-2.5)
+    return X, y, Xt, yt
+
+
+@pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
+@pytest.mark.parametrize("use_val", [False, True], ids=["cv", "validation"])
+def test_calibration_improves_brier_on_miscalibrated_model(method, use_val, rare_churn):
+    X, y, Xt, yt = rare_churn
+    assert 0.05 < y.mean() < 0.3
+    base = LogisticModel(NUMERIC, CATEGORICAL, class_weight="balanced")
+    p_base = LogisticModel(**base.get_params()).fit(X, y).predict_proba(Xt)
+    kw = {"X_val": Xt.iloc[:700], "y_val": yt[:700]} if use_val else {}
+    cal = CalibratedModel(base, method=method).fit(X, y, **kw)
+    assert cal.calibration_source_ == ("validation" if use_val else "cv")
+    assert cal.base is base and not hasattr(base, "pipeline_")  # the given model is left untouched
+    p = cal.predict_proba(Xt.iloc[700:])
+    assert ((p >= 0) & (p <= 1)).all()
+    assert brier_score_loss(yt[700:], p) < brier_score_loss(yt[700:], p_base[700:]) - 0.01
+    assert abs(p.mean() - yt[700:].mean()) < abs(p_base[700:].mean() - yt[700:].mean())
+    assert cal.feature_names_out_ == cal.base_.feature_names_out_
+
+
+def test_calibration_holdout_for_other_models_uses_latest_snapshot(rare_churn):
+    X, y, Xt, yt = rare_churn
+    Xs = pd.concat([X, Xt.iloc[:500].assign(snapshot_date=pd.Timestamp("2024-02-01"))], ignore_index=True)
+    ys = np.concatenate([y, yt[:500]])
+    cal = CalibratedModel(RecencyRule(horizon_days=90), method="sigmoid").fit(Xs, ys)
+    assert cal.calibration_source_ == "holdout" and cal.n_calibration_ == 500
+    p = cal.predict_proba(Xt.iloc[500:])
+    assert ((p >= 0) & (p <= 1)).all() and p.shape == (1000,)
+    assert roc_auc_score(yt[500:], p) > 0.6
+    # a single snapshot: a stratified 20%
+    cal = CalibratedModel(RecencyRule(), method="isotonic").fit(X, y)
+    assert cal.calibration_source_ == "holdout" and cal.n_calibration_ == 400
+
+
+def test_calibration_errors(data):
+    X, y, Xt, _ = data
+    with pytest.raises(ConfigError, match="'beta'"):
+        CalibratedModel(LogisticModel(), method="beta").fit(X, y)
+    with pytest.raises(ModelError, match="not fitted"):
+        CalibratedModel(LogisticModel()).predict_proba(Xt)
+    with pytest.raises(ModelError, match=r"\(validation\): every label is 0"):
+        CalibratedModel(LogisticModel()).fit(X, y, X_val=Xt.iloc[:10], y_val=np.zeros(10))
