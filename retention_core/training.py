@@ -32,6 +32,7 @@ class TrainConfig:
     holdout: float = 0.2
     backtest: int = 0  # extra earlier validation cutoffs (event logs)
     refit: bool = True
+    train_snapshots: int = 3  # event logs: the most recent snapshots a model learns from (0 = all)
 
     def model_keys(self) -> list[str]:
         from .models import DEFAULT_AUTO, REGISTRY
@@ -67,8 +68,21 @@ class TrainResult:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def time_split(ds, horizon_days: int) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
-    """(train mask, validation mask, validation cutoff) over the labelled rows of a snapshot dataset."""
+def recent_snapshots(dates: pd.Series, mask: np.ndarray, k: int) -> np.ndarray:
+    """``mask`` restricted to its ``k`` most recent snapshot dates (all when k <= 0).
+
+    Recent snapshots resemble the one to score: in a log that starts recently, early snapshots see a short history and
+    their lifetime totals mean something else, so learning from them hurts more than it helps.
+    """
+    if k <= 0 or not mask.any():
+        return mask
+    keep = np.sort(pd.to_datetime(dates[mask]).unique())[::-1][:k]
+    return mask & pd.to_datetime(dates).isin(keep).to_numpy()
+
+
+def time_split(ds, horizon_days: int, train_snapshots: int = 0) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
+    """(train mask, validation mask, validation cutoff) over the labelled rows of a snapshot dataset; training uses the
+    ``train_snapshots`` most recent snapshots a full horizon before validation (all when 0)."""
     f = ds.frame
     dates = pd.to_datetime(f["snapshot_date"])
     labelled = f["churned"].notna().to_numpy()
@@ -81,7 +95,7 @@ def time_split(ds, horizon_days: int) -> tuple[np.ndarray, np.ndarray, pd.Timest
         raise ConfigError(f"Time-aware validation needs training snapshots at least {horizon_days} days (one horizon) "
                           f"before the validation snapshot {t_val.date()}. Build more snapshots (e.g. 4 or more, "
                           "30 days apart) or shorten the horizon.")
-    return train, val, t_val
+    return recent_snapshots(dates, train, train_snapshots), val, t_val
 
 
 def _check_classes(y: np.ndarray, what: str) -> None:
@@ -129,6 +143,8 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
     from .models import REGISTRY
 
     keys = cfg.model_keys()
+    if cfg.models in ("auto", None, ["auto"]):  # auto leaves out models this data cannot feed
+        keys = [k for k in keys if not REGISTRY[k].missing_columns(ds.features)]
     horizon = int(horizon_days or ds.config.get("horizon_days", 90))
     progress = progress or (lambda f, m: None)
     lab = ds.labelled()
@@ -139,7 +155,7 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
     y_all = frame["churned"].to_numpy(dtype=float)
     seq_all = lab.sequences
     if ds.kind == "events":
-        tr, va, t_val = time_split(lab, horizon)
+        tr, va, t_val = time_split(lab, horizon, cfg.train_snapshots)
         scheme = (f"time split: trained on {frame.loc[tr, 'snapshot_date'].nunique()} snapshot(s) up to "
                   f"{pd.Timestamp(frame.loc[tr, 'snapshot_date'].max()).date()}, validated on {t_val.date()}")
     else:
@@ -162,14 +178,19 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
 
     rows, preds, thresholds, fitted, errors, cv_rows = [], {}, {}, {}, {}, []
     n = len(keys)
-    for i, key in enumerate(keys):
+    members = [k for k in keys if k != "ensemble"]
+    for i, key in enumerate(members + (["ensemble"] if "ensemble" in keys else [])):
         spec = REGISTRY[key]
         params = dict(cfg.params.get(key, {}))
         sub = (lambda f, m, i=i, key=key: progress((i + 0.9 * min(max(f, 0), 1)) / n, f"{REGISTRY[key].label}: {m}"))
         sub(0.0, "training")
         t0 = time.perf_counter()
         try:
-            model = _fit_one(key, params, num, cat, horizon, X_tr, y_tr, s_tr, X_va, y_va, s_va, cfg.calibrate, sub)
+            if key == "ensemble":
+                model = _assemble_ensemble(fitted, cfg, num, cat, horizon, X_tr, y_tr, sub)
+            else:
+                model = _fit_one(key, params, num, cat, horizon, X_tr, y_tr, s_tr, X_va, y_va, s_va, cfg.calibrate,
+                                 sub)
             fit_s = time.perf_counter() - t0
             p = _predict(model, key, X_va, s_va)
         except (ConfigError, ModelError) as exc:
@@ -183,7 +204,7 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
         rows.append({"model": key, "label": spec.label, "family": spec.family, **{k: m[k] for k in METRICS},
                      "threshold": thr, "fit_seconds": fit_s})
         preds[key], thresholds[key], fitted[key] = p, thr, model
-        if ds.kind == "users" and cfg.cv_folds >= 2 and spec.family != "deep":
+        if ds.kind == "users" and cfg.cv_folds >= 2 and spec.family not in ("deep", "ensemble"):
             cv_rows.append({"model": key, **_cross_validate(key, params, num, cat, horizon, X_tr, y_tr, cfg)})
         sub(1.0, f"done ({fit_s:.1f} s)")
     if not rows:
@@ -200,19 +221,39 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
     backtest = _backtest(lab, keys, cfg, num, cat, horizon, fitted) if ds.kind == "events" and cfg.backtest else pd.DataFrame()
 
     if cfg.refit:
-        progress(0.97, "refitting on all labelled data")
+        progress(0.97, "refitting on the most recent labelled data")
+        final = np.ones(len(frame), bool)
+        if ds.kind == "events":
+            final = recent_snapshots(frame["snapshot_date"], final, cfg.train_snapshots)
         for key in list(fitted):
-            if REGISTRY[key].family == "deep":
+            if REGISTRY[key].family in ("deep", "ensemble"):
                 continue
             try:
-                fitted[key] = _fit_one(key, dict(cfg.params.get(key, {})), num, cat, horizon, X_all[num + cat], y_all,
-                                       seq_all, None, None, None, cfg.calibrate, None)
+                fitted[key] = _fit_one(key, dict(cfg.params.get(key, {})), num, cat, horizon, X_all.loc[final, num + cat],
+                                       y_all[final], seq_all[final] if seq_all is not None else None, None, None, None,
+                                       cfg.calibrate, None)
             except Exception as exc:  # keep the validated model if the refit fails
                 errors[f"{key} (refit)"] = str(exc)
-    val_cols = ["user_id"] + (["snapshot_date"] if "snapshot_date" in frame else []) + categorical
+        if "ensemble" in fitted:
+            fitted["ensemble"] = _assemble_ensemble(fitted, cfg, num, cat, horizon, None, None, None)
+    val_cols = ["user_id"] + (["snapshot_date"] if "snapshot_date" in frame else []) + num + cat
     progress(1.0, "done")
     return TrainResult(board, best, fitted, preds, y_va, frame.loc[va, val_cols].reset_index(drop=True), thresholds,
                        scheme, num, cat, backtest, cv, errors)
+
+
+def _assemble_ensemble(fitted: dict, cfg: TrainConfig, num, cat, horizon, X, y, progress):
+    """The averaging ensemble from members already fitted in this run (fitted from scratch when X is given and too
+    few members are there)."""
+    from .models.ensemble import DEFAULT_MEMBERS, EnsembleModel
+
+    have = {k: fitted[k] for k in DEFAULT_MEMBERS if k in fitted}
+    if len(have) >= 2:
+        return EnsembleModel.from_fitted(have, numeric=num, categorical=cat, horizon_days=horizon)
+    if X is None:
+        raise ModelError("The ensemble needs at least two of its members trained in the same run.")
+    model = EnsembleModel(num, cat, horizon)
+    return model.fit(X, y, progress=progress)
 
 
 def _cross_validate(key, params, num, cat, horizon, X, y, cfg) -> dict:

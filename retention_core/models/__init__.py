@@ -30,7 +30,7 @@ __all__ = [
     "resolve_model_keys",
 ]
 
-FAMILIES = ("baseline", "linear", "tree", "deep")
+FAMILIES = ("baseline", "linear", "tree", "deep", "ensemble")
 KINDS = ("int", "float", "choice", "bool")
 
 
@@ -187,6 +187,10 @@ def _bgnbd(*, numeric: Any, categorical: Any, horizon_days: float, **p: Any) -> 
     return _baselines().BGNBDModel(horizon_days=horizon_days, **p)
 
 
+def _ensemble(*, numeric: Any, categorical: Any, horizon_days: float) -> Any:
+    return importlib.import_module("retention_core.models.ensemble").EnsembleModel(numeric, categorical, horizon_days)
+
+
 def _sklearn_factory(cls_name: str) -> Callable[..., Any]:
     def factory(*, numeric: Any, categorical: Any, horizon_days: float, **p: Any) -> Any:
         return getattr(_sk(), cls_name)(numeric, categorical, **p)
@@ -265,15 +269,15 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec(
             "random_forest", "Random forest", "tree", _sklearn_factory("RandomForestModel"),
             _p(
-                Param("n_estimators", 300, "int", low=10, high=2000, help="Number of trees."),
+                Param("n_estimators", 200, "int", low=10, high=2000, help="Number of trees."),
                 Param("max_depth", None, "int", low=1, high=64, optional=True,
                       help="Deepest split allowed; None = grow until leaves are small."),
-                Param("min_samples_leaf", 5, "int", low=1, high=1000, help="Fewest users in a leaf."),
+                Param("min_samples_leaf", 20, "int", low=1, high=1000, help="Fewest users in a leaf."),
                 Param("class_weight", "balanced_subsample", "choice", choices=("balanced_subsample", "balanced", None),
                       help="Reweighting of churned vs retained users.", advanced=True),
                 Param("n_jobs", -1, "int", low=-1, high=256, help="CPU cores to use (-1 = all).", advanced=True),
                 Param("random_state", 0, "int", low=0, high=2**31 - 1, help="Random seed.", advanced=True),
-                Param("max_samples", None, "float", low=0.01, high=1.0, optional=True,
+                Param("max_samples", 0.3, "float", low=0.01, high=1.0, optional=True,
                       help="Share of users drawn for each tree (None = all); smaller is faster and saves smaller.",
                       advanced=True),
             ),
@@ -352,11 +356,17 @@ REGISTRY: dict[str, ModelSpec] = {
             needs_sequences=True,
             description="Self-attention encoder over the weekly activity sequence plus the per-user features.",
         ),
+        ModelSpec(
+            "ensemble", "Ensemble (average)", "ensemble", _ensemble, {},
+            description="Equal-weight average of logistic regression, random forest, gradient boosting and BG/NBD; "
+                        "assembled from those members when they are trained in the same run.",
+            requires=(("repeat_purchases",), ("tenure_days",), ("first_to_last_days", "recency_days")),
+        ),
     ]
 }
 
 # What ``--models auto`` trains: fast and strong; neural models only when asked for by name.
-DEFAULT_AUTO: list[str] = ["recency", "bgnbd", "logreg", "random_forest", "gbm"]
+DEFAULT_AUTO: list[str] = ["recency", "bgnbd", "logreg", "random_forest", "gbm", "ensemble"]
 
 CALIBRATION_METHODS = ("isotonic", "sigmoid")
 
@@ -412,6 +422,7 @@ _LAZY = {
     "RandomForestModel": "sklearn_models",
     "GradientBoostingModel": "sklearn_models",
     "CalibratedModel": "sklearn_models",
+    "EnsembleModel": "ensemble",
     "make_preprocessor": "sklearn_models",
     "MLPModel": "keras_models",
     "CNNModel": "keras_models",

@@ -69,7 +69,7 @@ def test_required_columns_of_the_baselines():
 
 
 def test_default_auto_is_fast_and_shallow():
-    assert DEFAULT_AUTO == ["recency", "bgnbd", "logreg", "random_forest", "gbm"]
+    assert DEFAULT_AUTO == ["recency", "bgnbd", "logreg", "random_forest", "gbm", "ensemble"]
     assert all(REGISTRY[k].family != "deep" for k in DEFAULT_AUTO)
     assert {REGISTRY[k].family for k in REGISTRY} == set(FAMILIES)
 
