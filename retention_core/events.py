@@ -168,7 +168,7 @@ def default_config(ev: pd.DataFrame) -> SnapshotConfig:
     """Defaults suited to the log's span: a 90-day horizon and 365-day lookback when the data allows."""
     span = max(int((ev["ts"].max() - ev["ts"].min()).days), 1)
     horizon = 90 if span >= 270 else max(7, span // 3)
-    lookback = 365 if span >= 365 else max(30, span)
+    lookback = 365
     step = 30 if horizon >= 60 else max(1, horizon // 2)
     room = span - horizon - 60
     n = max(1, min(6, room // step + 1)) if room > 0 else 1

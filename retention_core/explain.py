@@ -444,6 +444,29 @@ def _points_text(p: float) -> str:
     return f"+{text} {'pt' if text == '1' else 'pts'}"
 
 
+_THEMES = [
+    ("recency", re.compile(r"^(recency_days|days_since_last_event|recency_vs_usual_gap)$")),
+    ("trend", re.compile(r"(_trend_|_vs_avg$|_prev_)")),
+    ("spend", re.compile(r"^(revenue_|avg_order_value$|units_total$)")),
+    ("frequency", re.compile(r"^(orders_|repeat_purchases$|active_days_|lines_)")),
+    ("cadence", re.compile(r"^gap_")),
+    ("returns", re.compile(r"^(return|cancel)")),
+    ("browsing", re.compile(r"^(events_|browsing)")),
+    ("breadth", re.compile(r"^n_(products|categories)$")),
+    ("tenure", re.compile(r"^(tenure_days|first_to_last_days)$")),
+    ("rating", re.compile(r"^rating")),
+]
+
+
+def reason_theme(feature: str) -> str:
+    """The theme a feature speaks to (spend, frequency, recency, ...): a reason list names each theme once, so
+    "spent little in 365 days" and "spent little in total" do not crowd out other reasons."""
+    for theme, pat in _THEMES:
+        if pat.search(feature):
+            return theme
+    return feature
+
+
 def reason_texts(shap_row: pd.Series, x_row: pd.Series | dict, reference: Any = None, *,
                  n: int | None = None, categorical: Sequence[str] = (), min_points: float = MIN_POINTS) -> list[str]:
     """Plain-language reasons for one user, largest first: only the features that push the churn risk UP.
@@ -457,6 +480,8 @@ def reason_texts(shap_row: pd.Series, x_row: pd.Series | dict, reference: Any = 
     cats = set(categorical)
     effects = pd.to_numeric(pd.Series(shap_row), errors="coerce").dropna()
     effects = effects[effects >= min_points].sort_values(ascending=False, kind="stable")
+    themes = pd.Series([reason_theme(str(f)) for f in effects.index], index=effects.index)
+    effects = effects[~themes.duplicated().to_numpy()]
     if n is not None:
         effects = effects.iloc[: max(int(n), 0)]
     values = x_row if isinstance(x_row, dict) else pd.Series(x_row).to_dict()
