@@ -62,7 +62,7 @@ def _key() -> bytes:
     home.mkdir(parents=True, exist_ok=True)
     f = home / "bundle.key"
     if not f.exists():
-        tmp = home / f".bundle.key.{os.getpid()}"
+        tmp = home / f".bundle.key.{os.getpid()}.{secrets.token_hex(4)}"
         tmp.write_text(secrets.token_hex(32))
         os.chmod(tmp, 0o600)
         try:
