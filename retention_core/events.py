@@ -234,12 +234,12 @@ def build_dataset(ev: pd.DataFrame, cfg: SnapshotConfig | None = None, *, sequen
     if not dates:
         raise ConfigError("No snapshot fits in the data with these settings. Use fewer snapshots, a shorter step or "
                           "a later cutoff.")
-    frame = features.compute(ev, dates, cfg, end=data_end(ev))
+    frame, seq = features.compute(ev, dates, cfg, end=data_end(ev), sequences=sequences)
     if frame.empty:
         raise DataError(f"No user made a purchase in the {cfg.lookback_days} days before the cutoff(s) "
                         f"{', '.join(str(d.date()) for d in dates)}. Check the purchase settings or the cutoff.")
     numeric, categorical = features.feature_columns(frame, attributes=[c for c in ev.columns if c not in CANONICAL])
-    seq, channels = (features.activity_sequences(ev, frame, cfg.sequence_weeks) if sequences else (None, []))
+    channels = list(features.SEQUENCE_CHANNELS) if sequences else []
     conf = cfg.as_dict()
     conf["cutoffs"] = [str(d.date()) for d in dates]
     return Dataset(frame, numeric, categorical, seq, channels, conf, "events")

@@ -110,13 +110,16 @@ def _window_sql(windows: tuple[int, ...], types: list[str]) -> str:
 
 
 def compute(ev: pd.DataFrame, dates: list[pd.Timestamp], cfg: SnapshotConfig, *, end: pd.Timestamp,
-            threads: int | None = None) -> pd.DataFrame:
-    """One row per (snapshot, user active in the lookback window): features from buckets <= T and the label."""
+            threads: int | None = None, sequences: bool = False) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """One row per (snapshot, user active in the lookback window): features from buckets <= T and the label; with
+    ``sequences``, also the weekly activity array aligned with the rows (from the same per-day table)."""
     attributes = [c for c in ev.columns if c not in CANONICAL]
     con = connect(threads)
     try:
         types = _prepare(con, ev, attributes)
-        return _snapshot_features(con, ev, dates, cfg, end, types, attributes)
+        frame = _snapshot_features(con, ev, dates, cfg, end, types, attributes)
+        seq = _sequences(con, frame, cfg.sequence_weeks) if sequences else None
+        return frame, seq
     finally:
         con.close()
 
@@ -223,32 +226,35 @@ def activity_sequences(ev: pd.DataFrame, frame: pd.DataFrame, weeks: int = 26,
     Channels: orders, log(1 + revenue), log(1 + browsing events), returns. Week ``weeks - 1`` is the 7 days up to the
     cutoff; nothing after the cutoff is used.
     """
-    attributes = [c for c in ev.columns if c not in CANONICAL]
-    out = np.zeros((len(frame), weeks, len(SEQUENCE_CHANNELS)), dtype=np.float32)
-    if len(frame) == 0:
-        return out, list(SEQUENCE_CHANNELS)
     con = connect(threads)
     try:
-        _prepare(con, ev, attributes)
-        rows = pd.DataFrame({"i": np.arange(len(frame)), "user_id": frame["user_id"].astype(str).to_numpy(),
-                             "T": pd.to_datetime(frame["snapshot_date"]).dt.date.to_numpy()})
-        con.register("rows_", rows)
-        agg = con.execute(f"""
-            SELECT r.i, date_diff('day', d.b, CAST(r.T AS DATE)) // 7 AS w,
-                   sum(d.orders) AS orders, ln(1 + greatest(sum(d.revenue), 0)) AS revenue_log,
-                   ln(1 + sum(d.browsing)) AS browsing_log, sum(d.returns) AS returns
-            FROM rows_ r JOIN daily d ON d.user_id = r.user_id AND d.b <= CAST(r.T AS DATE)
-                 AND d.b > CAST(r.T AS DATE) - {int(weeks) * 7}
-            GROUP BY 1, 2
-        """).df()
+        _prepare(con, ev, [c for c in ev.columns if c not in CANONICAL])
+        return _sequences(con, frame, weeks), list(SEQUENCE_CHANNELS)
     finally:
         con.close()
+
+
+def _sequences(con, frame: pd.DataFrame, weeks: int) -> np.ndarray:
+    out = np.zeros((len(frame), weeks, len(SEQUENCE_CHANNELS)), dtype=np.float32)
+    if len(frame) == 0:
+        return out
+    rows = pd.DataFrame({"i": np.arange(len(frame)), "user_id": frame["user_id"].astype(str).to_numpy(),
+                         "T": pd.to_datetime(frame["snapshot_date"]).dt.date.to_numpy()})
+    con.register("rows_", rows)
+    agg = con.execute(f"""
+        SELECT r.i, date_diff('day', d.b, CAST(r.T AS DATE)) // 7 AS w,
+               sum(d.orders) AS orders, ln(1 + greatest(sum(d.revenue), 0)) AS revenue_log,
+               ln(1 + sum(d.browsing)) AS browsing_log, sum(d.returns) AS returns
+        FROM rows_ r JOIN daily d ON d.user_id = r.user_id AND d.b <= CAST(r.T AS DATE)
+             AND d.b > CAST(r.T AS DATE) - {int(weeks) * 7}
+        GROUP BY 1, 2
+    """).df()
     if len(agg):
         i = agg["i"].to_numpy(np.int64)
         w = weeks - 1 - agg["w"].to_numpy(np.int64)
         for k, ch in enumerate(SEQUENCE_CHANNELS):
             out[i, w, k] = agg[ch].to_numpy(np.float32)
-    return out, list(SEQUENCE_CHANNELS)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ user tables
@@ -297,7 +303,7 @@ def apply_user_spec(df: pd.DataFrame, schema, spec: dict) -> pd.DataFrame:
     if missing:
         raise DataError(f"The data lacks column(s) the model was trained with: {', '.join(missing[:8])}. "
                         "Score a table with the same columns as the training data.")
-    out = pd.DataFrame(index=df.index)
+    out = {}  # columns gathered first and joined once: wide tables (thousands of columns) stay fast
     uid = schema.roles.get("user_id")
     out["user_id"] = (df[uid].astype("string").fillna("") if uid else pd.Series(np.arange(len(df)) + 1, index=df.index)
                       ).astype(str)
@@ -307,7 +313,7 @@ def apply_user_spec(df: pd.DataFrame, schema, spec: dict) -> pd.DataFrame:
         out[f"{c} (age in days)"] = (pd.Timestamp(ref) - parse_datetime(df[c])).dt.total_seconds() / 86400.0
     for c in spec["categorical"]:
         out[c] = df[c].astype("string").str.strip().astype(object).where(df[c].notna(), None)
-    return out
+    return pd.DataFrame(out, index=df.index)
 
 
 def user_dataset(df: pd.DataFrame, schema, report=None):
