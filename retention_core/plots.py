@@ -407,3 +407,205 @@ def segment_bars(frame: pd.DataFrame, metric: str = "roc_auc", *, metric_label: 
     fig.update_yaxes(title=metric_label or metric, gridcolor=_GRID, rangemode="tozero")
     fig.update_layout(barmode="overlay")
     return _base_layout(fig, title, 340)
+
+
+# ================================================================================================ explanations
+RISK_UP = CHURNED
+RISK_DOWN = RETAINED
+#: Low feature values in blue, high ones in red (the usual SHAP beeswarm reading).
+VALUE_SCALE = [[0.0, "#3B6FB6"], [0.5, "#B8A9C9"], [1.0, "#D6404E"]]
+#: Below the population in blue, above it in red, white at no difference.
+DIVERGING_SCALE = [[0.0, "#2166AC"], [0.25, "#92C5DE"], [0.5, "#F7F7F7"], [0.75, "#F4A582"], [1.0, "#B2182B"]]
+
+
+def _empty(title: str | None, text: str, height: int = 240) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=text, showarrow=False, font=dict(size=14))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _base_layout(fig, title, height)
+
+
+def importance_bar(importance: pd.DataFrame, *, top: int = 15, unit: str = "pts",
+                   title: str | None = "What drives churn risk overall") -> go.Figure:
+    """Mean |SHAP| per feature (:func:`retention_core.explain.global_importance`), most important at the top;
+    bars in red when higher values of the feature raise churn risk, blue when they lower it, grey otherwise."""
+    if importance is None or importance.empty:
+        return _empty(title, "No explanations to show")
+    f = importance.head(int(top)).iloc[::-1]
+    d = f["direction"].to_numpy(dtype=float) if "direction" in f else np.full(len(f), np.nan)
+    colours = [RISK_UP if v > 0.2 else RISK_DOWN if v < -0.2 else UNLABELLED for v in np.nan_to_num(d)]
+    how = ["higher values raise risk" if v > 0.2 else "higher values lower risk" if v < -0.2 else "mixed or a category"
+           for v in np.nan_to_num(d)]
+    labels = f["label"] if "label" in f else f["feature"]
+    fig = go.Figure(go.Bar(x=f["mean_abs_shap"], y=labels, orientation="h", marker_color=colours, customdata=how,
+                           hovertemplate=f"%{{y}}<br>mean effect %{{x:.2f}} {unit}<br>%{{customdata}}<extra></extra>"))
+    fig.update_xaxes(title=f"Mean absolute effect on churn probability ({unit})", gridcolor=_GRID)
+    fig.update_yaxes(type="category")
+    return _base_layout(fig, title, max(300, 60 + 24 * len(f)))
+
+
+def beeswarm(data: pd.DataFrame, *, unit: str = "pts", seed: int = 0,
+             title: str | None = "Effect of each feature, one dot per user") -> go.Figure:
+    """A beeswarm-style chart from :func:`retention_core.explain.beeswarm_data`: one row per feature (most important
+    at the top), one dot per user at its effect on churn risk, coloured by the feature's value (blue low, red high,
+    grey for categories and missing values); dots are spread vertically so dense areas read as wide bands."""
+    if data is None or data.empty:
+        return _empty(title, "No explanations to show")
+    labels = list(dict.fromkeys(data["label"]))
+    pos = {lab: len(labels) - 1 - i for i, lab in enumerate(labels)}
+    rng = np.random.default_rng(seed)
+    y = np.empty(len(data))
+    for lab, idx in data.groupby("label", sort=False).indices.items():
+        s = data["shap"].to_numpy(dtype=float)[idx]
+        # spread in proportion to the local density of dots, like a swarm
+        hist, edges = np.histogram(s, bins=min(40, max(len(s), 1)))
+        dens = hist[np.clip(np.searchsorted(edges, s, side="right") - 1, 0, len(hist) - 1)] / max(hist.max(), 1)
+        y[idx] = pos[lab] + (rng.random(len(idx)) - 0.5) * 0.8 * np.sqrt(dens)
+    v = data["value"].to_numpy(dtype=float)
+    known = np.isfinite(v)
+    fig = go.Figure()
+    hover = "%{customdata[0]}: %{customdata[1]}<br>effect %{x:.2f} " + unit + "<extra></extra>"
+    text = data[["label", "value_text"]]
+    if (~known).any():
+        fig.add_scattergl(x=data["shap"][~known], y=y[~known], mode="markers", name="category / missing",
+                          marker=dict(color=UNLABELLED, size=5, opacity=0.6), customdata=text[~known],
+                          hovertemplate=hover)
+    if known.any():
+        bar = dict(title=dict(text="value"), tickvals=[0, 1], ticktext=["low", "high"], thickness=10, len=0.6)
+        fig.add_scattergl(x=data["shap"][known], y=y[known], mode="markers", name="feature value",
+                          marker=dict(color=v[known], colorscale=VALUE_SCALE, cmin=0, cmax=1, size=5, opacity=0.7,
+                                      colorbar=bar), customdata=text[known], hovertemplate=hover)
+    fig.add_vline(x=0, line=_REFERENCE)
+    fig.update_yaxes(tickvals=list(pos.values()), ticktext=list(pos.keys()), gridcolor=_GRID, zeroline=False)
+    fig.update_xaxes(title=f"Effect on churn probability ({unit}); right of 0 raises risk", gridcolor=_GRID,
+                     zeroline=False)
+    fig.update_layout(showlegend=False)
+    return _base_layout(fig, title, max(320, 60 + 28 * len(labels)))
+
+
+def dependence_plot(data: pd.DataFrame, feature_label: str, *, color_label: str | None = None, unit: str = "pts",
+                    title: str | None = None) -> go.Figure:
+    """Effect of one feature against its value (:func:`retention_core.explain.dependence`): a dot per user, a box per
+    value for categories; coloured by another feature when ``data`` has a ``color`` column."""
+    title = title if title is not None else f"How {feature_label.lower()} moves churn risk"
+    if data is None or data.empty:
+        return _empty(title, "No explanations to show")
+    numeric = pd.api.types.is_numeric_dtype(data["value"].dtype)
+    fig = go.Figure()
+    if numeric:
+        marker: dict = dict(size=6, opacity=0.7, color=RETAINED)
+        if "color" in data and pd.api.types.is_numeric_dtype(data["color"].dtype):
+            marker.update(color=data["color"], colorscale=VALUE_SCALE,
+                          colorbar=dict(title=dict(text=color_label or "colour"), thickness=10, len=0.6))
+            fig.add_scattergl(x=data["value"], y=data["shap"], mode="markers", marker=marker, showlegend=False,
+                              hovertemplate="value %{x}<br>effect %{y:.2f} " + unit + "<extra></extra>")
+        elif "color" in data:
+            for i, (g, part) in enumerate(data.groupby("color", sort=True)):
+                fig.add_scattergl(x=part["value"], y=part["shap"], mode="markers", name=str(g),
+                                  marker=dict(size=6, opacity=0.7, color=_colour(i)),
+                                  hovertemplate="value %{x}<br>effect %{y:.2f} " + unit + "<extra></extra>")
+        else:
+            fig.add_scattergl(x=data["value"], y=data["shap"], mode="markers", marker=marker, showlegend=False,
+                              hovertemplate="value %{x}<br>effect %{y:.2f} " + unit + "<extra></extra>")
+    else:
+        fig.add_box(x=data["value"].astype(str), y=data["shap"], boxpoints="all", jitter=0.4, pointpos=0,
+                    marker=dict(size=4, color=RETAINED, opacity=0.6), line=dict(color=RETAINED), showlegend=False,
+                    hovertemplate="%{x}<br>effect %{y:.2f} " + unit + "<extra></extra>")
+        fig.update_xaxes(type="category")
+    fig.add_hline(y=0, line=_REFERENCE)
+    fig.update_xaxes(title=feature_label, gridcolor=_GRID)
+    fig.update_yaxes(title=f"Effect on churn probability ({unit})", gridcolor=_GRID, zeroline=False)
+    return _base_layout(fig, title, 380)
+
+
+def waterfall(effects: pd.Series, *, base: float, prediction: float | None = None, labels: dict | None = None,
+              values: dict | None = None, top: int = 10, unit: str = "pts",
+              title: str | None = "Why this user's churn risk is what it is") -> go.Figure:
+    """One user's effects (percentage points of churn probability, :meth:`Explainer.effects_points`) as a waterfall
+    from the average risk ``base`` (in %) to the user's risk: the ``top`` largest effects, the rest summed into
+    one bar; red bars raise risk, blue ones lower it."""
+    e = pd.to_numeric(pd.Series(effects), errors="coerce").fillna(0.0)
+    order = e.abs().sort_values(ascending=False, kind="stable").index
+    shown = e.loc[order[: int(top)]]
+    rest = float(e.loc[order[int(top):]].sum())
+    names, steps, hover = [], [], []
+    for f, v in shown.items():
+        name = (labels or {}).get(f, str(f))
+        val = (values or {}).get(f)
+        names.append(name if val is None or (isinstance(val, float) and not np.isfinite(val)) else f"{name} = {val}")
+        steps.append(float(v))
+    if len(order) > int(top):
+        names.append(f"{len(order) - int(top)} other features")
+        steps.append(rest)
+    final = base + sum(steps) if prediction is None else prediction
+    fig = go.Figure(go.Waterfall(
+        orientation="h", y=["Average user"] + names + ["This user"], x=[base] + steps + [final],
+        measure=["absolute"] + ["relative"] * len(steps) + ["total"],
+        text=[f"{base:.1f}%"] + [f"{s:+.1f}" for s in steps] + [f"{final:.1f}%"], textposition="outside",
+        increasing=dict(marker=dict(color=RISK_UP)), decreasing=dict(marker=dict(color=RISK_DOWN)),
+        totals=dict(marker=dict(color="#6C6C6C")), connector=dict(line=dict(color="#BDBDBD", width=1)),
+        hovertemplate="%{y}<br>%{x:.1f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title=f"Churn probability (%), effects in {unit}", gridcolor=_GRID)
+    fig.update_layout(showlegend=False)
+    return _base_layout(fig, title, max(320, 80 + 28 * (len(names) + 2)))
+
+
+def segment_heatmap(matrix: pd.DataFrame, *, flags: pd.DataFrame | None = None, labels: dict | None = None,
+                    users: pd.Series | None = None, how: str = "difference", unit: str = "pts",
+                    title: str | None = "What drives churn in each segment, against everyone") -> go.Figure:
+    """Segment x feature heatmap of :func:`retention_core.segments.segment_shap_heatmap_data`: red where a feature
+    weighs more in the segment than in the whole population, blue where it weighs less; flagged cells (each
+    segment's biggest departures) are marked with a star."""
+    if matrix is None or matrix.empty:
+        return _empty(title, "No segments to compare")
+    z = matrix.to_numpy(dtype=float)
+    if how == "ratio":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            zc = np.log2(z)
+        lim = float(np.nanmax(np.abs(zc))) if np.isfinite(zc).any() else 1.0
+        text = [[("" if not np.isfinite(v) else f"{v:.2f}x") for v in row] for row in z]
+        bar = dict(title=dict(text="vs everyone"), tickvals=[-lim, 0, lim],
+                   ticktext=[f"{2 ** -lim:.2f}x", "1x", f"{2 ** lim:.2f}x"], thickness=10, len=0.8)
+        hover = "%{y}<br>%{x}: %{text} everyone's weight<extra></extra>"
+    else:
+        zc = z
+        lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+        text = [[("" if not np.isfinite(v) else f"{v:+.2f}") for v in row] for row in z]
+        bar = dict(title=dict(text=f"{unit} vs everyone"), thickness=10, len=0.8)
+        hover = "%{y}<br>%{x}: %{text} " + unit + " against everyone<extra></extra>"
+    lim = max(lim, 1e-9)
+    if flags is not None:
+        fl = flags.reindex(index=matrix.index, columns=matrix.columns).fillna(False).to_numpy(dtype=bool)
+        text = [[(t + " ★") if f and t else t for t, f in zip(row, frow)] for row, frow in zip(text, fl)]
+    xs = [(labels or {}).get(c, str(c)) for c in matrix.columns]
+    ys = [f"{s} · {int(users[s]):,}" if users is not None and s in users.index else str(s) for s in matrix.index]
+    fig = go.Figure(go.Heatmap(z=zc, x=xs, y=ys, text=text, texttemplate="%{text}", textfont=dict(size=10),
+                               colorscale=DIVERGING_SCALE, zmin=-lim, zmax=lim, zmid=0, xgap=1, ygap=1,
+                               colorbar=bar, hovertemplate=hover, hoverongaps=False))
+    fig.update_yaxes(autorange="reversed", type="category", showgrid=False)
+    fig.update_xaxes(type="category", showgrid=False, tickangle=-35)
+    return _base_layout(fig, title, max(300, 140 + 30 * len(matrix)))
+
+
+def segment_drivers(segment_values: pd.Series, population: pd.Series, *, labels: dict | None = None,
+                    segment: str = "segment", top: int = 10, unit: str = "pts",
+                    title: str | None = None) -> go.Figure:
+    """Mean |SHAP| per feature in one segment next to the whole population, largest departures first."""
+    title = title if title is not None else f"Drivers in {segment} against everyone"
+    s = pd.to_numeric(pd.Series(segment_values), errors="coerce")
+    pop = pd.to_numeric(pd.Series(population), errors="coerce").reindex(s.index)
+    if s.empty:
+        return _empty(title, "No explanations to show")
+    order = (s - pop).abs().sort_values(ascending=False, kind="stable").index[: int(top)][::-1]
+    names = [(labels or {}).get(f, str(f)) for f in order]
+    fig = go.Figure()
+    fig.add_bar(y=names, x=pop.loc[order], orientation="h", name="everyone", marker_color=UNLABELLED,
+                hovertemplate="%{y}<br>everyone: %{x:.2f} " + unit + "<extra></extra>")
+    fig.add_bar(y=names, x=s.loc[order], orientation="h", name=str(segment), marker_color=RISK_UP,
+                hovertemplate="%{y}<br>" + str(segment).replace("%", "%%") + ": %{x:.2f} " + unit + "<extra></extra>")
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title=f"Mean absolute effect on churn probability ({unit})", gridcolor=_GRID)
+    fig.update_yaxes(type="category")
+    return _base_layout(fig, title, max(300, 80 + 40 * len(order)))
