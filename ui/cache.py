@@ -247,3 +247,194 @@ def model_curves(path: str, stamp: str, model: str) -> dict[str, pd.DataFrame]:
     return {"roc": evaluation.roc_frame(y, p), "pr": evaluation.pr_frame(y, p),
             "calibration": evaluation.calibration_frame(y, p), "lift": evaluation.lift_frame(y, p),
             "threshold": evaluation.threshold_frame(y, p)}
+
+
+# ----------------------------------------------------------------------------------------------- explanations
+#: How many times SHAP values were computed in this process (once per run version, model and sample size); the
+#: pages never ask for them again while the cache holds them.
+EXPLAIN_COMPUTATIONS: dict[str, int] = {"count": 0}
+
+
+def manifest_digest(path: str | Path) -> str:
+    """The SHA-256 of a run's manifest (which itself holds the digest of every file): one saved version of a run."""
+    import hashlib
+
+    try:
+        return hashlib.sha256((Path(path) / "manifest.json").read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
+def _explained_columns(info: dict, frame: pd.DataFrame) -> list[str]:
+    cols = list(info.get("numeric", [])) + list(info.get("categorical", []))
+    return [c for c in cols if c in frame.columns]
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def explainer(path: str, digest: str, model: str):
+    """The SHAP explainer of one model of a saved run (built once, shared; its background comes from the run's
+    validation rows). Sequence models cannot be explained on those rows: they hold no weekly activity."""
+    from retention_core import explain
+    from retention_core.errors import ModelError
+    from retention_core.models import REGISTRY
+
+    spec = REGISTRY.get(model)
+    if spec is not None and spec.needs_sequences:
+        raise ModelError(f"{spec.label} reads weekly activity, which the saved validation users do not carry; pick "
+                         "another model of this run to explain.")
+    run = bundle.load_run(path)
+    return explain.explainer_for_run(run, run.validation(), model=model)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """SHAP values of one model on a bounded, stratified sample of a run's validation users.
+
+    ``points``: effect of each feature in percentage points of churn probability (rows indexed by the position of
+    the user in the validation rows); ``values``: the users' feature values; ``predicted``: their churn probability
+    (%); ``base``: the average churn probability the effects start from (%)."""
+
+    model: str
+    points: pd.DataFrame
+    values: pd.DataFrame
+    predicted: pd.Series
+    importance: pd.DataFrame
+    base: float
+    note: str
+    method_note: str
+    n_total: int
+    categorical: tuple
+
+    @property
+    def size(self) -> int:
+        return len(self.points)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def explanation(path: str, digest: str, model: str, sample: int) -> Explanation:
+    """SHAP values once per (run version, model, sample size); every page reuses them."""
+    import numpy as np
+
+    from retention_core import explain
+
+    EXPLAIN_COMPUTATIONS["count"] += 1
+    ex = explainer(path, digest, model)
+    d = run_data(path, run_stamp(path))
+    v = d.validation.reset_index(drop=True)
+    X_all = v[_explained_columns(d.info, v)]
+    s = explain.sample_for_explanation(X_all, v["churned"], n=int(sample))
+    X = s.X
+    pts = ex.effects_points(X)
+    vals = ex.unit_values(X)
+    pred = pd.Series(np.asarray(ex.model.predict_proba(X), dtype="float64") * 100.0, index=X.index)
+    base = float(np.nanmedian(pred.to_numpy() - pts.sum(axis=1).to_numpy())) if len(pts) else float("nan")
+    return Explanation(model, pts, vals, pred, explain.global_importance(pts, vals), base, s.note, ex.method_note,
+                       s.n_total, tuple(ex.categorical))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def user_explanation(path: str, digest: str, model: str, position: int, reasons: int = 5) -> dict:
+    """One validation user's effects (points), feature values, churn probability (%) and plain-language reasons."""
+    import numpy as np
+
+    ex = explainer(path, digest, model)
+    d = run_data(path, run_stamp(path))
+    v = d.validation.reset_index(drop=True)
+    X = v.iloc[[int(position)]][_explained_columns(d.info, v)]
+    pts = ex.effects_points(X).iloc[0]
+    vals = ex.unit_values(X).iloc[0]
+    p = float(np.asarray(ex.model.predict_proba(X), dtype="float64")[0]) * 100.0
+    return {"points": pts, "values": vals, "prediction": p, "base": p - float(pts.sum()),
+            "reasons": ex.reasons(X, n=int(reasons))[0]}
+
+
+# ----------------------------------------------------------------------------------------------- segments
+def segment_attributes(data: RunData) -> list[str]:
+    """Columns of the validation users to split by: the mapped attributes and categories first, then the
+    numeric features (cut into bands)."""
+    v = data.validation
+    attrs = list((data.info.get("schema") or {}).get("attributes") or []) + list(data.info.get("categorical", []))
+    first = [c for c in dict.fromkeys(attrs) if c in v.columns]
+    rest = [c for c in data.info.get("numeric", []) if c in v.columns and c not in first]
+    return first + rest
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def segment_labels(path: str, stamp: str, model: str, kind: str, column: str | None,
+                   conditions_json: str = "[]") -> pd.Series:
+    """The segment of each validation user (aligned with the validation rows)."""
+    d = run_data(path, stamp)
+    v = d.validation.reset_index(drop=True)
+    p = v[f"p:{model}"].to_numpy(float) if f"p:{model}" in v else None
+    return segments.make_segments(v, kind, column=column, p=p, conditions=json.loads(conditions_json))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def segment_comparison(path: str, stamp: str, model: str, kind: str, column: str | None, conditions_json: str,
+                       digest: str | None = None, sample: int | None = None) -> tuple:
+    """The segment table and, when an explanation is named (``digest`` and ``sample``), the heatmap data of
+    mean |SHAP| per segment against everyone explained."""
+    d = run_data(path, stamp)
+    v = d.validation.reset_index(drop=True)
+    seg = segment_labels(path, stamp, model, kind, column, conditions_json)
+    y, p = v["churned"].to_numpy(float), v[f"p:{model}"].to_numpy(float)
+    if digest is None or sample is None:
+        return segments.segment_table(v, y, p, None, seg), None
+    e = explanation(path, digest, model, int(sample))
+    table = segments.segment_table(v, y, p, e.points, seg)
+    heat = segments.segment_shap_heatmap_data(e.points, seg.loc[e.points.index])
+    return table, heat
+
+
+# ----------------------------------------------------------------------------------------------- at-risk scoring
+@st.cache_data(max_entries=8, show_spinner="Scoring the users...")
+def score_users(path: str, stamp: str, data_key: str, as_of: str | None, model: str, _run=None,
+                _df: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, object]:
+    """Churn probability, risk decile and rank of every user of a table (``data_key``: its digest), with the feature
+    rows and activity sequences, once per run version, table, as-of date and model."""
+    from retention_core import scoring
+
+    run = _run if _run is not None else bundle.load_run(path)
+    return scoring.score(run, _df, as_of=as_of, model=model)
+
+
+@st.cache_data(max_entries=16, show_spinner="Reading the validation users...")
+def validation_scores(path: str, stamp: str, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores and feature rows of a run's validation users, from the predictions saved with the run."""
+    from retention_core import scoring
+
+    return scoring.validation_scores(run_data(path, stamp).validation, model)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Preparing the explanations...")
+def sequence_explainer(path: str, stamp: str, data_key: str, as_of: str | None, model: str, _run=None,
+                       _frame: pd.DataFrame | None = None, _seq=None):
+    """The explainer of a sequence model for scored users (its background comes from their weekly activity)."""
+    from retention_core import explain
+
+    run = _run if _run is not None else bundle.load_run(path)
+    return explain.explainer_for_run(run, _frame, _seq, model=model)
+
+
+def scoring_explainer(path: str, stamp: str, data_key: str, as_of: str | None, model: str, run, frame, seq):
+    """The explainer for reasons of scored users: the run's shared one, or for sequence models one built on the
+    scored users' activity."""
+    from retention_core.models import REGISTRY
+
+    spec = REGISTRY.get(model)
+    if spec is not None and spec.needs_sequences:
+        return sequence_explainer(path, stamp, data_key, as_of, model, run, frame, seq)
+    return explainer(path, manifest_digest(path), model)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def reason_chunk(path: str, stamp: str, data_key: str, as_of: str | None, model: str, n: int,
+                 positions: tuple[int, ...], _explainer=None, _frame: pd.DataFrame | None = None,
+                 _seq=None) -> list[list[str]]:
+    """The top ``n`` reasons of the scored users at ``positions`` (``n`` lists aligned with them), computed once."""
+    from retention_core import explain
+
+    idx = list(positions)
+    part = _frame.iloc[idx].reset_index(drop=True)
+    seq = None if _seq is None else _seq[idx]
+    return explain.top_reasons(_explainer, part, n=int(n), sequences=seq)

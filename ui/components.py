@@ -1282,3 +1282,485 @@ def backtest_panel(data: cache.RunData) -> None:
     metric = st.selectbox("Metric", options, format_func=METRIC_LABELS.get, key=mkey) or options[0]
     st.plotly_chart(plots.backtest_lines(bt, metric, labels=data.labels(), metric_label=METRIC_LABELS.get(metric)),
                     width="stretch", key=widget_key(Key.W_EVAL, data.name, "backtest_chart"))
+
+
+# ================================================================================================ at-risk lists
+AT_RISK_PAGE = "pages/at_risk.py"
+REASON_CHUNK = 250  # users explained per step of the progress bar
+SHOW_ROWS = 5_000  # rows drawn in the app; the download always holds the whole list
+
+
+def loaded_table() -> LoadedTable | None:
+    """The table loaded on the Data page (the sample or this session's upload), read through the cache; None when
+    nothing is loaded. Draws nothing."""
+    table = state.get_table()
+    if table is None:
+        return None
+    if table.source == SAMPLE:
+        df = cache.sample_table()
+        return LoadedTable(df, table.table_key, table.name, SAMPLE)
+    up = state.get_upload()
+    digest, _, sheet = table.table_key.partition(":")
+    if up is None or up.digest != digest:
+        return None
+    df = cache.read_table(table.table_key, up.name, sheet or None, up.data)
+    return LoadedTable(df, table.table_key, table.name, UPLOAD)
+
+
+def scoring_threshold(name: str, run, model: str) -> float:
+    """The threshold chosen for this run and model on the Evaluate page, else the one saved with the run."""
+    t = state.chosen_threshold(name, model)
+    if t is not None:
+        return float(t)
+    saved = (run.info.get("thresholds") or {}).get(model)
+    return float(saved) if saved is not None else float(run.threshold)
+
+
+def scoring_model(name: str, run) -> str:
+    """The model chosen for this run on the Evaluate page, else the run's best model."""
+    m = state.chosen_model(name)
+    return m if m in run.info.get("models", {}) else run.best
+
+
+def reasons_with_progress(path: str, stamp: str, data_key: str, as_of: str | None, model: str, run, frame, seq,
+                          positions, n: int = 3) -> list[list[str]]:
+    """The top ``n`` reasons of the users at ``positions`` of the scored rows, computed in steps with a progress bar
+    (each step is cached, so a rerun only computes what it has not seen)."""
+    positions = [int(i) for i in positions]
+    if not positions:
+        return [[] for _ in range(n)]
+    ex = cache.scoring_explainer(path, stamp, data_key, as_of, model, run, frame, seq)
+    out: list[list[str]] = [[] for _ in range(n)]
+    total = len(positions)
+    bar = st.progress(0.0, text=f"Working out the reasons for {total:,} users...") if total > REASON_CHUNK else None
+    for start in range(0, total, REASON_CHUNK):
+        part = tuple(positions[start:start + REASON_CHUNK])
+        got = cache.reason_chunk(path, stamp, data_key, as_of, model, n, part, ex, frame, seq)
+        for i in range(n):
+            out[i].extend(got[i] if i < len(got) else [""] * len(part))
+        if bar is not None:
+            done = min(start + REASON_CHUNK, total)
+            bar.progress(done / total, text=f"Working out the reasons: {done:,} of {total:,} users")
+    if bar is not None:
+        bar.empty()
+    return out
+
+
+def at_risk_table(list_df: pd.DataFrame, key: str) -> None:
+    """The at-risk list as a sortable table (the first rows when it is very long)."""
+    show = list_df.head(SHOW_ROWS)
+    if len(list_df) > SHOW_ROWS:
+        st.caption(f":material/info: Showing the first {SHOW_ROWS:,} of {len(list_df):,} users; the download holds "
+                   "them all.")
+    cfg = {"user_id": st.column_config.TextColumn("user"),
+           "churn_probability": st.column_config.ProgressColumn("churn probability", format="percent", min_value=0.0,
+                                                                max_value=1.0),
+           "risk_decile": st.column_config.NumberColumn("risk decile", help="1 = the 10% of users most at risk"),
+           "rank": st.column_config.NumberColumn("rank", format="localized"),
+           "value": st.column_config.NumberColumn("value", format="localized"),
+           "value_at_risk": st.column_config.NumberColumn("value at risk", format="localized",
+                                                          help="Churn probability x the user's value"),
+           "threshold": st.column_config.NumberColumn("threshold", format="%.3f")}
+    for c in list_df.columns:
+        if str(c).startswith("reason_"):
+            cfg[c] = st.column_config.TextColumn(str(c).replace("_", " "), width="large")
+    st.dataframe(show, hide_index=True, width="stretch", column_config=cfg, key=key)
+
+
+def list_download(list_df: pd.DataFrame, file_name: str, key: str, label: str = "Download the list (CSV)") -> None:
+    """A CSV download of the list (formula-safe: cells a spreadsheet would run are quoted), with the option to
+    replace user ids by keyed pseudonyms."""
+    from retention_core import scoring
+
+    c = st.columns([2, 3], vertical_alignment="bottom")
+    pseudo = c[0].toggle("Pseudonymise user ids", key=f"{key}:pseudo",
+                         help="Replace each user id by a keyed pseudonym (HMAC-SHA256). The same key always gives the "
+                              "same pseudonym, so lists stay joinable for whoever holds the key.")
+    secret = ""
+    if pseudo:
+        secret = c[1].text_input("Pseudonymisation key", type="password", key=f"{key}:secret",
+                                 help="At least 8 characters. Keep it safe: with it, ids can be matched again.")
+        if len(secret) < 8:
+            st.caption(":material/key: Enter a key of at least 8 characters to download pseudonymised ids.")
+    ready = not pseudo or len(secret) >= 8
+    frame = list_df
+
+    def data() -> bytes:
+        out = scoring.pseudonymise_list(frame, secret) if pseudo else frame
+        return scoring.export_csv_bytes(out)
+
+    st.download_button(label, data=data, file_name=file_name, mime="text/csv", icon=":material/download:",
+                       key=f"{key}:download", disabled=not ready, on_click="ignore", type="primary")
+
+
+# ================================================================================== insight (explain, segments)
+EXPLAIN_PAGE = "pages/explain.py"
+SEGMENTS_PAGE = "pages/segments.py"
+SAMPLE_SIZES = [250, 500, 1000, 2000, 5000]
+TOP_USERS = 20
+
+
+def _commit_insight(run: str, wkey: str, what: str) -> None:
+    state.set_insight(run, **{what: state.widget_value(wkey)})
+
+
+def insight_picker(page: Key) -> tuple[cache.RunData, str, int] | None:
+    """Pick a run (the active one by default), a model (the one chosen on the Evaluate page, else the best) and the
+    size of the explanation sample. The choice is shared by the Explain and Segments pages and never changes the
+    model used for scoring and export."""
+    from retention_core import bundle
+
+    names, session = run_names()
+    if not names:
+        return None
+    wkey = widget_key(page, "run")
+    active = state.get_active_run_name()
+    _sync(wkey, active if active in names else names[0])
+    c = st.columns([2, 2, 1, 3], vertical_alignment="bottom")
+    name = c[0].selectbox("Run", names, key=wkey, on_change=_commit_active, args=(wkey,),
+                          help="Runs trained in this session and runs saved in the workspace.")
+    with guard("loading the run") as g:
+        if name not in session:  # a run saved earlier: open it in this session (its files are checked first)
+            state.add_run(name, bundle.load_run(bundle.run_path(name, cache.workspace_root())))
+            session = state.get_runs()
+        path = str(session[name].path)
+        data = cache.run_data(path, cache.run_stamp(path))
+    if g.failed:
+        return None
+    models = data.models
+    if not models:
+        st.warning("This run holds no validation predictions to look at.", icon=":material/warning:")
+        return None
+    labels = data.labels()
+    choice = state.get_insight(name)
+    mkey = widget_key(page, name, "model")
+    default = next(m for m in (choice.model, state.chosen_model(name), data.best, models[0]) if m in models)
+    _sync(mkey, default)
+    model = c[1].selectbox("Model", models, key=mkey, on_change=_commit_insight, args=(name, mkey, "model"),
+                           format_func=lambda k: labels.get(k, k) + (" (best)" if k == data.best else ""))
+    skey = widget_key(page, name, "sample")
+    sizes = sorted(set(SAMPLE_SIZES) | {choice.sample})
+    _sync(skey, choice.sample)
+    sample = c[2].selectbox("Users explained", sizes, key=skey, on_change=_commit_insight, args=(name, skey, "sample"),
+                            format_func=lambda n: f"{n:,}", help="SHAP values are computed once on a sample of the "
+                            "validation users of this size, stratified by outcome, and kept for this run and model.")
+    v = data.validation
+    rate = v["churned"].mean() if len(v) else float("nan")
+    c[3].caption(f":material/rule: {len(v):,} validation users, churn rate {rate:.1%}.")
+    return data, model, int(sample)
+
+
+def explanation_status(data: cache.RunData, model: str, sample: int) -> cache.Explanation | None:
+    """The explanation of this model (computed once per run version, model and sample size; the status shows the
+    work when it runs) and what it was computed on."""
+    digest = cache.manifest_digest(data.path)
+    label = data.labels().get(model, model)
+    error = None
+    with st.status(f"Explaining {label} on up to {sample:,} validation users (once per run and model)...",
+                   expanded=False) as box:
+        try:
+            e = cache.explanation(data.path, digest, model, int(sample))
+        except Exception as exc:  # shown below; the page and the session carry on
+            error, e = exc, None
+        if e is None:
+            box.update(label=f"{label} could not be explained", state="error")
+        else:
+            st.markdown(f"Method: {e.method_note}")
+            box.update(label=f"Explanations of {label} ready: {e.size:,} of {e.n_total:,} users", state="complete")
+    if error is not None:
+        show_error(error, "explaining the model")
+        return None
+    st.caption(f":material/science: {e.note} Effects are in percentage points (pts) of churn probability. "
+               f"Method: {e.method_note}")
+    return e
+
+
+def explain_overall(data: cache.RunData, e: cache.Explanation) -> None:
+    """Global importance (bar) and a beeswarm of each user's effects."""
+    from retention_core import explain
+
+    st.subheader("What drives churn overall", anchor=False)
+    k = lambda n: widget_key(Key.W_EXPLAIN, data.name, e.model, n)  # noqa: E731
+    c = st.columns(2)
+    c[0].plotly_chart(plots.importance_bar(e.importance), width="stretch", key=k("importance"))
+    bees = explain.beeswarm_data(e.points, e.values, max_features=12)
+    c[1].plotly_chart(plots.beeswarm(bees), width="stretch", key=k("beeswarm"))
+    top = e.importance.head(3)
+    if len(top):
+        st.caption("Most important: " + ", ".join(f"**{r.label}** ({r.mean_abs_shap:.1f} pts on average)"
+                                                   for r in top.itertuples()) + ".")
+
+
+def explain_dependence(data: cache.RunData, e: cache.Explanation) -> None:
+    """How churn risk moves with one feature, optionally coloured by another."""
+    from retention_core import explain
+
+    st.subheader("How one feature moves the risk", anchor=False)
+    feats = e.importance["feature"].tolist()
+    if not feats:
+        return
+    labels = dict(zip(e.importance["feature"], e.importance["label"]))
+    k = lambda n: widget_key(Key.W_EXPLAIN, data.name, e.model, n)  # noqa: E731
+    c = st.columns(2)
+    feature = c[0].selectbox("Feature", feats, format_func=lambda f: labels.get(f, f), key=k("dep_feature"))
+    others = [NONE] + [f for f in feats if f != feature]
+    colour = c[1].selectbox("Colour by", others, format_func=lambda f: labels.get(f, f), key=k("dep_colour"))
+    with guard("drawing the dependence plot"):
+        dep = explain.dependence(e.points, e.values, feature, None if colour == NONE else colour)
+        st.plotly_chart(plots.dependence_plot(dep, labels.get(feature, feature),
+                                              color_label=None if colour == NONE else labels.get(colour, colour)),
+                        width="stretch", key=k("dependence"))
+
+
+INSIGHT_SEGMENTATIONS = {"attribute": "Attribute", "rfm": "RFM group"}
+
+
+def explain_segments(data: cache.RunData, e: cache.Explanation, sample: int) -> None:
+    """Importance per segment (an attribute or the RFM groups) against the whole population."""
+    st.subheader("What drives churn per segment", anchor=False)
+    k = lambda n: widget_key(Key.W_EXPLAIN, data.name, e.model, n)  # noqa: E731
+    attrs = cache.segment_attributes(data)
+    c = st.columns([1, 2])
+    kind = c[0].radio("Segments", list(INSIGHT_SEGMENTATIONS), format_func=INSIGHT_SEGMENTATIONS.get,
+                      horizontal=True, key=k("seg_kind")) or "attribute"
+    column = None
+    if kind == "attribute":
+        if not attrs:
+            st.caption("The validation users have no attributes to split by.")
+            return
+        column = c[1].selectbox("Attribute", attrs, key=k("seg_attr"))
+    with guard("comparing the segments") as g:
+        _, heat = cache.segment_comparison(data.path, cache.run_stamp(data.path), e.model, kind, column, "[]",
+                                           cache.manifest_digest(data.path), sample)
+    if g.failed or heat is None:
+        return
+    st.plotly_chart(plots.segment_heatmap(heat.matrix, flags=heat.flags, labels=heat.labels, users=heat.users,
+                                          how=heat.how), width="stretch", key=k("seg_heatmap"))
+    st.caption("Each cell: the feature's mean effect in the segment minus its mean effect over everyone explained "
+               "(pts). ★ marks each segment's biggest departures. Segment sizes count explained users only.")
+
+
+def _user_options(data: cache.RunData, model: str, query: str) -> pd.DataFrame:
+    v = data.validation.reset_index(drop=True)
+    ids = v["user_id"].astype("string")
+    p = v[f"p:{model}"]
+    if query:
+        q = query.strip().lower()
+        exact = ids.str.lower() == q
+        hit = exact if exact.any() else ids.str.lower().str.contains(q, regex=False, na=False)
+        found = v.loc[hit.fillna(False).to_numpy()]
+    else:
+        found = v.loc[p.sort_values(ascending=False, kind="stable").index[:TOP_USERS]]
+    return found
+
+
+def _user_label(row: pd.Series, model: str, dup: bool) -> str:
+    when = f" on {pd.Timestamp(row['snapshot_date']):%Y-%m-%d}" if dup and "snapshot_date" in row else ""
+    return f"{row['user_id']}{when} · {row[f'p:{model}']:.0%} churn risk"
+
+
+def explain_user(data: cache.RunData, e: cache.Explanation) -> None:
+    """One user: search by user id, the waterfall of their effects and the reasons in plain words."""
+    st.subheader("Why one user is at risk", anchor=False)
+    model = e.model
+    k = lambda n: widget_key(Key.W_EXPLAIN, data.name, model, n)  # noqa: E731
+    query = st.text_input("Search a user id", key=k("user_search"), placeholder="e.g. C000123",
+                          help="Any validation user; leave empty to pick among the users most at risk.")
+    found = _user_options(data, model, query)
+    if found.empty:
+        st.info(f"No validation user matches {query!r}.", icon=":material/search_off:")
+        return
+    if len(found) > 200:
+        st.caption(f"{len(found):,} users match; showing the first 200. Type more of the id to narrow it down.")
+        found = found.head(200)
+    dup = bool(data.validation["user_id"].duplicated().any())
+    options = [int(i) for i in found.index]
+    caption = "Most at risk first." if not query else f"{len(found):,} user(s) match."
+    position = st.selectbox(f"User ({caption})", options, key=k(f"user_pick:{query}"),
+                            format_func=lambda i: _user_label(found.loc[i], model, dup))
+    with guard("explaining this user") as g:
+        u = cache.user_explanation(data.path, cache.manifest_digest(data.path), model, int(position))
+    if g.failed:
+        return
+    row = data.validation.reset_index(drop=True).loc[int(position)]
+    c = st.columns([2, 3])
+    with c[0]:
+        m = st.columns(2)
+        m[0].metric("Churn probability", f"{u['prediction']:.1f}%",
+                    delta=f"{u['prediction'] - u['base']:+.1f} pts vs average", delta_color="inverse")
+        outcome = row.get("churned")
+        m[1].metric("Outcome", "-" if pd.isna(outcome) else ("churned" if outcome == 1 else "came back"))
+        st.markdown("**Reasons the risk is high**")
+        if u["reasons"]:
+            st.markdown("\n".join(f"{i}. {r}" for i, r in enumerate(u["reasons"], 1)))
+        else:
+            st.caption("Nothing in this user's behaviour raises the risk above the average user's.")
+    labels = dict(zip(e.importance["feature"], e.importance["label"]))
+    values = {f: _short_value(v) for f, v in u["values"].items()}
+    c[1].plotly_chart(plots.waterfall(u["points"], base=u["base"], prediction=u["prediction"], labels=labels,
+                                      values=values, title=f"Why {row['user_id']}'s churn risk is "
+                                      f"{u['prediction']:.0f}%"), width="stretch", key=k("waterfall"))
+
+
+def _short_value(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return None
+    if isinstance(v, (int, float)):
+        return f"{v:,.0f}" if abs(v) >= 100 or float(v).is_integer() else f"{v:,.2f}"
+    return str(v)
+
+
+# ---------------------------------------------------------------------------------------------------------- segments
+SEGMENT_OPS = ["==", "!=", "<", "<=", ">", ">=", "in", "between"]
+FILTER_ROWS = 3
+
+
+def _conditions_form(data: cache.RunData) -> list:
+    """A small form to build a custom segment: up to three conditions, all of which must hold."""
+    name = data.name
+    saved = state.get_segment_filter(name)
+    columns = [c for c in data.validation.columns if not str(c).startswith("p:") and c != "snapshot_date"]
+    k = lambda n: widget_key(Key.W_SEGMENTS, name, "filter", n)  # noqa: E731
+    with st.form(k("form"), border=True):
+        st.markdown("**Users who meet all of these conditions**")
+        rows = []
+        for i in range(FILTER_ROWS):
+            col, op, val = saved[i] if i < len(saved) else (NONE, "==", "")
+            c = st.columns([3, 1, 3])
+            opts = [NONE] + columns
+            rows.append((c[0].selectbox("Column", opts, index=opts.index(col) if col in opts else 0, key=k(f"col{i}"),
+                                        label_visibility="visible" if i == 0 else "collapsed"),
+                         c[1].selectbox("Operator", SEGMENT_OPS, index=SEGMENT_OPS.index(op) if op in SEGMENT_OPS
+                                        else 0, key=k(f"op{i}"), label_visibility="visible" if i == 0 else "collapsed"),
+                         c[2].text_input("Value", value=_value_text(val), key=k(f"val{i}"),
+                                         placeholder="30 · DE, FR (in) · 10, 50 (between)",
+                                         label_visibility="visible" if i == 0 else "collapsed")))
+        if st.form_submit_button("Apply filter", icon=":material/filter_alt:", type="primary"):
+            conds = [(c, o, v) for c, o, v in rows if c != NONE]
+            state.set_segment_filter(name, conds)
+            saved = conds
+    return saved
+
+
+def _value_text(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v))
+    return "" if v is None else str(v)
+
+
+def segment_choice(data: cache.RunData) -> tuple[str, str | None, str] | None:
+    """Choose the segmentation: an attribute, RFM groups, risk tiers or deciles, one-time vs repeat buyers or a
+    custom filter; returns (kind, column, conditions as JSON)."""
+    from retention_core import segments as seg
+
+    k = lambda n: widget_key(Key.W_SEGMENTS, data.name, n)  # noqa: E731
+    kind = st.segmented_control("Split users by", list(seg.SEGMENTATIONS), format_func=seg.SEGMENTATIONS.get,
+                                default="attribute", key=k("kind")) or "attribute"
+    column = None
+    conditions = "[]"
+    if kind == "attribute":
+        attrs = cache.segment_attributes(data)
+        if not attrs:
+            st.info("The validation users have no attributes to split by.", icon=":material/info:")
+            return None
+        column = st.selectbox("Attribute", attrs, key=k("attribute"),
+                              help="Mapped attributes first; numeric features are cut into five bands.")
+    elif kind == "rfm":
+        with st.expander("RFM rules", icon=":material/rule:"):
+            st.caption("Scores 1-5 by quintile: R from days since the last purchase (5 = most recent), F from orders "
+                       "and M from spend in the last 365 days (totals when missing); FM is the rounded mean of F and "
+                       "M. The first rule that matches wins.")
+            st.dataframe(seg.rfm_rules(), hide_index=True, width="stretch")
+    elif kind == "risk_tier":
+        st.caption("Tiers by the chosen model's churn probability: **high** = the 20% most at risk (deciles 1-2), "
+                   "**medium** = the next 30% (deciles 3-5), **low** = the rest.")
+    elif kind == "risk_decile":
+        st.caption("Deciles by the chosen model's churn probability: decile 1 holds the 10% most at risk.")
+    elif kind == "buyer":
+        st.caption("One-time buyers have no repeat purchase day yet (repeat purchases = 0).")
+    else:
+        conds = _conditions_form(data)
+        if not conds:
+            st.info("Add a condition and apply the filter to build your segment.", icon=":material/filter_alt:")
+            return None
+        conditions = json.dumps([list(c) for c in conds], default=str)
+    return kind, column, conditions
+
+
+def segment_comparison_panel(data: cache.RunData, model: str, kind: str, column: str | None, conditions: str,
+                             e: cache.Explanation | None, sample: int) -> pd.DataFrame | None:
+    """The comparison table (size, churn, predicted risk, ROC-AUC, recall @10%, reliable, drivers), a chart and the
+    segment x feature heatmap."""
+    digest = cache.manifest_digest(data.path) if e is not None else None
+    with guard("comparing the segments") as g:
+        table, heat = cache.segment_comparison(data.path, cache.run_stamp(data.path), model, kind, column, conditions,
+                                               digest, sample if e is not None else None)
+    if g.failed:
+        return None
+    k = lambda n: widget_key(Key.W_SEGMENTS, data.name, n)  # noqa: E731
+    st.subheader("Segments side by side", anchor=False)
+    small = int((~table["reliable"]).sum())
+    if small:
+        st.caption(f":material/info: {small} segment(s) are too small to judge (fewer than 30 users or 5 churners or "
+                   "retained users): marked, read them with care.")
+    show = table.assign(reliable=table["reliable"].map({True: "yes", False: "too small"}))
+    st.dataframe(show, hide_index=True, width="stretch", key=k("table"), column_config={
+        "segment": st.column_config.TextColumn("segment"),
+        "users": st.column_config.NumberColumn("users", format="localized"),
+        "share": st.column_config.NumberColumn("share", format="percent"),
+        "churn_rate": st.column_config.NumberColumn("churn rate", format="percent"),
+        "mean_predicted": st.column_config.NumberColumn("predicted risk", format="percent"),
+        "roc_auc": st.column_config.NumberColumn("ROC-AUC", format="%.3f"),
+        "recall_top10": st.column_config.NumberColumn("recall @10%", format="%.3f"),
+        "reliable": st.column_config.TextColumn("reliable"),
+        "explained_users": st.column_config.NumberColumn("users explained", format="localized"),
+        "top_drivers": st.column_config.TextColumn("drivers above everyone")})
+    c = st.columns(2)
+    c[0].plotly_chart(plots.segment_bars(table, "churn_rate", metric_label="Churn rate", title="Churn rate"),
+                      width="stretch", key=k("churn_chart"))
+    c[1].plotly_chart(plots.segment_bars(table, "roc_auc", metric_label="ROC-AUC", title="ROC-AUC"),
+                      width="stretch", key=k("auc_chart"))
+    if heat is not None:
+        st.plotly_chart(plots.segment_heatmap(heat.matrix, flags=heat.flags, labels=heat.labels, users=heat.users,
+                                              how=heat.how), width="stretch", key=k("heatmap"))
+        st.caption(f"Mean effect of each feature in the segment minus over everyone explained (pts); ★ marks each "
+                   f"segment's biggest departures. {e.note}")
+    return table
+
+
+def segment_drilldown(data: cache.RunData, model: str, kind: str, column: str | None, conditions: str,
+                      table: pd.DataFrame, e: cache.Explanation | None) -> None:
+    """One segment: its metrics, its drivers against the population and its users, most at risk first."""
+    from retention_core import segments as seg
+
+    st.subheader("One segment in detail", anchor=False)
+    k = lambda n: widget_key(Key.W_SEGMENTS, data.name, n)  # noqa: E731
+    names = table["segment"].tolist()
+    name = st.selectbox("Segment", names, key=k(f"drill:{kind}:{column}"))
+    row = table.set_index("segment").loc[name]
+    cards = st.columns(5)
+    cards[0].metric("Users", f"{int(row['users']):,}", help=f"{row['share']:.1%} of the validation users")
+    cards[1].metric("Churn rate", f"{row['churn_rate']:.1%}" if pd.notna(row["churn_rate"]) else "-")
+    cards[2].metric("Predicted risk", f"{row['mean_predicted']:.1%}" if pd.notna(row["mean_predicted"]) else "-")
+    cards[3].metric("ROC-AUC", f"{row['roc_auc']:.3f}" if pd.notna(row["roc_auc"]) else "-")
+    cards[4].metric("Recall @10%", f"{row['recall_top10']:.3f}" if pd.notna(row["recall_top10"]) else "-")
+    if not bool(row["reliable"]):
+        st.caption(":material/info: Too small to judge the model here; read these numbers with care.")
+    labels_all = cache.segment_labels(data.path, cache.run_stamp(data.path), model, kind, column, conditions)
+    in_seg = (labels_all.astype("string").fillna(seg.MISSING) == name).to_numpy()
+    if e is not None:
+        explained = e.points.loc[in_seg[e.points.index.to_numpy()]]
+        if len(explained):
+            labels = dict(zip(e.importance["feature"], e.importance["label"]))
+            st.plotly_chart(plots.segment_drivers(explained.abs().mean(), e.points.abs().mean(), labels=labels,
+                                                  segment=str(name)), width="stretch", key=k("drivers"))
+            st.caption(f"Drivers from the {len(explained):,} users of this segment among those explained.")
+    v = data.validation.reset_index(drop=True)
+    attrs = [c for c in cache.segment_attributes(data)[:6] if c in v.columns]
+    cols = ["user_id", f"p:{model}", "churned"] + [c for c in attrs if c not in ("user_id", "churned")]
+    users = v.loc[in_seg, cols].sort_values(f"p:{model}", ascending=False, kind="stable")
+    users = users.rename(columns={f"p:{model}": "churn_probability"})
+    st.markdown(f"**Users in {name}** ({len(users):,}, most at risk first)")
+    st.dataframe(users.head(1000), hide_index=True, width="stretch", key=k("users"), column_config={
+        "churn_probability": st.column_config.ProgressColumn("churn probability", min_value=0.0, max_value=1.0,
+                                                            format="percent")})

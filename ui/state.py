@@ -56,6 +56,12 @@ class Key(StrEnum):
     W_BUILD = "w_build"
     W_TRAIN = "w_train"
     W_EVAL = "w_eval"
+    W_EXPLAIN = "w_explain"
+    W_SEGMENTS = "w_segments"
+    W_AT_RISK = "w_at_risk"
+    W_MODELS = "w_models"
+    INSIGHT = "insight"  # run name -> InsightChoice: the model and sample the Explain and Segments pages look at
+    SEGMENT_FILTERS = "segment_filters"  # run name -> the custom segment conditions built on the Segments page
 
 
 def widget_key(base: Key, *parts: Any) -> str:
@@ -238,6 +244,18 @@ def set_active_run(name: str | None) -> None:
         _set(Key.ACTIVE_RUN, name)
 
 
+def remove_run(name: str) -> None:
+    """Forget a run in this session (after it was deleted): its chosen threshold too, and it stops being active."""
+    runs = dict(_get(Key.RUNS, {}))
+    runs.pop(name, None)
+    _set(Key.RUNS, runs)
+    choices = dict(_get(Key.THRESHOLDS, {}))
+    if choices.pop(name, None) is not None:
+        _set(Key.THRESHOLDS, choices)
+    if _get(Key.ACTIVE_RUN) == name:
+        _pop(Key.ACTIVE_RUN)
+
+
 # ----------------------------------------------------------------------------------------------- chosen thresholds
 @dataclass(frozen=True)
 class ThresholdChoice:
@@ -385,3 +403,37 @@ def widget_value(key: str, default: Any = None) -> Any:
 def set_widget(key: str, value: Any) -> None:
     """Set a widget's value before it is drawn in this run (used to show the current choice)."""
     st.session_state[key] = value
+
+
+# ----------------------------------------------------------------------------------------------- insight pages
+@dataclass(frozen=True)
+class InsightChoice:
+    """What the Explain and Segments pages look at for a run: the model explained and the size of the explanation
+    sample. Kept apart from :class:`ThresholdChoice`, so looking at another model never changes what is exported."""
+
+    model: str | None = None
+    sample: int = 1000
+
+
+def get_insight(run: str) -> InsightChoice:
+    return _get(Key.INSIGHT, {}).get(run) or InsightChoice()
+
+
+def set_insight(run: str, *, model: str | None = None, sample: int | None = None) -> None:
+    """Record the model and/or sample size the insight pages use for this run."""
+    all_choices = dict(_get(Key.INSIGHT, {}))
+    old = all_choices.get(run) or InsightChoice()
+    all_choices[run] = InsightChoice(model if model is not None else old.model,
+                                     int(sample) if sample is not None else old.sample)
+    _set(Key.INSIGHT, all_choices)
+
+
+def get_segment_filter(run: str) -> list:
+    """The custom segment conditions for this run: a list of ``(column, op, value)`` (empty when none)."""
+    return list(_get(Key.SEGMENT_FILTERS, {}).get(run, []))
+
+
+def set_segment_filter(run: str, conditions: list) -> None:
+    all_filters = dict(_get(Key.SEGMENT_FILTERS, {}))
+    all_filters[run] = [tuple(c) for c in conditions]
+    _set(Key.SEGMENT_FILTERS, all_filters)
