@@ -449,7 +449,10 @@ def validate_dataset(frame: pd.DataFrame) -> ValidationReport:
     if n_users < MIN_USERS:
         rep.add("error", "too_few_users", f"Only {n_users} users in the dataset; at least {MIN_USERS} are needed",
                 n_users, [], "use a longer lookback or an earlier cutoff")
-    if min(pos, neg) < MIN_CLASS:
+    if pos + neg == 0:
+        rep.add("error", "too_few_churners", "No row has a churn label yet, so there is nothing to train on", 0, [],
+                "choose the label column (user tables) or an earlier cutoff whose horizon is observed (event logs)")
+    elif min(pos, neg) < MIN_CLASS:
         which = "churned" if pos < neg else "retained"
         rep.add("error", "too_few_churners", f"Only {min(pos, neg)} {which} users in the labelled snapshots; at least "
                 f"{MIN_CLASS} of each are needed to train", min(pos, neg), [],
