@@ -201,7 +201,9 @@ def cmd_build_dataset(args) -> int:
         ds = build_dataset(ev, cfg)
     else:
         ds = user_dataset(df, schema, report)
-    write_table(format_dates(ds.frame), args.out)
+    out = format_dates(ds.frame)
+    out["churned"] = out["churned"].astype("Int64")  # 0/1, empty where the horizon is not observed yet
+    write_table(out, args.out)
     s = ds.summary()
     for _, r in s.iterrows():
         when = r["snapshot_date"].date() if hasattr(r["snapshot_date"], "date") else r["snapshot_date"]
