@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--models", default="auto", help="'auto' or a comma-separated list of model keys")
     s.add_argument("--metric", default="roc_auc", help="metric that picks the best model (default roc_auc)")
     s.add_argument("--calibrate", choices=["none", "isotonic", "sigmoid"], default="none")
+    s.add_argument("--backtest", type=int, default=0, help="also validate at N earlier cutoffs (event logs)")
     s.add_argument("--epochs", type=int, help="epochs for deep models")
     s.add_argument("--seed", type=int, default=0)
 

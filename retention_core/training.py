@@ -329,7 +329,8 @@ def train_cli(args) -> int:
     _fail_on_errors(report)
     keys = [k.strip() for k in args.models.split(",") if k.strip()]
     cfg = TrainConfig(models="auto" if keys in (["auto"], []) else keys, metric=args.metric,
-                      calibrate=None if args.calibrate == "none" else args.calibrate, seed=args.seed)
+                      calibrate=None if args.calibrate == "none" else args.calibrate, seed=args.seed,
+                      backtest=max(0, args.backtest))
     model_keys = cfg.model_keys()
     if args.epochs:
         cfg.params = {k: {"epochs": args.epochs} for k in model_keys if REGISTRY[k].family == "deep"}
@@ -350,6 +351,10 @@ def train_cli(args) -> int:
     cols = ["model", "roc_auc", "pr_auc", "f1", "recall_top10", "fit_seconds"]
     print(f"validation: {result.scheme}")
     print(board[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if len(result.backtest):
+        bt = result.backtest.pivot_table(index="cutoff", columns="model", values="roc_auc")
+        print("backtest ROC-AUC per cutoff:")
+        print(bt.to_string(float_format=lambda v: f"{v:.4f}"))
     for k, v in result.errors.items():
         print(f"warning: {k} failed: {v}")
     print(f"best model: {result.best}; saved to {args.out} in {time.perf_counter() - t0:.1f} s")
