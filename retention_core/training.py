@@ -4,7 +4,9 @@ Event-log datasets (snapshots) are split by time: the latest labelled snapshot i
 train only on snapshots whose whole horizon ends at or before it (``T + horizon <= T_val``), so no label window overlaps
 the validation period. Random splits are never used on snapshots. User tables use a stratified holdout plus
 stratified K-fold cross-validation on the rest. ``auto`` picks the best model by a chosen metric on validation only;
-the chosen models are then refitted on all labelled rows (deep models keep the weights chosen by early stopping).
+by default the models saved are exactly the ones validated, so the metrics, the threshold chosen on them and the
+explanations describe the model that scores. ``refit=True`` refits the models on the most recent labelled snapshots
+before saving (more recent data, but the saved model is then no longer the one measured).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ class TrainConfig:
     cv_folds: int = 5
     holdout: float = 0.2
     backtest: int = 0  # extra earlier validation cutoffs (event logs)
-    refit: bool = True
+    refit: bool = False
     train_snapshots: int = 3  # event logs: the most recent snapshots a model learns from (0 = all)
 
     def model_keys(self) -> list[str]:
@@ -330,7 +332,7 @@ def train_cli(args) -> int:
     keys = [k.strip() for k in args.models.split(",") if k.strip()]
     cfg = TrainConfig(models="auto" if keys in (["auto"], []) else keys, metric=args.metric,
                       calibrate=None if args.calibrate == "none" else args.calibrate, seed=args.seed,
-                      backtest=max(0, args.backtest))
+                      backtest=max(0, args.backtest), refit=args.refit)
     model_keys = cfg.model_keys()
     if args.epochs:
         cfg.params = {k: {"epochs": args.epochs} for k in model_keys if REGISTRY[k].family == "deep"}

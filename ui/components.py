@@ -851,10 +851,14 @@ def train_form(ds, info: state.DatasetInfo) -> TrainRequest | None:
                                          help="Also validate at this many earlier snapshots, to see whether the "
                                               "quality holds over time (takes longer).")
             folds, holdout = 5, 0.2
+            refit = c[3].checkbox("Refit on the latest data", value=False, key=fk("refit"),
+                                  help="After validation, refit the models on the most recent labelled snapshots "
+                                       "before saving. More recent data, but the saved model is then not exactly "
+                                       "the one whose metrics and threshold you see on Evaluate.")
             st.caption("Time-aware validation: models learn from earlier snapshots and are judged on the latest one, "
                        "whose horizon is fully observed; random splits are never used on snapshots.")
         else:
-            backtest = 0
+            backtest, refit = 0, False
             holdout = c[2].slider("Holdout share", 0.1, 0.5, 0.2, 0.05, key=fk("holdout"),
                                   help="Users set aside for validation (stratified by the label).")
             folds = c[3].number_input("Cross-validation folds", 0, 10, 5, key=fk("folds"),
@@ -876,7 +880,7 @@ def train_form(ds, info: state.DatasetInfo) -> TrainRequest | None:
         run_name = bundle.safe_run_name(name)
         cfg = TrainConfig(models=models, params=params, metric=metric,
                           calibrate=None if calibrate == "none" else calibrate, seed=int(seed),
-                          cv_folds=int(folds), holdout=float(holdout), backtest=int(backtest))
+                          cv_folds=int(folds), holdout=float(holdout), backtest=int(backtest), refit=bool(refit))
         cfg.model_keys()
         if any(_specs()[k].needs_sequences for k in models):
             ds = _with_sequences(ds, info)

@@ -137,3 +137,13 @@ def test_workspace_listing_and_delete(trained, tmp_path):
     assert bundle.list_runs(tmp_path).empty
     with pytest.raises(BundleError):
         bundle.delete_run("March run", tmp_path)
+
+
+def test_saved_model_reproduces_the_validation_predictions(trained, tmp_path):
+    """What the Evaluate page measured (and the threshold chosen on it) is what the saved model scores."""
+    kw, _ = trained
+    run = bundle.load_run(bundle.save_run(tmp_path / "r", **kw))
+    val = run.validation()
+    X = val[run.info["numeric"] + run.info["categorical"]]
+    for key in ("recency", "logreg"):
+        np.testing.assert_allclose(run.model(key).predict_proba(X), val[f"p:{key}"].to_numpy(), atol=1e-9)
