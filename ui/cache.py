@@ -190,6 +190,10 @@ class RunData:
 
     @property
     def attributes(self) -> list[str]:
+        """User attributes (categorical columns) to split quality by; numeric features are banded on Segments."""
+        cats = self.info.get("categorical")
+        if cats is not None:
+            return [c for c in cats if c in self.validation.columns]
         skip = {"user_id", "snapshot_date", "churned"}
         return [c for c in self.validation.columns if c not in skip and not str(c).startswith("p:")]
 
