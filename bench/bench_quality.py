@@ -34,7 +34,7 @@ HOLDOUTS = {
 }
 
 
-def holdout(name: str, cutoff: str, models, horizon: int = 90) -> list[dict]:
+def holdout(name: str, cutoff: str, models, horizon: int = 90, params: dict | None = None) -> list[dict]:
     file, _ = HOLDOUTS[name]
     raw = read_table(DATA / file)
     schema = infer_schema(raw)
@@ -46,7 +46,7 @@ def holdout(name: str, cutoff: str, models, horizon: int = 90) -> list[dict]:
     needs_seq = any(m in ("cnn", "gru", "transformer") for m in (models if isinstance(models, list) else []))
     train_ds = build_dataset(past, cfg, cutoffs=training_cutoffs(past, cfg), sequences=needs_seq)
     t0 = time.perf_counter()
-    res = train_models(train_ds, TrainConfig(models=models), horizon_days=horizon)
+    res = train_models(train_ds, TrainConfig(models=models, params=params or {}), horizon_days=horizon)
     fit_s = time.perf_counter() - t0
     score_ds = build_dataset(past, cfg, cutoffs=[C], sequences=needs_seq)
     assert (score_ds.frame["user_id"].to_numpy() == truth.frame["user_id"].to_numpy()).all()
@@ -70,7 +70,7 @@ def holdout(name: str, cutoff: str, models, horizon: int = 90) -> list[dict]:
     return rows
 
 
-def telco(models) -> list[dict]:
+def telco(models, params: dict | None = None) -> list[dict]:
     from retention_core.features import user_dataset
     from retention_core.validation import validate
 
@@ -78,7 +78,8 @@ def telco(models) -> list[dict]:
     schema = infer_schema(raw)
     rep = validate(raw, schema)
     ds = user_dataset(raw, schema, rep)
-    res = train_models(ds, TrainConfig(models=models, cv_folds=5), excluded=rep.excluded_features)
+    res = train_models(ds, TrainConfig(models=models, params=params or {}, cv_folds=5),
+                       excluded=rep.excluded_features)
     out = []
     for _, r in res.leaderboard.iterrows():
         out.append({"dataset": "telco", "cutoff": "5-fold CV", "model": r["model"], "roc_auc": r.get("cv_roc_auc_mean"),
