@@ -413,7 +413,44 @@ def read_table(source: Source, *, name: str | None = None, sheet: str | int | No
         raise DataError(f"{name} is an empty zip file. Put one CSV, Parquet or Excel file in it.")
     if not payload.strip():
         raise DataError(f"{name} is empty. Upload a file with a header row and at least one row of data.")
+    check_memory(len(payload), name, compressed=payload[:4] == b"PAR1" or payload[:4] == b"PK\x03\x04")
+    try:
+        df, info = _parse(payload, name, sheet, info)
+    except MemoryError:
+        raise DataError(f"{name} is too large to load in the memory this machine has free. Filter or sample it "
+                        "first (fewer rows or columns).") from None
+    df.attrs["read_info"] = info.as_dict()
+    df.attrs["digest"] = digest(data)
+    return df
 
+
+#: A table in memory takes several times its text size (text cells become Python strings).
+MEMORY_FACTOR_TEXT = 6
+MEMORY_FACTOR_COMPRESSED = 25
+
+
+def available_memory() -> int | None:
+    """Bytes of memory free for new work (Linux ``MemAvailable``), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_memory(n_bytes: int, name: str, *, compressed: bool = False) -> None:
+    """Refuse, with a clear message, a file whose table would not fit in the free memory (instead of crashing)."""
+    free = available_memory()
+    need = n_bytes * (MEMORY_FACTOR_COMPRESSED if compressed else MEMORY_FACTOR_TEXT)
+    if free is not None and need > free:
+        raise DataError(f"{name} needs about {need / 1e9:,.1f} GB of memory to load, but only {free / 1e9:,.1f} GB "
+                        "are free. Filter or sample the file first, or use a machine with more memory.")
+
+
+def _parse(payload: bytes, name: str, sheet, info: ReadInfo):
     if payload[:4] == b"PAR1":
         info.format = "parquet"
         df = _read_parquet(payload, name)
@@ -441,10 +478,7 @@ def read_table(source: Source, *, name: str | None = None, sheet: str | int | No
         if any(ch in only for ch in ",;\t|") or not _looks_like_table_column(df[only]):
             raise DataError(f"{name} was read as a single column ({only[:60]!r}). Check that it is a delimited table "
                             "(comma, semicolon, tab or pipe) with a header row.")
-    df = coerce_types(df)
-    df.attrs["read_info"] = info.as_dict()
-    df.attrs["digest"] = digest(data)
-    return df
+    return coerce_types(df), info
 
 
 def _zip_lists_tables(data: bytes) -> bool:

@@ -240,6 +240,12 @@ def score_cli(args) -> int:
                               sequences=seq[idx] if seq is not None else None)
         for i in range(args.reasons):
             out.insert(4 + i, f"reason_{i + 1}", reasons[i] if i < len(reasons) else "")
+    if getattr(args, "pseudonymise_key_env", None):
+        key = os.environ.get(args.pseudonymise_key_env, "")
+        if not key:
+            raise ConfigError(f"Environment variable {args.pseudonymise_key_env} is empty or not set: put the "
+                              "pseudonymisation key in it.")
+        out = pseudonymise_list(out, key)
     out["model"] = run.best
     out["threshold"] = run.threshold
     out["scoring_date"] = str(pd.Timestamp(frame["snapshot_date"].iloc[0]).date()) if "snapshot_date" in frame and len(frame) \
