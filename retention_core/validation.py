@@ -122,6 +122,23 @@ def _feature_columns(df: pd.DataFrame, schema: Schema) -> list:
     return [c for c in df.columns if c not in skip]
 
 
+def _mostly_numeric(col, nn: pd.Series, rep: "ValidationReport") -> None:
+    """A text column whose cells are numbers but for a few (``inf``, ``n.a.``, ``12,5%``) was read as text: say so,
+    since it then cannot be an amount, a price or a numeric feature."""
+    if not (nn.dtype == object or pd.api.types.is_string_dtype(nn.dtype)) or len(nn) < 5:
+        return
+    sample = nn.iloc[:20_000].astype(str).str.strip()
+    num = pd.to_numeric(sample, errors="coerce")
+    bad = num.isna()
+    finite = num.notna() & np.isfinite(num.fillna(0))
+    share = finite.mean()
+    if 0.9 <= share < 1.0 or (share >= 0.9 and (~np.isfinite(num.dropna())).any()):
+        odd = sample[bad | ~np.isfinite(num.fillna(0))]
+        rep.add("warning", "mostly_numeric_text", f"Column {col!r} holds numbers except for {len(odd):,} cell(s) in "
+                f"the first {len(sample):,}", len(odd), [str(v) for v in odd.head(5)],
+                "read as text, so it cannot be an amount, price or numeric feature: fix or clear those cells")
+
+
 def validate(df: pd.DataFrame, schema: Schema, *, now: pd.Timestamp | None = None) -> ValidationReport:
     """Check ``df`` read as ``schema`` says; every quirk becomes a finding with a count, examples and an action."""
     rep = ValidationReport()
@@ -154,6 +171,8 @@ def validate(df: pd.DataFrame, schema: Schema, *, now: pd.Timestamp | None = Non
         elif n > 1 and col not in role_cols and _nunique(nn) == 1:
             rep.add("info", "constant_column", f"Column {col!r} has one value ({_short(nn.iloc[0])!r}) in every row",
                     n, [col], "not used as a feature")
+        elif col not in role_cols:
+            _mostly_numeric(col, nn, rep)
 
     user = roles.get("user_id")
     if user:

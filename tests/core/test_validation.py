@@ -334,3 +334,17 @@ def test_property_validate_with_any_role_choice_never_crashes(df, data):
                     purchase_values=data.draw(st.sampled_from([None, [], ["yes"]])))
     rep = validate(df, schema, now=NOW)
     _check_report(rep)
+
+
+def test_mostly_numeric_text_column_is_reported():
+    from retention_core.io import read_table
+    from retention_core.roles import infer_schema
+    from retention_core.validation import validate
+
+    rows = "".join(f"u{i % 30},2024-01-{1 + i % 28:02d},{10 + i}\n" for i in range(200))
+    df = read_table(("customer_id,order_date,amount\n" + rows + "u1,2024-02-01,inf\n").encode(), name="x.csv")
+    rep = validate(df, infer_schema(df))
+    f = rep.get("mostly_numeric_text")
+    assert f is not None and f.severity == "warning" and "amount" in f.message and "inf" in f.examples
+    clean = read_table(("customer_id,order_date,amount\n" + rows).encode(), name="y.csv")
+    assert validate(clean, infer_schema(clean)).get("mostly_numeric_text") is None
