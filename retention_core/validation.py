@@ -153,10 +153,9 @@ def validate(df: pd.DataFrame, schema: Schema, *, now: pd.Timestamp | None = Non
         rep.add("error", "no_rows", "The table has no rows", 0, [], "upload a table with data")
         return rep
 
-    try:
-        dup = df.duplicated()
-    except TypeError:  # unhashable cells: compare their text
-        dup = df.astype(str).duplicated()
+    from .events import exact_duplicates
+
+    dup = exact_duplicates(df)
     if dup.any():
         rep.add("warning", "duplicate_rows", f"{int(dup.sum()):,} exact duplicate rows", int(dup.sum()), _rows(dup),
                 "dropped (only the first copy is kept)" if schema.kind == "events"

@@ -206,3 +206,15 @@ def test_no_usable_rows_is_a_clear_error():
     schema = infer_schema(df, {"user_id": "customer_id", "timestamp": "event_time", "kind": "events"})
     with pytest.raises(DataError, match="No usable events"):
         canonical_events(df, schema)
+
+
+def test_exact_duplicates_match_pandas():
+    from retention_core.events import exact_duplicates
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.integers(0, 5, 3000), "b": rng.choice(["x", "y", None], 3000),
+                       "c": rng.integers(0, 3, 3000).astype(float)})
+    df.loc[5, "c"] = np.nan
+    pd.testing.assert_series_equal(exact_duplicates(df), df.duplicated(), check_names=False)
+    df["d"] = [[i % 2] for i in range(3000)]  # unhashable cells
+    assert exact_duplicates(df).sum() == df.astype(str).duplicated().sum()
