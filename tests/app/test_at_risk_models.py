@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,31 +12,17 @@ from streamlit.testing.v1 import AppTest
 from retention_core.scoring import export_csv_bytes
 from ui.state import Key, widget_key
 
-ROOT = Path(__file__).resolve().parents[2]
-APP = str(ROOT / "app.py")
+from tests.app.helpers import APP, ROOT, TIMEOUT, sample_run
+from tests.app.helpers import button as _button
+from tests.app.helpers import env as _env
+from tests.app.helpers import no_exception as _ok
+
 SAMPLE = ROOT / "assets" / "sample_events.csv.gz"
-TIMEOUT = 180
 RUN = "fast run"
-
-
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, at.exception
-    return at
 
 
 def _errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
-
-
-def _env(mp: pytest.MonkeyPatch, tmp: Path) -> None:
-    mp.setenv("RETENTION_WORKSPACE", str(tmp / "workspace"))
-    mp.setenv("RETENTION_HOME", str(tmp / "home"))
-    mp.setenv("RETENTION_SYNC_TRAINING", "1")
-    mp.delenv("RETENTION_BUNDLE_KEY", raising=False)
-
-
-def _button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
 
 
 def _k(*parts) -> str:
@@ -65,17 +50,7 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("atrisk")
     with pytest.MonkeyPatch.context() as mp:
         _env(mp, tmp)
-        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-        at.run()
-        _button(at, "Build dataset").click().run()
-        _ok(at)
-        at.switch_page("pages/train.py").run()
-        _button(at, "Fast").click().run()
-        at.text_input(key=widget_key(Key.W_TRAIN, "name")).set_value(RUN)
-        _button(at, "Train models").click().run()
-        _ok(at)
-        assert at.session_state[str(Key.ACTIVE_RUN)] == RUN
-        yield at, tmp
+        yield sample_run(RUN), tmp
 
 
 def test_pages_render_with_no_run(tmp_path, monkeypatch):

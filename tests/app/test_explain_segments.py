@@ -11,34 +11,18 @@ from streamlit.testing.v1 import AppTest
 from ui import cache
 from ui.state import Key, widget_key
 
-ROOT = Path(__file__).resolve().parents[2]
-APP = str(ROOT / "app.py")
-TIMEOUT = 180
+from tests.app.helpers import APP, TIMEOUT, sample_run
+from tests.app.helpers import env as _env
+from tests.app.helpers import texts as _texts
+
 RUN = "insight run"
 SAMPLE = 250
-
-
-def _texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "info", "success", "warning", "error", "title", "subheader")
-             for e in getattr(at, kind)]
-    return "\n".join(map(str, parts))
 
 
 def _ok(at: AppTest) -> AppTest:
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     return at
-
-
-def _env(mp: pytest.MonkeyPatch, tmp: Path) -> None:
-    mp.setenv("RETENTION_WORKSPACE", str(tmp / "workspace"))
-    mp.setenv("RETENTION_HOME", str(tmp / "home"))
-    mp.setenv("RETENTION_SYNC_TRAINING", "1")
-    mp.delenv("RETENTION_BUNDLE_KEY", raising=False)
-
-
-def _button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +32,7 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("insight")
     with pytest.MonkeyPatch.context() as mp:
         _env(mp, tmp)
-        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-        at.run()
-        _button(at, "Build dataset").click().run()
-        at.switch_page("pages/train.py").run()
-        _button(at, "Fast").click().run()
-        at.text_input(key=widget_key(Key.W_TRAIN, "name")).set_value(RUN)
-        _button(at, "Train models").click().run()
-        _ok(at)
-        assert at.session_state[str(Key.ACTIVE_RUN)] == RUN
+        at = _ok(sample_run(RUN))
         at.switch_page("pages/explain.py").run()
         _ok(at)
         at.selectbox(key=widget_key(Key.W_EXPLAIN, RUN, "sample")).set_value(SAMPLE).run()

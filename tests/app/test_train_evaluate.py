@@ -1,7 +1,6 @@
 """Train and Evaluate pages through AppTest: train fast models inline, save the run, move the threshold."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,42 +12,15 @@ from retention_core.events import Dataset
 from retention_core.roles import Schema
 from ui.state import DatasetInfo, Key, schema_json, widget_key
 
-ROOT = Path(__file__).resolve().parents[2]
-APP = str(ROOT / "app.py")
-TIMEOUT = 180
+from tests.app.helpers import APP, TIMEOUT
+from tests.app.helpers import button as _button
+from tests.app.helpers import env as _env
+from tests.app.helpers import no_exception as _ok
+from tests.app.helpers import texts as _texts
+from tests.app.helpers import sample_run
+from tests.app.helpers import train_fast as _train
+
 RUN = "fast run"
-
-
-def _texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "info", "success", "warning", "error", "title", "subheader")
-             for e in getattr(at, kind)]
-    return "\n".join(map(str, parts))
-
-
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, at.exception
-    return at
-
-
-def _env(mp: pytest.MonkeyPatch, tmp: Path) -> None:
-    mp.setenv("RETENTION_WORKSPACE", str(tmp / "workspace"))
-    mp.setenv("RETENTION_HOME", str(tmp / "home"))
-    mp.setenv("RETENTION_SYNC_TRAINING", "1")
-    mp.delenv("RETENTION_BUNDLE_KEY", raising=False)
-
-
-def _button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
-
-
-def _train(at: AppTest, name: str) -> AppTest:
-    at.switch_page("pages/train.py").run()
-    _ok(at)
-    _button(at, "Fast").click().run()
-    _ok(at)
-    at.text_input(key=widget_key(Key.W_TRAIN, "name")).set_value(name)
-    _button(at, "Train models").click().run()
-    return _ok(at)
 
 
 def _cards(at: AppTest) -> dict[str, str]:
@@ -61,12 +33,7 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
     with pytest.MonkeyPatch.context() as mp:
         _env(mp, tmp)
-        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-        at.run()
-        _button(at, "Build dataset").click().run()
-        _ok(at)
-        _train(at, RUN)
-        yield at, tmp
+        yield sample_run(RUN), tmp
 
 
 def test_pages_render_with_no_run(tmp_path, monkeypatch):

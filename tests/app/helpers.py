@@ -1,0 +1,58 @@
+"""Shared AppTest helpers: the app, a temporary workspace, buttons, page texts, and a fast run trained inline."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ui.state import Key, widget_key
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+TIMEOUT = 180
+
+
+def env(mp: pytest.MonkeyPatch, tmp: Path) -> None:
+    """A temporary workspace and key folder, and training inline so tests are deterministic."""
+    mp.setenv("RETENTION_WORKSPACE", str(tmp / "workspace"))
+    mp.setenv("RETENTION_HOME", str(tmp / "home"))
+    mp.setenv("RETENTION_SYNC_TRAINING", "1")
+    mp.delenv("RETENTION_BUNDLE_KEY", raising=False)
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "success", "warning", "error", "title", "subheader")
+             for e in getattr(at, kind)]
+    return "\n".join(map(str, parts))
+
+
+def no_exception(at: AppTest) -> AppTest:
+    assert not at.exception, at.exception
+    return at
+
+
+def train_fast(at: AppTest, name: str) -> AppTest:
+    """On the Train page: the "Fast" preset (recency rule and logistic regression), saved under ``name``."""
+    at.switch_page("pages/train.py").run()
+    no_exception(at)
+    button(at, "Fast").click().run()
+    no_exception(at)
+    at.text_input(key=widget_key(Key.W_TRAIN, "name")).set_value(name)
+    button(at, "Train models").click().run()
+    return no_exception(at)
+
+
+def sample_run(name: str) -> AppTest:
+    """A new app session on the built-in sample with its dataset built and a fast run trained as ``name``."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    button(at, "Build dataset").click().run()
+    no_exception(at)
+    train_fast(at, name)
+    assert at.session_state[str(Key.ACTIVE_RUN)] == name
+    return at
