@@ -123,10 +123,7 @@ def canonical_events(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     et = out["event_type"].astype("string")
     is_cancel = et.str.contains(CANCEL_WORDS, na=False)
     if r.get("order_id"):
-        oid = out["order_id"]
-        c_prefix = oid.str.match(r"^[Cc]\d", na=False)
-        if 0 < c_prefix.mean() < 0.5:
-            is_cancel |= c_prefix
+        is_cancel |= cancelled_orders(out["order_id"])
     is_return = et.str.contains(RETURN_WORDS, na=False) | (out["amount"] < 0).fillna(False)
     if q is not None:
         is_return |= (q < 0).fillna(False)
@@ -146,11 +143,7 @@ def canonical_events(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     out["is_cancel"] = is_cancel.astype(bool)
     prod = out["product"]
     if r.get("product") and prod.notna().any():
-        has_digit = prod.str.contains(r"\d", na=False)
-        nonprod = prod.str.upper().isin(NON_PRODUCT_CODES).fillna(False)
-        if has_digit.mean() > 0.8:
-            nonprod |= ~has_digit & prod.notna()
-        out["is_nonproduct"] = nonprod.astype(bool)
+        out["is_nonproduct"] = non_product_lines(prod)
     else:
         out["is_nonproduct"] = False
     for a in schema.attributes:
@@ -167,6 +160,33 @@ def canonical_events(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
                              "rows_out": len(out), "purchases": int(out["is_purchase"].sum()),
                              "returns": int(out["is_return"].sum()), "cancellations": int(out["is_cancel"].sum())}
     return out
+
+
+def _per_value(s: pd.Series, test) -> pd.Series:
+    """A boolean test of text values, run once per distinct value of a categorical (missing values test False)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.cat.codes.to_numpy()
+        per_cat = np.asarray(test(pd.Series(s.cat.categories, dtype="string")), dtype=bool)
+        hit = np.append(per_cat, False)[np.where(codes >= 0, codes, len(per_cat))]
+        return pd.Series(hit, index=s.index)
+    return pd.Series(np.asarray(test(s.astype("string")), dtype=bool), index=s.index)
+
+
+def cancelled_orders(order_ids: pd.Series) -> pd.Series:
+    """Cancellation lines by order id: ``C`` followed by a digit (as in ``C489449``), when that pattern is a minority
+    of the ids (so a shop whose every order id starts with ``C`` is not read as all cancellations)."""
+    c = _per_value(order_ids, lambda t: t.str.match(r"^[Cc]\d", na=False).fillna(False))
+    return c if 0 < c.mean() < 0.5 else pd.Series(False, index=order_ids.index)
+
+
+def non_product_lines(codes: pd.Series) -> pd.Series:
+    """Lines that are not products: postage, fees and manual adjustments (known codes, and codes without a digit when
+    almost every product code has one)."""
+    known = _per_value(codes, lambda t: t.str.strip().str.upper().isin(NON_PRODUCT_CODES).fillna(False))
+    has_digit = _per_value(codes, lambda t: t.str.contains(r"\d", na=False).fillna(False))
+    if has_digit.mean() > 0.8:
+        return known | (~has_digit & codes.notna().to_numpy())
+    return known
 
 
 def exact_duplicates(df: pd.DataFrame) -> pd.Series:

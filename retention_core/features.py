@@ -233,22 +233,12 @@ def feature_columns(frame: pd.DataFrame, attributes: list[str]) -> tuple[list[st
     return numeric, categorical
 
 
-def activity_sequences(ev: pd.DataFrame, frame: pd.DataFrame, weeks: int = 26,
-                       threads: int | None = None) -> tuple[np.ndarray, list[str]]:
+def _sequences(con, frame: pd.DataFrame, weeks: int) -> np.ndarray:
     """Weekly activity before each row's cutoff: array (rows, weeks, channels), oldest week first.
 
-    Channels: orders, log(1 + revenue), log(1 + browsing events), returns. Week ``weeks - 1`` is the 7 days up to the
-    cutoff; nothing after the cutoff is used.
+    Channels (``SEQUENCE_CHANNELS``): orders, log(1 + revenue), log(1 + browsing events), returns. Week ``weeks - 1``
+    is the 7 days up to the cutoff; nothing after the cutoff is used. Reads the per-day table of :func:`_prepare`.
     """
-    con = connect(threads)
-    try:
-        _prepare(con, ev, [c for c in ev.columns if c not in CANONICAL])
-        return _sequences(con, frame, weeks), list(SEQUENCE_CHANNELS)
-    finally:
-        con.close()
-
-
-def _sequences(con, frame: pd.DataFrame, weeks: int) -> np.ndarray:
     out = np.zeros((len(frame), weeks, len(SEQUENCE_CHANNELS)), dtype=np.float32)
     if len(frame) == 0:
         return out

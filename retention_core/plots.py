@@ -529,7 +529,7 @@ def waterfall(effects: pd.Series, *, base: float, prediction: float | None = Non
     order = e.abs().sort_values(ascending=False, kind="stable").index
     shown = e.loc[order[: int(top)]]
     rest = float(e.loc[order[int(top):]].sum())
-    names, steps, hover = [], [], []
+    names, steps = [], []
     for f, v in shown.items():
         name = (labels or {}).get(f, str(f))
         val = (values or {}).get(f)

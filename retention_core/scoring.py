@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -44,15 +45,16 @@ def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+@contextmanager
+def atomic_target(path: str | os.PathLike):
+    """Yield a temporary path next to ``path``; on success it is renamed over ``path``, on failure removed, so a
+    crash or an error never leaves a half-written file where a good one was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -66,26 +68,17 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, *, chunk_rows: int = 
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".csv.gz"):
         raise ConfigError(f"Output file {path.name!r} must end in .csv, .csv.gz or .parquet.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_target(path) as tmp:
         if suffix == ".parquet":
             df.to_parquet(tmp, index=False)
-        else:
-            compression = "gzip" if suffix == ".csv.gz" else None
-            mode = "wb" if compression else "w"
+        elif suffix == ".csv.gz":
             import gzip
 
-            opener = (lambda: gzip.open(tmp, "wt", encoding="utf-8", newline="")) if compression else \
-                (lambda: open(tmp, mode, encoding="utf-8", newline=""))
-            with opener() as fh:
+            with gzip.open(tmp, "wt", encoding="utf-8", newline="") as fh:
                 _write_csv_chunks(df, fh, chunk_rows)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        else:
+            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                _write_csv_chunks(df, fh, chunk_rows)
     return path
 
 
@@ -528,18 +521,8 @@ def export_csv(df: pd.DataFrame, path_or_buffer, *, chunk_rows: int = 100_000) -
     import io
 
     if isinstance(path_or_buffer, (str, os.PathLike)):
-        path = Path(path_or_buffer)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                rows = _write_csv_chunks(df, fh, chunk_rows)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return rows
+        with atomic_target(path_or_buffer) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+            return _write_csv_chunks(df, fh, chunk_rows)
     if isinstance(path_or_buffer, io.TextIOBase):
         return _write_csv_chunks(df, path_or_buffer, chunk_rows)
     text = io.TextIOWrapper(path_or_buffer, encoding="utf-8", newline="", write_through=True)

@@ -235,9 +235,11 @@ def _validate_events(df: pd.DataFrame, schema: Schema, rep: ValidationReport, no
                     f"({(ts.max() - ts.min()).days} days)", int(ts.notna().sum()), [], "")
     order = r.get("order_id")
     if order:
+        from .events import cancelled_orders
+
         oid = df[order].astype("string")
-        c = oid.str.match(r"^[Cc]\d", na=False).astype(bool)
-        if 0 < c.mean() < 0.5:
+        c = cancelled_orders(oid)
+        if c.any():
             rep.add("info", "cancellations", f"{int(c.sum()):,} cancellation lines (order ids starting with 'C')",
                     int(c.sum()), list(oid[c].unique()[:5]), "not counted as purchases; used for the cancellation rate")
         adj = oid.str.match(r"^[Aa]\d", na=False).astype(bool)
@@ -292,13 +294,10 @@ def _validate_events(df: pd.DataFrame, schema: Schema, rep: ValidationReport, no
                     int(neg.sum()), _rows(neg), "not counted as purchases (bad-debt or accounting adjustments)")
     prod = r.get("product")
     if prod:
-        from .events import NON_PRODUCT_CODES
+        from .events import non_product_lines
 
         codes = df[prod].astype("string").str.strip()
-        has_digit = codes.str.contains(r"\d", na=False)
-        nonprod = codes.str.upper().isin(NON_PRODUCT_CODES).fillna(False).astype(bool)
-        if has_digit.mean() > 0.8:
-            nonprod |= (~has_digit & codes.notna()).astype(bool)
+        nonprod = non_product_lines(codes)
         if nonprod.any():
             rep.add("info", "non_product_lines", f"{int(nonprod.sum()):,} non-product lines (postage, fees, manual "
                     "adjustments)", int(nonprod.sum()), list(codes[nonprod].value_counts().index[:5]),

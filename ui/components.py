@@ -447,7 +447,7 @@ def user_dataset_builder(df: pd.DataFrame, table: LoadedTable, schema: Schema, s
     with st.form(widget_key(Key.W_BUILD, table.table_key, "form"), border=False):
         submitted = st.form_submit_button("Build dataset", type="primary", icon=":material/play_arrow:")
     if submitted:
-        with guard("building the dataset") as g:
+        with guard("building the dataset"):
             ds = cache.user_dataset(table.table_key, sj, df)
             state.set_dataset(ds, state.DatasetInfo(table.table_key, table.name, sj, {}, "users"))
     dataset_results(table.table_key, sj)
@@ -1082,8 +1082,6 @@ def _commit_model(run: str, wkey: str) -> None:
 
 def run_and_model_picker() -> tuple[cache.RunData, str] | None:
     """Pick a run (the active one by default) and one of its models (the chosen one, else the best)."""
-    from retention_core import bundle
-
     names, session = run_names()
     if not names:
         return None
@@ -1094,11 +1092,7 @@ def run_and_model_picker() -> tuple[cache.RunData, str] | None:
     name = c[0].selectbox("Run", names, key=wkey, on_change=_commit_active, args=(wkey,),
                           format_func=lambda n: f"{n} (this session)" if n in session else n)
     with guard("loading the run") as g:
-        if name not in session:  # a run saved earlier: open it in this session (its files are checked first)
-            state.add_run(name, bundle.load_run(bundle.run_path(name, cache.workspace_root())))
-            session = state.get_runs()
-        path = str(session[name].path)
-        data = cache.run_data(path, cache.run_stamp(path))
+        data = _open_run(name)
     if g.failed:
         return None
     models = data.models
@@ -1234,6 +1228,18 @@ def curves_panel(data: cache.RunData, model: str) -> None:
     c[1].plotly_chart(plots.lift_chart(curves[model]["lift"], title=f"Lift per risk decile ({focus})"),
                       width="stretch", key=k("lift"))
     c[2].plotly_chart(plots.cumulative_gains(named("lift")), width="stretch", key=k("gains"))
+
+
+def _open_run(name: str) -> cache.RunData:
+    """A run's data for the pickers; a run saved earlier is first opened in this session (its files checked)."""
+    from retention_core import bundle
+
+    session = state.get_runs()
+    if name not in session:
+        state.add_run(name, bundle.load_run(bundle.run_path(name, cache.workspace_root())))
+        session = state.get_runs()
+    path = str(session[name].path)
+    return cache.run_data(path, cache.run_stamp(path))
 
 
 def segment_panel(data: cache.RunData, model: str) -> None:
@@ -1412,8 +1418,6 @@ def insight_picker(page: Key) -> tuple[cache.RunData, str, int] | None:
     """Pick a run (the active one by default), a model (the one chosen on the Evaluate page, else the best) and the
     size of the explanation sample. The choice is shared by the Explain and Segments pages and never changes the
     model used for scoring and export."""
-    from retention_core import bundle
-
     names, session = run_names()
     if not names:
         return None
@@ -1424,11 +1428,7 @@ def insight_picker(page: Key) -> tuple[cache.RunData, str, int] | None:
     name = c[0].selectbox("Run", names, key=wkey, on_change=_commit_active, args=(wkey,),
                           help="Runs trained in this session and runs saved in the workspace.")
     with guard("loading the run") as g:
-        if name not in session:  # a run saved earlier: open it in this session (its files are checked first)
-            state.add_run(name, bundle.load_run(bundle.run_path(name, cache.workspace_root())))
-            session = state.get_runs()
-        path = str(session[name].path)
-        data = cache.run_data(path, cache.run_stamp(path))
+        data = _open_run(name)
     if g.failed:
         return None
     models = data.models
