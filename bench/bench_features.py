@@ -1,6 +1,6 @@
 """Feature building on a generated event log: the product (DuckDB) against a plain pandas groupby reference.
 
-    python -m bench.bench_features --events 10000000 [--repeat 3]
+    python -m bench.bench_features --events 10000000 [--repeat 3] [--full-reference]
 
 Both sides start from the same canonical event table and compute, at one cutoff, per user active in the lookback
 window: recency, tenure, first-to-last, orders, active days, revenue, and orders/revenue in trailing windows
@@ -18,13 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assets.generator import generate_for_events  # noqa: E402
-from retention_core.events import SnapshotConfig, build_dataset, canonical_events, data_end  # noqa: E402
+from bench.reference_features import differences, pandas_full_reference  # noqa: E402
+from retention_core.events import CANONICAL, SnapshotConfig, build_dataset, canonical_events, data_end  # noqa: E402
 from retention_core.roles import infer_schema  # noqa: E402
 
 WINDOWS = (7, 30, 90, 180, 365)
@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--full-reference", action="store_true",
+                    help="also time the pandas reference of every product column (bench/reference_features.py)")
     a = ap.parse_args()
 
     t = time.perf_counter()
@@ -76,7 +78,7 @@ def main() -> None:
     cfg = SnapshotConfig(horizon_days=90, lookback_days=365)
     print(f"cores {os.cpu_count()}; events {len(ev):,}; generate {gen_s:.1f} s; read roles + canonical table {canon_s:.1f} s")
 
-    duck, ref = [], []
+    duck, ref, full = [], [], []
     for _ in range(a.repeat):
         t = time.perf_counter()
         ds = build_dataset(ev, cfg, cutoffs=[T])
@@ -84,14 +86,26 @@ def main() -> None:
         t = time.perf_counter()
         r = pandas_reference(ev, T)
         ref.append(time.perf_counter() - t)
+        if a.full_reference:
+            t = time.perf_counter()
+            fr = pandas_full_reference(ev, T, cfg, data_end(ev))
+            full.append(time.perf_counter() - t)
     d, p = statistics.median(duck), statistics.median(ref)
     f = ds.frame.set_index("user_id")
     same = f.loc[r.index, "orders_90d"].to_numpy() == r["orders_90d"].to_numpy()
     print(f"users at the cutoff: product {len(f):,}, reference {len(r):,}; orders_90d agree for {same.mean():.2%}")
+    if a.full_reference:
+        problems = differences(ds.frame, fr, [c for c in ev.columns if c not in CANONICAL])
+        print(f"full reference: {len(fr):,} users, {len(fr.columns)} columns; "
+              + ("every column agrees with the product" if not problems else "DISAGREES: " + "; ".join(problems)))
     print(f"{'step':<44}{'seconds (median of %d)' % a.repeat:>24}")
     print(f"{'product features (DuckDB), %d columns' % len(ds.frame.columns):<44}{d:>24.2f}")
     print(f"{'pandas groupby reference, %d columns' % (len(r.columns) + 1):<44}{p:>24.2f}")
+    if a.full_reference:
+        print(f"{'pandas full reference, %d columns' % len(fr.columns):<44}{statistics.median(full):>24.2f}")
     print(f"ratio reference / product: {p / d:.2f}x; peak RSS {peak_rss_mb():,.0f} MB")
+    if a.full_reference:
+        print(f"ratio full reference / product: {statistics.median(full) / d:.2f}x (like for like)")
 
 
 if __name__ == "__main__":

@@ -135,8 +135,15 @@ def step_generate(cache: str, n: int, csv: bool = False) -> dict:
     return {"measures": {}, "info": info}
 
 
+def _training_cutoffs(ev) -> list:
+    """The cutoffs the product trains on by default (``default_config``: up to 6 snapshots, 30 days apart)."""
+    from retention_core.events import default_config, snapshot_dates
+
+    return snapshot_dates(ev, default_config(ev))
+
+
 def step_features_product(cache: str, n: int) -> dict:
-    from retention_core.events import SnapshotConfig, build_dataset
+    from retention_core.events import SnapshotConfig, build_dataset, default_config
 
     raw = _load_raw(cache, n)
     t0 = time.perf_counter()
@@ -144,10 +151,34 @@ def step_features_product(cache: str, n: int) -> dict:
     t1 = time.perf_counter()
     ds = build_dataset(ev, SnapshotConfig(horizon_days=90, lookback_days=365), cutoffs=[_cutoff(ev)])
     t2 = time.perf_counter()
-    keep = ["user_id", "orders_90d", "repeat_purchases", "first_to_last_days", "tenure_days"]
-    ds.frame[keep].to_parquet(Path(cache) / f"product_features_{n}.parquet")
-    return {"measures": {"total": t2 - t0, "build": t2 - t1},
-            "info": {"events": len(ev), "users": len(ds.frame), "columns": len(ds.frame.columns)}}
+    cutoffs = _training_cutoffs(ev)
+    t3 = time.perf_counter()
+    train = build_dataset(ev, default_config(ev), cutoffs=cutoffs)
+    t4 = time.perf_counter()
+    ds.frame.to_parquet(Path(cache) / f"product_features_{n}.parquet")
+    return {"measures": {"total": t2 - t0, "build": t2 - t1, "build_training": t4 - t3},
+            "info": {"events": len(ev), "users": len(ds.frame), "columns": len(ds.frame.columns),
+                     "training_cutoffs": len(cutoffs), "training_rows": len(train.frame)}}
+
+
+def step_features_full(cache: str, n: int) -> dict:
+    """The pandas reference of every product column (``bench/reference_features.py``): one cutoff, then each
+    training cutoff in turn (a plain implementation recomputes everything per cutoff)."""
+    from bench.reference_features import pandas_full_reference
+    from retention_core.events import SnapshotConfig, data_end, default_config
+
+    ev = _canonical(_load_raw(cache, n))
+    end = data_end(ev)
+    t = time.perf_counter()
+    r = pandas_full_reference(ev, _cutoff(ev), SnapshotConfig(horizon_days=90, lookback_days=365), end)
+    one = time.perf_counter() - t
+    r.to_parquet(Path(cache) / f"full_features_{n}.parquet")
+    cfg, cutoffs = default_config(ev), _training_cutoffs(ev)
+    t = time.perf_counter()
+    rows = sum(len(pandas_full_reference(ev, T, cfg, end)) for T in cutoffs)
+    return {"measures": {"build": one, "build_training": time.perf_counter() - t},
+            "info": {"users": len(r), "columns": len(r.columns), "training_cutoffs": len(cutoffs),
+                     "training_rows": rows}}
 
 
 def step_features_pandas(cache: str, n: int) -> dict:
@@ -652,7 +683,7 @@ def plan(cfg: dict, sections: list[str], cache: str) -> tuple[list[Job], list[Jo
         for n in cfg["feature_events"]:
             need_events[n] = need_events.get(n, False)
             s = size_label(n)
-            for variant in ("product", "pandas", "lifetimes"):
+            for variant in ("product", "full", "pandas", "lifetimes"):
                 jobs.append(Job("features", f"features/{s}/{variant}", f"features_{variant}", {"cache": cache, "n": n}))
     if "training" in sections:
         for rows in cfg["train_rows"]:
@@ -751,15 +782,22 @@ def build_report(jobs: list[Job], cfg: dict, mode: str, meta: dict) -> tuple[dic
     for n in cfg["feature_events"]:
         s = size_label(n)
         p, pd_, lt = by.get(f"features/{s}/product"), by.get(f"features/{s}/pandas"), by.get(f"features/{s}/lifetimes")
+        full = by.get(f"features/{s}/full")
         if p is None:
             continue
         cols, users = _info(p, "columns", "?"), _info(p, "users", 0)
-        row("features", f"Product: roles + canonical table + {cols} features", f"{s} events", p, "total", pd_, "build",
-            "pandas groupby (shared 16 features)", f"{users:,} users")
-        row("features", "Product: features from the canonical table", f"{s} events", p, "build", pd_, "build",
-            "pandas groupby (shared 16 features)")
-        row("features", "Product: features from the canonical table", f"{s} events", p, "build", lt, "build",
-            _info(lt, "label", "lifetimes summary") + " (frequency, recency, T)",
+        k, train_rows = _info(p, "training_cutoffs", "?"), _info(p, "training_rows", 0)
+        same = f"pandas, the same {cols} columns (bench/reference_features.py)"
+        row("features", f"Product: roles + canonical table + {cols} features, one cutoff", f"{s} events", p, "total",
+            full, "build", same + ", from the canonical table", f"{users:,} users; the reference skips the cleaning")
+        row("features", f"Product: {cols} features from the canonical table, one cutoff", f"{s} events", p, "build",
+            full, "build", same, "like for like")
+        row("features", f"Product: training set, {k} cutoffs 30 days apart", f"{s} events", p, "build_training",
+            full, "build_training", same + ", once per cutoff", f"{train_rows:,} rows; like for like")
+        row("features", f"Product: {cols} features from the canonical table, one cutoff", f"{s} events", p, "build",
+            pd_, "build", "pandas groupby of 16 shared features only", "the reference computes a quarter of the columns")
+        row("features", f"Product: {cols} features from the canonical table, one cutoff", f"{s} events", p, "build",
+            lt, "build", _info(lt, "label", "lifetimes summary") + " (frequency, recency, T)",
             f"lifetimes covers {_info(lt, 'users', 0):,} users (every buyer, no lookback window)")
     for rows_n in cfg["train_rows"]:
         s = size_label(rows_n)
@@ -854,19 +892,19 @@ def evaluate_targets(rows: list[dict], quality: list[dict], cfg: dict) -> list[d
 
     biggest = size_label(max(cfg["feature_events"]))
     tot = find("features", "Product: roles", biggest)
-    blt = [r for r in find("features", "Product: features from", biggest) if r["reference"].startswith("pandas")]
     scale = "" if biggest == "10M" else f" (measured at {biggest}; the target is for 10M)"
     judged = biggest == "10M"  # quick mode measures smaller logs: the value is shown, not judged
     if tot:
         s = tot[0]["seconds"]
-        out.append({"target": "Features for 10M events under 20 s" + scale, "value": f"{_fmt_s(s)} s",
-                    "pass": bool(s is not None and s < 20) if judged else None})
-    if blt:
-        ratio = blt[0]["ratio"]
-        out.append({"target": "Features at least 3× faster than the pandas reference" + scale,
-                    "value": _ratio_text(ratio),
-                    "pass": bool(ratio is not None and ratio <= 1 / 3) if judged else None,
-                    "indicative": bool(ratio is not None and ratio <= 1 / 3)})
+        out.append({"target": "Features for 10M events under 20 s (cleaning included)" + scale,
+                    "value": f"{_fmt_s(s)} s", "pass": bool(s is not None and s < 20) if judged else None})
+    like = [r for r in find("features", "Product:", biggest) if r["note"].endswith("like for like")]
+    for r in like:
+        what = "one cutoff" if "one cutoff" in r["step"] else "training set"
+        out.append({"target": f"Features at least 3× faster than the pandas reference ({what}, same columns)" + scale,
+                    "value": _ratio_text(r["ratio"]),
+                    "pass": bool(r["ratio"] is not None and r["ratio"] <= 1 / 3) if judged else None,
+                    "indicative": bool(r["ratio"] is not None and r["ratio"] <= 1 / 3)})
     sc = find("scoring", "Saved gbm bundle")
     if sc and sc[0]["seconds"]:
         ups = cfg["score_users"] / sc[0]["seconds"]
@@ -1060,9 +1098,20 @@ def agreement(cache: Path, cfg: dict) -> dict:
         both = lt.join(p, how="inner")
         freq = float(np.mean(both["frequency"].to_numpy() == both["repeat_purchases"].to_numpy()))
         ten = float(np.mean(np.abs(both["T"].to_numpy() - both["tenure_days"].to_numpy()) < 1))
-        out[size_label(n)] = (f"pandas orders_90d equal for {o90:.2%} of {len(common):,} shared users; lifetimes "
-                              f"frequency = repeat_purchases for {freq:.2%}, T within a day of tenure_days for "
-                              f"{ten:.2%} of {len(both):,} shared users")
+        text = (f"pandas orders_90d equal for {o90:.2%} of {len(common):,} shared users; lifetimes "
+                f"frequency = repeat_purchases for {freq:.2%}, T within a day of tenure_days for "
+                f"{ten:.2%} of {len(both):,} shared users")
+        full = cache / f"full_features_{n}.parquet"
+        if full.exists():
+            from bench.reference_features import differences
+
+            f = pd.read_parquet(full)
+            attrs = [c for c in f.columns if not pd.api.types.is_numeric_dtype(f[c])
+                     and c not in ("user_id", "snapshot_date")]
+            problems = differences(p.reset_index(), f, attrs)
+            text = (f"pandas full reference: {'all ' + str(len(f.columns)) + ' columns equal (1e-9) for all ' if not problems else 'DIFFERS: ' + '; '.join(problems[:3]) + ' — '}"
+                    f"{len(f):,} users; " + text)
+        out[size_label(n)] = text
     return out
 
 

@@ -77,11 +77,15 @@ def _text(s: pd.Series) -> pd.Series:
     """
     if pd.api.types.is_float_dtype(s.dtype) and (s.dropna() % 1 == 0).all():
         s = s.astype("Int64")
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    if isinstance(s.dtype, pd.CategoricalDtype):  # already coded (Parquet, a previous pass): clean the categories
+        codes, uniques = s.cat.codes.to_numpy(), s.cat.categories
+    else:
+        codes, uniques = pd.factorize(s, use_na_sentinel=True)
     clean = pd.Series(np.asarray(uniques, dtype=object)).astype("string").str.strip().replace("", pd.NA)
     new_codes, categories = pd.factorize(clean, use_na_sentinel=True)
-    mapped = np.where(codes >= 0, new_codes[np.maximum(codes, 0)] if len(new_codes) else -1, -1)
-    cat = pd.Categorical.from_codes(mapped.astype(np.int64), categories=pd.Index(np.asarray(categories, dtype=object)))
+    lookup = np.append(new_codes, -1).astype(np.int32)  # a missing value (code -1) reads the last entry: -1
+    dtype = pd.CategoricalDtype(pd.Index(np.asarray(categories, dtype=object)))
+    cat = pd.Categorical.from_codes(lookup[codes], dtype=dtype, validate=False)
     return pd.Series(cat, index=s.index)
 
 
@@ -120,17 +124,17 @@ def canonical_events(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     out["category"] = _text(df[r["category"]]) if r.get("category") else pd.Series(pd.NA, index=df.index, dtype="string")
     out["rating"] = pd.to_numeric(df[r["rating"]], errors="coerce").astype("float64") if r.get("rating") else np.nan
 
-    et = out["event_type"].astype("string")
-    is_cancel = et.str.contains(CANCEL_WORDS, na=False)
+    et = out["event_type"]
+    is_cancel = _per_value(et, lambda t: t.str.contains(CANCEL_WORDS, na=False))
     if r.get("order_id"):
         is_cancel |= cancelled_orders(out["order_id"])
-    is_return = et.str.contains(RETURN_WORDS, na=False) | (out["amount"] < 0).fillna(False)
+    is_return = _per_value(et, lambda t: t.str.contains(RETURN_WORDS, na=False)) | (out["amount"] < 0).fillna(False)
     if q is not None:
         is_return |= (q < 0).fillna(False)
     is_return &= ~is_cancel
     if r.get("event_type"):
         values = [v.lower() for v in (schema.purchase_values or [])]
-        is_type = et.str.lower().isin(values).fillna(False)
+        is_type = _per_value(et, lambda t: t.str.lower().isin(values).fillna(False))
     else:
         is_type = pd.Series(True, index=df.index)
     positive = (out["amount"].isna() | (out["amount"] > 0))

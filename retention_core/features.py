@@ -36,46 +36,143 @@ def _q(name: str) -> str:
 
 def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # no progress bar on the analyst's terminal
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
 
 
-def _arrow(df: pd.DataFrame):
-    """The events as an Arrow table with plain string columns: DuckDB scans it several times faster than a pandas
-    frame of categoricals (dictionary columns are decoded once, in Arrow's C++ code)."""
+DAY_NS = 86_400 * 10**9
+
+
+def _codes(s: pd.Series, *, sort: bool = False, values: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Integer codes (-1 = missing) and the values they stand for (None unless ``values``); with ``sort``, codes
+    follow the values' order.
+
+    DuckDB groups, joins and counts distinct values several times faster on integers than on text, so text columns
+    (users, orders, products, categories, event types, attributes) enter it as codes and leave it as text.
+    """
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.cat.codes.to_numpy().astype(np.int32, copy=False)
+        uniques = s.cat.categories
+    else:
+        codes, uniques = pd.factorize(s.astype("string"), use_na_sentinel=True)
+        codes = codes.astype(np.int32, copy=False)
+    if not (values or sort):
+        return codes, None
+    text = np.asarray(pd.Index(uniques).astype(str), dtype=object)
+    if sort and len(text):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        order = pc.sort_indices(pa.array(text, type=pa.string())).to_numpy()
+        rank = np.empty(len(text), dtype=np.int32)
+        rank[order] = np.arange(len(text), dtype=np.int32)
+        codes = np.append(rank, -1).astype(np.int32)[codes]  # a missing value (-1) reads the last entry: -1
+        text = text[order]
+    return codes, text
+
+
+def _bucket_days(ts: pd.Series) -> np.ndarray:
+    """The day bucket of each event as days since 1970-01-01: the first midnight at or after the event."""
+    ns = ts.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    return (-((-ns) // DAY_NS)).astype(np.int32)
+
+
+def _order_starts(order: np.ndarray, user: np.ndarray, bucket: np.ndarray, purchase: np.ndarray) -> np.ndarray:
+    """True on the first purchase line of each distinct (order, user, day bucket): counting these per user and day
+    gives the distinct orders of that day without DuckDB's much slower ``count(DISTINCT ...)``.
+
+    Lines of an order are usually adjacent, so a line starts a new order when the order, user or bucket differs from
+    the previous purchase line's; orders whose lines are not adjacent are de-duplicated exactly, on those lines only.
+    """
+    out = np.zeros(len(order), dtype=bool)
+    idx = np.flatnonzero(purchase & (order >= 0))
+    if len(idx) == 0:
+        return out
+    o, u, b = order[idx], user[idx], bucket[idx]
+    new = np.ones(len(idx), dtype=bool)
+    new[1:] = (o[1:] != o[:-1]) | (u[1:] != u[:-1]) | (b[1:] != b[:-1])
+    runs = np.bincount(o[new], minlength=int(o.max()) + 1)
+    if runs.max() > 1:
+        again = np.flatnonzero(new & (runs[o] > 1))
+        triples = pd.DataFrame({"o": o[again], "u": u[again], "b": b[again]})
+        new[again[triples.duplicated().to_numpy()]] = False
+    out[idx[new]] = True
+    return out
+
+
+def _per_user_constant(codes: np.ndarray, user: np.ndarray, first_row: np.ndarray) -> np.ndarray | None:
+    """The value code of each user when an attribute never changes within a user and is never missing, else None
+    (``first_row``: each user's first row).
+
+    Such an attribute (a sign-up country, an acquisition channel) has the same latest value at every cutoff, so it is
+    looked up per user instead of being aggregated per day.
+    """
+    if len(codes) == 0 or (codes < 0).any():
+        return None
+    first = codes[first_row]
+    return first if bool((first[user] == codes).all()) else None
+
+
+def _arrow(ev: pd.DataFrame, attributes: list[str]) -> tuple:
+    """The events as an Arrow table of numbers (text columns as codes), plus the values behind the codes."""
     import pyarrow as pa
 
-    tab = pa.Table.from_pandas(df, preserve_index=False)
-    for i, field in enumerate(tab.schema):
-        if pa.types.is_dictionary(field.type):
-            col = tab.column(i)
-            decoded = pa.chunked_array([c.dictionary_decode() for c in col.chunks], type=field.type.value_type)
-            tab = tab.set_column(i, field.name, decoded)
-    return tab
+    def coded(codes: np.ndarray):
+        return pa.array(codes, type=pa.int32(), mask=codes < 0)
+
+    user, users = _codes(ev["user_id"], sort=True)
+    bucket = _bucket_days(ev["ts"])
+    cols = {"user_id": coded(user), "b": pa.array(bucket, type=pa.date32()),
+            "ts": pa.array(ev["ts"].to_numpy(dtype="datetime64[ns]"), type=pa.timestamp("ns"))}
+    values = {"user_id": users}
+    for c in ("order_id", "event_type", "product", "category"):
+        codes, values[c] = _codes(ev[c], values=c == "event_type")
+        cols[c] = coded(codes)
+        if c == "order_id":
+            cols["order_start"] = pa.array(_order_starts(codes, user, bucket, ev["is_purchase"].to_numpy(dtype=bool)))
+    for c in ("amount", "quantity", "rating"):
+        cols[c] = pa.array(ev[c].to_numpy(dtype="float64", na_value=np.nan), from_pandas=True)
+    for c in ("is_purchase", "is_return", "is_cancel", "is_nonproduct"):
+        cols[c] = pa.array(ev[c].to_numpy(dtype=bool))
+    first_row = None
+    if attributes and len(user) and (user >= 0).all():
+        first_row = np.zeros(len(users), dtype=np.int64)
+        first_row[user[::-1]] = np.arange(len(user) - 1, -1, -1)
+    for i, a in enumerate(attributes):
+        codes, values["a:" + a] = _codes(ev[a])
+        per_user = _per_user_constant(codes, user, first_row) if first_row is not None else None
+        if per_user is not None:  # one value per user, never missing: no need to carry it through the days
+            values["user:" + a] = per_user
+        else:
+            cols[f"a{i}"] = coded(codes)
+    values["top_event_types"] = _event_types(np.asarray(cols["event_type"].fill_null(-1)), values["event_type"])
+    return pa.table(cols), values
 
 
-def _event_types(ev: pd.DataFrame) -> list[str]:
-    et = ev["event_type"].dropna()
-    if et.empty:
-        return []
-    return [str(v) for v in et.value_counts().index[:MAX_EVENT_TYPES]]
+def _event_types(codes: np.ndarray, values: np.ndarray) -> list[tuple[int, str]]:
+    """The most frequent event types as (code, name), most frequent first."""
+    counts = np.bincount(codes[codes >= 0], minlength=len(values))
+    top = [int(i) for i in np.argsort(-counts, kind="stable")[:MAX_EVENT_TYPES] if counts[i] > 0]
+    return [(i, str(values[i])) for i in top]
 
 
-def _prepare(con: duckdb.DuckDBPyConnection, ev: pd.DataFrame, attributes: list[str]) -> list[str]:
-    """Load events and build the per user-day table ``daily``; returns the event types used as features."""
-    con.register("ev_raw", _arrow(ev[[c for c in CANONICAL if c in ev.columns] + attributes]))
-    types = _event_types(ev)
+def _prepare(con: duckdb.DuckDBPyConnection, ev: pd.DataFrame, attributes: list[str]) -> tuple[list[str], dict]:
+    """Load events and build the per user-day table ``daily``; returns the event types used as features and the
+    values behind the integer codes."""
+    tab, values = _arrow(ev, attributes)
+    con.register("ev_raw", tab)
+    coded_types = values["top_event_types"]
     has_order = bool(ev["order_id"].notna().any())
-    orders = ("count(DISTINCT order_id) FILTER (WHERE is_purchase) + count(*) FILTER (WHERE is_purchase AND order_id IS NULL)"
+    orders = ("count(*) FILTER (WHERE order_start) + count(*) FILTER (WHERE is_purchase AND order_id IS NULL)"
               if has_order else "count(*) FILTER (WHERE is_purchase)")
-    et_cols = "".join(f", count(*) FILTER (WHERE event_type = '{t.replace(chr(39), chr(39) * 2)}') AS et_{i}"
-                      for i, t in enumerate(types))
-    attr_cols = "".join(f", arg_max({_q(a)}, ts) AS {_q('a:' + a)}" for a in attributes)
+    et_cols = "".join(f", count(*) FILTER (WHERE event_type = {code}) AS et_{i}" for i, (code, _) in enumerate(coded_types))
+    attr_cols = "".join(f", arg_max(a{i}, ts) AS {_q('a:' + a)}" for i, a in enumerate(attributes)
+                        if "user:" + a not in values)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE daily AS
-        SELECT user_id,
-               CAST(CASE WHEN ts = date_trunc('day', ts) THEN ts ELSE date_trunc('day', ts) + INTERVAL 1 DAY END AS DATE) AS b,
+        SELECT user_id, b,
                min(ts) FILTER (WHERE is_purchase) AS first_p_ts,
                max(ts) FILTER (WHERE is_purchase) AS last_p_ts,
                max(ts) AS last_ts,
@@ -99,10 +196,10 @@ def _prepare(con: duckdb.DuckDBPyConnection, ev: pd.DataFrame, attributes: list[
     for col, name in (("product", "up"), ("category", "uc")):
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {name} AS
-            SELECT user_id, min(CAST(CASE WHEN ts = date_trunc('day', ts) THEN ts ELSE date_trunc('day', ts) + INTERVAL 1 DAY END AS DATE)) AS fb
+            SELECT user_id, min(b) AS fb
             FROM ev_raw WHERE is_purchase AND NOT is_nonproduct AND {col} IS NOT NULL GROUP BY user_id, {col}
         """)
-    return types
+    return [t for _, t in coded_types], values
 
 
 def _window_sql(windows: tuple[int, ...], types: list[str]) -> str:
@@ -130,15 +227,16 @@ def compute(ev: pd.DataFrame, dates: list[pd.Timestamp], cfg: SnapshotConfig, *,
     attributes = [c for c in ev.columns if c not in CANONICAL]
     con = connect(threads)
     try:
-        types = _prepare(con, ev, attributes)
-        frame = _snapshot_features(con, ev, dates, cfg, end, types, attributes)
+        types, values = _prepare(con, ev, attributes)
+        per_user = [a for a in attributes if "user:" + a in values]
+        frame = _snapshot_features(con, ev, dates, cfg, end, types, attributes, per_user)
         seq = _sequences(con, frame, cfg.sequence_weeks) if sequences else None
-        return frame, seq
+        return _decode(frame, values, attributes), seq
     finally:
         con.close()
 
 
-def _snapshot_features(con, ev, dates, cfg, end, types, attributes) -> pd.DataFrame:
+def _snapshot_features(con, ev, dates, cfg, end, types, attributes, per_user=()) -> pd.DataFrame:
     values = ", ".join(f"(DATE '{d.date()}')" for d in dates)
     con.execute(f"CREATE OR REPLACE TEMP TABLE cut AS SELECT * FROM (VALUES {values}) t(T)")
     H, L = int(cfg.horizon_days), int(cfg.lookback_days)
@@ -147,7 +245,9 @@ def _snapshot_features(con, ev, dates, cfg, end, types, attributes) -> pd.DataFr
         SELECT c.T, d.user_id FROM cut c JOIN daily d ON d.b <= c.T AND d.b > c.T - {L} AND d.orders > 0
         GROUP BY 1, 2
     """)
-    attr_sel = "".join(f", arg_max(d.{_q('a:' + a)}, d.b) AS {_q(a)}" for a in attributes)
+    # an attribute looked up per user carries the user's code here; _decode turns it into the user's value
+    attr_sel = "".join(f", p.user_id AS {_q(a)}" if a in per_user else f", arg_max(d.{_q('a:' + a)}, d.b) AS {_q(a)}"
+                       for a in attributes)
     sql = f"""
     WITH base AS (
         SELECT p.T, p.user_id,
@@ -210,7 +310,6 @@ def _snapshot_features(con, ev, dates, cfg, end, types, attributes) -> pd.DataFr
         if c not in ("user_id", "snapshot_date") and c not in attributes and pd.api.types.is_numeric_dtype(frame[c]):
             frame[c] = frame[c].astype("float64")
     frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"])
-    frame["user_id"] = frame["user_id"].astype(str)
     if ev["rating"].isna().all():
         frame = frame.drop(columns=["ratings_count", "rating_mean", "rating_min"])
     if ev["amount"].isna().all():
@@ -222,6 +321,20 @@ def _snapshot_features(con, ev, dates, cfg, end, types, attributes) -> pd.DataFr
     if ev["product"].isna().all():
         frame = frame.drop(columns=["n_products"])
     return frame.reset_index(drop=True)
+
+
+def _decode(frame: pd.DataFrame, values: dict, attributes: list[str]) -> pd.DataFrame:
+    """Integer codes back to the text they stand for (user ids and attributes; a missing attribute stays None)."""
+    frame["user_id"] = values["user_id"][frame["user_id"].to_numpy(np.int64)]
+    for a in attributes:
+        codes = frame[a].to_numpy(dtype="float64", na_value=np.nan)
+        if "user:" + a in values:
+            codes = values["user:" + a][codes.astype(np.int64)].astype("float64")
+        known = ~np.isnan(codes)
+        out = np.full(len(frame), None, dtype=object)
+        out[known] = values["a:" + a][codes[known].astype(np.int64)]
+        frame[a] = out
+    return frame
 
 
 def feature_columns(frame: pd.DataFrame, attributes: list[str]) -> tuple[list[str], list[str]]:
@@ -242,7 +355,7 @@ def _sequences(con, frame: pd.DataFrame, weeks: int) -> np.ndarray:
     out = np.zeros((len(frame), weeks, len(SEQUENCE_CHANNELS)), dtype=np.float32)
     if len(frame) == 0:
         return out
-    rows = pd.DataFrame({"i": np.arange(len(frame)), "user_id": frame["user_id"].astype(str).to_numpy(),
+    rows = pd.DataFrame({"i": np.arange(len(frame)), "user_id": frame["user_id"].to_numpy(np.int32),
                          "T": pd.to_datetime(frame["snapshot_date"]).dt.date.to_numpy()})
     con.register("rows_", rows)
     agg = con.execute(f"""

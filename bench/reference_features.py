@@ -1,0 +1,215 @@
+"""Every feature column of the product's snapshot, written the plain pandas way: boolean masks and one ``groupby`` per
+feature family, the way a competent analyst would write it by hand.
+
+:func:`pandas_full_reference` computes, for one cutoff ``T``, exactly the columns (names, order, values) that
+``retention_core.events.build_dataset(ev, cfg, cutoffs=[T]).frame`` produces, from the same canonical event table
+(``retention_core.events.canonical_events``). It is the like-for-like reference of the features benchmark
+(``bench_features --full-reference``) and an independent check of the product's feature definitions
+(``tests/core/test_reference_features.py``). It reads only the configuration and naming helpers of the product
+(``SnapshotConfig``, ``slug``, ``CANONICAL``, ``MAX_EVENT_TYPES``), never its feature code.
+
+The rules it follows (from ``retention_core/events.py`` and ``retention_core/features.py``):
+
+- cutoffs are midnights; an event's day bucket is the first midnight at or after it, so an event is "before the
+  cutoff" (bucket <= T) exactly when ``ts <= T``, and a window "the last w days" (bucket > T - w) is ``ts > T - w``;
+- the population: users with a purchase line in ``(T - lookback, T]``; the label: ``churned = 1`` without a purchase
+  in ``(T, T + horizon]``, missing when ``T + horizon`` is after the end of the data;
+- orders of a day = distinct order ids among that day's purchase lines + purchase lines without an order id (an order
+  spanning two day buckets counts on both days); revenue and units leave out non-product lines (postage, fees);
+- active days are day buckets with any event; purchase days are buckets with a purchase; gaps are the days between
+  consecutive purchase days;
+- durations (recency, tenure, ...) are whole seconds over 86400 (DuckDB's ``date_diff('second', ...)``);
+- event types: the ``MAX_EVENT_TYPES`` most frequent in the whole log, counted in the last 30 and 90 days and in total;
+- user attributes: the latest non-missing value at or before the cutoff;
+- rating, amount, quantity, category and product columns that are missing everywhere drop their features.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from retention_core.events import CANONICAL, SnapshotConfig, slug
+from retention_core.features import MAX_EVENT_TYPES
+
+
+def top_event_types(ev: pd.DataFrame) -> list[str]:
+    """The most frequent event types of the whole log, most frequent first (ties: in the column's own order)."""
+    counts = ev["event_type"].value_counts(sort=False, dropna=True)
+    counts = counts[counts > 0].sort_values(ascending=False, kind="stable")
+    return [str(t) for t in counts.index[:MAX_EVENT_TYPES]]
+
+
+def _type_names(types: list[str], suffix: str) -> list[str]:
+    """``events_<slug>_<suffix>`` per event type; a name already taken (two types with the same slug, such as
+    ``Add to cart`` and ``add_to_cart``) gets ``_1``, ``_2``, ... as DuckDB names repeated result columns."""
+    names: list[str] = []
+    for t in types:
+        name, k = f"events_{slug(t)}_{suffix}", 0
+        while (name if k == 0 else f"{name}_{k}") in names:
+            k += 1
+        names.append(name if k == 0 else f"{name}_{k}")
+    return names
+
+
+def pandas_full_reference(ev: pd.DataFrame, T: pd.Timestamp, cfg: SnapshotConfig, end: pd.Timestamp) -> pd.DataFrame:
+    """One row per user in the population at cutoff ``T``: ``user_id, snapshot_date, churned`` and every feature of
+    the product, in the product's column order, users sorted by id."""
+    T = pd.Timestamp(T).ceil("D")
+    days = pd.Timedelta(days=1)
+    H, L = int(cfg.horizon_days), int(cfg.lookback_days)
+    attributes = [c for c in ev.columns if c not in CANONICAL]
+    types = top_event_types(ev)
+
+    # --- label and population --------------------------------------------------------------------------------
+    purchase = ev[ev["is_purchase"]]
+    future = purchase.loc[(purchase["ts"] > T) & (purchase["ts"] <= T + H * days), "user_id"].unique()
+    active = purchase.loc[(purchase["ts"] > T - L * days) & (purchase["ts"] <= T), "user_id"].unique()
+
+    past = ev[(ev["ts"] <= T) & ev["user_id"].isin(active)].copy()
+    past["day"] = past["ts"].dt.ceil("D")  # the day bucket: the first midnight at or after the event
+    # one line = one order when it is the first purchase line of its (user, day, order id), or has no order id
+    buy = past[past["is_purchase"]]
+    first_line = ~buy.duplicated(["user_id", "day", "order_id"]) | buy["order_id"].isna()
+    past["new_order"] = first_line.reindex(past.index, fill_value=False)
+    product_line = past["is_purchase"] & ~past["is_nonproduct"]
+    past["revenue"] = past["amount"].where(product_line, 0.0).fillna(0.0)
+    past["units"] = past["quantity"].where(product_line, 0.0).fillna(0.0)
+    past["browsing"] = ~past["is_purchase"] & ~past["is_return"] & ~past["is_cancel"]
+    et_cols = [f"_et_{i}" for i in range(len(types))]
+    for col, t in zip(et_cols, types):
+        past[col] = past["event_type"] == t
+
+    def by_user(frame: pd.DataFrame):
+        return frame.groupby("user_id", observed=True, sort=True)
+
+    p = past[past["is_purchase"]]
+    gp = by_user(p)
+    out = pd.DataFrame(index=gp.size().index)
+
+    def put(values: pd.Series | pd.DataFrame, fill=0.0) -> None:
+        values = values.reindex(out.index, fill_value=fill)
+        if isinstance(values, pd.Series):
+            values = values.to_frame()
+        for c in values.columns:
+            out[c] = values[c].astype("float64")
+
+    def seconds(delta: pd.Series) -> pd.Series:
+        return delta.dt.total_seconds() / 86400.0
+
+    # --- recency and tenure (whole seconds, as DuckDB's date_diff('second')) -----------------------------------
+    last_p, first_p = gp["ts"].max().dt.floor("s"), gp["ts"].min().dt.floor("s")
+    ge = by_user(past)
+    put(pd.DataFrame({"recency_days": seconds(T - last_p), "tenure_days": seconds(T - first_p),
+                      "first_to_last_days": seconds(last_p - first_p),
+                      "days_since_last_event": seconds(T - ge["ts"].max().dt.floor("s"))}))
+
+    # --- frequency, monetary, returns, browsing, ratings ---------------------------------------------------------
+    sums = ge[["new_order", "revenue", "units", "is_purchase", "is_return", "is_cancel", "browsing"]].sum()
+    put(pd.DataFrame({
+        "repeat_purchases": gp["day"].nunique() - 1,
+        "orders_total": sums["new_order"],
+        "active_days_total": ge["day"].nunique(),
+        "revenue_total": sums["revenue"],
+        "units_total": sums["units"],
+        "lines_total": sums["is_purchase"],
+        "returns_total": sums["is_return"],
+        "cancels_total": sums["is_cancel"],
+        "events_total": ge.size(),
+        "browsing_total": sums["browsing"],
+        "ratings_count": ge["rating"].count(),
+    }))
+    put(pd.DataFrame({"rating_mean": ge["rating"].mean(), "rating_min": ge["rating"].min()}), fill=np.nan)
+
+    # --- trailing windows: orders, revenue, active days, events per type (30 and 90 days) ------------------------
+    def window(start: pd.Timestamp, stop: pd.Timestamp = T) -> pd.DataFrame:
+        return past[(past["ts"] > start) & (past["ts"] <= stop)]
+
+    for w in cfg.windows:
+        e = window(T - w * days)
+        g = by_user(e)
+        put(pd.DataFrame({f"orders_{w}d": g["new_order"].sum(), f"revenue_{w}d": g["revenue"].sum(),
+                          f"active_days_{w}d": g["day"].nunique()}))
+        if types and w in (30, 90):
+            put(g[et_cols].sum().set_axis(_type_names(types, f"{w}d"), axis=1))
+    prev = by_user(window(T - 180 * days, T - 90 * days))
+    put(pd.DataFrame({"orders_prev_90d": prev["new_order"].sum(), "revenue_prev_90d": prev["revenue"].sum()}))
+    o30 = by_user(window(T - 30 * days))["new_order"].sum().reindex(out.index, fill_value=0)
+    o180 = by_user(window(T - 180 * days))["new_order"].sum().reindex(out.index, fill_value=0)
+    if types:
+        put(ge[et_cols].sum().set_axis(_type_names(types, "total"), axis=1))
+
+    # --- user attributes: the latest non-missing value at or before the cutoff -----------------------------------
+    if attributes:
+        latest = by_user(past.sort_values("ts", kind="stable"))[attributes].last()  # last() skips missing values
+        for a in attributes:
+            v = latest[a].reindex(out.index).astype(object)
+            out[a] = v.where(v.notna(), None)
+
+    # --- ratios and trends ---------------------------------------------------------------------------------------
+    out["avg_order_value"] = out["revenue_total"] / out["orders_total"].replace(0, np.nan)
+    out["lines_per_order"] = out["lines_total"] / out["orders_total"].replace(0, np.nan)
+    out["return_rate"] = out["returns_total"] / out["lines_total"].replace(0, np.nan)
+    out["cancel_rate"] = out["cancels_total"] / (out["lines_total"] + out["cancels_total"]).replace(0, np.nan)
+    out["orders_trend_90d"] = out["orders_90d"] - out["orders_prev_90d"]
+    out["revenue_trend_90d"] = np.log((out["revenue_90d"] + 1) / (out["revenue_prev_90d"].clip(lower=0) + 1))
+    out["orders_30d_vs_avg"] = o30.astype("float64") - o180.astype("float64") / 6.0
+
+    # --- cadence: gaps in days between consecutive purchase days --------------------------------------------------
+    pdays = p[["user_id", "day"]].drop_duplicates().sort_values(["user_id", "day"])
+    pdays["gap"] = by_user(pdays)["day"].diff().dt.days
+    gg = by_user(pdays.dropna(subset=["gap"]))["gap"]
+    put(pd.DataFrame({"gap_mean_days": gg.mean(), "gap_std_days": gg.std(ddof=1), "gap_max_days": gg.max()}),
+        fill=np.nan)
+    out["recency_vs_usual_gap"] = out["recency_days"] / out["gap_mean_days"].replace(0, np.nan)
+
+    # --- breadth: distinct products and categories bought (product lines only) ----------------------------------
+    bought = by_user(p[~p["is_nonproduct"]])
+    put(pd.DataFrame({"n_products": bought["product"].nunique(), "n_categories": bought["category"].nunique()}))
+
+    # --- the frame -----------------------------------------------------------------------------------------------
+    out.insert(0, "churned", np.nan if T + H * days > end else (~out.index.isin(future)).astype("float64"))
+    out.insert(0, "snapshot_date", T)
+    out.index = out.index.astype(str)
+    out = out.rename_axis("user_id").reset_index().sort_values("user_id", kind="stable").reset_index(drop=True)
+    drop = []
+    if ev["rating"].isna().all():
+        drop += ["ratings_count", "rating_mean", "rating_min"]
+    if ev["amount"].isna().all():
+        drop += [c for c in out.columns if "revenue" in c or c == "avg_order_value"]
+    if ev["quantity"].isna().all():
+        drop += ["units_total"]
+    if ev["category"].isna().all():
+        drop += ["n_categories"]
+    if ev["product"].isna().all():
+        drop += ["n_products"]
+    return out.drop(columns=drop)
+
+
+def differences(product: pd.DataFrame, reference: pd.DataFrame, attributes: list[str], *, rtol: float = 1e-9,
+                atol: float = 1e-12) -> list[str]:
+    """Where two feature frames disagree, one line per problem (empty when they agree): columns (names and order),
+    users, numbers within ``rtol`` (``atol`` for values that are zero up to rounding, e.g. a log-ratio of two equal
+    sums added in another order), missing where the other is missing, attributes and the snapshot date equal."""
+    if list(product.columns) != list(reference.columns):
+        return [f"columns differ: only in product {sorted(set(product.columns) - set(reference.columns))}, "
+                f"only in reference {sorted(set(reference.columns) - set(product.columns))}, or in another order"]
+    a, b = product.set_index("user_id"), reference.set_index("user_id")
+    if not (a.index.is_unique and b.index.is_unique) or set(a.index) != set(b.index):
+        return [f"users differ: {len(a.index.difference(b.index))} only in product, "
+                f"{len(b.index.difference(a.index))} only in reference (or repeated ids)"]
+    b = b.loc[a.index]
+    problems = []
+    for c in a.columns:
+        if c == "snapshot_date":
+            same = pd.to_datetime(a[c]).to_numpy() == pd.to_datetime(b[c]).to_numpy()
+        elif c in attributes:
+            same = (a[c].astype(object).where(a[c].notna(), None).to_numpy()
+                    == b[c].astype(object).where(b[c].notna(), None).to_numpy())
+        else:
+            x, y = a[c].to_numpy(dtype="float64"), b[c].to_numpy(dtype="float64")
+            same = (np.isnan(x) & np.isnan(y)) | np.isclose(x, y, rtol=rtol, atol=atol)
+        if not same.all():
+            i = int(np.flatnonzero(~same)[0])
+            problems.append(f"{c}: {int((~same).sum())} users differ, e.g. {a.index[i]}: "
+                            f"product {a[c].iloc[i]!r}, reference {b[c].iloc[i]!r}")
+    return problems

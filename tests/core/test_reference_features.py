@@ -1,0 +1,117 @@
+"""The product's features against an independent plain-pandas implementation (``bench/reference_features.py``).
+
+The reference is written from the documented definitions (cutoff and day-bucket rules of ``events.py``, the feature
+list of ``features.py``), not from the product's code, so agreement here checks the definitions themselves: same users,
+same columns in the same order, numbers equal to 1e-9 (relative), missing where the other is missing, same attributes.
+Logs: the shipped sample, a small generated log, the same log made awkward (purchase lines without an order id,
+cancelled orders, postage lines, missing products and categories, events at midnight and at sub-second times, orders
+straddling midnight, zero prices, negative quantities, attributes that change or go missing, more event types than
+are kept and two types with the same column name) and a bare log with only
+user, time and order id (every optional column missing, so the column-dropping rules apply).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from assets.generator import generate_for_events
+from bench.reference_features import differences, pandas_full_reference
+from retention_core.events import CANONICAL, SnapshotConfig, build_dataset, canonical_events, data_end
+from retention_core.io import read_table
+from retention_core.roles import infer_schema
+
+RTOL = 1e-9
+ATOL = 1e-12  # for values that are zero up to rounding (e.g. a log-ratio of two equal sums added in another order)
+
+
+def _canonical(raw: pd.DataFrame, overrides: dict | None = None) -> pd.DataFrame:
+    return canonical_events(raw, infer_schema(raw, overrides))
+
+
+def _awkward(raw: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """The generated log with the cases a clean generator never produces."""
+    rng = np.random.default_rng(seed)
+    df = raw.copy()
+    for c in df.columns:
+        if isinstance(df[c].dtype, pd.CategoricalDtype):
+            df[c] = df[c].astype(object)
+    df["event_time"] = df["event_time"].astype("datetime64[ns]")
+    n = len(df)
+    buy = (df["event_type"] == "purchase").to_numpy()
+
+    def some(share: float, among: np.ndarray | None = None) -> np.ndarray:
+        pick = rng.random(n) < share
+        return pick & among if among is not None else pick
+
+    df.loc[some(0.10, buy), "order_id"] = None                       # purchase lines without an order id
+    ids = df["order_id"].dropna().unique()
+    cancelled = df["order_id"].isin(rng.choice(ids, len(ids) // 30, replace=False))
+    df.loc[cancelled, "order_id"] = "C" + df.loc[cancelled, "order_id"].str[1:]  # cancelled orders (C + digits)
+    df.loc[some(0.05, buy), "product_id"] = "POST"                   # postage: a purchase line that is no product
+    df.loc[some(0.03), "product_id"] = None
+    df.loc[some(0.03), "category"] = None
+    df.loc[some(0.02, buy), "unit_price"] = 0.0                      # not a qualifying purchase
+    df.loc[some(0.01, buy), "quantity"] = -1                         # a return
+    mid = some(0.05)                                                 # exactly at midnight (order lines split days)
+    df.loc[mid, "event_time"] = df.loc[mid, "event_time"].dt.floor("D")
+    sub = some(0.05)                                                 # sub-second times
+    df.loc[sub, "event_time"] += pd.to_timedelta(rng.integers(1, 10**9, int(sub.sum())), unit="ns")
+    # attributes: a third of the users move country at some moment; some rows lack the channel
+    users = df["customer_id"].unique()
+    movers = pd.Series(rng.random(len(users)) < 0.3, index=users)
+    start, stop = df["event_time"].min(), df["event_time"].max()
+    switch = pd.Series(start + (stop - start) * rng.random(len(users)), index=users)
+    moved = movers.loc[df["customer_id"]].to_numpy() & (df["event_time"] >= switch.loc[df["customer_id"]].to_numpy())
+    df.loc[moved, "country"] = "XX"
+    df.loc[some(0.05), "channel"] = None
+    df.loc[df["customer_id"].isin(users[rng.random(len(users)) < 0.05]), "channel"] = None  # never known
+    # more event types than the product keeps (12 kinds of page view), two that share a column name
+    pages = some(0.6, (df["event_type"] == "view").to_numpy())
+    df.loc[pages, "event_type"] = np.array([f"Page {k}" for k in range(12)], dtype=object)[rng.integers(0, 12, n)[pages]]
+    df.loc[some(0.4, (df["event_type"] == "add_to_cart").to_numpy()), "event_type"] = "Add to cart"
+    return df
+
+
+def assert_same_features(ev: pd.DataFrame, T: pd.Timestamp, cfg: SnapshotConfig) -> None:
+    product = build_dataset(ev, cfg, cutoffs=[T]).frame
+    reference = pandas_full_reference(ev, T, cfg, data_end(ev))
+    assert len(product) > 100
+    problems = differences(product, reference, [c for c in ev.columns if c not in CANONICAL], rtol=RTOL, atol=ATOL)
+    assert not problems, f"cutoff {T.date()}:\n" + "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def generated() -> pd.DataFrame:
+    return generate_for_events(50_000, seed=1)
+
+
+def test_sample_log(sample_events_path):
+    ev = _canonical(read_table(sample_events_path))
+    end = data_end(ev)
+    for T in (end - pd.Timedelta(days=90), end - pd.Timedelta(days=200)):
+        assert_same_features(ev, T, SnapshotConfig())
+
+
+def test_generated_log_labelled_and_unlabelled_cutoffs(generated):
+    ev = _canonical(generated)
+    end = data_end(ev)
+    for T in (end - pd.Timedelta(days=90), end - pd.Timedelta(days=30)):  # the second one has no label yet
+        assert_same_features(ev, T, SnapshotConfig())
+
+
+def test_awkward_log(generated):
+    ev = _canonical(_awkward(generated), {"attributes": ["country", "channel", "device"]})  # country now varies
+    assert ev["is_cancel"].any() and ev["is_nonproduct"].any() and ev["order_id"].isna().any()
+    assert ev["event_type"].nunique() > 8 and ev["channel"].isna().any()
+    end = data_end(ev)
+    for T in (end - pd.Timedelta(days=90), end - pd.Timedelta(days=150)):
+        assert_same_features(ev, T, SnapshotConfig(windows=(7, 14, 30, 90, 180, 365)))
+
+
+def test_bare_log_drops_missing_columns(generated):
+    raw = generated.loc[generated["event_type"] == "purchase", ["customer_id", "event_time", "order_id"]]
+    ev = _canonical(raw.reset_index(drop=True), {"user_id": "customer_id", "timestamp": "event_time",
+                                                 "order_id": "order_id", "kind": "events"})
+    T = data_end(ev) - pd.Timedelta(days=60)
+    assert_same_features(ev, T, SnapshotConfig(horizon_days=60, lookback_days=180))
