@@ -226,6 +226,24 @@ def test_gbm_uses_validation_rows_for_early_stopping(data):
     assert roc_auc_score(yt, m.predict_proba(Xt)) > 0.7
 
 
+def test_gbm_scores_large_tables_in_blocks_with_the_same_result(data):
+    X, y, Xt, yt = data
+    m = GradientBoostingModel(NUMERIC, CATEGORICAL, max_iter=50).fit(X, y)
+    table = awkward(Xt)
+    whole = m.pipeline_.predict_proba(table)[:, list(m.pipeline_.classes_).index(1.0)]
+    m._block_rows = 97  # 800 rows: 9 blocks, the last one short
+    assert np.array_equal(m.predict_proba(table), whole)
+
+
+def test_category_text_cleans_each_distinct_value_once():
+    from retention_core.models.sklearn_models import _category_text
+
+    s = pd.Series([" UK", "UK", None, "", 3.0, 2.5, "DE ", np.nan], dtype=object)
+    assert list(_category_text(s)) == ["UK", "UK", "(missing)", "(missing)", "3", "2.5", "DE", "(missing)"]
+    cat = pd.Series(pd.Categorical(["a", None, " b"]))
+    assert list(_category_text(cat)) == ["a", "(missing)", "b"]
+
+
 def test_l1_logistic_drops_noise_features(data):
     X, y, _, _ = data
     rng = np.random.default_rng(5)
