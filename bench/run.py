@@ -4,6 +4,7 @@
     python -m bench.run --full  [--out bench/results]      # 1M and 10M events, three runs per step
     python -m bench.run --quick --only features,app        # some sections only
                                                            # (features, training, scoring, shap, app, quality)
+    python -m bench.run --merge A,B --out C                # one report from partial runs in folders A and B
 
 Every step runs in a fresh Python process, so its peak memory (RSS) is its own and steps do not warm each other up.
 Product and reference steps alternate within each run, so background load hits both alike; the median over the runs
@@ -1014,6 +1015,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", help="folder for generated event logs (default: OUT/cache; reused between runs)")
     ap.add_argument("--rebuild", action="store_true",
                     help="only rewrite OUT/results.md (and the summary in results.json) from OUT/results.json")
+    ap.add_argument("--merge", help="comma-separated OUT folders of partial runs: write one report to --out")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     ap.add_argument("--params", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
@@ -1030,6 +1032,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         ap.error(f"unknown section(s) {bad}; choose from {list(SECTIONS)}")
     out = Path(a.out)
+    if a.merge:
+        return merge([Path(p) for p in a.merge.split(",") if p], out)
     if a.rebuild:
         return rebuild(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -1063,6 +1067,40 @@ def main(argv: list[str] | None = None) -> int:
     (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
     (out / "results.md").write_text(md)
     log(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+    print(md)
+    return 0
+
+
+def merge(parts: list[Path], out: Path) -> int:
+    """One report from several partial runs of the same mode (e.g. ``--only features,scoring,app`` with three runs and
+    ``--only training,shap,quality --runs 1``): the steps of every part, each with its own number of runs."""
+    olds = [json.loads((p / "results.json").read_text()) for p in parts]
+    modes = {o["mode"] for o in olds}
+    if len(modes) != 1:
+        raise SystemExit(f"error: the parts mix modes {sorted(modes)}; merge runs of one mode only")
+    jobs, sections, runs, total, agree = [], [], [], 0.0, {}
+    for o in olds:
+        for j in o["jobs"]:
+            job = Job(j.get("section") or j["key"].split("/")[0].replace("export", "scoring"), j["key"], j["step"],
+                      j["params"], j.get("once", False), j["results"])
+            job.peaks = [r["peak_rss_mb"] for r in j["results"] if r.get("peak_rss_mb") is not None]
+            jobs.append(job)
+        sections += o["meta"]["sections"]
+        runs.append(f"{o['meta']['runs']} ({', '.join(o['meta']['sections'])})")
+        total += o["meta"]["total_seconds"]
+        agree.update(o["meta"].get("feature_agreement") or {})
+    cfg = dict(olds[0]["config"])
+    for o in olds[1:]:
+        for k, v in o["config"].items():
+            cfg.setdefault(k, v)
+    meta = {**olds[-1]["meta"], "runs": "; ".join(runs), "sections": sections, "total_seconds": total,
+            "date": max(o["meta"]["date"] for o in olds), "feature_agreement": agree, "parts": [str(p) for p in parts]}
+    result, md = build_report(jobs, cfg, olds[0]["mode"], meta)
+    if agree:
+        md += "\n" + "\n".join(f"- Agreement at {k}: {v}" for k, v in agree.items()) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
+    (out / "results.md").write_text(md)
     print(md)
     return 0
 
