@@ -871,8 +871,14 @@ def build_report(jobs: list[Job], cfg: dict, mode: str, meta: dict) -> tuple[dic
             continue
         for res in j.results:
             for q in res.get("rows", []):
-                quality_rows.append({k: q.get(k) for k in ("dataset", "cutoff", "model", "roc_auc", "pr_auc",
-                                                           "users", "churn_rate")})
+                qr = {k: q.get(k) for k in ("dataset", "cutoff", "model", "roc_auc", "pr_auc", "users", "churn_rate")}
+                if j.params.get("models", "auto") != "auto" and str(qr["model"]).startswith("auto ("):
+                    # the pick within another model set (the neural networks) is not the product's `auto`
+                    qr["model"] = "best neural network on validation " + str(qr["model"])[5:]
+                if qr["roc_auc"] is None and q.get("validation_roc_auc") is not None:
+                    qr["roc_auc"] = q["validation_roc_auc"]  # a model trained without cross-validation
+                    qr["model"] = f"{qr['model']} (validation holdout, no CV)"
+                quality_rows.append(qr)
             if "error" in res:
                 quality_rows.append({"dataset": j.key, "model": "ERROR", "error": res["error"]})
         if j.key.endswith("/auto") or j.key.endswith("/reference") or j.key.endswith("/deep"):
