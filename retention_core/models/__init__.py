@@ -280,6 +280,9 @@ REGISTRY: dict[str, ModelSpec] = {
                 Param("max_samples", 0.3, "float", low=0.01, high=1.0, optional=True,
                       help="Share of users drawn for each tree (None = all); smaller is faster and saves smaller.",
                       advanced=True),
+                Param("max_tree_rows", 100_000, "int", low=1000, high=100_000_000, optional=True,
+                      help="Most users drawn for one tree, whatever the share (None = no limit): keeps a forest on "
+                           "millions of rows to minutes.", advanced=True),
             ),
             description="Many decorrelated decision trees; robust and needs little tuning.",
         ),

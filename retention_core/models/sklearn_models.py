@@ -499,17 +499,19 @@ class RandomForestModel(_SklearnModel):
     """Random forest on ordinal-encoded categoricals and imputed numeric columns (no scaling or log needed).
 
     ``max_samples`` (share of rows drawn for each tree, None = as many as there are rows) trades a little accuracy
-    for time and size: fitting time and the saved model grow with it about linearly.
+    for time and size: fitting time and the saved model grow with it about linearly. ``max_tree_rows`` caps the rows
+    drawn for one tree whatever the share (None = no cap): on 1M rows, 30% would be 300,000 rows per tree; the cap of
+    100,000 makes the fit about 3x faster, and it does not bind below 333,000 rows at the default share.
     """
 
     _param_names = ("numeric", "categorical", "n_estimators", "max_depth", "min_samples_leaf", "class_weight",
-                    "n_jobs", "random_state", "max_samples")
+                    "n_jobs", "random_state", "max_samples", "max_tree_rows")
     _label = "random forest"
 
     def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None, *,
                  n_estimators: int = 300, max_depth: int | None = None, min_samples_leaf: int = 5,
                  class_weight: str | None = "balanced_subsample", n_jobs: int | None = -1, random_state: int = 0,
-                 max_samples: float | None = None):
+                 max_samples: float | None = None, max_tree_rows: int | None = None):
         self.numeric = numeric
         self.categorical = categorical
         self.n_estimators = n_estimators
@@ -519,6 +521,7 @@ class RandomForestModel(_SklearnModel):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.max_samples = max_samples
+        self.max_tree_rows = max_tree_rows
 
     def _estimator(self) -> Any:
         from sklearn.ensemble import RandomForestClassifier
@@ -529,6 +532,7 @@ class RandomForestModel(_SklearnModel):
         _check_number(name, "min_samples_leaf", self.min_samples_leaf, low=1, integer=True)
         _check_choice(name, "class_weight", self.class_weight, ("balanced_subsample", "balanced", None))
         _check_number(name, "max_samples", self.max_samples, low=0, high=1, strict_low=True, allow_none=True)
+        _check_number(name, "max_tree_rows", self.max_tree_rows, low=1, integer=True, allow_none=True)
         return RandomForestClassifier(
             n_estimators=int(self.n_estimators),
             max_depth=None if self.max_depth is None else int(self.max_depth),
@@ -542,6 +546,12 @@ class RandomForestModel(_SklearnModel):
 
     def _preprocessing(self) -> dict[str, Any]:
         return {"scale": False, "log_heavy": False, "encoding": "ordinal"}
+
+    def _fit_pipeline(self, pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, X_val: Any, y_val: Any) -> None:
+        share = 1.0 if self.max_samples is None else float(self.max_samples)
+        if self.max_tree_rows is not None and share * len(X) > self.max_tree_rows:
+            pipe.set_params(model__max_samples=int(self.max_tree_rows))  # a number of rows, not a share
+        pipe.fit(X, y)
 
 
 class GradientBoostingModel(_SklearnModel):

@@ -244,6 +244,17 @@ def test_category_text_cleans_each_distinct_value_once():
     assert list(_category_text(cat)) == ["a", "(missing)", "b"]
 
 
+def test_random_forest_caps_rows_per_tree(data):
+    X, y, Xt, yt = data  # 1,500 training rows
+    capped = RandomForestModel(NUMERIC, CATEGORICAL, n_estimators=20, max_samples=0.5, max_tree_rows=400).fit(X, y)
+    assert capped.pipeline_.named_steps["model"].max_samples == 400  # 750 rows by share, capped to 400
+    loose = RandomForestModel(NUMERIC, CATEGORICAL, n_estimators=20, max_samples=0.5, max_tree_rows=1000).fit(X, y)
+    assert loose.pipeline_.named_steps["model"].max_samples == 0.5  # the cap does not bind
+    assert roc_auc_score(yt, capped.predict_proba(Xt)) > 0.7
+    with pytest.raises(ConfigError, match="max_tree_rows"):
+        RandomForestModel(NUMERIC, CATEGORICAL, max_tree_rows=0).fit(X, y)
+
+
 def test_l1_logistic_drops_noise_features(data):
     X, y, _, _ = data
     rng = np.random.default_rng(5)
