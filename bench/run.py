@@ -1099,8 +1099,11 @@ def merge(parts: list[Path], out: Path) -> int:
     for o in olds[1:]:
         for k, v in o["config"].items():
             cfg.setdefault(k, v)
+    for job in jobs:  # folders of the machine that ran it say nothing to a reader
+        if "cache" in job.params:
+            job.params = {**job.params, "cache": "OUT/cache"}
     meta = {**olds[-1]["meta"], "runs": "; ".join(runs), "sections": sections, "total_seconds": total,
-            "date": max(o["meta"]["date"] for o in olds), "feature_agreement": agree, "parts": [str(p) for p in parts]}
+            "date": max(o["meta"]["date"] for o in olds), "feature_agreement": agree, "parts": [p.name for p in parts]}
     result, md = build_report(jobs, cfg, olds[0]["mode"], meta)
     if agree:
         md += "\n" + "\n".join(f"- Agreement at {k}: {v}" for k, v in agree.items()) + "\n"
