@@ -1085,13 +1085,19 @@ def merge(parts: list[Path], out: Path) -> int:
     if len(modes) != 1:
         raise SystemExit(f"error: the parts mix modes {sorted(modes)}; merge runs of one mode only")
     jobs, sections, runs, total, agree = [], [], [], 0.0, {}
+    by_key: dict[str, Job] = {}
     for o in olds:
         for j in o["jobs"]:
+            if j["key"] in by_key:  # the same step in another part: more runs of it
+                by_key[j["key"]].results.extend(j["results"])
+                by_key[j["key"]].peaks.extend(r["peak_rss_mb"] for r in j["results"] if r.get("peak_rss_mb"))
+                continue
             job = Job(j.get("section") or j["key"].split("/")[0].replace("export", "scoring"), j["key"], j["step"],
-                      j["params"], j.get("once", False), j["results"])
+                      j["params"], j.get("once", False), list(j["results"]))
             job.peaks = [r["peak_rss_mb"] for r in j["results"] if r.get("peak_rss_mb") is not None]
             jobs.append(job)
-        sections += o["meta"]["sections"]
+            by_key[j["key"]] = job
+        sections += [s for s in o["meta"]["sections"] if s not in sections]
         runs.append(f"{o['meta']['runs']} ({', '.join(o['meta']['sections'])})")
         total += o["meta"]["total_seconds"]
         agree.update(o["meta"].get("feature_agreement") or {})
