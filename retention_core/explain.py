@@ -21,9 +21,12 @@ How each family is explained (``Explainer.method`` / ``Explainer.space``):
   random forest in **probability** (its trees average probabilities).
 * ``linear`` (logistic regression): ``shap.LinearExplainer`` on the encoded matrix with a background sample, in
   **log-odds**.
-* ``deep`` (MLP, CNN, GRU, Transformer): ``shap.PermutationExplainer`` over the readable units, with the Keras model
-  called directly (not ``model.predict``) on inputs assembled from the user's and the background users' values, in
-  **probability**. Each permutation is exactly additive; more permutations lower the noise.
+* ``deep`` (MLP, CNN, GRU, Transformer), in **probability**: by default (``deep_method="gradient"``) expected
+  gradients (SHAP's GradientExplainer method, with TensorFlow gradients) over the model inputs, summed into readable
+  units and adjusted so each user's values add up exactly; with ``deep_method="permutation"``,
+  ``shap.PermutationExplainer`` over the readable units, with the Keras model called directly (not
+  ``model.predict``) on inputs assembled from the user's and the background users' values. Each permutation is
+  exactly additive; more permutations lower the noise.
 * ``baseline`` (recency rule, BG/NBD): ``shap.ExactExplainer`` over their one to three inputs with a small
   background, in **probability**. For BG/NBD, a background mix where days since the last purchase exceed the
   customer's age is clipped to the age (the model cannot score impossible histories).
@@ -69,6 +72,7 @@ DEFAULT_BACKGROUND = 50
 DEEP_BACKGROUND = 20
 PARALLEL_TREE_ROWS = 400
 KERAS_BATCH = 8192
+GRADIENT_SAMPLES = 64  # expected-gradients samples per user (background user and point on the line to the user)
 MIN_POINTS = 0.05  # effects below this many percentage points are noise, not reasons
 MISSING_CATEGORY = "(missing)"
 
@@ -580,7 +584,7 @@ class Explainer:
     def __init__(self, model: Any, model_key: str | None, X_background: pd.DataFrame, numeric: Sequence[str] | None,
                  categorical: Sequence[str] | None, *, sequences_background: Any = None, reference_y: Any = None,
                  reference_label: str | None = None, background_size: int | None = None, permutations: int = 2,
-                 seed: int = 0):
+                 seed: int = 0, deep_method: str = "gradient", gradient_samples: int = GRADIENT_SAMPLES):
         if not isinstance(X_background, pd.DataFrame) or len(X_background) == 0:
             raise ModelError("Explanations need a non-empty table of background users.")
         self.model = model
@@ -597,6 +601,11 @@ class Explainer:
                 (self.categorical if c in set(categorical or []) else self.numeric).append(c)
         self.seed = int(seed)
         self.permutations = max(1, int(permutations))
+        if deep_method not in ("gradient", "permutation"):
+            raise ModelError(f"deep_method must be 'gradient' or 'permutation', got {deep_method!r}.")
+        self.deep_method = deep_method
+        self.gradient_samples = max(1, int(gradient_samples))
+        self._grad_fn = None
         if self.needs_sequences and sequences_background is None:
             raise ModelError(f"{type(self.explained_model).__name__} reads weekly activity: pass "
                              "sequences_background= for the background users.")
@@ -647,7 +656,7 @@ class Explainer:
             if self.needs_sequences:
                 self._seq_units = _sequence_units(int(m.weeks_), int(m.channels_))
             self.units = [u for u, _, _, _ in self._seq_units] + static_units
-            self.method, self.space = "permutation", "probability"
+            self.method, self.space = self.deep_method, "probability"
         else:
             self.units = self._baseline_columns()
             self.method = "exact" if len(self.units) <= 6 else "permutation"
@@ -671,6 +680,9 @@ class Explainer:
         how = {"tree": "TreeExplainer on the encoded features", "linear": "LinearExplainer on the encoded features",
                "permutation": f"permutation SHAP over readable features ({self.permutations} permutation(s), "
                               f"{self.background_size} background users)",
+               "gradient": f"expected gradients over the model inputs ({self.gradient_samples} samples per user, "
+                           f"{self.background_size} background users), summed into readable features and "
+                           "adjusted so that each user's values add up exactly",
                "exact": f"exact SHAP over the model's inputs ({self.background_size} background users)"}[self.method]
         extra = "; the calibrated model is explained through its underlying model" if self.calibrated else ""
         return f"{how}, in {self.space}{extra}."
@@ -707,6 +719,8 @@ class Explainer:
                 values = np.zeros((0, len(self.units)))
             elif self.method in ("tree", "linear"):
                 values = self._sklearn_values(X)
+            elif self.method == "gradient":
+                values = self._gradient_values(X, sequences)
             else:
                 values = self._game_values(X, sequences)
             self._cache[key] = pd.DataFrame(values, index=X.index, columns=self.units)
@@ -884,6 +898,70 @@ class Explainer:
                 if c in frame:
                     frame[c] = np.minimum(frame[c].to_numpy(dtype="float64"), frame["tenure_days"].to_numpy())
         return np.asarray(m.predict_proba(frame), dtype="float64").ravel()
+
+    def _gradient_values(self, X: pd.DataFrame, sequences: Any) -> np.ndarray:
+        """Expected gradients (the method of SHAP's GradientExplainer): per user and model input, the average of
+        ``(x - b) * gradient`` at random points ``b + a (x - b)`` between the user ``x`` and random background users
+        ``b``; inputs are then summed into readable units. The sum matches the output minus the expected value only on
+        average, so each user's residual is shared out in proportion to the size of the values, and the values add up
+        exactly like every other family's. One batched forward and backward pass per block of users: several times
+        faster than permutation SHAP on a CPU."""
+        m = self.explained_model
+        n, K = len(X), self.gradient_samples
+        inputs = [np.asarray(a, dtype=np.float32) for a in m.model_inputs(X, sequences)]
+        bg = [np.asarray(a, dtype=np.float32) for a in self._bg_pool()]
+        B = bg[0].shape[0]
+        grad = self._gradients()
+        rng = np.random.default_rng(self.seed)
+        phi = [np.zeros(a.shape, dtype="float64") for a in inputs]
+        per_block = max(1, KERAS_BATCH // K)
+        for start in range(0, n, per_block):
+            users = np.arange(start, min(n, start + per_block))
+            u = np.repeat(users, K)
+            j = rng.integers(0, B, len(u))
+            alpha = rng.random(len(u)).astype(np.float32)
+            diffs = [x[u] - b[j] for x, b in zip(inputs, bg)]
+            points = [b[j] + alpha.reshape((-1,) + (1,) * (d.ndim - 1)) * d for b, d in zip(bg, diffs)]
+            for k, (g, d) in enumerate(zip(grad(points), diffs)):
+                phi[k][users] = (g.astype("float64") * d).reshape((len(users), K) + d.shape[1:]).mean(axis=1)
+        values = np.zeros((n, len(self.units)))
+        static = phi[-1]
+        for i, (_, c, weeks, _) in enumerate(self._seq_units):
+            values[:, i] = phi[0][:, weeks, c].sum(axis=1)
+        offset = len(self._seq_units)
+        for i, cols in enumerate(self._static_cols):
+            values[:, offset + i] = static[:, cols].sum(axis=1)
+        kw = {"sequences": sequences} if self.needs_sequences else {}
+        out = np.asarray(m.predict_proba(X, **kw), dtype="float64")
+        residual = out - self.expected_value - values.sum(axis=1)
+        size = np.abs(values)
+        total = size.sum(axis=1, keepdims=True)
+        share = np.where(total > 0, size / np.where(total > 0, total, 1.0), 1.0 / max(len(self.units), 1))
+        return values + residual[:, None] * share
+
+    def _gradients(self) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+        """Gradients of the churn probability with respect to each model input, one compiled graph per explainer."""
+        import tensorflow as tf
+
+        if self._grad_fn is None:
+            model = self.explained_model.model_
+
+            @tf.function(reduce_retracing=True)
+            def f(*xs):
+                with tf.GradientTape() as tape:
+                    tape.watch(xs)
+                    y = model(list(xs) if len(xs) > 1 else xs[0], training=False)
+                    y = tf.reshape(y, (tf.shape(y)[0], -1))[:, -1]  # a trailing class dimension
+                return tape.gradient(y, xs)
+
+            self._grad_fn = f
+        fn = self._grad_fn
+        return lambda points: [np.asarray(g) for g in fn(*[tf.convert_to_tensor(p) for p in points])]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_grad_fn"] = None  # a compiled TensorFlow graph is rebuilt, not pickled
+        return state
 
     def _game_values(self, X: pd.DataFrame, sequences: Any) -> np.ndarray:
         import shap

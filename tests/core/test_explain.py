@@ -151,13 +151,33 @@ def test_sequence_model_attributions_grouped_into_readable_units(data):
                       "spend 5-8 weeks ago", "browsing in the last 4 weeks", "browsing 5-8 weeks ago",
                       "returns in the last 4 weeks", "returns 5-8 weeks ago"]
     assert list(sv.columns) == expected_units + NUMERIC + CATEGORICAL
-    assert ex.method == "permutation" and ex.space == "probability"
+    assert ex.method == "gradient" and ex.space == "probability"
     p = fitted("gru", data, epochs=1, batch_size=64, units=8).predict_proba(rows, sequences=s)
     np.testing.assert_allclose(sv.sum(axis=1).to_numpy() + ex.expected_value, p, atol=1e-5)
     values = ex.unit_values(rows, s)
     np.testing.assert_allclose(values["orders in the last 4 weeks"], s[:, -4:, 0].sum(axis=1))
     with pytest.raises(ModelError, match="sequences"):
         ex.shap_values(rows)
+
+
+def test_deep_gradient_and_permutation_values_agree(data):
+    """Expected gradients (the default) and permutation SHAP rank the same features as important, and both add up."""
+    from scipy import stats
+
+    X, y, seq = data
+    model = fitted("mlp", data, epochs=1, batch_size=64, hidden=(64,))
+    rows = X.iloc[:60]
+    p = model.predict_proba(rows)
+    values = {}
+    for method in ("gradient", "permutation"):
+        ex = Explainer(model, "mlp", X, NUMERIC, CATEGORICAL, reference_y=y, background_size=30, deep_method=method)
+        assert ex.method == method and method.split()[0][:8] in ex.method_note.replace("expected gradients", "gradient")
+        values[method] = ex.shap_values(rows)
+        np.testing.assert_allclose(values[method].sum(axis=1).to_numpy() + ex.expected_value, p, atol=1e-6)
+    g, q = values["gradient"].abs().mean(), values["permutation"].abs().mean()
+    assert stats.spearmanr(g, q).correlation > 0.8
+    with pytest.raises(ModelError, match="deep_method"):
+        Explainer(model, "mlp", X, NUMERIC, CATEGORICAL, deep_method="magic")
 
 
 def test_mlp_units_are_original_columns(data):
