@@ -382,7 +382,8 @@ def step_shap_product(key: str, rows: int, users: int, epochs: int) -> dict:
 
 def step_shap_reference(key: str, rows: int, users: int, epochs: int) -> dict:
     """Tree and linear models: the shap library used directly on the fitted estimator and its encoded features,
-    with the same background size as the product. Other models: the model's own prediction for the same users."""
+    with the same background size as the product. Neural networks: shap's GradientExplainer on the Keras model with
+    the product's background size and samples per user. Other models: the model's own prediction for the users."""
     import numpy as np
 
     from retention_core.explain import DEFAULT_BACKGROUND
@@ -407,6 +408,19 @@ def step_shap_reference(key: str, rows: int, users: int, epochs: int) -> dict:
             shap.TreeExplainer(est, bg, feature_perturbation="interventional")(Z, check_additivity=False)
         s = time.perf_counter() - t
         what = "shap library directly"
+    elif key in DEEP and hasattr(base, "model_"):
+        import shap
+
+        from retention_core.explain import DEEP_BACKGROUND, GRADIENT_SAMPLES
+
+        pick = np.random.default_rng(0).choice(rows, DEEP_BACKGROUND, replace=False)
+        bg = base.model_inputs(X.iloc[pick], seq[pick] if needs else None)
+        t = time.perf_counter()
+        ex = shap.GradientExplainer(base.model_, bg if needs else bg[0])
+        inputs = base.model_inputs(Xe, se)
+        ex.shap_values(inputs if needs else inputs[0], nsamples=GRADIENT_SAMPLES)
+        s = time.perf_counter() - t
+        what = f"shap GradientExplainer directly ({DEEP_BACKGROUND} background users, {GRADIENT_SAMPLES} samples)"
     else:
         t = time.perf_counter()
         model.predict_proba(Xe, sequences=se) if needs else model.predict_proba(Xe)
@@ -840,11 +854,23 @@ def build_report(jobs: list[Job], cfg: dict, mode: str, meta: dict) -> tuple[dic
         p, r = by.get(f"shap/{key}/product"), by.get(f"shap/{key}/reference")
         if p is None:
             continue
-        row("shap", f"SHAP per 1,000 users: {key} ({_info(p, 'method', '?')})",
-            f"{_info(p, 'users', 0):,} users explained", p, "per_1000", r, "per_1000",
-            _info(r, "reference", "?") + (" (same background)" if _info(r, "reference") == "shap library directly"
-                                          else ""),
-            f"background {_info(p, 'background', '?')}, {_info(p, 'units', '?')} readable features")
+        # runs of another method (merged from an earlier part, before a change of method) get their own row; the
+        # reference is the latest one measured (an earlier part may have timed a plainer reference)
+        if r is not None and r.results:
+            latest = r.results[-1].get("info", {}).get("reference")
+            r = Job(r.section, r.key, r.step, r.params, r.once,
+                    [x for x in r.results if x.get("info", {}).get("reference") == latest])
+            r.peaks = [x["peak_rss_mb"] for x in r.results if x.get("peak_rss_mb") is not None]
+        methods = list(dict.fromkeys(x.get("info", {}).get("method", "?") for x in p.results))
+        for method in methods:
+            pm = Job(p.section, p.key, p.step, p.params, p.once,
+                     [x for x in p.results if x.get("info", {}).get("method", "?") == method])
+            pm.peaks = [x["peak_rss_mb"] for x in pm.results if x.get("peak_rss_mb") is not None]
+            row("shap", f"SHAP per 1,000 users: {key} ({method})",
+                f"{_info(pm, 'users', 0):,} users explained", pm, "per_1000", r, "per_1000",
+                _info(r, "reference", "?") + (" (same background)" if _info(r, "reference") == "shap library directly"
+                                              else ""),
+                f"background {_info(pm, 'background', '?')}, {_info(pm, 'units', '?')} readable features")
     p, r = by.get("app/product"), by.get("app/reference")
     if p is not None:
         server = _info(p, "server_peak_rss_mb")
