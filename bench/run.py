@@ -658,6 +658,21 @@ class Job:
     peaks: list = field(default_factory=list)
 
 
+def _job_of(j: dict, results: list | None = None) -> Job:
+    """A job as ``results.json`` stores it (``results``: only these of its results)."""
+    results = list(j["results"] if results is None else results)
+    job = Job(j.get("section") or j["key"].split("/")[0].replace("export", "scoring"), j["key"], j["step"],
+              j["params"], j.get("once", False), results)
+    job.peaks = [r["peak_rss_mb"] for r in results if r.get("peak_rss_mb") is not None]
+    return job
+
+
+def _only(job: Job, keep) -> Job:
+    """The same job with only the results for which ``keep(result)`` holds."""
+    return _job_of({"section": job.section, "key": job.key, "step": job.step, "params": job.params,
+                    "once": job.once, "results": []}, [r for r in job.results if keep(r)])
+
+
 def run_job(job: Job, tmpdir: str, log) -> None:
     out = run_child_waiting(job, tmpdir)
     job.results.append(out)
@@ -858,14 +873,10 @@ def build_report(jobs: list[Job], cfg: dict, mode: str, meta: dict) -> tuple[dic
         # reference is the latest one measured (an earlier part may have timed a plainer reference)
         if r is not None and r.results:
             latest = r.results[-1].get("info", {}).get("reference")
-            r = Job(r.section, r.key, r.step, r.params, r.once,
-                    [x for x in r.results if x.get("info", {}).get("reference") == latest])
-            r.peaks = [x["peak_rss_mb"] for x in r.results if x.get("peak_rss_mb") is not None]
+            r = _only(r, lambda x: x.get("info", {}).get("reference") == latest)
         methods = list(dict.fromkeys(x.get("info", {}).get("method", "?") for x in p.results))
         for method in methods:
-            pm = Job(p.section, p.key, p.step, p.params, p.once,
-                     [x for x in p.results if x.get("info", {}).get("method", "?") == method])
-            pm.peaks = [x["peak_rss_mb"] for x in pm.results if x.get("peak_rss_mb") is not None]
+            pm = _only(p, lambda x: x.get("info", {}).get("method", "?") == method)
             row("shap", f"SHAP per 1,000 users: {key} ({method})",
                 f"{_info(pm, 'users', 0):,} users explained", pm, "per_1000", r, "per_1000",
                 _info(r, "reference", "?") + (" (same background)" if _info(r, "reference") == "shap library directly"
@@ -1115,14 +1126,12 @@ def merge(parts: list[Path], out: Path) -> int:
     for o in olds:
         for j in o["jobs"]:
             if j["key"] in by_key:  # the same step in another part: more runs of it
-                by_key[j["key"]].results.extend(j["results"])
-                by_key[j["key"]].peaks.extend(r["peak_rss_mb"] for r in j["results"] if r.get("peak_rss_mb"))
+                job = by_key[j["key"]]
+                job.results.extend(j["results"])
+                job.peaks = _job_of(j, job.results).peaks
                 continue
-            job = Job(j.get("section") or j["key"].split("/")[0].replace("export", "scoring"), j["key"], j["step"],
-                      j["params"], j.get("once", False), list(j["results"]))
-            job.peaks = [r["peak_rss_mb"] for r in j["results"] if r.get("peak_rss_mb") is not None]
-            jobs.append(job)
-            by_key[j["key"]] = job
+            by_key[j["key"]] = _job_of(j)
+            jobs.append(by_key[j["key"]])
         sections += [s for s in o["meta"]["sections"] if s not in sections]
         runs.append(f"{o['meta']['runs']} ({', '.join(o['meta']['sections'])})")
         total += o["meta"]["total_seconds"]
@@ -1149,12 +1158,7 @@ def merge(parts: list[Path], out: Path) -> int:
 def rebuild(out: Path) -> int:
     """The report again from the measurements already in ``results.json`` (after a change to the report only)."""
     old = json.loads((out / "results.json").read_text())
-    jobs = []
-    for j in old["jobs"]:
-        section = j.get("section") or j["key"].split("/")[0].replace("export", "scoring")
-        job = Job(section, j["key"], j["step"], j["params"], j.get("once", False), j["results"])
-        job.peaks = [r["peak_rss_mb"] for r in j["results"] if r.get("peak_rss_mb") is not None]
-        jobs.append(job)
+    jobs = [_job_of(j) for j in old["jobs"]]
     result, md = build_report(jobs, old["config"], old["mode"], old["meta"])
     agree = old["meta"].get("feature_agreement") or {}
     if agree:

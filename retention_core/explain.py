@@ -408,17 +408,11 @@ def feature_label(feature: str) -> str:
 
 
 def _category_text(s: pd.Series) -> np.ndarray:
-    missing = s.isna().to_numpy()
-    out = np.empty(len(s), dtype=object)
-    for i, v in enumerate(s.astype("object").to_numpy()):
-        if missing[i]:
-            out[i] = MISSING_CATEGORY
-        elif isinstance(v, float) and v.is_integer():
-            out[i] = str(int(v))
-        else:
-            t = str(v).strip()
-            out[i] = t if t else MISSING_CATEGORY
-    return out
+    """Category values as the models read them (one mechanism, in the preprocessing): ``3.0`` -> ``"3"``, blank or
+    missing -> ``"(missing)"``. Imported here on first use, so that importing explanations does not load sklearn."""
+    from .models.sklearn_models import _category_text as as_model_reads
+
+    return as_model_reads(s)
 
 
 def _describe_value(feature: str, value: Any, ref: Reference, categorical: bool) -> str:
