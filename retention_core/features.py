@@ -80,13 +80,14 @@ def _bucket_days(ts: pd.Series) -> np.ndarray:
 
 
 def _order_starts(order: np.ndarray, user: np.ndarray, bucket: np.ndarray, purchase: np.ndarray) -> np.ndarray:
-    """True on the first purchase line of each distinct (order, user, day bucket): counting these per user and day
-    gives the distinct orders of that day without DuckDB's much slower ``count(DISTINCT ...)``.
+    """True on the first purchase line of each distinct (order, user, day bucket) and on every purchase line without
+    an order id (an order of its own): counting these per user and day gives the orders of that day without DuckDB's
+    much slower ``count(DISTINCT ...)``.
 
     Lines of an order are usually adjacent, so a line starts a new order when the order, user or bucket differs from
     the previous purchase line's; orders whose lines are not adjacent are de-duplicated exactly, on those lines only.
     """
-    out = np.zeros(len(order), dtype=bool)
+    out = purchase & (order < 0)
     idx = np.flatnonzero(purchase & (order >= 0))
     if len(idx) == 0:
         return out
@@ -102,21 +103,76 @@ def _order_starts(order: np.ndarray, user: np.ndarray, bucket: np.ndarray, purch
     return out
 
 
-def _per_user_constant(codes: np.ndarray, user: np.ndarray, first_row: np.ndarray) -> np.ndarray | None:
-    """The value code of each user when an attribute never changes within a user and is never missing, else None
-    (``first_row``: each user's first row).
+def _per_user_constant(codes: np.ndarray, user: np.ndarray, n_users: int) -> np.ndarray | None:
+    """The value code of each user when an attribute never changes within a user and is never missing, else None.
 
     Such an attribute (a sign-up country, an acquisition channel) has the same latest value at every cutoff, so it is
     looked up per user instead of being aggregated per day.
     """
     if len(codes) == 0 or (codes < 0).any():
         return None
-    first = codes[first_row]
-    return first if bool((first[user] == codes).all()) else None
+    per_user = np.zeros(n_users, dtype=codes.dtype)
+    per_user[user] = codes  # any row's value: the check below tells whether all rows agree
+    return per_user if bool((per_user[user] == codes).all()) else None
 
 
-def _arrow(ev: pd.DataFrame, attributes: list[str]) -> tuple:
-    """The events as an Arrow table of numbers (text columns as codes), plus the values behind the codes."""
+def _in_population(user: np.ndarray, bucket: np.ndarray, purchase: np.ndarray, n_users: int,
+                   windows: list[tuple[int, int]]) -> np.ndarray:
+    """True for each user with a purchase in some ``(start, end]`` bucket window: the users a snapshot can hold.
+
+    The events of other users cannot reach any feature or label row, so they are not aggregated at all.
+    """
+    keep = np.zeros(n_users, dtype=bool)
+    pu, pb = user[purchase], bucket[purchase]
+    for start, end in windows:
+        keep[pu[(pb > start) & (pb <= end)]] = True
+    return keep
+
+
+class _Packing:
+    """Where each count lives in the packed count columns ``n0, n1, ...`` of the events and of ``daily``.
+
+    Most features are counts (orders, lines, returns, active days, events per type, each over several windows), and
+    DuckDB computes every filtered count as an aggregate of its own: they were most of the cost of building features.
+    So each event carries its counts packed into a few float columns, ``bits`` bits per count, and one sum of a
+    column adds up every count it holds. ``bits`` fits the largest number of events of any user, so no sum over a
+    user's events or days can carry into the next count; a float holds integers exactly up to 2**53, so a column
+    holds ``52 // bits`` counts (one per column for users with more than 2**26 events).
+    """
+
+    def __init__(self, fields: list[str], largest: int):
+        self.bits = max(1, int(largest).bit_length())
+        per = max(1, 52 // self.bits)
+        self.slot = {f: (i // per, i % per * self.bits) for i, f in enumerate(fields)}
+        self.columns = [f"n{j}" for j in range(-(-len(fields) // per))]
+
+    def pack(self, counts: dict[str, np.ndarray | int]) -> list:
+        """The packed columns of the given counts (arrays or numbers; fields not given count 0)."""
+        out = [0.0] * len(self.columns)
+        for field, n in counts.items():
+            j, shift = self.slot[field]
+            out[j] = out[j] + np.asarray(n, dtype=np.float64) * float(2 ** shift)
+        return out
+
+    def holding(self, fields: list[str]) -> list[str]:
+        """The packed columns that hold these fields."""
+        return sorted({self.columns[self.slot[f][0]] for f in fields if f in self.slot})
+
+    def read(self, field: str, column: str = "{}") -> str:
+        """SQL for one count, read from a packed column or a sum of one: ``column`` formats the column's name."""
+        if field not in self.slot:
+            return "0"
+        j, shift = self.slot[field]
+        return f"((CAST({column.format(self.columns[j])} AS BIGINT) >> {shift}) & {(1 << self.bits) - 1})"
+
+
+def _arrow(ev: pd.DataFrame, attributes: list[str], windows: list[tuple[int, int]] | None = None) -> tuple:
+    """The events as an Arrow table of numbers (text columns as codes), plus the values behind the codes and what
+    the log holds (``values["has"]``: cancellations, non-product lines, ratings).
+
+    ``windows`` (population windows as day numbers, see :func:`_in_population`) adds a ``keep`` column that is false
+    on the events of users no snapshot can hold.
+    """
     import pyarrow as pa
 
     def coded(codes: np.ndarray):
@@ -124,6 +180,7 @@ def _arrow(ev: pd.DataFrame, attributes: list[str]) -> tuple:
 
     user, users = _codes(ev["user_id"], sort=True)
     bucket = _bucket_days(ev["ts"])
+    purchase = ev["is_purchase"].to_numpy(dtype=bool)
     cols = {"user_id": coded(user), "b": pa.array(bucket, type=pa.date32()),
             "ts": pa.array(ev["ts"].to_numpy(dtype="datetime64[ns]"), type=pa.timestamp("ns"))}
     values = {"user_id": users}
@@ -131,62 +188,112 @@ def _arrow(ev: pd.DataFrame, attributes: list[str]) -> tuple:
         codes, values[c] = _codes(ev[c], values=c == "event_type")
         cols[c] = coded(codes)
         if c == "order_id":
-            cols["order_start"] = pa.array(_order_starts(codes, user, bucket, ev["is_purchase"].to_numpy(dtype=bool)))
+            start = _order_starts(codes, user, bucket, purchase)
+        elif c == "event_type":
+            et_codes, values["top_event_types"] = codes, _event_types(codes, values[c])
     for c in ("amount", "quantity", "rating"):
         cols[c] = pa.array(ev[c].to_numpy(dtype="float64", na_value=np.nan), from_pandas=True)
-    for c in ("is_purchase", "is_return", "is_cancel", "is_nonproduct"):
-        cols[c] = pa.array(ev[c].to_numpy(dtype=bool))
-    first_row = None
-    if attributes and len(user) and (user >= 0).all():
-        first_row = np.zeros(len(users), dtype=np.int64)
-        first_row[user[::-1]] = np.arange(len(user) - 1, -1, -1)
+    has = {"rating": cols["rating"].null_count < len(ev)}
+    flags = {"purchase": purchase}
+    for c in ("return", "cancel", "nonproduct"):
+        flags[c] = ev["is_" + c].to_numpy(dtype=bool)
+        has[c] = bool(flags[c].any())
+    cols["is_purchase"] = pa.array(purchase)
+    if has["nonproduct"]:
+        cols["is_nonproduct"] = pa.array(flags["nonproduct"])
+    values["has"] = has
+    rated = ~np.isnan(ev["rating"].to_numpy(dtype="float64", na_value=np.nan)) if has["rating"] else None
+    packing, packed = _packed_counts(user, len(users), et_codes, values["top_event_types"], start, purchase,
+                                     flags["return"], flags["cancel"] if has["cancel"] else None, rated)
+    values["packing"] = packing
+    for name, column in zip(packing.columns, packed):
+        cols[name] = pa.array(column)
+    if windows is not None and len(user) and (user >= 0).all():
+        cols["keep"] = pa.array(_in_population(user, bucket, purchase, len(users), windows)[user])
     for i, a in enumerate(attributes):
         codes, values["a:" + a] = _codes(ev[a])
-        per_user = _per_user_constant(codes, user, first_row) if first_row is not None else None
+        per_user = _per_user_constant(codes, user, len(users)) if len(user) and (user >= 0).all() else None
         if per_user is not None:  # one value per user, never missing: no need to carry it through the days
             values["user:" + a] = per_user
         else:
             cols[f"a{i}"] = coded(codes)
-    values["top_event_types"] = _event_types(np.asarray(cols["event_type"].fill_null(-1)), values["event_type"])
     return pa.table(cols), values
+
+
+def _packed_counts(user, n_users, et_codes, top_types, start, purchase, ret, cancel, rated) -> tuple:
+    """Each event's counts (:class:`_Packing`): orders it starts, purchase lines, returns, cancellations, browsing
+    events, ratings, events and events per type, plus room for the per-day counts ``days`` and ``purchase_days``.
+
+    Events fall into a few hundred classes (five flags and the event type), so the packed values are computed once
+    per class and looked up.
+    """
+    k = len(top_types)
+    fields = (["orders", "days"] + [f"et_{i}" for i in range(k)] + ["purchase_days", "lines", "returns", "events",
+              "browsing"] + ["cancels"] * (cancel is not None) + ["ratings"] * (rated is not None))
+    largest = int(np.bincount(user, minlength=1).max()) if len(user) else 1
+    packing = _Packing(fields, largest)
+    type_index = np.full(max(int(et_codes.max(initial=-1)) + 2, 1), k, dtype=np.intp)  # k: not a top type
+    for i, (code, _) in enumerate(top_types):
+        type_index[code] = i
+    flags = np.zeros(len(user), dtype=np.uint8)
+    for bit, flag in enumerate((start, purchase, ret, cancel, rated)):
+        if flag is not None:
+            flags |= flag.view(np.uint8) << bit
+    cls = type_index[et_codes]  # a missing type (-1) reads the last entry: k
+    cls <<= 5
+    cls |= flags
+    c = np.arange((k + 1) << 5)
+    o, p, r, x, rt = ((c >> bit) & 1 for bit in range(5))
+    table = packing.pack({"orders": o, "lines": p, "returns": r, "events": 1, "browsing": (1 - p) * (1 - r) * (1 - x),
+                          **({"cancels": x} if cancel is not None else {}),
+                          **({"ratings": rt} if rated is not None else {}),
+                          **{f"et_{i}": (c >> 5) == i for i in range(k)}})
+    return packing, [np.take(np.broadcast_to(t, c.shape), cls) for t in table]
 
 
 def _event_types(codes: np.ndarray, values: np.ndarray) -> list[tuple[int, str]]:
     """The most frequent event types as (code, name), most frequent first."""
-    counts = np.bincount(codes[codes >= 0], minlength=len(values))
+    counts = np.bincount(codes + 1, minlength=len(values) + 1)[1:]  # code -1 (missing) counts in the first bin
     top = [int(i) for i in np.argsort(-counts, kind="stable")[:MAX_EVENT_TYPES] if counts[i] > 0]
     return [(i, str(values[i])) for i in top]
 
 
-def _prepare(con: duckdb.DuckDBPyConnection, ev: pd.DataFrame, attributes: list[str]) -> tuple[list[str], dict]:
-    """Load events and build the per user-day table ``daily``; returns the event types used as features and the
-    values behind the integer codes."""
-    tab, values = _arrow(ev, attributes)
+def _prepare(con: duckdb.DuckDBPyConnection, ev: pd.DataFrame, attributes: list[str],
+             windows: list[tuple[int, int]] | None = None) -> tuple[list[str], dict]:
+    """Load events and build the per user-day table ``daily`` (plus ``gaps`` between purchase days and the first
+    purchase day of each product ``up`` and category ``uc``); ``daily`` keeps its counts packed (:class:`_Packing`),
+    with orders, returns and browsing events also read out. Returns the event types used as features and the values
+    behind the integer codes. With ``windows`` (see :func:`_arrow`), only users a snapshot can hold are aggregated."""
+    tab, values = _arrow(ev, attributes, windows)
     con.register("ev_raw", tab)
+    has, P = values["has"], values["packing"]
     coded_types = values["top_event_types"]
-    has_order = bool(ev["order_id"].notna().any())
-    orders = ("count(*) FILTER (WHERE order_start) + count(*) FILTER (WHERE is_purchase AND order_id IS NULL)"
-              if has_order else "count(*) FILTER (WHERE is_purchase)")
-    et_cols = "".join(f", count(*) FILTER (WHERE event_type = {code}) AS et_{i}" for i, (code, _) in enumerate(coded_types))
+    where = "WHERE keep" if "keep" in tab.column_names else ""
+    sold = "is_purchase AND NOT is_nonproduct" if has["nonproduct"] else "is_purchase"  # product lines
+    ratings = "sum(rating) AS rating_sum, min(rating) AS rating_min" if has["rating"] else \
+        "CAST(NULL AS DOUBLE) AS rating_sum, CAST(NULL AS DOUBLE) AS rating_min"  # what the log lacks costs nothing
     attr_cols = "".join(f", arg_max(a{i}, ts) AS {_q('a:' + a)}" for i, a in enumerate(attributes)
                         if "user:" + a not in values)
+    # the per-day counts join the events' packed counts: each day counts 1 active day, and 1 purchase day if any
+    day, purchase_day = P.pack({"days": 1}), P.pack({"purchase_days": 1})
+    packed = ", ".join(f"{c} + {float(day[j])!r} + CASE WHEN first_p_ts IS NULL THEN 0 ELSE {float(purchase_day[j])!r} END AS {c}"
+                       for j, c in enumerate(P.columns))
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE daily AS
-        SELECT user_id, b,
-               min(ts) FILTER (WHERE is_purchase) AS first_p_ts,
-               max(ts) FILTER (WHERE is_purchase) AS last_p_ts,
-               max(ts) AS last_ts,
-               {orders} AS orders,
-               count(*) FILTER (WHERE is_purchase) AS lines,
-               coalesce(sum(amount) FILTER (WHERE is_purchase AND NOT is_nonproduct), 0) AS revenue,
-               coalesce(sum(quantity) FILTER (WHERE is_purchase AND NOT is_nonproduct), 0) AS units,
-               count(*) FILTER (WHERE is_return) AS returns,
-               count(*) FILTER (WHERE is_cancel) AS cancels,
-               count(*) AS events,
-               count(*) FILTER (WHERE NOT is_purchase AND NOT is_return AND NOT is_cancel) AS browsing,
-               count(rating) AS n_ratings, sum(rating) AS rating_sum, min(rating) AS rating_min
-               {et_cols}{attr_cols}
-        FROM ev_raw GROUP BY 1, 2
+        SELECT * EXCLUDE ({", ".join(P.columns)}), {packed},
+               {P.read("orders")} AS orders, {P.read("returns")} AS returns, {P.read("browsing")} AS browsing
+        FROM (
+            SELECT user_id, b,
+                   min(ts) FILTER (WHERE is_purchase) AS first_p_ts,
+                   max(ts) FILTER (WHERE is_purchase) AS last_p_ts,
+                   max(ts) AS last_ts,
+                   coalesce(sum(amount) FILTER (WHERE {sold}), 0) AS revenue,
+                   coalesce(sum(quantity) FILTER (WHERE {sold}), 0) AS units,
+                   {ratings},
+                   {", ".join(f"sum({c}) AS {c}" for c in P.columns)}
+                   {attr_cols}
+            FROM ev_raw {where} GROUP BY 1, 2
+        )
     """)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE gaps AS
@@ -197,27 +304,39 @@ def _prepare(con: duckdb.DuckDBPyConnection, ev: pd.DataFrame, attributes: list[
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {name} AS
             SELECT user_id, min(b) AS fb
-            FROM ev_raw WHERE is_purchase AND NOT is_nonproduct AND {col} IS NOT NULL GROUP BY user_id, {col}
+            FROM ev_raw WHERE {sold} AND {col} IS NOT NULL {where.replace("WHERE", "AND")} GROUP BY user_id, {col}
         """)
     return [t for _, t in coded_types], values
 
 
-def _window_sql(windows: tuple[int, ...], types: list[str]) -> str:
-    parts = []
+def _count_sql(P: _Packing, windows: tuple[int, ...], types: list[str]) -> tuple[list[str], list[str]]:
+    """The aggregates over a snapshot's days (``agg``: sums of packed counts, over all days and per window) and the
+    features read from them (``base``), in the order of the feature table."""
+    windowed = P.holding(["orders", "days"] + [f"et_{i}" for i in range(len(types))])
+    periods = {f"w{w}": f"d.b > p.T - {int(w)}" for w in sorted({*windows, 30, 180})}
+    periods["prev90"] = "d.b > p.T - 180 AND d.b <= p.T - 90"
+    agg = [f"sum(d.{c}) AS t_{c}" for c in P.columns]
+    for name, cond in periods.items():
+        agg += [f"sum(d.{c}) FILTER (WHERE {cond}) AS {name}_{c}" for c in windowed]
+        agg += [f"coalesce(sum(d.revenue) FILTER (WHERE {cond}), 0) AS {name}_revenue"]
+
+    def count(field: str, period: str = "t") -> str:
+        return f"coalesce({P.read(field, period + '_{}')}, 0)"
+
+    base = [f"{count('purchase_days')} - 1 AS repeat_purchases", f"{count('orders')} AS orders_total",
+            f"{count('days')} AS active_days_total", "revenue_total", "units_total"]
+    base += [f"{count(f)} AS {f}_total" for f in ("lines", "returns", "cancels", "events", "browsing")]
+    base += [f"{count('ratings')} AS ratings_count",
+             f"_rating_sum / nullif({count('ratings')}, 0) AS rating_mean", "_rating_min AS rating_min"]
     for w in windows:
-        cond = f"d.b > p.T - {int(w)}"
-        parts += [f"coalesce(sum(d.orders) FILTER (WHERE {cond}), 0) AS orders_{w}d",
-                  f"coalesce(sum(d.revenue) FILTER (WHERE {cond}), 0) AS revenue_{w}d",
-                  f"count(*) FILTER (WHERE {cond}) AS active_days_{w}d"]
-        if types and w in (30, 90):
-            parts += [f"coalesce(sum(d.et_{i}) FILTER (WHERE {cond}), 0) AS {_q('events_' + slug(t) + f'_{w}d')}"
-                      for i, t in enumerate(types)]
-    parts += ["coalesce(sum(d.orders) FILTER (WHERE d.b > p.T - 180 AND d.b <= p.T - 90), 0) AS orders_prev_90d",
-              "coalesce(sum(d.revenue) FILTER (WHERE d.b > p.T - 180 AND d.b <= p.T - 90), 0) AS revenue_prev_90d",
-              "coalesce(sum(d.orders) FILTER (WHERE d.b > p.T - 30), 0) AS _o30",
-              "coalesce(sum(d.orders) FILTER (WHERE d.b > p.T - 180), 0) AS _o180"]
-    parts += [f"coalesce(sum(d.et_{i}), 0) AS {_q('events_' + slug(t) + '_total')}" for i, t in enumerate(types)]
-    return ",\n               ".join(parts)
+        base += [f"{count('orders', f'w{w}')} AS orders_{w}d", f"w{w}_revenue AS revenue_{w}d",
+                 f"{count('days', f'w{w}')} AS active_days_{w}d"]
+        if w in (30, 90):
+            base += [f"{count(f'et_{i}', f'w{w}')} AS {_q('events_' + slug(t) + f'_{w}d')}" for i, t in enumerate(types)]
+    base += [f"{count('orders', 'prev90')} AS orders_prev_90d", "prev90_revenue AS revenue_prev_90d",
+             f"{count('orders', 'w30')} AS _o30", f"{count('orders', 'w180')} AS _o180"]
+    base += [f"{count(f'et_{i}')} AS {_q('events_' + slug(t) + '_total')}" for i, t in enumerate(types)]
+    return agg, base
 
 
 def compute(ev: pd.DataFrame, dates: list[pd.Timestamp], cfg: SnapshotConfig, *, end: pd.Timestamp,
@@ -227,16 +346,18 @@ def compute(ev: pd.DataFrame, dates: list[pd.Timestamp], cfg: SnapshotConfig, *,
     attributes = [c for c in ev.columns if c not in CANONICAL]
     con = connect(threads)
     try:
-        types, values = _prepare(con, ev, attributes)
+        L = int(cfg.lookback_days)
+        days = [(pd.Timestamp(d.date()) - pd.Timestamp("1970-01-01")).days for d in dates]  # as the SQL reads them
+        types, values = _prepare(con, ev, attributes, [(T - L, T) for T in days])
         per_user = [a for a in attributes if "user:" + a in values]
-        frame = _snapshot_features(con, ev, dates, cfg, end, types, attributes, per_user)
+        frame = _snapshot_features(con, ev, dates, cfg, end, types, attributes, values["packing"], per_user)
         seq = _sequences(con, frame, cfg.sequence_weeks) if sequences else None
         return _decode(frame, values, attributes), seq
     finally:
         con.close()
 
 
-def _snapshot_features(con, ev, dates, cfg, end, types, attributes, per_user=()) -> pd.DataFrame:
+def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: _Packing, per_user=()) -> pd.DataFrame:
     values = ", ".join(f"(DATE '{d.date()}')" for d in dates)
     con.execute(f"CREATE OR REPLACE TEMP TABLE cut AS SELECT * FROM (VALUES {values}) t(T)")
     H, L = int(cfg.horizon_days), int(cfg.lookback_days)
@@ -245,33 +366,31 @@ def _snapshot_features(con, ev, dates, cfg, end, types, attributes, per_user=())
         SELECT c.T, d.user_id FROM cut c JOIN daily d ON d.b <= c.T AND d.b > c.T - {L} AND d.orders > 0
         GROUP BY 1, 2
     """)
+    agg, base = _count_sql(P, cfg.windows, types)
+    sep = ",\n               "
     # an attribute looked up per user carries the user's code here; _decode turns it into the user's value
     attr_sel = "".join(f", p.user_id AS {_q(a)}" if a in per_user else f", arg_max(d.{_q('a:' + a)}, d.b) AS {_q(a)}"
                        for a in attributes)
     sql = f"""
-    WITH base AS (
+    WITH agg AS (
         SELECT p.T, p.user_id,
-               date_diff('second', max(d.last_p_ts), CAST(p.T AS TIMESTAMP)) / 86400.0 AS recency_days,
-               date_diff('second', min(d.first_p_ts), CAST(p.T AS TIMESTAMP)) / 86400.0 AS tenure_days,
-               date_diff('second', min(d.first_p_ts), max(d.last_p_ts)) / 86400.0 AS first_to_last_days,
-               date_diff('second', max(d.last_ts), CAST(p.T AS TIMESTAMP)) / 86400.0 AS days_since_last_event,
-               count(*) FILTER (WHERE d.orders > 0) - 1 AS repeat_purchases,
-               sum(d.orders) AS orders_total,
-               count(*) AS active_days_total,
-               sum(d.revenue) AS revenue_total,
-               sum(d.units) AS units_total,
-               sum(d.lines) AS lines_total,
-               sum(d.returns) AS returns_total,
-               sum(d.cancels) AS cancels_total,
-               sum(d.events) AS events_total,
-               sum(d.browsing) AS browsing_total,
-               sum(d.n_ratings) AS ratings_count,
-               sum(d.rating_sum) / nullif(sum(d.n_ratings), 0) AS rating_mean,
-               min(d.rating_min) AS rating_min,
-               {_window_sql(cfg.windows, types)}
+               max(d.last_p_ts) AS _last_p, min(d.first_p_ts) AS _first_p, max(d.last_ts) AS _last_event,
+               sum(d.revenue) AS revenue_total, sum(d.units) AS units_total,
+               sum(d.rating_sum) AS _rating_sum, min(d.rating_min) AS _rating_min,
+               {sep.join(agg)}
                {attr_sel}
         FROM pop p JOIN daily d ON d.user_id = p.user_id AND d.b <= p.T
         GROUP BY p.T, p.user_id
+    ),
+    base AS (
+        SELECT T, user_id,
+               date_diff('second', _last_p, CAST(T AS TIMESTAMP)) / 86400.0 AS recency_days,
+               date_diff('second', _first_p, CAST(T AS TIMESTAMP)) / 86400.0 AS tenure_days,
+               date_diff('second', _first_p, _last_p) / 86400.0 AS first_to_last_days,
+               date_diff('second', _last_event, CAST(T AS TIMESTAMP)) / 86400.0 AS days_since_last_event,
+               {sep.join(base)}
+               {"".join(f", {_q(a)}" for a in attributes)}
+        FROM agg
     ),
     gap AS (
         SELECT p.T, p.user_id, avg(g.gap) AS gap_mean_days, stddev_samp(g.gap) AS gap_std_days, max(g.gap) AS gap_max_days
