@@ -113,7 +113,7 @@ def _per_user_constant(codes: np.ndarray, user: np.ndarray, n_users: int) -> np.
         return None
     per_user = np.zeros(n_users, dtype=codes.dtype)
     per_user[user] = codes  # any row's value: the check below tells whether all rows agree
-    return per_user if bool((per_user[user] == codes).all()) else None
+    return per_user if bool((np.take(per_user, user) == codes).all()) else None
 
 
 def _in_population(user: np.ndarray, bucket: np.ndarray, purchase: np.ndarray, n_users: int,
@@ -166,9 +166,14 @@ class _Packing:
         return f"((CAST({column.format(self.columns[j])} AS BIGINT) >> {shift}) & {(1 << self.bits) - 1})"
 
 
+def _floats(s: pd.Series) -> np.ndarray:
+    """A numeric column as float64 with NaN for missing values (no copy when it already is one)."""
+    return s.to_numpy() if s.dtype == np.float64 else s.to_numpy(dtype="float64", na_value=np.nan)
+
+
 def _arrow(ev: pd.DataFrame, attributes: list[str], windows: list[tuple[int, int]] | None = None) -> tuple:
-    """The events as an Arrow table of numbers (text columns as codes), plus the values behind the codes and what
-    the log holds (``values["has"]``: cancellations, non-product lines, ratings).
+    """The events as an Arrow table of numbers (text columns as codes, counts packed), plus the values behind the
+    codes and what the log holds (``values["has"]``: cancellations, non-product lines, ratings).
 
     ``windows`` (population windows as day numbers, see :func:`_in_population`) adds a ``keep`` column that is false
     on the events of users no snapshot can hold.
@@ -179,21 +184,24 @@ def _arrow(ev: pd.DataFrame, attributes: list[str], windows: list[tuple[int, int
         return pa.array(codes, type=pa.int32(), mask=codes < 0)
 
     user, users = _codes(ev["user_id"], sort=True)
+    known = bool(len(user)) and bool((user >= 0).all())  # every event has a user (the canonical table ensures it)
+    row_user = user.astype(np.intp)  # one conversion for all the lookups by user below
     bucket = _bucket_days(ev["ts"])
     purchase = ev["is_purchase"].to_numpy(dtype=bool)
     cols = {"user_id": coded(user), "b": pa.array(bucket, type=pa.date32()),
             "ts": pa.array(ev["ts"].to_numpy(dtype="datetime64[ns]"), type=pa.timestamp("ns"))}
     values = {"user_id": users}
-    for c in ("order_id", "event_type", "product", "category"):
-        codes, values[c] = _codes(ev[c], values=c == "event_type")
-        cols[c] = coded(codes)
-        if c == "order_id":
-            start = _order_starts(codes, user, bucket, purchase)
-        elif c == "event_type":
-            et_codes, values["top_event_types"] = codes, _event_types(codes, values[c])
+    order, _ = _codes(ev["order_id"], values=False)
+    start = _order_starts(order, user, bucket, purchase)
+    et_codes, values["event_type"] = _codes(ev["event_type"])
+    values["top_event_types"] = _event_types(et_codes, values["event_type"])
+    for c in ("product", "category"):
+        cols[c] = coded(_codes(ev[c], values=False)[0])
+    rating = _floats(ev["rating"])
+    rated = ~np.isnan(rating)
+    has = {"rating": bool(rated.any())}
     for c in ("amount", "quantity", "rating"):
-        cols[c] = pa.array(ev[c].to_numpy(dtype="float64", na_value=np.nan), from_pandas=True)
-    has = {"rating": cols["rating"].null_count < len(ev)}
+        cols[c] = pa.array(rating if c == "rating" else _floats(ev[c]), from_pandas=True)
     flags = {"purchase": purchase}
     for c in ("return", "cancel", "nonproduct"):
         flags[c] = ev["is_" + c].to_numpy(dtype=bool)
@@ -202,17 +210,15 @@ def _arrow(ev: pd.DataFrame, attributes: list[str], windows: list[tuple[int, int
     if has["nonproduct"]:
         cols["is_nonproduct"] = pa.array(flags["nonproduct"])
     values["has"] = has
-    rated = ~np.isnan(ev["rating"].to_numpy(dtype="float64", na_value=np.nan)) if has["rating"] else None
-    packing, packed = _packed_counts(user, len(users), et_codes, values["top_event_types"], start, purchase,
-                                     flags["return"], flags["cancel"] if has["cancel"] else None, rated)
-    values["packing"] = packing
-    for name, column in zip(packing.columns, packed):
-        cols[name] = pa.array(column)
-    if windows is not None and len(user) and (user >= 0).all():
-        cols["keep"] = pa.array(_in_population(user, bucket, purchase, len(users), windows)[user])
+    cls, values["packing"], values["class_counts"] = _event_classes(
+        row_user, et_codes, values["top_event_types"], start, purchase, flags["return"],
+        flags["cancel"] if has["cancel"] else None, rated if has["rating"] else None)
+    cols["cls"] = pa.array(cls)
+    if windows is not None and known:
+        cols["keep"] = pa.array(_in_population(user, bucket, purchase, len(users), windows)[row_user])
     for i, a in enumerate(attributes):
         codes, values["a:" + a] = _codes(ev[a])
-        per_user = _per_user_constant(codes, user, len(users)) if len(user) and (user >= 0).all() else None
+        per_user = _per_user_constant(codes, row_user, len(users)) if known else None
         if per_user is not None:  # one value per user, never missing: no need to carry it through the days
             values["user:" + a] = per_user
         else:
@@ -220,35 +226,33 @@ def _arrow(ev: pd.DataFrame, attributes: list[str], windows: list[tuple[int, int
     return pa.table(cols), values
 
 
-def _packed_counts(user, n_users, et_codes, top_types, start, purchase, ret, cancel, rated) -> tuple:
-    """Each event's counts (:class:`_Packing`): orders it starts, purchase lines, returns, cancellations, browsing
-    events, ratings, events and events per type, plus room for the per-day counts ``days`` and ``purchase_days``.
+def _event_classes(row_user, et_codes, top_types, start, purchase, ret, cancel, rated) -> tuple:
+    """Each event's class (five flags and the event type: a few hundred classes) and the :class:`_Packing` of the
+    counts, with each class's packed counts (one list per packed column, looked up by class in DuckDB).
 
-    Events fall into a few hundred classes (five flags and the event type), so the packed values are computed once
-    per class and looked up.
+    Counts per event: orders it starts, purchase lines, returns, cancellations, browsing events, ratings, events and
+    events per type; ``days`` and ``purchase_days`` are counted per day, in ``daily``.
     """
     k = len(top_types)
     fields = (["orders", "days"] + [f"et_{i}" for i in range(k)] + ["purchase_days", "lines", "returns", "events",
               "browsing"] + ["cancels"] * (cancel is not None) + ["ratings"] * (rated is not None))
-    largest = int(np.bincount(user, minlength=1).max()) if len(user) else 1
+    largest = int(np.bincount(row_user + 1).max()) if len(row_user) else 1  # events of the busiest user
     packing = _Packing(fields, largest)
-    type_index = np.full(max(int(et_codes.max(initial=-1)) + 2, 1), k, dtype=np.intp)  # k: not a top type
+    type_index = np.full(max(int(et_codes.max(initial=-1)) + 2, 1), k, dtype=np.uint16)  # k: not a top type
     for i, (code, _) in enumerate(top_types):
         type_index[code] = i
-    flags = np.zeros(len(user), dtype=np.uint8)
+    cls = np.take(type_index, et_codes)  # a missing type (-1) reads the last entry: k
+    cls <<= 5
     for bit, flag in enumerate((start, purchase, ret, cancel, rated)):
         if flag is not None:
-            flags |= flag.view(np.uint8) << bit
-    cls = type_index[et_codes]  # a missing type (-1) reads the last entry: k
-    cls <<= 5
-    cls |= flags
+            cls |= flag.view(np.uint8) << np.uint8(bit)
     c = np.arange((k + 1) << 5)
     o, p, r, x, rt = ((c >> bit) & 1 for bit in range(5))
     table = packing.pack({"orders": o, "lines": p, "returns": r, "events": 1, "browsing": (1 - p) * (1 - r) * (1 - x),
                           **({"cancels": x} if cancel is not None else {}),
                           **({"ratings": rt} if rated is not None else {}),
                           **{f"et_{i}": (c >> 5) == i for i in range(k)}})
-    return packing, [np.take(np.broadcast_to(t, c.shape), cls) for t in table]
+    return cls, packing, [np.broadcast_to(t, c.shape).tolist() for t in table]
 
 
 def _event_types(codes: np.ndarray, values: np.ndarray) -> list[tuple[int, str]]:
@@ -290,7 +294,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, ev: pd.DataFrame, attributes: list[
                    coalesce(sum(amount) FILTER (WHERE {sold}), 0) AS revenue,
                    coalesce(sum(quantity) FILTER (WHERE {sold}), 0) AS units,
                    {ratings},
-                   {", ".join(f"sum({c}) AS {c}" for c in P.columns)}
+                   {", ".join(f"sum(list_extract({counts!r}::DOUBLE[], cls + 1)) AS {c}"
+                              for c, counts in zip(P.columns, values["class_counts"]))}
                    {attr_cols}
             FROM ev_raw {where} GROUP BY 1, 2
         )
