@@ -20,6 +20,8 @@ Features (all per user and snapshot):
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -171,6 +173,14 @@ def _floats(s: pd.Series) -> np.ndarray:
     return s.to_numpy() if s.dtype == np.float64 else s.to_numpy(dtype="float64", na_value=np.nan)
 
 
+def _coded(codes: np.ndarray):
+    """Integer codes as an Arrow column, -1 as missing."""
+    import pyarrow as pa
+
+    missing = codes < 0
+    return pa.array(codes, type=pa.int32(), mask=missing if missing.any() else None)
+
+
 def _arrow(ev: pd.DataFrame, attributes: list[str], windows: list[tuple[int, int]] | None = None) -> tuple:
     """The events as an Arrow table of numbers (text columns as codes, counts packed), plus the values behind the
     codes and what the log holds (``values["has"]``: cancellations, non-product lines, ratings).
@@ -180,23 +190,35 @@ def _arrow(ev: pd.DataFrame, attributes: list[str], windows: list[tuple[int, int
     """
     import pyarrow as pa
 
-    def coded(codes: np.ndarray):
-        return pa.array(codes, type=pa.int32(), mask=codes < 0)
-
     user, users = _codes(ev["user_id"], sort=True)
     known = bool(len(user)) and bool((user >= 0).all())  # every event has a user (the canonical table ensures it)
     row_user = user.astype(np.intp)  # one conversion for all the lookups by user below
     bucket = _bucket_days(ev["ts"])
     purchase = ev["is_purchase"].to_numpy(dtype=bool)
-    cols = {"user_id": coded(user), "b": pa.array(bucket, type=pa.date32()),
+    cols = {"user_id": _coded(user), "b": pa.array(bucket, type=pa.date32()),
             "ts": pa.array(ev["ts"].to_numpy(dtype="datetime64[ns]"), type=pa.timestamp("ns"))}
     values = {"user_id": users}
+
+    with ThreadPoolExecutor(1) as pool:  # NumPy lets go of the GIL on big arrays: two cores share the work
+        side = pool.submit(_user_columns, ev, attributes, user, row_user, len(users), bucket, purchase, windows,
+                           known)
+        cols.update(_event_columns(ev, user, row_user, bucket, purchase, values))
+        side_cols, side_values = side.result()
+    cols.update(side_cols)
+    values.update(side_values)
+    return pa.table(cols), values
+
+
+def _event_columns(ev: pd.DataFrame, user, row_user, bucket, purchase, values: dict) -> dict:
+    """The events' amounts, flags and count classes (:func:`_event_classes`); fills ``values`` with the event types
+    and what the log holds."""
+    import pyarrow as pa
+
+    cols = {}
     order, _ = _codes(ev["order_id"], values=False)
     start = _order_starts(order, user, bucket, purchase)
     et_codes, values["event_type"] = _codes(ev["event_type"])
     values["top_event_types"] = _event_types(et_codes, values["event_type"])
-    for c in ("product", "category"):
-        cols[c] = coded(_codes(ev[c], values=False)[0])
     rating = _floats(ev["rating"])
     rated = ~np.isnan(rating)
     has = {"rating": bool(rated.any())}
@@ -214,16 +236,29 @@ def _arrow(ev: pd.DataFrame, attributes: list[str], windows: list[tuple[int, int
         row_user, et_codes, values["top_event_types"], start, purchase, flags["return"],
         flags["cancel"] if has["cancel"] else None, rated if has["rating"] else None)
     cols["cls"] = pa.array(cls)
+    return cols
+
+
+def _user_columns(ev: pd.DataFrame, attributes: list[str], user, row_user, n_users: int, bucket, purchase,
+                  windows: list[tuple[int, int]] | None, known: bool) -> tuple[dict, dict]:
+    """Columns about users, and the values behind their codes: ``keep`` (see :func:`_in_population`; with
+    ``windows``), attributes (looked up per user when constant, see :func:`_per_user_constant`), products and
+    categories. ``known``: every event has a user."""
+    import pyarrow as pa
+
+    cols, values = {}, {}
     if windows is not None and known:
-        cols["keep"] = pa.array(_in_population(user, bucket, purchase, len(users), windows)[row_user])
+        cols["keep"] = pa.array(_in_population(user, bucket, purchase, n_users, windows)[row_user])
     for i, a in enumerate(attributes):
         codes, values["a:" + a] = _codes(ev[a])
-        per_user = _per_user_constant(codes, row_user, len(users)) if known else None
+        per_user = _per_user_constant(codes, row_user, n_users) if known else None
         if per_user is not None:  # one value per user, never missing: no need to carry it through the days
             values["user:" + a] = per_user
         else:
-            cols[f"a{i}"] = coded(codes)
-    return pa.table(cols), values
+            cols[f"a{i}"] = _coded(codes)
+    for c in ("product", "category"):
+        cols[c] = _coded(_codes(ev[c], values=False)[0])
+    return cols, values
 
 
 def _event_classes(row_user, et_codes, top_types, start, purchase, ret, cancel, rated) -> tuple:

@@ -115,3 +115,42 @@ def test_bare_log_drops_missing_columns(generated):
                                                  "order_id": "order_id", "kind": "events"})
     T = data_end(ev) - pd.Timedelta(days=60)
     assert_same_features(ev, T, SnapshotConfig(horizon_days=60, lookback_days=180))
+
+
+def test_a_very_busy_user_keeps_every_count_exact(generated):
+    """Counts are packed into shared columns with room for the busiest user's events: a bot with thousands of events
+    on one day (wider fields, fewer per column) must not spill into the neighbouring counts of anyone."""
+    bot = generated.sample(6_000, replace=True, random_state=3).copy()
+    bot["customer_id"] = "BOT"
+    day = generated["event_time"].max().floor("D") - pd.Timedelta(days=120)
+    bot["event_time"] = day + pd.to_timedelta(np.arange(len(bot)), unit="s")
+    ev = _canonical(pd.concat([generated, bot], ignore_index=True))
+    assert (ev["user_id"] == "BOT").sum() > 4096  # more than 12 bits: 4 counts per packed column instead of 4-5
+    T = data_end(ev) - pd.Timedelta(days=90)
+    assert_same_features(ev, T, SnapshotConfig())
+    row = build_dataset(ev, SnapshotConfig(), cutoffs=[T]).frame.set_index("user_id").loc["BOT"]
+    assert row["events_total"] == (ev["user_id"] == "BOT").sum()
+
+
+@pytest.mark.parametrize("largest", [127, 1_000, 2**26])
+def test_packed_counts_read_back_their_sums(largest):
+    """Each group's counts, summed in DuckDB as packed floats, read back exactly: with the busiest group at the
+    largest count its fields allow (127 fills 7 bits), and with wide fields (one count per column)."""
+    from retention_core.features import _Packing, connect
+
+    rng = np.random.default_rng(largest % 97)
+    fields = [f"f{i}" for i in range(9)]
+    groups = rng.integers(0, 50, 5_000)
+    counts = {f: rng.integers(0, 2, len(groups)) for f in fields}
+    counts["f0"][groups == 7] = 0
+    counts["f0"][np.flatnonzero(groups == 7)[0]] = largest  # one group reaches the largest count
+    P = _Packing(fields, largest)
+    assert len(P.columns) == -(-len(fields) // max(1, 52 // P.bits))
+    frame = pd.DataFrame({"g": groups, **dict(zip(P.columns, P.pack(counts)))})
+    con = connect()
+    con.register("t", frame)
+    reads = ", ".join(P.read(f, "sum({})") + f" AS {f}" for f in fields)
+    sums = con.execute(f"SELECT g, {reads} FROM t GROUP BY g ORDER BY g").df().set_index("g")
+    expected = pd.DataFrame(counts).groupby(groups).sum()
+    assert expected.to_numpy().max() == largest  # the test data stay within what the packing promises
+    pd.testing.assert_frame_equal(sums.astype("int64"), expected.astype("int64"), check_names=False)
