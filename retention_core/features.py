@@ -7,6 +7,11 @@ at or after it, so ``bucket <= T`` exactly when the event is at or before the cu
 snapshot at ``T`` is then an aggregate over buckets ``<= T``. That single join condition is what keeps the future out
 of the features, and the leakage tests check it.
 
+Speed (10M events on 2 cores: about 3 s for one cutoff, see ``bench/``): text enters DuckDB as integer codes; the many
+counts (orders, lines, returns, active days, events per type, over each window) are packed into a few float columns
+and summed together (:class:`_Packing`), since DuckDB pays per aggregate; only users some snapshot can hold are
+aggregated; and NumPy prepares event and user columns on two threads.
+
 Features (all per user and snapshot):
 - recency / tenure: days since the last purchase, since the first purchase, from first to last, days since any event;
 - frequency: repeat purchase days (the BG/NBD frequency), orders, active days, lines per order;
@@ -315,8 +320,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, ev: pd.DataFrame, attributes: list[
                         if "user:" + a not in values)
     # the per-day counts join the events' packed counts: each day counts 1 active day, and 1 purchase day if any
     day, purchase_day = P.pack({"days": 1}), P.pack({"purchase_days": 1})
-    packed = ", ".join(f"{c} + {float(day[j])!r} + CASE WHEN first_p_ts IS NULL THEN 0 ELSE {float(purchase_day[j])!r} END AS {c}"
-                       for j, c in enumerate(P.columns))
+    packed = ", ".join(f"{c} + {float(day[j])!r} + CASE WHEN first_p_ts IS NULL THEN 0 ELSE {float(purchase_day[j])!r} "
+                       f"END AS {c}" for j, c in enumerate(P.columns))
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE daily AS
         SELECT * EXCLUDE ({", ".join(P.columns)}), {packed},
@@ -372,7 +377,8 @@ def _count_sql(P: _Packing, windows: tuple[int, ...], types: list[str]) -> tuple
         base += [f"{count('orders', f'w{w}')} AS orders_{w}d", f"w{w}_revenue AS revenue_{w}d",
                  f"{count('days', f'w{w}')} AS active_days_{w}d"]
         if w in (30, 90):
-            base += [f"{count(f'et_{i}', f'w{w}')} AS {_q('events_' + slug(t) + f'_{w}d')}" for i, t in enumerate(types)]
+            base += [f"{count(f'et_{i}', f'w{w}')} AS {_q('events_' + slug(t) + f'_{w}d')}"
+                     for i, t in enumerate(types)]
     base += [f"{count('orders', 'prev90')} AS orders_prev_90d", "prev90_revenue AS revenue_prev_90d",
              f"{count('orders', 'w30')} AS _o30", f"{count('orders', 'w180')} AS _o180"]
     base += [f"{count(f'et_{i}')} AS {_q('events_' + slug(t) + '_total')}" for i, t in enumerate(types)]
