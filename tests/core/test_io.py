@@ -546,3 +546,82 @@ def test_property_coerce_types_never_loses_values(values):
         assert out.tolist() == stripped
     else:
         assert out.notna().tolist() == [v is not None for v in stripped]
+
+
+# ---------------------------------------------------------------------------------------- fast and plain text readers
+_READER_CASES = {
+    "crlf": "a,b\r\n1,2\r\n3,4\r\n", "cr only": "a,b\r1,2\r3,4\r", "doubled quotes": 'a,b\n"x ""q"" y",2\n"3",4\n',
+    "quoted line break": 'a,b\n"line1\nline2",2\n3,4\n', "trailing delimiter": "a,b,\n1,2,\n3,4,\n",
+    "blank lines": "a,b\n\n1,2\n\n\n3,4\n", "white line": "a,b\n   \n1,2\n", "short row": "a,b,c\n1,2\n3,4,5\n",
+    "long row": "a,b\n1,2,3\n", "space before quote": 'a,b\n1, "x,y"\n', "unclosed quote": 'a,b\n"x,2\n3,4\n',
+    "decimal commas": "a;b\n1,5;2\n3,25;4\n", "tabs": "a\tb\n1\t2\n", "pipes": "a|b\n1|2\n", "only header": "a,b,c\n",
+    "empty header cell": "a,,c\n1,2,3\n", "padded": "a , b\n 1 , x \n2,y\n", "missing markers": "a,b\nNA,-\nnull,None\n#N/A,x\n",
+    "quoted missing": 'a,b\n"NA",""\n1,2\n', "accents": "név,város\nÁrvíztűrő,Győr\n", "no final newline": "a,b\n1,2",
+    "one column": "a\n1\n2\n", "quote inside": 'a,b\nx"y,2\n', "leading zeros": "id,v\n001,1.5\n002,2\n",
+    "huge integer": "id\n123456789012345678901234\n", "empty column": "a,b\n1,\n2,\n", "quoted delimiter": 'a;b\n"1;2";3\n',
+    "wide": ",".join(f"c{i}" for i in range(300)) + "\n" + ",".join(str(i) for i in range(300)) + "\n",
+}
+
+
+def _both_readers(text: str):
+    from retention_core.io import _read_text_arrow, _read_text_pandas, sniff_delimiter
+
+    d = sniff_delimiter(text)
+    fast = _read_text_arrow(text, d)
+    try:
+        plain = _read_text_pandas(text, d, "t.csv")
+    except DataError:
+        plain = None
+    return fast, plain
+
+
+def _same_reading(fast, plain) -> None:
+    from retention_core.io import coerce_types
+
+    def names(header):
+        return [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in header]
+
+    assert names(fast[0]) == names(plain[0])
+    a, b = fast[1].copy(), plain[1].copy()
+    a.columns = b.columns = range(a.shape[1])
+    pd.testing.assert_frame_equal(coerce_types(a), coerce_types(b))
+
+
+@pytest.mark.parametrize("case", sorted(_READER_CASES))
+def test_fast_text_reader_reads_as_the_plain_one_or_leaves_it_to_it(case):
+    """Arrow's CSV reader (several times faster) must read every text exactly as pandas' reader does, or decline it
+    so pandas reads it (or explains what is wrong); it never reads what pandas refuses."""
+    fast, plain = _both_readers(_READER_CASES[case])
+    if plain is None:
+        assert fast is None
+    elif fast is not None:
+        _same_reading(fast, plain)
+
+
+def test_fast_text_reader_takes_regular_files(sample_events_path):
+    from retention_core.io import _read_text_arrow, decode_text
+
+    text = decode_text(gzip.decompress(open(sample_events_path, "rb").read()))[0]
+    fast, plain = _both_readers(text)
+    assert fast is not None and len(fast[1]) > 10_000
+    _same_reading(fast, plain)
+    assert _read_text_arrow("a,b\n1\n", ",") is None  # a short row: pandas' reader handles it
+
+
+_cell = st.one_of(st.sampled_from(["", "NA", "-", "null", " ", "x", "1", "-2.5", "1,5", "007", '"q"', "a b"]),
+                  st.text(alphabet='ab1;,." \n', max_size=6))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.lists(_cell, min_size=1, max_size=4), min_size=1, max_size=6),
+       sep=st.sampled_from([",", ";", "\t"]), quote_all=st.booleans())
+def test_fast_text_reader_agrees_on_random_tables(rows, sep, quote_all):
+    def cell(v: str) -> str:
+        return '"' + v.replace('"', '""') + '"' if quote_all or any(ch in v for ch in (sep, '"', "\n")) else v
+
+    text = "h1" + sep + "h2\n" + "\n".join(sep.join(cell(v) for v in r) for r in rows) + "\n"
+    fast, plain = _both_readers(text)
+    if plain is None:
+        assert fast is None
+    elif fast is not None:
+        _same_reading(fast, plain)
