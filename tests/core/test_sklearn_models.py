@@ -235,6 +235,28 @@ def test_gbm_scores_large_tables_in_blocks_with_the_same_result(data):
     assert np.array_equal(m.predict_proba(table), whole)
 
 
+def test_gbm_scores_through_binned_trees_exactly(data):
+    """Scoring reads each tree through the model's bins (one byte per value): the probabilities must be exactly the
+    plain ones, including for values lying exactly on split thresholds, far outside the training range or missing."""
+    from retention_core.models.sklearn_models import _binned_proba
+
+    X, y, Xt, yt = data
+    m = GradientBoostingModel(NUMERIC, CATEGORICAL, max_iter=80).fit(X, y)
+    est, pre = m.pipeline_.named_steps["model"], m.pipeline_[:-1]
+    Z = pre.transform(awkward(Xt))
+    rng = np.random.default_rng(0)
+    edges = est._bin_mapper.bin_thresholds_
+    for j, thresholds in enumerate(edges):  # a quarter of the rows sit exactly on a bin edge of each feature
+        if len(thresholds):
+            rows = rng.random(len(Z)) < 0.25
+            Z[rows, j] = rng.choice(thresholds, rows.sum())
+    Z[:30, 0], Z[30:60, 1], Z[60:90, 2] = 1e12, -1e12, np.nan
+    fast = _binned_proba(est, Z)
+    assert fast is not None, "this scikit-learn should support the binned path"
+    assert np.array_equal(fast, est.predict_proba(Z))
+    assert np.array_equal(m.predict_proba(awkward(Xt)), est.predict_proba(pre.transform(awkward(Xt)))[:, 1])
+
+
 def test_category_text_cleans_each_distinct_value_once():
     from retention_core.models.sklearn_models import _category_text
 
