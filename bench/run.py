@@ -1058,7 +1058,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", help="folder for generated event logs (default: OUT/cache; reused between runs)")
     ap.add_argument("--rebuild", action="store_true",
                     help="only rewrite OUT/results.md (and the summary in results.json) from OUT/results.json")
-    ap.add_argument("--merge", help="comma-separated OUT folders of partial runs: write one report to --out")
+    ap.add_argument("--merge", help="comma-separated OUT folders of partial runs (FOLDER:features+app for some "
+                    "sections of one): write one report to --out")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     ap.add_argument("--params", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
@@ -1076,7 +1077,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown section(s) {bad}; choose from {list(SECTIONS)}")
     out = Path(a.out)
     if a.merge:
-        return merge([Path(p) for p in a.merge.split(",") if p], out)
+        return merge([x for x in a.merge.split(",") if x], out)
     if a.rebuild:
         return rebuild(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -1114,10 +1115,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def merge(parts: list[Path], out: Path) -> int:
+def _part(spec: str) -> tuple[Path, set[str] | None]:
+    """A merge part: ``FOLDER`` (all its sections) or ``FOLDER:features+app`` (only these sections, e.g. when a later
+    part measured the others again after a change)."""
+    folder, _, keep = spec.partition(":")
+    return Path(folder), set(keep.split("+")) if keep else None
+
+
+def _select(result: dict, keep: set[str] | None) -> dict:
+    if keep is None:
+        return result
+    unknown = keep - set(result["meta"]["sections"])
+    if unknown:
+        raise SystemExit(f"error: the part has no section(s) {sorted(unknown)}; it has {result['meta']['sections']}")
+    return {**result, "jobs": [j for j in result["jobs"] if _job_of(j).section in keep],
+            "meta": {**result["meta"], "sections": [x for x in result["meta"]["sections"] if x in keep],
+                     "feature_agreement": result["meta"].get("feature_agreement") if "features" in keep else {}}}
+
+
+def merge(specs: list[str], out: Path) -> int:
     """One report from several partial runs of the same mode (e.g. ``--only features,scoring,app`` with three runs and
-    ``--only training,shap,quality --runs 1``): the steps of every part, each with its own number of runs."""
-    olds = [json.loads((p / "results.json").read_text()) for p in parts]
+    ``--only training,shap,quality --runs 1``): the steps of every part, each with its own number of runs (see
+    :func:`_part` to take some sections of a part only)."""
+    parts = [_part(x) for x in specs]
+    olds = [_select(json.loads((p / "results.json").read_text()), keep) for p, keep in parts]
     modes = {o["mode"] for o in olds}
     if len(modes) != 1:
         raise SystemExit(f"error: the parts mix modes {sorted(modes)}; merge runs of one mode only")
@@ -1144,7 +1165,8 @@ def merge(parts: list[Path], out: Path) -> int:
         if "cache" in job.params:
             job.params = {**job.params, "cache": "OUT/cache"}
     meta = {**olds[-1]["meta"], "runs": "; ".join(runs), "sections": sections, "total_seconds": total,
-            "date": max(o["meta"]["date"] for o in olds), "feature_agreement": agree, "parts": [p.name for p in parts]}
+            "date": max(o["meta"]["date"] for o in olds), "feature_agreement": agree,
+            "parts": [p.name + (":" + "+".join(sorted(keep)) if keep else "") for p, keep in parts]}
     result, md = build_report(jobs, cfg, olds[0]["mode"], meta)
     if agree:
         md += "\n" + "\n".join(f"- Agreement at {k}: {v}" for k, v in agree.items()) + "\n"

@@ -207,19 +207,18 @@ def _arrow(ev: pd.DataFrame, attributes: list[str], windows: list[tuple[int, int
     with ThreadPoolExecutor(1) as pool:  # NumPy lets go of the GIL on big arrays: two cores share the work
         side = pool.submit(_user_columns, ev, attributes, user, row_user, len(users), bucket, purchase, windows,
                            known)
-        cols.update(_event_columns(ev, user, row_user, bucket, purchase, values))
-        side_cols, side_values = side.result()
-    cols.update(side_cols)
-    values.update(side_values)
+        for part_cols, part_values in (_event_columns(ev, user, row_user, bucket, purchase), side.result()):
+            cols.update(part_cols)
+            values.update(part_values)
     return pa.table(cols), values
 
 
-def _event_columns(ev: pd.DataFrame, user, row_user, bucket, purchase, values: dict) -> dict:
-    """The events' amounts, flags and count classes (:func:`_event_classes`); fills ``values`` with the event types
-    and what the log holds."""
+def _event_columns(ev: pd.DataFrame, user, row_user, bucket, purchase) -> tuple[dict, dict]:
+    """The events' amounts, flags and count classes (:func:`_event_classes`), and the values behind them: the event
+    types, what the log holds and the packing of the counts."""
     import pyarrow as pa
 
-    cols = {}
+    cols, values = {}, {}
     order, _ = _codes(ev["order_id"], values=False)
     start = _order_starts(order, user, bucket, purchase)
     et_codes, values["event_type"] = _codes(ev["event_type"])
@@ -241,7 +240,7 @@ def _event_columns(ev: pd.DataFrame, user, row_user, bucket, purchase, values: d
         row_user, et_codes, values["top_event_types"], start, purchase, flags["return"],
         flags["cancel"] if has["cancel"] else None, rated if has["rating"] else None)
     cols["cls"] = pa.array(cls)
-    return cols
+    return cols, values
 
 
 def _user_columns(ev: pd.DataFrame, attributes: list[str], user, row_user, n_users: int, bucket, purchase,

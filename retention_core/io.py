@@ -682,8 +682,6 @@ def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
         elif pd.api.types.is_float_dtype(s.dtype):
             s = s.replace([np.inf, -np.inf], np.nan)
         out[col] = s
-    if not df.columns.is_unique:
-        return pd.DataFrame(out, index=df.index)
     res = df.copy(deep=False)  # columns replaced one by one: no copy of all text columns into one block
     for col, s in out.items():
         res[col] = s

@@ -647,7 +647,8 @@ def _binned_proba(est: Any, Z: np.ndarray) -> np.ndarray | None:
     try:
         from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
-        if np.any(getattr(est, "is_categorical_", None) is not None and est.is_categorical_):
+        categorical = getattr(est, "is_categorical_", None)
+        if categorical is not None and np.any(categorical):
             return None  # native categories are never used here (see _estimator), but their bins differ
         binned = est._bin_mapper.transform(np.ascontiguousarray(Z, dtype=np.float64))
         raw = np.zeros((len(Z), est.n_trees_per_iteration_), dtype=est._baseline_prediction.dtype, order="F")

@@ -125,7 +125,7 @@ def test_a_very_busy_user_keeps_every_count_exact(generated):
     day = generated["event_time"].max().floor("D") - pd.Timedelta(days=120)
     bot["event_time"] = day + pd.to_timedelta(np.arange(len(bot)), unit="s")
     ev = _canonical(pd.concat([generated, bot], ignore_index=True))
-    assert (ev["user_id"] == "BOT").sum() > 4096  # more than 12 bits: 4 counts per packed column instead of 4-5
+    assert (ev["user_id"] == "BOT").sum() > 4096  # 13-bit counts, 4 per packed column (10 bits and 5 without it)
     T = data_end(ev) - pd.Timedelta(days=90)
     assert_same_features(ev, T, SnapshotConfig())
     row = build_dataset(ev, SnapshotConfig(), cutoffs=[T]).frame.set_index("user_id").loc["BOT"]
