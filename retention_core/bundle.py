@@ -164,7 +164,8 @@ def save_run(out: str | os.PathLike, result, *, schema, dataset, snapshot: dict,
         best = result.best
         thr = float(threshold if threshold is not None else result.thresholds[best])
         board = result.leaderboard
-        metrics = {"best_model": best, "validation": result.scheme, "threshold": thr, "models": {}}
+        refit = getattr(result, "refit", {}) or {}
+        metrics = {"best_model": best, "validation": result.scheme, "threshold": thr, "refit": refit, "models": {}}
         for _, r in board.iterrows():
             metrics["models"][r["model"]] = {k: _num(r[k]) for k in
                                              ["roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "log_loss",
@@ -176,7 +177,8 @@ def save_run(out: str | os.PathLike, result, *, schema, dataset, snapshot: dict,
                "sequence_weeks": snapshot.get("sequence_weeks") if dataset.sequences is not None else None,
                "best_model": best, "threshold": thr, "thresholds": result.thresholds, "models": model_info,
                "data_digest": data_digest, "versions": versions(),
-               "train_config": {k: v for k, v in vars(train_config).items()}, "errors": result.errors}
+               "train_config": {k: v for k, v in vars(train_config).items()}, "errors": result.errors,
+               "refit": refit}
         (tmp / "run.json").write_text(json.dumps(run, indent=1, default=str))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
         board.to_csv(tmp / "leaderboard.csv", index=False)

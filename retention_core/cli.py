@@ -82,9 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metric", default="roc_auc", help="metric that picks the best model (default roc_auc)")
     s.add_argument("--calibrate", choices=["none", "isotonic", "sigmoid"], default="none")
     s.add_argument("--backtest", type=int, default=0, help="also validate at N earlier cutoffs (event logs)")
-    s.add_argument("--refit", action="store_true",
-                   help="refit the models on the most recent labelled snapshots before saving (the saved model is "
-                        "then not exactly the one validated)")
+    s.add_argument("--refit", action=argparse.BooleanOptionalAction, default=True,
+                   help="after validation, refit the kept models on the most recent labelled snapshots, the validation "
+                        "one included, carrying early-stopping counts, calibration and threshold (default; "
+                        "--no-refit saves the models exactly as validated)")
     s.add_argument("--epochs", type=int, help="epochs for deep models")
     s.add_argument("--seed", type=int, default=0)
 

@@ -3,10 +3,13 @@
 Event-log datasets (snapshots) are split by time: the latest labelled snapshot is the validation set and the models
 train only on snapshots whose whole horizon ends at or before it (``T + horizon <= T_val``), so no label window overlaps
 the validation period. Random splits are never used on snapshots. User tables use a stratified holdout plus
-stratified K-fold cross-validation on the rest. ``auto`` picks the best model by a chosen metric on validation only;
-by default the models saved are exactly the ones validated, so the metrics, the threshold chosen on them and the
-explanations describe the model that scores. ``refit=True`` refits the models on the most recent labelled snapshots
-before saving (more recent data, but the saved model is then no longer the one measured).
+stratified K-fold cross-validation on the rest. ``auto`` picks the best model by a chosen metric on validation only.
+
+After validation every kept model is refitted (``refit=True``, the default) on the most recent labelled data, the
+validation snapshot included (user tables: every labelled row), so the model that scores has learned from the latest
+behaviour. What validation learned is carried: the boosting iterations and neural epochs early stopping found (trees
+scaled with the rows), the calibration map and the threshold. The leaderboard keeps the validation figures measured
+before the refit; :attr:`TrainResult.refit` says on what the saved models were refitted.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ class TrainConfig:
     cv_folds: int = 5
     holdout: float = 0.2
     backtest: int = 0  # extra earlier validation cutoffs (event logs)
-    refit: bool = False
+    refit: bool = True  # refit the kept models on the latest labelled data after validation
     train_snapshots: int = 3  # event logs: the most recent snapshots a model learns from (0 = all)
 
     def model_keys(self) -> list[str]:
@@ -68,6 +71,22 @@ class TrainResult:
     backtest: pd.DataFrame = field(default_factory=pd.DataFrame)
     cv: pd.DataFrame = field(default_factory=pd.DataFrame)
     errors: dict[str, str] = field(default_factory=dict)
+    # what the saved models learned from after validation: {"rows", "snapshots", "from", "to", "carried": {key: {..}}}
+    # (empty when they were not refitted: they are then exactly the models validated)
+    refit: dict = field(default_factory=dict)
+
+    @property
+    def refit_note(self) -> str:
+        """One line for the leaderboard: what the figures measure and what the saved models learned from."""
+        return refit_note(self.refit)
+
+
+def refit_note(refit: dict | None) -> str:
+    if not refit:
+        return "The saved models are the ones validated (not refitted)."
+    span = f" ({refit['snapshots']} snapshot(s), {refit['from']} to {refit['to']})" if refit.get("snapshots") else ""
+    return (f"Validation figures were measured before the refit; the saved models were then refitted on "
+            f"{refit['rows']:,} labelled rows{span}, the validation rows included.")
 
 
 def recent_snapshots(dates: pd.Series, mask: np.ndarray, k: int) -> np.ndarray:
@@ -222,26 +241,68 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
 
     backtest = _backtest(lab, keys, cfg, num, cat, horizon, fitted) if ds.kind == "events" and cfg.backtest else pd.DataFrame()
 
+    refit = {}
     if cfg.refit:
-        progress(0.97, "refitting on the most recent labelled data")
         final = np.ones(len(frame), bool)
         if ds.kind == "events":
             final = recent_snapshots(frame["snapshot_date"], final, cfg.train_snapshots)
-        for key in list(fitted):
-            if REGISTRY[key].family in ("deep", "ensemble"):
-                continue
-            try:
-                fitted[key] = _fit_one(key, dict(cfg.params.get(key, {})), num, cat, horizon, X_all.loc[final, num + cat],
-                                       y_all[final], seq_all[final] if seq_all is not None else None, None, None, None,
-                                       cfg.calibrate, None)
-            except Exception as exc:  # keep the validated model if the refit fails
-                errors[f"{key} (refit)"] = str(exc)
+        refit = _refit_all(fitted, X_all.loc[final, num + cat], y_all[final],
+                           seq_all[final] if seq_all is not None else None, len(X_tr), errors, progress)
+        refit.update(_span(frame.loc[final]) if ds.kind == "events" else {})
         if "ensemble" in fitted:
             fitted["ensemble"] = _assemble_ensemble(fitted, cfg, num, cat, horizon, None, None, None)
     val_cols = ["user_id"] + (["snapshot_date"] if "snapshot_date" in frame else []) + num + cat
     progress(1.0, "done")
     return TrainResult(board, best, fitted, preds, y_va, frame.loc[va, val_cols].reset_index(drop=True), thresholds,
-                       scheme, num, cat, backtest, cv, errors)
+                       scheme, num, cat, backtest, cv, errors, refit)
+
+
+def _span(rows: pd.DataFrame) -> dict:
+    dates = pd.to_datetime(rows["snapshot_date"])
+    return {"snapshots": int(dates.nunique()), "from": str(dates.min().date()), "to": str(dates.max().date())}
+
+
+def refit_model(model, X: pd.DataFrame, y: np.ndarray, seq, scale: float = 1.0):
+    """A new model of the same kind and settings fitted on ``X, y`` with no validation rows, carrying what validation
+    learned (the model's ``refit_settings``: trees or epochs early stopping kept); a calibrated model keeps the
+    calibration map it learned on the validation rows around its refitted base."""
+    import copy
+
+    from .models.sklearn_models import CalibratedModel
+
+    if isinstance(model, CalibratedModel):
+        out = copy.copy(model)
+        out.base_ = refit_model(model.base_, X, y, seq, scale)
+        out.calibration_source_ = f"{model.calibration_source_} (kept through the refit)"
+        return out
+    params = dict(model.get_params())
+    if hasattr(model, "refit_settings"):
+        params.update(model.refit_settings(scale))
+    new = type(model)(**params)
+    return new.fit(X, y, sequences=seq) if seq is not None and getattr(new, "needs_sequences", False) \
+        else new.fit(X, y)
+
+
+def _refit_all(fitted: dict, X: pd.DataFrame, y: np.ndarray, seq, n_validated: int, errors: dict,
+               progress: Progress) -> dict:
+    """Refit every validated model (the ensemble is reassembled by the caller) on the latest labelled rows; a model
+    whose refit fails keeps its validated version, with a warning."""
+    from .models import REGISTRY
+
+    scale = len(X) / max(1, n_validated)
+    carried = {}
+    keys = [k for k in fitted if REGISTRY[k].family != "ensemble"]
+    for i, key in enumerate(keys):
+        progress(0.9 + 0.09 * i / max(1, len(keys)), f"{REGISTRY[key].label}: refitting on {len(X):,} rows")
+        try:
+            model = refit_model(fitted[key], X, y, seq if REGISTRY[key].needs_sequences else None, scale)
+        except Exception as exc:  # keep the validated model if the refit fails
+            errors[f"{key} (refit)"] = f"{type(exc).__name__}: {exc}"
+            continue
+        base = getattr(fitted[key], "base_", fitted[key])
+        carried[key] = base.refit_settings(scale) if hasattr(base, "refit_settings") else {}
+        fitted[key] = model
+    return {"rows": int(len(X)), "carried": carried}
 
 
 def _assemble_ensemble(fitted: dict, cfg: TrainConfig, num, cat, horizon, X, y, progress):

@@ -851,14 +851,15 @@ def train_form(ds, info: state.DatasetInfo) -> TrainRequest | None:
                                          help="Also validate at this many earlier snapshots, to see whether the "
                                               "quality holds over time (takes longer).")
             folds, holdout = 5, 0.2
-            refit = c[3].checkbox("Refit on the latest data", value=False, key=fk("refit"),
-                                  help="After validation, refit the models on the most recent labelled snapshots "
-                                       "before saving. More recent data, but the saved model is then not exactly "
-                                       "the one whose metrics and threshold you see on Evaluate.")
+            refit = c[3].checkbox("Refit on the latest data", value=True, key=fk("refit"),
+                                  help="After validation, refit the models on the most recent labelled snapshots, "
+                                       "the validation one included, so they learn from the latest behaviour (early-"
+                                       "stopping counts, calibration and threshold are carried). Evaluate keeps the "
+                                       "figures measured before the refit.")
             st.caption("Time-aware validation: models learn from earlier snapshots and are judged on the latest one, "
                        "whose horizon is fully observed; random splits are never used on snapshots.")
         else:
-            backtest, refit = 0, False
+            backtest, refit = 0, True  # user tables: refitted on every labelled row after validation
             holdout = c[2].slider("Holdout share", 0.1, 0.5, 0.2, 0.05, key=fk("holdout"),
                                   help="Users set aside for validation (stratified by the label).")
             folds = c[3].number_input("Cross-validation folds", 0, 10, 5, key=fk("folds"),

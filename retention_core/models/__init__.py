@@ -255,16 +255,22 @@ REGISTRY: dict[str, ModelSpec] = {
             _p(
                 Param("penalty", "l2", "choice", choices=("l2", "l1", "elasticnet"),
                       help="'l1' and 'elasticnet' can drop features entirely."),
-                Param("C", 1.0, "float", low=1e-4, high=1e4, log=True,
-                      help="Inverse regularisation strength: smaller = simpler model."),
+                Param("C", 0.1, "float", low=1e-4, high=1e4, log=True,
+                      help="Inverse regularisation strength: smaller = simpler model (the features overlap a lot: "
+                           "trailing windows, totals, rates)."),
                 Param("l1_ratio", 0.5, "float", low=0.0, high=1.0, help="L1 share of the elastic-net penalty.",
                       advanced=True),
                 Param("class_weight", "balanced", "choice", choices=("balanced", None),
                       help="'balanced' weighs churned and retained users equally.", advanced=True),
                 Param("max_iter", 1000, "int", low=50, high=100_000, help="Solver iterations (at most).",
                       advanced=True),
+                Param("log_all", True, "bool", help="Every count, amount and duration on a log scale (else only the "
+                      "most skewed ones).", advanced=True),
+                Param("clip", True, "bool", help="Clip each feature to the range seen in training (lifetime totals "
+                      "grow past it in later snapshots).", advanced=True),
             ),
-            description="Interpretable linear model on scaled, log-transformed features.",
+            description="Interpretable linear model on scaled, log-transformed features clipped to the training "
+                        "range.",
         ),
         ModelSpec(
             "random_forest", "Random forest", "tree", _sklearn_factory("RandomForestModel"),

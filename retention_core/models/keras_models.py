@@ -311,14 +311,15 @@ def _class_weights(y: np.ndarray) -> dict[int, float]:
 class _KerasModel(_ParamsMixin):
     """Common training, scoring, saving and loading; subclasses name the architecture."""
 
-    _common = ("numeric", "categorical", "epochs", "batch_size", "learning_rate", "patience", "class_weight", "seed")
+    _common = ("numeric", "categorical", "epochs", "batch_size", "learning_rate", "patience", "class_weight", "seed",
+               "early_stopping")
     _arch: tuple[str, ...] = ()
     needs_sequences = True
     _calibrate_by_cv = False  # too costly to refit per fold: calibration holds out rows instead
 
     def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None, *, epochs: int = 30,
                  batch_size: int = 256, learning_rate: float = 1e-3, patience: int = 5,
-                 class_weight: str | None = "balanced", seed: int = 0):
+                 class_weight: str | None = "balanced", seed: int = 0, early_stopping: bool = True):
         self.numeric = numeric
         self.categorical = categorical
         self.epochs = epochs
@@ -327,6 +328,7 @@ class _KerasModel(_ParamsMixin):
         self.patience = patience
         self.class_weight = class_weight
         self.seed = seed
+        self.early_stopping = early_stopping
 
     @property
     def _param_names(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -441,7 +443,7 @@ class _KerasModel(_ParamsMixin):
             val_inputs = [self._static(X_val)]
             if self.needs_sequences:
                 val_inputs.insert(0, self._scale_sequences(self._check_sequences(seq_val, len(X_val), "validation")))
-        else:
+        elif self.early_stopping:
             tr, va = _validation_split(yv, int(self.seed))
             if va is not None:
                 val_inputs = [a[va] for a in train_inputs]
@@ -454,9 +456,10 @@ class _KerasModel(_ParamsMixin):
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(self.learning_rate)),
                       loss="binary_crossentropy")
         history: list[dict[str, Any]] = []
-        stopper = keras.callbacks.EarlyStopping(monitor=monitor, patience=int(self.patience),
-                                                restore_best_weights=True)
-        callbacks = [stopper, _progress_callback(keras, progress, int(self.epochs), history, monitor)]
+        callbacks = [_progress_callback(keras, progress, int(self.epochs), history, monitor)]
+        if self.early_stopping:  # off: exactly `epochs` passes (a refit with the count validation found)
+            callbacks.insert(0, keras.callbacks.EarlyStopping(monitor=monitor, patience=int(self.patience),
+                                                              restore_best_weights=True))
         x_train = train_inputs[0] if len(train_inputs) == 1 else train_inputs
         validation = None
         if val_inputs is not None:
@@ -479,6 +482,12 @@ class _KerasModel(_ParamsMixin):
         self.n_train_ = int(len(X))
         self.fit_seconds_ = time.perf_counter() - t0
         return self
+
+    def refit_settings(self, scale: float = 1.0) -> dict[str, Any]:
+        """Settings for a refit on more rows without validation rows: the epoch early stopping kept, run in full.
+        The count is not scaled: an epoch is one pass over the larger set, so its steps grow with the rows already."""
+        self._check_fitted()
+        return {"epochs": max(1, int(self.best_epoch_ or self.epochs)), "early_stopping": False}
 
     # -- predict -----------------------------------------------------------------------------------------------------
 

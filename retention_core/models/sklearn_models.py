@@ -141,6 +141,45 @@ class SignedLog1p(TransformerMixin, BaseEstimator):
         return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
 
 
+class QuantileClip(TransformerMixin, BaseEstimator):
+    """Each numeric column clipped to its ``[low, high]`` quantiles at fit (missing values pass through).
+
+    Lifetime totals grow with the length of a user's history, so a snapshot scored later in a log holds values beyond
+    any seen in training; a linear model extrapolates them without bound, a tree does not. Clipping to the training
+    range keeps a linear score as far as the training data supports and no further. ``enabled=False`` passes values
+    through. Learned state: ``low_``, ``high_`` (per column; NaN where a column had no values).
+    """
+
+    def __init__(self, low: float = 0.005, high: float = 0.995, enabled: bool = True):
+        self.low = low
+        self.high = high
+        self.enabled = enabled
+
+    def fit(self, X: Any, y: Any = None) -> "QuantileClip":
+        M = _as_float_matrix(X)
+        self.n_features_in_ = M.shape[1]
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-missing columns
+            q = np.nanquantile(M, [self.low, self.high], axis=0) if M.size else np.empty((2, M.shape[1]))
+        self.low_, self.high_ = q[0], q[1]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        M = _as_float_matrix(X)
+        if M.shape[1] != self.n_features_in_:
+            raise ModelError(f"Expected {self.n_features_in_} numeric column(s), got {M.shape[1]}.")
+        if self.enabled:
+            lo = np.where(np.isnan(self.low_), -np.inf, self.low_)
+            hi = np.where(np.isnan(self.high_), np.inf, self.high_)
+            np.clip(M, lo, hi, out=M)  # NaN stays NaN
+        return M
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return SignedLog1p.get_feature_names_out(self, input_features)
+
+
 class CategoryText(TransformerMixin, BaseEstimator):
     """Categorical input as text: every value as a string, missing values as ``"(missing)"``.
 
@@ -203,6 +242,8 @@ def make_preprocessor(
     scale: bool = True,
     log_heavy: bool = True,
     encoding: str = "onehot",
+    skew_threshold: float = 1.0,
+    clip: bool = False,
 ) -> ColumnTransformer:
     """ColumnTransformer from raw per-user columns to a dense float matrix.
 
@@ -226,7 +267,8 @@ def make_preprocessor(
     transformers = []
     if numeric:
         steps: list[tuple[str, Any]] = [
-            ("log", SignedLog1p(enabled=log_heavy)),
+            ("log", SignedLog1p(skew_threshold=skew_threshold, enabled=log_heavy)),
+            ("clip", QuantileClip(enabled=clip)),
             ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
         ]
         if scale:
@@ -456,13 +498,14 @@ class LogisticModel(_SklearnModel):
     ``C`` is the inverse regularisation strength. ``converged_`` says whether the solver met its tolerance.
     """
 
-    _param_names = ("numeric", "categorical", "penalty", "C", "l1_ratio", "class_weight", "max_iter")
+    _param_names = ("numeric", "categorical", "penalty", "C", "l1_ratio", "class_weight", "max_iter", "log_all",
+                    "clip")
     _label = "logistic regression"
     PENALTIES = ("l2", "l1", "elasticnet")
 
     def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None, *,
-                 penalty: str = "l2", C: float = 1.0, l1_ratio: float = 0.5, class_weight: str | None = "balanced",
-                 max_iter: int = 1000):
+                 penalty: str = "l2", C: float = 0.1, l1_ratio: float = 0.5, class_weight: str | None = "balanced",
+                 max_iter: int = 1000, log_all: bool = True, clip: bool = True):
         self.numeric = numeric
         self.categorical = categorical
         self.penalty = penalty
@@ -470,6 +513,8 @@ class LogisticModel(_SklearnModel):
         self.l1_ratio = l1_ratio
         self.class_weight = class_weight
         self.max_iter = max_iter
+        self.log_all = log_all
+        self.clip = clip
 
     def _estimator(self) -> Any:
         from sklearn.linear_model import LogisticRegression
@@ -490,7 +535,10 @@ class LogisticModel(_SklearnModel):
                                   max_iter=int(self.max_iter), random_state=0)
 
     def _preprocessing(self) -> dict[str, Any]:
-        return {"scale": True, "log_heavy": True, "encoding": "onehot"}
+        # log_all: every non-negative count, amount and duration on a log scale (a linear score then reads ratios:
+        # 2 orders against 1 weighs as 20 against 10), not only the most skewed ones
+        return {"scale": True, "log_heavy": True, "encoding": "onehot", "clip": bool(self.clip),
+                "skew_threshold": -np.inf if self.log_all else 1.0}
 
     def coefficients(self) -> pd.Series:
         """Coefficient per encoded column (on the scaled inputs), largest effect first."""
@@ -633,6 +681,11 @@ class GradientBoostingModel(_SklearnModel):
     def n_iter_(self) -> int:
         self._check_fitted()
         return int(self.pipeline_.named_steps["model"].n_iter_)
+
+    def refit_settings(self, scale: float = 1.0) -> dict[str, Any]:
+        """Settings for a refit on ``scale`` times as many rows without validation rows: the number of trees early
+        stopping kept, scaled with the rows (more rows carry more trees before they overfit), run in full."""
+        return {"max_iter": max(1, int(round(self.n_iter_ * max(1.0, float(scale))))), "early_stopping": False}
 
 
 def _binned_proba(est: Any, Z: np.ndarray) -> np.ndarray | None:

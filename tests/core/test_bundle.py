@@ -139,11 +139,34 @@ def test_workspace_listing_and_delete(trained, tmp_path):
         bundle.delete_run("March run", tmp_path)
 
 
-def test_saved_model_reproduces_the_validation_predictions(trained, tmp_path):
-    """What the Evaluate page measured (and the threshold chosen on it) is what the saved model scores."""
-    kw, _ = trained
-    run = bundle.load_run(bundle.save_run(tmp_path / "r", **kw))
+def test_saved_model_reproduces_the_validation_predictions_without_refit(trained, tmp_path):
+    """With --no-refit, what the Evaluate page measured (and the threshold chosen on it) is what the saved model
+    scores."""
+    kw, ds = trained
+    cfg = TrainConfig(models=["recency", "logreg"], refit=False)
+    result = train_models(ds, cfg, horizon_days=60)
+    run = bundle.load_run(bundle.save_run(tmp_path / "r", **{**kw, "result": result, "train_config": cfg}))
+    assert run.info["refit"] == {}
     val = run.validation()
     X = val[run.info["numeric"] + run.info["categorical"]]
     for key in ("recency", "logreg"):
         np.testing.assert_allclose(run.model(key).predict_proba(X), val[f"p:{key}"].to_numpy(), atol=1e-9)
+
+
+def test_saved_models_are_refitted_on_the_latest_labelled_snapshots(trained, tmp_path):
+    """By default the saved models learned from the latest labelled snapshots, the validation one included; the run
+    says so and keeps the validation figures measured before the refit."""
+    kw, ds = trained
+    run = bundle.load_run(bundle.save_run(tmp_path / "r", **kw))
+    lab = ds.labelled().frame
+    dates = sorted(pd.to_datetime(lab["snapshot_date"]).unique())[-3:]
+    refit = run.info["refit"]
+    assert refit["rows"] == int(pd.to_datetime(lab["snapshot_date"]).isin(dates).sum())
+    assert refit["to"] == str(pd.Timestamp(dates[-1]).date()) and refit["snapshots"] == len(dates)
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["refit"] == refit
+    assert metrics["models"]["logreg"]["roc_auc"] == pytest.approx(
+        float(kw["result"].leaderboard.set_index("model").loc["logreg", "roc_auc"]))
+    val = run.validation()
+    X = val[run.info["numeric"] + run.info["categorical"]]
+    assert not np.allclose(run.model("logreg").predict_proba(X), val["p:logreg"].to_numpy(), atol=1e-6)
