@@ -31,9 +31,9 @@ UPLOAD_TYPES = ["csv", "tsv", "txt", "gz", "zip", "parquet", "xlsx"]
 EVENT_ROLES = [r for r in ROLES if r != "label"]
 USER_ROLES = ["user_id", "label", "amount", "category"]
 SEVERITY_COLOURS = {"error": "#FDE2E1", "warning": "#FFF4D6", "info": "#EAF2FB"}
-DATA_PAGE = "pages/data.py"
-TRAIN_PAGE = "pages/train.py"
-EVALUATE_PAGE = "pages/evaluate.py"
+DATA_PAGE = "app_pages/data.py"
+TRAIN_PAGE = "app_pages/train.py"
+EVALUATE_PAGE = "app_pages/evaluate.py"
 
 
 # ================================================================================================ errors
@@ -1295,7 +1295,7 @@ def backtest_panel(data: cache.RunData) -> None:
 
 
 # ================================================================================================ at-risk lists
-AT_RISK_PAGE = "pages/at_risk.py"
+AT_RISK_PAGE = "app_pages/at_risk.py"
 REASON_CHUNK = 250  # users explained per step of the progress bar
 SHOW_ROWS = 5_000  # rows drawn in the app; the download always holds the whole list
 
@@ -1404,8 +1404,8 @@ def list_download(list_df: pd.DataFrame, file_name: str, key: str, label: str = 
 
 
 # ================================================================================== insight (explain, segments)
-EXPLAIN_PAGE = "pages/explain.py"
-SEGMENTS_PAGE = "pages/segments.py"
+EXPLAIN_PAGE = "app_pages/explain.py"
+SEGMENTS_PAGE = "app_pages/segments.py"
 SAMPLE_SIZES = [250, 500, 1000, 2000, 5000]
 TOP_USERS = 20
 
