@@ -31,9 +31,9 @@ UPLOAD_TYPES = ["csv", "tsv", "txt", "gz", "zip", "parquet", "xlsx"]
 EVENT_ROLES = [r for r in ROLES if r != "label"]
 USER_ROLES = ["user_id", "label", "amount", "category"]
 SEVERITY_COLOURS = {"error": "#FDE2E1", "warning": "#FFF4D6", "info": "#EAF2FB"}
-DATA_PAGE = "pages/data.py"
-TRAIN_PAGE = "pages/train.py"
-EVALUATE_PAGE = "pages/evaluate.py"
+DATA_PAGE = "app_pages/data.py"
+TRAIN_PAGE = "app_pages/train.py"
+EVALUATE_PAGE = "app_pages/evaluate.py"
 
 
 # ================================================================================================ errors
@@ -1296,7 +1296,7 @@ def backtest_panel(data: cache.RunData) -> None:
 
 
 # ================================================================================================ at-risk lists
-AT_RISK_PAGE = "pages/at_risk.py"
+AT_RISK_PAGE = "app_pages/at_risk.py"
 REASON_CHUNK = 250  # users explained per step of the progress bar
 SHOW_ROWS = 5_000  # rows drawn in the app; the download always holds the whole list
 
@@ -1405,8 +1405,8 @@ def list_download(list_df: pd.DataFrame, file_name: str, key: str, label: str = 
 
 
 # ================================================================================== insight (explain, segments)
-EXPLAIN_PAGE = "pages/explain.py"
-SEGMENTS_PAGE = "pages/segments.py"
+EXPLAIN_PAGE = "app_pages/explain.py"
+SEGMENTS_PAGE = "app_pages/segments.py"
 SAMPLE_SIZES = [250, 500, 1000, 2000, 5000]
 TOP_USERS = 20
 
@@ -1616,12 +1616,15 @@ def _short_value(v: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------------------- segments
-SEGMENT_OPS = ["==", "!=", "<", "<=", ">", ">=", "in", "between"]
 FILTER_ROWS = 3
 
 
 def _conditions_form(data: cache.RunData) -> list:
-    """A small form to build a custom segment: up to three conditions, all of which must hold."""
+    """A small form to build a custom segment: up to three conditions, all of which must hold. The typed values are
+    read by the library's parser (``in``: a comma-separated list, ``between``: two bounds), so the segment's
+    conditions are ``(column, op, value)`` with a list for those two operators."""
+    from retention_core.segments import OPS, Condition
+
     name = data.name
     saved = state.get_segment_filter(name)
     columns = [c for c in data.validation.columns if not str(c).startswith("p:") and c != "snapshot_date"]
@@ -1635,13 +1638,14 @@ def _conditions_form(data: cache.RunData) -> list:
             opts = [NONE] + columns
             rows.append((c[0].selectbox("Column", opts, index=opts.index(col) if col in opts else 0, key=k(f"col{i}"),
                                         label_visibility="visible" if i == 0 else "collapsed"),
-                         c[1].selectbox("Operator", SEGMENT_OPS, index=SEGMENT_OPS.index(op) if op in SEGMENT_OPS
+                         c[1].selectbox("Operator", OPS, index=OPS.index(op) if op in OPS
                                         else 0, key=k(f"op{i}"), label_visibility="visible" if i == 0 else "collapsed"),
                          c[2].text_input("Value", value=_value_text(val), key=k(f"val{i}"),
                                          placeholder="30 · DE, FR (in) · 10, 50 (between)",
                                          label_visibility="visible" if i == 0 else "collapsed")))
         if st.form_submit_button("Apply filter", icon=":material/filter_alt:", type="primary"):
-            conds = [(c, o, v) for c, o, v in rows if c != NONE]
+            parsed = [Condition.from_text(c, o, v) for c, o, v in rows if c != NONE]
+            conds = [(x.column, x.op, x.value) for x in parsed]
             state.set_segment_filter(name, conds)
             saved = conds
     return saved

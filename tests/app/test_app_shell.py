@@ -13,8 +13,8 @@ from ui.state import Key
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
-PAGES = ["pages/data.py", "pages/train.py", "pages/evaluate.py", "pages/models.py", "pages/explain.py",
-         "pages/segments.py", "pages/at_risk.py"]
+PAGES = ["app_pages/data.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/models.py",
+         "app_pages/explain.py", "app_pages/segments.py", "app_pages/at_risk.py"]
 
 
 def _texts(at: AppTest) -> str:
@@ -40,7 +40,7 @@ def test_page_renders_without_a_dataset(page):
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     assert at.title, "every page has a title"
-    if page != "pages/data.py":
+    if page != "app_pages/data.py":
         text = _texts(at)
         assert "Data page first" in text
         assert "This page will let you" in text
@@ -52,7 +52,7 @@ def test_page_renders_with_a_dataset(with_dataset, page):
     at.switch_page(page).run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    if page != "pages/data.py":
+    if page != "app_pages/data.py":
         assert "Dataset ready" in _texts(at)
         assert "Data page first" not in _texts(at)
 
@@ -103,6 +103,14 @@ def test_library_sources_never_import_streamlit():
     assert LIBRARY
     offenders = [str(p.relative_to(ROOT)) for p in LIBRARY if IMPORT_STREAMLIT.search(p.read_text(encoding="utf-8"))]
     assert not offenders, f"retention_core must not import Streamlit: {offenders}"
+
+
+def test_no_pages_folder_for_streamlit_to_list_on_its_own():
+    """Streamlit lists the files of a folder named pages/ next to app.py in the sidebar (lower case, before the app's
+    navigation) on a server's first run; the browser test tests/e2e/test_first_paint.py shows it, this guards it."""
+    assert not (ROOT / "pages").exists(), "the page scripts live in app_pages/; a pages/ folder would be listed"
+    for page in PAGES:
+        assert (ROOT / page).is_file(), page
 
 
 def test_pages_reach_the_library_only_through_ui():

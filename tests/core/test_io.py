@@ -539,14 +539,16 @@ def test_property_parse_datetime_never_crashes(values):
 @given(st.lists(st.text(alphabet=st.sampled_from(list("0123456789.,-+$£€ eE")), max_size=10), min_size=1,
                 max_size=15))
 @example(values=["1E309"])  # overflows to infinity: kept as text rather than lost
+@example(values=["12", "1-2", " "])  # one cell is not a number: the column stays text, blank cells missing
 def test_property_coerce_types_never_loses_values(values):
     """A column becomes numbers only when every non-empty cell parses; otherwise every cell is kept as text."""
     out = coerce_types(pd.DataFrame({"v": pd.Series(values, dtype=object)}))["v"]
     stripped = [v.strip() or None for v in values]
-    if out.dtype == object:
-        assert out.tolist() == stripped
-    else:
+    if pd.api.types.is_numeric_dtype(out.dtype):
         assert out.notna().tolist() == [v is not None for v in stripped]
+    else:  # text (pandas' str, or objects when every cell is blank): each cell as typed, stripped
+        assert pd.api.types.is_string_dtype(out.dtype), out.dtype
+        assert [None if pd.isna(v) else v for v in out.tolist()] == stripped
 
 
 # ---------------------------------------------------------------------------------------- fast and plain text readers

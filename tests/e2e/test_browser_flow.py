@@ -1,12 +1,14 @@
 """The whole product in a real browser, the way an analyst uses it, in one Streamlit session.
 
-Open the app, upload a real event log (a slice of CDNOW as CSV, with one formula-like user id), confirm the detected
-column roles, build the dataset, train a fast model and a Keras model, move the threshold on Evaluate, look at
-Explain and Segments, download the at-risk list and check it, then score the same file with the saved run on Models.
-Every page is screenshotted to test-artifacts/screenshots/ and must show no exception box.
+Open the app, upload an order export (one formula-like user id in it), confirm the detected column roles, build the
+dataset, train a fast model and a Keras model, move the threshold on Evaluate, look at Explain and Segments, download
+the at-risk list and check it, then score the same file with the saved run on Models. The export is a slice of the
+real CDNOW log when ``../shared/data`` is present, otherwise a shop made by the sample generator in ``assets/``,
+written in CDNOW's layout: the whole flow runs on a fresh clone. Every page is screenshotted to
+test-artifacts/screenshots/ and must show no exception box.
 
-The steps are ordered tests sharing one browser tab; when one fails or is skipped, the later ones are skipped
-(they need its result).
+The steps are ordered tests sharing one browser tab; when one fails or is skipped (or cannot set up), the later ones
+are skipped (they need its result).
 """
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from assets.generator import generate_events
+from tests.conftest import DATA_DIR
+
 expect = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright Python package "
                              "(pip install -r requirements-dev.txt)").expect
 
@@ -27,6 +32,7 @@ pytestmark = pytest.mark.e2e
 RUN = "e2e run"
 FORMULA_ID = "=1+1"
 N_CUSTOMERS = 8000
+GENERATED_CUSTOMERS = 3000
 TRAIN_TIMEOUT_MS = 240_000
 WORK_TIMEOUT_MS = 60_000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -34,28 +40,67 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _flow: dict = {}
 
 
+def _not_passed(item: pytest.Item) -> str | None:
+    """Why a step did not pass (None when it did): failed, skipped, or stopped before its body ran."""
+    rep = getattr(item, "rep_call", None)
+    if rep is None:
+        return "did not run (skipped or failed while setting up)"
+    return None if rep.passed else ("skipped" if rep.skipped else "failed")
+
+
 @pytest.fixture(autouse=True)
 def _in_order(request):
-    """Skip a step when an earlier one failed: each step starts where the previous one left the session."""
+    """Skip a step when an earlier one did not pass: each step starts where the previous one left the session.
+
+    The previous step is judged here, before this one starts, rather than after it: a module-scoped fixture that
+    skips or fails (the file to upload) does so before a function-scoped fixture like this one is set up."""
+    items = request.session.items
+    i = items.index(request.node)
+    prev = items[i - 1] if i > 0 and items[i - 1].module is request.node.module else None
+    why = _not_passed(prev) if prev is not None else None
+    if why and not _flow.get("blocked"):
+        _flow["blocked"] = f"{prev.name}: {why}"
     if _flow.get("blocked"):
         pytest.skip(f"an earlier step did not complete ({_flow['blocked']}), so this one cannot start")
     yield
-    rep = getattr(request.node, "rep_call", None)
-    if rep is None or not rep.passed:  # failed, or skipped (e.g. the real data is absent)
-        _flow["blocked"] = f"{request.node.name}: {'skipped' if rep is None or rep.skipped else 'failed'}"
+
+
+def _cdnow_orders(src: Path) -> pd.DataFrame:
+    """The first customers of the real CDNOW log, as read (customer id and YYYYMMDD date as text)."""
+    df = pd.read_csv(src, sep=r"\s+", dtype={"customer_id": str, "date": str})
+    keep = sorted(df["customer_id"].unique())[:N_CUSTOMERS]
+    return df[df["customer_id"].isin(keep)].copy()
+
+
+def _generated_orders() -> pd.DataFrame:
+    """A shop made by the sample generator (other customers than the built-in sample), one row per order in CDNOW's
+    layout: ``customer_id, date (YYYYMMDD), number_of_cds (units), dollar_value (order value)``."""
+    ev = generate_events(GENERATED_CUSTOMERS, start="2022-03-01", days=700, seed=21)
+    buys = ev[ev["event_type"] == "purchase"].assign(
+        value=lambda d: d["quantity"].astype("float64") * d["unit_price"].astype("float64"))
+    orders = buys.groupby("order_id", observed=True).agg(
+        customer_id=("customer_id", "first"), time=("event_time", "first"), number_of_cds=("quantity", "sum"),
+        dollar_value=("value", "sum"))
+    orders = orders.sort_values(["time", "customer_id"], kind="stable").reset_index(drop=True)
+    return pd.DataFrame({"customer_id": orders["customer_id"].astype(str),
+                         "date": orders["time"].dt.strftime("%Y%m%d"),
+                         "number_of_cds": orders["number_of_cds"].astype("int64"),
+                         "dollar_value": orders["dollar_value"].round(2)})
 
 
 @pytest.fixture(scope="module")
-def events_csv(real_file, tmp_path_factory) -> Path:
-    """The first customers of CDNOW as a comma CSV; the busiest recent buyer gets the formula-like id ``=1+1``."""
-    src = real_file("cdnow_master.txt")
-    df = pd.read_csv(src, sep=r"\s+", dtype={"customer_id": str, "date": str})
-    keep = sorted(df["customer_id"].unique())[:N_CUSTOMERS]
-    df = df[df["customer_id"].isin(keep)].copy()
-    recent = df.loc[df["date"] >= "19980301", "customer_id"].value_counts()
+def events_csv(tmp_path_factory) -> Path:
+    """The order export to upload, as a comma CSV: the first customers of CDNOW when the real data is present, else
+    the generated shop (same columns); the busiest buyer of the last 120 days gets the formula-like id ``=1+1``."""
+    src = DATA_DIR / "cdnow_master.txt"
+    df, name = ((_cdnow_orders(src), "cdnow_first_customers.csv") if src.is_file()
+                else (_generated_orders(), "generated_shop_orders.csv"))
+    last = pd.to_datetime(df["date"], format="%Y%m%d").max()
+    recent = df.loc[df["date"] >= f"{last - pd.Timedelta(days=120):%Y%m%d}", "customer_id"].value_counts()
     df.loc[df["customer_id"] == recent.index[0], "customer_id"] = FORMULA_ID
-    path = tmp_path_factory.mktemp("e2e-data") / "cdnow_first_customers.csv"
+    path = tmp_path_factory.mktemp("e2e-data") / name
     df.to_csv(path, index=False)
+    print(f"\nthe browser flow uploads {name}: {len(df):,} orders of {df['customer_id'].nunique():,} customers")
     return path
 
 
@@ -151,7 +196,7 @@ def test_02_upload_and_roles(app_page, events_csv, screenshot):
     page.get_by_text("Upload a file to begin").wait_for()
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(events_csv))
     page.get_by_text("What we understood").wait_for(timeout=WORK_TIMEOUT_MS)
-    page.get_by_text("cdnow_first_customers.csv").first.wait_for(timeout=WORK_TIMEOUT_MS)
+    page.get_by_text(events_csv.name).first.wait_for(timeout=WORK_TIMEOUT_MS)
     expect(combo(page, "Timestamp")).to_have_value("date", timeout=WORK_TIMEOUT_MS)
     settle(page)
     assert combo(page, "User id").input_value() == "customer_id"
@@ -285,12 +330,14 @@ def test_08_at_risk_download(app_page, screenshot, tmp_path):
     assert sorted(df["rank"].astype(int)) == list(range(1, len(df) + 1))
     assert df["risk_decile"].between(1, 10).all()
     assert any(c.startswith("reason_") for c in df.columns), "the list carries the top reasons by default"
-    # Formula-safe: a text cell a spreadsheet would run starts with a quote.
-    for col in df.columns:
-        if df[col].dtype == object:
-            raw = df[col].dropna().astype(str)
-            bad = raw[raw.str.startswith(FORMULA_START)]
-            assert bad.empty, f"column {col!r} holds cells a spreadsheet would run: {bad.head().tolist()}"
+    # Formula-safe: a text cell a spreadsheet would run starts with a quote. Text columns are pandas' str (not
+    # object) under pandas 3; the ids and the reasons must be among those checked, so the loop cannot check nothing.
+    text_cols = [c for c in df.columns if pd.api.types.is_string_dtype(df[c].dtype)]
+    assert "user_id" in text_cols and any(c.startswith("reason_") for c in text_cols), (text_cols, df.dtypes)
+    for col in text_cols:
+        raw = df[col].dropna().astype(str)
+        bad = raw[raw.str.startswith(FORMULA_START)]
+        assert bad.empty, f"column {col!r} holds cells a spreadsheet would run: {bad.head().tolist()}"
     assert ("'" + FORMULA_ID) in set(df["user_id"]), "the formula-like user id comes out quoted"
     assert FORMULA_ID not in set(df["user_id"])
 
