@@ -34,7 +34,8 @@ HOLDOUTS = {
 }
 
 
-def holdout(name: str, cutoff: str, models, horizon: int = 90, params: dict | None = None) -> list[dict]:
+def holdout(name: str, cutoff: str, models, horizon: int = 90, params: dict | None = None,
+            reference: bool = True) -> list[dict]:
     file, _ = HOLDOUTS[name]
     raw = read_table(DATA / file)
     schema = infer_schema(raw)
@@ -53,10 +54,11 @@ def holdout(name: str, cutoff: str, models, horizon: int = 90, params: dict | No
     y = truth.frame["churned"].to_numpy()
     X = score_ds.frame[res.numeric + res.categorical]
     rows = []
-    from retention_core.models import REGISTRY
+    from retention_core.models import REGISTRY, for_population
 
     for key, model in res.models.items():
         seq = score_ds.sequences if REGISTRY[key].needs_sequences else None
+        model = for_population(model, X)  # as `score` does: BG/NBD learns from every purchase up to the cutoff
         p = model.predict_proba(X, sequences=seq) if seq is not None else model.predict_proba(X)
         m = metrics(y, p)
         rows.append({"dataset": name, "cutoff": cutoff, "model": key, "roc_auc": m["roc_auc"], "pr_auc": m["pr_auc"],
@@ -67,7 +69,35 @@ def holdout(name: str, cutoff: str, models, horizon: int = 90, params: dict | No
     rows.append({**auto, "model": f"auto ({best})"})
     for r in rows:
         r["train_seconds"] = fit_s
+    if reference:
+        from bench.reference import rfm_logistic_holdout
+
+        ref = rfm_logistic_holdout(train_ds, score_ds.frame, y)
+        rows.append({"dataset": name, "cutoff": cutoff, "model": REFERENCE_LR, "roc_auc": ref["roc_auc"],
+                     "pr_auc": ref["pr_auc"], "users": len(y), "churn_rate": float(np.mean(y)),
+                     "train_seconds": ref["train_seconds"]})
     return rows
+
+
+REFERENCE_LR = "reference: logistic regression on RFM + trailing windows"
+MARGIN = 0.005  # `auto` must beat the best baseline and the logistic reference by this much ROC-AUC
+
+
+def target_check(rows: list[dict]) -> list[str]:
+    """One line per holdout: `auto` against the best of the baselines and the logistic reference, plus the margin."""
+    out = []
+    df = pd.DataFrame(rows)
+    for (ds, cut), g in df.groupby(["dataset", "cutoff"], sort=False):
+        auto = g[g["model"].astype(str).str.startswith("auto")]
+        rivals = g[g["model"].isin(["recency", "bgnbd", REFERENCE_LR])].dropna(subset=["roc_auc"])
+        if auto.empty or rivals.empty:
+            continue
+        best = rivals.loc[rivals["roc_auc"].idxmax()]
+        a = float(auto["roc_auc"].iloc[0])
+        ok = a >= best["roc_auc"] + MARGIN
+        out.append(f"{'PASS' if ok else 'MISS'} {ds} {cut}: {auto['model'].iloc[0]} {a:.4f} vs {best['model']} "
+                   f"{best['roc_auc']:.4f} + {MARGIN} (margin {a - best['roc_auc']:+.4f})")
+    return out
 
 
 def telco(models, params: dict | None = None) -> list[dict]:
@@ -108,6 +138,8 @@ def main() -> None:
     df = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print(df.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for line in target_check(rows):
+        print(line)
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1, default=str))
 

@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top", type=int, help="keep the K users most at risk")
     g.add_argument("--threshold", type=float, help="keep users with churn probability at or above P")
     s.add_argument("--reasons", type=int, default=0, help="add the top N reasons per user")
+    s.add_argument("--model", help="score with this model of the run (default: the run's best; the leaderboard and "
+                                   "metrics.json list the keys)")
     s.add_argument("--pseudonymise-key-env", metavar="VAR",
                    help="replace user ids by keyed pseudonyms (HMAC-SHA256) using the key in environment variable VAR "
                         "(the key never appears on the command line)")

@@ -1279,16 +1279,17 @@ def explainer_for_run(run: Any, frame: pd.DataFrame, sequences: Any = None, *, m
     return ex
 
 
-def top_reasons(run_or_explainer: Any, frame: pd.DataFrame, n: int = 3, sequences: Any = None) -> list[list[str]]:
+def top_reasons(run_or_explainer: Any, frame: pd.DataFrame, n: int = 3, sequences: Any = None, *,
+                model: str | None = None) -> list[list[str]]:
     """Reasons for each row of ``frame``, as ``n`` lists (reason 1 for every row, then reason 2, ...), each aligned
     with the rows; ``""`` where a user has fewer risk-raising reasons than ``n``. ``run_or_explainer`` is a saved
-    run (its best model is explained) or an :class:`Explainer`."""
+    run (its model ``model`` is explained, the best one by default) or an :class:`Explainer`."""
     n = int(n)
     if n <= 0:
         return []
     if len(frame) == 0:
         return [[] for _ in range(n)]
     ex = run_or_explainer if isinstance(run_or_explainer, Explainer) else explainer_for_run(run_or_explainer, frame,
-                                                                                          sequences)
+                                                                                          sequences, model=model)
     per_user = ex.reasons(frame, sequences if ex.needs_sequences else None, n=n)
     return [[r[i] if i < len(r) else "" for r in per_user] for i in range(n)]

@@ -161,12 +161,13 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None):
 
 def score(run, df: pd.DataFrame, *, as_of=None, model: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, object]:
     """Churn probability, risk decile and rank for every user; returns (scores, feature rows, sequences)."""
-    from .models import REGISTRY
+    from .models import REGISTRY, for_population
 
     key = model or run.best
+    m = run.model(key)  # an unknown key: a message listing the run's models
     frame, seq = features_for_run(run, df, as_of=as_of)
     X = frame[run.info["numeric"] + run.info["categorical"]]
-    m = run.model(key)
+    m = for_population(m, X)  # BG/NBD learns from all purchases up to the scoring date
     p = m.predict_proba(X, sequences=seq) if REGISTRY[key].needs_sequences else m.predict_proba(X)
     return scores_table(frame["user_id"], p), frame, seq
 
@@ -218,7 +219,8 @@ def score_cli(args) -> int:
         raise ConfigError(f"--reasons must be 0 or more, got {args.reasons}.")
     run = load_run(args.run)
     df = read_table(args.data, sheet=args.sheet)
-    scores, frame, seq = score(run, df, as_of=args.as_of)
+    key = args.model or run.best
+    scores, frame, seq = score(run, df, as_of=args.as_of, model=key)
     full = scores.copy()
     for a in run.info["categorical"]:
         if a in frame.columns:
@@ -230,7 +232,7 @@ def score_cli(args) -> int:
 
         idx = chosen.index.to_numpy()
         reasons = top_reasons(run, frame.iloc[idx].reset_index(drop=True), n=args.reasons,
-                              sequences=seq[idx] if seq is not None else None)
+                              sequences=seq[idx] if seq is not None else None, model=key)
         for i in range(args.reasons):
             out.insert(4 + i, f"reason_{i + 1}", reasons[i] if i < len(reasons) else "")
     if getattr(args, "pseudonymise_key_env", None):
@@ -239,12 +241,12 @@ def score_cli(args) -> int:
             raise ConfigError(f"Environment variable {args.pseudonymise_key_env} is empty or not set: put the "
                               "pseudonymisation key in it.")
         out = pseudonymise_list(out, key)
-    out["model"] = run.best
-    out["threshold"] = run.threshold
+    out["model"] = key
+    out["threshold"] = float(run.info.get("thresholds", {}).get(key, run.threshold))
     out["scoring_date"] = str(pd.Timestamp(frame["snapshot_date"].iloc[0]).date()) if "snapshot_date" in frame and len(frame) \
         else str(pd.Timestamp.now().date())
     write_table(out, args.out)
-    print(f"scored {len(scores):,} users with {run.best}; wrote {len(out):,} rows to {args.out} "
+    print(f"scored {len(scores):,} users with {key}; wrote {len(out):,} rows to {args.out} "
           f"in {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -413,6 +413,7 @@ def train_cli(args) -> int:
     board = result.leaderboard
     cols = ["model", "roc_auc", "pr_auc", "f1", "recall_top10", "fit_seconds"]
     print(f"validation: {result.scheme}")
+    print(result.refit_note)
     print(board[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if len(result.backtest):
         bt = result.backtest.pivot_table(index="cutoff", columns="model", values="roc_auc")

@@ -18,6 +18,7 @@ from retention_core.errors import ConfigError as RetentionConfigError
 from retention_core.errors import RetentionError
 from retention_core.events import SnapshotConfig
 from retention_core.roles import ROLE_LABELS, ROLES, Schema
+from retention_core.training import refit_note
 from retention_core.validation import ValidationReport, validate_dataset
 
 from . import cache, state
@@ -1043,7 +1044,8 @@ def run_results(name: str, path: str) -> None:
     metric = (data.info.get("train_config") or {}).get("metric") or "roc_auc"
     st.subheader(f"Leaderboard of {name!r}", anchor=False)
     st.caption(f":material/rule: Validation: {data.metrics.get('validation', '')}. Best model by "
-               f"{METRIC_LABELS.get(metric, metric)}: **{data.labels().get(data.best, data.best)}**.")
+               f"{METRIC_LABELS.get(metric, metric)}: **{data.labels().get(data.best, data.best)}**. "
+               f"{refit_note(data.info.get('refit'))}")
     for key, why in (data.info.get("errors") or {}).items():
         st.warning(f"{model_label(key.split(' ')[0])} failed: {why}", icon=":material/warning:")
     c = st.columns([3, 2])
@@ -1109,7 +1111,7 @@ def run_and_model_picker() -> tuple[cache.RunData, str] | None:
     v = data.validation
     rate = v["churned"].mean() if len(v) else float("nan")
     c[2].caption(f":material/rule: {data.metrics.get('validation', '')}. {len(v):,} validation users, churn rate "
-                 f"{rate:.1%}.")
+                 f"{rate:.1%}. {refit_note(data.info.get('refit'))}")
     return data, model
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "FAMILIES",
     "Param",
     "ModelSpec",
+    "for_population",
     "REGISTRY",
     "make_model",
     "resolve_model_keys",
@@ -298,9 +299,10 @@ REGISTRY: dict[str, ModelSpec] = {
                 Param("learning_rate", 0.05, "float", low=0.001, high=1.0, log=True,
                       help="Shrinkage per tree: smaller needs more trees."),
                 Param("max_iter", 300, "int", low=10, high=5000, help="Number of trees (at most)."),
-                Param("max_leaf_nodes", 31, "int", low=2, high=1024, help="Leaves per tree."),
-                Param("min_samples_leaf", 20, "int", low=1, high=10_000, help="Fewest users in a leaf."),
-                Param("l2_regularization", 0.0, "float", low=0.0, high=100.0, help="Penalty on leaf values.",
+                Param("max_leaf_nodes", 15, "int", low=2, high=1024, help="Leaves per tree."),
+                Param("min_samples_leaf", 100, "int", low=1, high=10_000,
+                      help="Fewest users in a leaf (churn labels are noisy: small leaves learn the noise)."),
+                Param("l2_regularization", 1.0, "float", low=0.0, high=100.0, help="Penalty on leaf values.",
                       advanced=True),
                 Param("early_stopping", True, "bool",
                       help="Stop adding trees when validation loss stops improving.", advanced=True),
@@ -402,6 +404,15 @@ def make_model(key: str, *, numeric: list[str] | None, categorical: list[str] | 
             raise ConfigError(f"calibrate must be one of {list(CALIBRATION_METHODS)} or None, got {calibrate!r}.")
         model = _sk().CalibratedModel(model, method=calibrate)
     return model
+
+
+def for_population(model: Any, X: Any) -> Any:
+    """The model to score ``X`` with: models that learn without labels from the population itself (BG/NBD, alone,
+    in the ensemble or calibrated) are refitted on the users being scored, i.e. on all purchases up to the scoring
+    date; every other model is returned unchanged. Batch scoring uses it; a single request keeps the trained
+    parameters (see ``BGNBDModel.MIN_POPULATION``)."""
+    adapt = getattr(model, "for_population", None)
+    return adapt(X) if callable(adapt) else model
 
 
 def resolve_model_keys(text: str | list[str] | None) -> list[str]:

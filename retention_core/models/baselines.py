@@ -561,6 +561,22 @@ class BGNBDModel(_ParamsMixin):
         if not hasattr(self, "params_"):
             raise ModelError("BGNBDModel is not fitted yet: call fit(X) first.")
 
+    #: Fewest users whose purchases refit the parameters at scoring time (fewer: the trained parameters are kept).
+    MIN_POPULATION = 500
+
+    def for_population(self, X: pd.DataFrame) -> "BGNBDModel":
+        """This model with its four parameters fitted on the users being scored, i.e. on all their purchases up to
+        the scoring date: BG/NBD learns no labels, so the population it should describe is the one scored, not the
+        one of an earlier snapshot. Below :attr:`MIN_POPULATION` users (a single request, a small file) or when
+        that fit fails, the trained parameters are kept. The model itself is not changed."""
+        self._check_fitted()
+        if len(X) < self.MIN_POPULATION:
+            return self
+        try:
+            return type(self)(**self.get_params()).fit(X)
+        except ModelError:
+            return self
+
     def predict_proba(self, X: pd.DataFrame, **kw: Any) -> np.ndarray:
         self._check_fitted()
         x, t_x, T = self._xtT_weeks(X)

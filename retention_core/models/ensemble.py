@@ -6,6 +6,7 @@ assembles it from members it has already fitted (:meth:`EnsembleModel.from_fitte
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,16 @@ class EnsembleModel:
         self.members_ = fitted
         self.errors_ = errors
         return self
+
+    def for_population(self, X: pd.DataFrame) -> "EnsembleModel":
+        """The ensemble with each member that learns from the scored population itself (BG/NBD) refitted on it."""
+        from . import for_population
+
+        if not hasattr(self, "members_"):
+            raise ModelError("The ensemble is not fitted yet.")
+        out = copy.copy(self)
+        out.members_ = {k: for_population(m, X) for k, m in self.members_.items()}
+        return out
 
     def member_probabilities(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
         if not hasattr(self, "members_"):

@@ -17,6 +17,7 @@ unseen values, or, with ordinal encoding, one column per categorical), ``n_train
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 import warnings
@@ -620,8 +621,8 @@ class GradientBoostingModel(_SklearnModel):
     _label = "gradient boosting"
 
     def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None, *,
-                 learning_rate: float = 0.05, max_iter: int = 300, max_leaf_nodes: int = 31,
-                 min_samples_leaf: int = 20, l2_regularization: float = 0.0, early_stopping: bool = True,
+                 learning_rate: float = 0.05, max_iter: int = 300, max_leaf_nodes: int = 15,
+                 min_samples_leaf: int = 100, l2_regularization: float = 1.0, early_stopping: bool = True,
                  class_weight: str | None = None, random_state: int = 0):
         self.numeric = numeric
         self.categorical = categorical
@@ -843,6 +844,18 @@ class CalibratedModel(_ParamsMixin):
         if p.size == 0:
             return p
         return np.clip(np.asarray(self.calibrator_.predict(p), dtype="float64"), 0.0, 1.0)
+
+    def for_population(self, X: pd.DataFrame) -> "CalibratedModel":
+        """The calibrated model around its base refitted on the scored population, when the base learns from it
+        (BG/NBD); the calibration map is kept."""
+        from . import for_population
+
+        base = for_population(self.base_, X)
+        if base is self.base_:
+            return self
+        out = copy.copy(self)
+        out.base_ = base
+        return out
 
     def __getattr__(self, name: str) -> Any:
         # attributes the product reads from a fitted model (feature names, pipeline) come from the base model

@@ -53,6 +53,7 @@ def test_training_shows_the_leaderboard_and_saves_the_run(trained):
     text = _texts(at)
     assert f"Run '{RUN}' trained" in text
     assert "time split" in text  # the validation scheme
+    assert "measured before the refit" in text and "refitted on" in text  # the saved models learned from more
     board = at.dataframe[-1].value
     assert set(board["label"]) == {"Recency rule", "Logistic regression"}
     assert {"roc_auc", "pr_auc", "f1"} <= set(board.columns)
@@ -75,6 +76,7 @@ def test_evaluate_threshold_by_value_top_k_and_profit(trained):
     assert len(at.get("plotly_chart")) >= 7  # confusion, threshold, ROC, PR, calibration, lift, gains, segments
     before = _cards(at)
     assert set(before) >= {"ROC-AUC", "PR-AUC", "Accuracy", "Precision", "Recall", "F1"}
+    assert "refitted on" in _texts(at)
 
     # by value
     at.slider(key=widget_key(Key.W_EVAL, RUN, model, "value")).set_value(0.9).run()

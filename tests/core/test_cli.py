@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -107,6 +108,38 @@ def test_train_and_score_contract(small_log, tmp_path):
     rc, out, err = cli("train", small_log, "--out", run, "--models", "nosuchmodel")
     assert rc == 2 and "nosuchmodel" in err
     assert json.loads((run / "metrics.json").read_text()) == m  # the failed call left the saved run alone
+
+
+def test_score_with_any_model_of_the_run_and_no_refit(small_log, tmp_path):
+    """`score --model KEY` scores with that model (its own threshold in the export); `train --no-refit` saves the
+    models exactly as validated, the default records what they were refitted on."""
+    from retention_core.bundle import load_run
+    from retention_core.io import read_table
+    from retention_core.scoring import score
+
+    run = tmp_path / "run"
+    rc, out, err = cli("train", small_log, "--out", run, "--horizon", 60, "--models", "recency,logreg")
+    assert rc == 0, err
+    assert "refitted on" in out
+    saved = load_run(run)
+    assert saved.info["refit"]["rows"] > 0 and saved.info["train_config"]["refit"] is True
+    other = "logreg" if saved.best == "recency" else "recency"
+    scores = tmp_path / "scores.csv"
+    rc, out, err = cli("score", run, small_log, "--out", scores, "--model", other)
+    assert rc == 0, err
+    s = pd.read_csv(scores, dtype={"user_id": str})
+    assert set(s["model"]) == {other}
+    assert s["threshold"].iloc[0] == pytest.approx(saved.info["thresholds"][other])
+    direct, _, _ = score(saved, read_table(small_log), model=other)
+    merged = s.merge(direct, on="user_id", suffixes=("", "_direct"))
+    assert len(merged) == len(s)
+    np.testing.assert_allclose(merged["churn_probability"], merged["churn_probability_direct"], atol=1e-9)
+    rc, out, err = cli("score", run, small_log, "--out", scores, "--model", "gbm")
+    assert rc == 2 and "no model 'gbm'" in err and "logreg" in err
+    rc, out, err = cli("train", small_log, "--out", tmp_path / "plain", "--horizon", 60, "--models", "logreg",
+                       "--no-refit")
+    assert rc == 0, err
+    assert load_run(tmp_path / "plain").info["refit"] == {} and "not refitted" in out
 
 
 def test_score_refuses_a_tampered_run(small_log, tmp_path):

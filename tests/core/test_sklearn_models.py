@@ -340,3 +340,28 @@ def test_calibration_errors(data):
         CalibratedModel(LogisticModel()).predict_proba(Xt)
     with pytest.raises(ModelError, match=r"\(validation\): every label is 0"):
         CalibratedModel(LogisticModel()).fit(X, y, X_val=Xt.iloc[:10], y_val=np.zeros(10))
+
+
+def test_logistic_regression_clips_lifetime_totals_to_the_training_range():
+    """A lifetime total far beyond anything seen in training (a later snapshot, a longer history) scores as the
+    largest value seen, not as an extrapolation; every count is read on a log scale."""
+    from retention_core.models.sklearn_models import LogisticModel, QuantileClip
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    orders = rng.poisson(5, n).astype(float)
+    recency = rng.uniform(1, 300, n)
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-(recency / 100 - np.log1p(orders))))).astype(float)
+    X = pd.DataFrame({"orders_total": orders, "recency_days": recency})
+    m = LogisticModel(["orders_total", "recency_days"], []).fit(X, y)
+    clip = m.pipeline_.named_steps["preprocess"].named_transformers_["num"].named_steps["clip"]
+    assert isinstance(clip, QuantileClip)
+    top = X["orders_total"].quantile(0.995)
+    far = pd.DataFrame({"orders_total": [top, 50 * top, np.nan], "recency_days": [50.0, 50.0, 50.0]})
+    p = m.predict_proba(far)
+    assert p[0] == pytest.approx(p[1])
+    assert np.isfinite(p[2])
+    unclipped = LogisticModel(["orders_total", "recency_days"], [], clip=False).fit(X, y).predict_proba(far)
+    assert unclipped[1] < unclipped[0] - 0.01  # without the clip the linear score runs on past the data
+    log = m.pipeline_.named_steps["preprocess"].named_transformers_["num"].named_steps["log"]
+    assert log.log_columns_.all()  # recency is not very skewed, yet it is on a log scale too

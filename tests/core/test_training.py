@@ -56,3 +56,71 @@ def test_one_failing_model_does_not_lose_the_others(dataset):
         train_models(dataset, TrainConfig(models=["gbm"], params={"gbm": {"max_iter": -5}}), horizon_days=60)
     with pytest.raises(ConfigError, match="Unknown model"):
         TrainConfig(models=["nope"]).model_keys()
+
+
+def test_kept_models_are_refitted_on_the_latest_snapshots_carrying_what_validation_learned(dataset):
+    """After validation every model learns from the latest labelled snapshots, the validation one included: boosting
+    keeps the trees early stopping found (scaled with the rows), the leaderboard keeps the figures measured before."""
+    from retention_core.training import recent_snapshots
+
+    cfg = dict(models=["recency", "logreg", "gbm", "bgnbd", "ensemble"])
+    plain = train_models(dataset, TrainConfig(**cfg, refit=False), horizon_days=60)
+    res = train_models(dataset, TrainConfig(**cfg), horizon_days=60)
+    pd.testing.assert_frame_equal(plain.leaderboard.drop(columns="fit_seconds"),
+                                  res.leaderboard.drop(columns="fit_seconds"))
+    lab = dataset.labelled().frame
+    final = recent_snapshots(lab["snapshot_date"], np.ones(len(lab), bool), 3)
+    t_val = pd.to_datetime(lab["snapshot_date"]).max()
+    assert res.refit["rows"] == int(final.sum()) and res.refit["to"] == str(t_val.date())
+    assert "refitted on" in res.refit_note and "not refitted" in plain.refit_note
+    for key in ("recency", "logreg", "gbm", "bgnbd"):
+        assert res.models[key].n_train_ == int(final.sum()), key
+        assert plain.models[key].n_train_ != int(final.sum()), key
+    validated, refitted = plain.models["gbm"], res.models["gbm"]
+    scale = max(1.0, final.sum() / validated.n_train_)  # never fewer trees than validation kept
+    assert refitted.early_stopping is False
+    assert refitted.max_iter == round(validated.n_iter_ * scale) == res.refit["carried"]["gbm"]["max_iter"]
+    assert refitted.n_iter_ == refitted.max_iter
+    members = res.models["ensemble"].members_
+    assert all(members[k] is res.models[k] for k in members)  # reassembled from the refitted members
+    X = lab.loc[final, res.numeric + res.categorical]
+    assert not np.allclose(res.models["logreg"].predict_proba(X), plain.models["logreg"].predict_proba(X))
+
+
+def test_refit_keeps_the_calibration_map_and_neural_epochs(dataset):
+    from retention_core.models.sklearn_models import CalibratedModel
+
+    res = train_models(dataset, TrainConfig(models=["logreg", "mlp"], calibrate="sigmoid",
+                                            params={"mlp": {"epochs": 3, "patience": 1}}), horizon_days=60)
+    cal = res.models["logreg"]
+    assert isinstance(cal, CalibratedModel) and "kept through the refit" in cal.calibration_source_
+    mlp = res.models["mlp"].base_
+    assert mlp.early_stopping is False and mlp.epochs == res.refit["carried"]["mlp"]["epochs"]
+    assert 1 <= mlp.epochs <= 3 and len(mlp.history_) == mlp.epochs  # exactly the epochs validation kept
+    assert mlp.n_train_ == res.refit["rows"]
+
+
+def test_bgnbd_learns_from_the_scored_population():
+    """BG/NBD needs no labels: when scoring, its parameters come from all purchases of the users scored (up to the
+    scoring date), wherever it sits (alone, in the ensemble, calibrated); a handful of users keeps the trained ones."""
+    from retention_core.models import for_population
+    from retention_core.models.baselines import BGNBDModel
+    from retention_core.models.ensemble import EnsembleModel
+
+    rng = np.random.default_rng(3)
+
+    def population(n, rate):
+        T = rng.uniform(100, 400, n)
+        x = rng.poisson(rate * T / 30)
+        return pd.DataFrame({"repeat_purchases": x.astype(float), "tenure_days": T,
+                             "first_to_last_days": np.where(x > 0, rng.uniform(0, 1, n) * T, 0.0)})
+
+    old, new = population(2000, 0.2), population(2000, 1.5)
+    trained = BGNBDModel(horizon_days=90).fit(old)
+    adapted = for_population(trained, new)
+    assert adapted is not trained and trained.params_ == BGNBDModel(horizon_days=90).fit(old).params_
+    np.testing.assert_allclose(adapted.predict_proba(new), BGNBDModel(horizon_days=90).fit(new).predict_proba(new))
+    assert for_population(trained, new.head(20)) is trained
+    ens = EnsembleModel.from_fitted({"bgnbd": trained, "recency": trained})
+    assert for_population(ens, new).members_["bgnbd"].params_ == adapted.params_
+    assert ens.members_["bgnbd"] is trained
