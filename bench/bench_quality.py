@@ -23,10 +23,12 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 
 from retention_core.evaluation import metrics  # noqa: E402
-from retention_core.events import SnapshotConfig, build_dataset, canonical_events, data_end  # noqa: E402
+from retention_core.events import canonical_events# noqa: E402
+from retention_core.dataset import SnapshotConfig, build_dataset, data_end
 from retention_core.io import read_table  # noqa: E402
 from retention_core.roles import infer_schema  # noqa: E402
-from retention_core.training import TrainConfig, train_models, training_cutoffs  # noqa: E402
+from retention_core.training import TrainConfig, train_models# noqa: E402
+from retention_core.dataset import training_cutoffs
 
 HOLDOUTS = {
     "orii": ("online_retail_ii_2009_2010.parquet", ["2010-09-10", "2010-08-11"]),
@@ -101,7 +103,7 @@ def target_check(rows: list[dict]) -> list[str]:
 
 
 def telco(models, params: dict | None = None) -> list[dict]:
-    from retention_core.features import user_dataset
+    from retention_core.dataset import user_dataset
     from retention_core.validation import validate
 
     raw = read_table(DATA / "telco_customer_churn.csv")

@@ -22,10 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assets.generator import generate_for_events  # noqa: E402
 from retention_core.bundle import load_run, save_run  # noqa: E402
-from retention_core.events import SnapshotConfig, build_dataset, canonical_events  # noqa: E402
+from retention_core.events import canonical_events# noqa: E402
+from retention_core.dataset import SnapshotConfig, build_dataset
 from retention_core.roles import infer_schema  # noqa: E402
 from retention_core.scoring import score  # noqa: E402
-from retention_core.training import TrainConfig, train_models, training_cutoffs  # noqa: E402
+from retention_core.training import TrainConfig, train_models# noqa: E402
+from retention_core.dataset import training_cutoffs
 
 
 def main() -> None:

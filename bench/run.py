@@ -111,7 +111,7 @@ def _canonical(raw):
 def _cutoff(ev):
     import pandas as pd
 
-    from retention_core.events import data_end
+    from retention_core.dataset import data_end
 
     return data_end(ev) - pd.Timedelta(days=90)
 
@@ -138,13 +138,13 @@ def step_generate(cache: str, n: int, csv: bool = False) -> dict:
 
 def _training_cutoffs(ev) -> list:
     """The cutoffs the product trains on by default (``default_config``: up to 6 snapshots, 30 days apart)."""
-    from retention_core.events import default_config, snapshot_dates
+    from retention_core.dataset import default_config, snapshot_dates
 
     return snapshot_dates(ev, default_config(ev))
 
 
 def step_features_product(cache: str, n: int) -> dict:
-    from retention_core.events import SnapshotConfig, build_dataset, default_config
+    from retention_core.dataset import SnapshotConfig, build_dataset, default_config
 
     raw = _load_raw(cache, n)
     t0 = time.perf_counter()
@@ -166,7 +166,7 @@ def step_features_full(cache: str, n: int) -> dict:
     """The pandas reference of every product column (``bench/reference_features.py``): one cutoff, then each
     training cutoff in turn (a plain implementation recomputes everything per cutoff)."""
     from bench.reference_features import pandas_full_reference
-    from retention_core.events import SnapshotConfig, data_end, default_config
+    from retention_core.dataset import SnapshotConfig, data_end, default_config
 
     ev = _canonical(_load_raw(cache, n))
     end = data_end(ev)
@@ -251,10 +251,10 @@ def step_train_reference(rows: int) -> dict:
 
 
 def _scoring_setup(cache: str, events: int):
-    from retention_core.events import SnapshotConfig, build_dataset
+    from retention_core.dataset import SnapshotConfig, build_dataset
     from retention_core.roles import infer_schema
     from retention_core.events import canonical_events
-    from retention_core.training import training_cutoffs
+    from retention_core.dataset import training_cutoffs
 
     raw = _load_raw(cache, events)
     schema = infer_schema(raw)
@@ -272,7 +272,7 @@ def _replicate(X, users: int):
 
 def step_score_product(cache: str, events: int, users: int) -> dict:
     from retention_core.bundle import load_run, save_run
-    from retention_core.events import build_dataset
+    from retention_core.dataset import build_dataset
     from retention_core.scoring import score
     from retention_core.training import TrainConfig, train_models
 
@@ -305,7 +305,7 @@ def step_score_product(cache: str, events: int, users: int) -> dict:
 
 def step_score_reference(cache: str, events: int, users: int) -> dict:
     from bench.reference import hgb_fit, hgb_predict
-    from retention_core.events import build_dataset
+    from retention_core.dataset import build_dataset
 
     raw, schema, ev, cfg, ds = _scoring_setup(cache, events)
     lab = ds.labelled()
@@ -592,9 +592,9 @@ def step_quality_holdout_reference(name: str, cutoff: str) -> dict:
 
     from bench.bench_quality import HOLDOUTS
     from bench.reference import rfm_holdout
-    from retention_core.events import SnapshotConfig, build_dataset
+    from retention_core.dataset import SnapshotConfig, build_dataset
     from retention_core.io import read_table
-    from retention_core.training import training_cutoffs
+    from retention_core.dataset import training_cutoffs
 
     ev = _canonical(read_table(DATA / HOLDOUTS[name][0]))
     C = pd.Timestamp(cutoff)

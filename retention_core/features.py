@@ -31,7 +31,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .events import CANONICAL, SnapshotConfig, slug
+from .events import CANONICAL, slug
 
 SEQUENCE_CHANNELS = ["orders", "revenue_log", "browsing_log", "returns"]
 MAX_EVENT_TYPES = 8
@@ -384,7 +384,7 @@ def _count_sql(P: _Packing, windows: tuple[int, ...], types: list[str]) -> tuple
     return agg, base
 
 
-def compute(ev: pd.DataFrame, dates: list[pd.Timestamp], cfg: SnapshotConfig, *, end: pd.Timestamp,
+def compute(ev: pd.DataFrame, dates: list[pd.Timestamp], cfg, *, end: pd.Timestamp,
             threads: int | None = None, sequences: bool = False) -> tuple[pd.DataFrame, np.ndarray | None]:
     """One row per (snapshot, user active in the lookback window): features from buckets <= T and the label; with
     ``sequences``, also the weekly activity array aligned with the rows (from the same per-day table)."""
@@ -595,17 +595,3 @@ def apply_user_spec(df: pd.DataFrame, schema, spec: dict) -> pd.DataFrame:
     for c in spec["categorical"]:
         out[c] = df[c].astype("string").str.strip().astype(object).where(df[c].notna(), None)
     return pd.DataFrame(out, index=df.index)
-
-
-def user_dataset(df: pd.DataFrame, schema, report=None):
-    """A user table as a :class:`~retention_core.events.Dataset` (label 1 = churned, missing labels kept as NaN)."""
-    from .events import Dataset
-    from .roles import label_series
-
-    excluded = report.excluded_features if report is not None else []
-    spec = user_feature_spec(df, schema, excluded)
-    frame = apply_user_spec(df, schema, spec)
-    frame.insert(1, "churned", label_series(df, schema).to_numpy() if schema.roles.get("label") else np.nan)
-    numeric = spec["numeric"] + [f"{c} (age in days)" for c in spec["dates"]]
-    return Dataset(frame.reset_index(drop=True), numeric, list(spec["categorical"]), None, [],
-                   {"user_spec": spec}, "users")

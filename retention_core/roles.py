@@ -376,18 +376,12 @@ def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-_ROLE_OPTION = {"user_id": "--user-col", "timestamp": "--time-col", "order_id": "--order-col", "amount": "--amount-col",
-                "quantity": "--quantity-col", "price": "--price-col", "event_type": "--event-col",
-                "product": "--product-col", "category": "--category-col", "label": "--label"}
-
-
 def require_roles(schema: Schema, *roles: str) -> None:
+    """ConfigError (its ``roles`` naming the missing ones) unless every role has a column."""
     missing = [r for r in roles if not schema.roles.get(r)]
     if missing:
         names = ", ".join(ROLE_LABELS[r].lower() for r in missing)
-        opts = " ".join(f"{_ROLE_OPTION[r]} COLUMN" for r in missing if r in _ROLE_OPTION)
-        where = f" (or pass {opts})" if opts else ""
-        raise ConfigError(f"No column was recognised as the {names}. Choose it in the column mapping{where}.")
+        raise ConfigError(f"No column was recognised as the {names}. Choose it in the column mapping.", roles=missing)
 
 
 def label_series(df: pd.DataFrame, schema: Schema) -> pd.Series:

@@ -14,12 +14,19 @@ from __future__ import annotations
 import os
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
+from .dataset import SnapshotConfig, scoring_snapshot
+from .errors import ConfigError, DataError
+from .events import canonical_events
+from .explain import top_reasons
+from .features import apply_user_spec
+from .models import REGISTRY, for_population
+from .roles import Schema, infer_schema
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -123,10 +130,6 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None):
     User tables: the saved feature specification. The saved column roles are applied by column name; a role whose
     column is missing is inferred again.
     """
-    from .errors import DataError
-    from .events import SnapshotConfig, canonical_events, scoring_snapshot
-    from .features import apply_user_spec
-    from .roles import Schema, infer_schema
 
     saved = Schema.from_dict(run.info["schema"])
     overrides = {r: c for r, c in saved.roles.items() if c and c in df.columns}
@@ -161,7 +164,6 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None):
 
 def score(run, df: pd.DataFrame, *, as_of=None, model: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, object]:
     """Churn probability, risk decile and rank for every user; returns (scores, feature rows, sequences)."""
-    from .models import REGISTRY, for_population
 
     key = model or run.best
     m = run.model(key)  # an unknown key: a message listing the run's models
@@ -198,57 +200,54 @@ def select(scores: pd.DataFrame, *, top: int | None = None, threshold: float | N
     """Mask of users chosen by top-K or by a probability threshold (all when neither)."""
     if top is not None:
         if top < 1:
-            raise ConfigError(f"--top must be at least 1, got {top}.")
+            raise ConfigError(f"Keep at least 1 user, got {top}.", field="top", value=top)
         return scores["rank"] <= top
     if threshold is not None:
         if not 0 <= threshold <= 1:
-            raise ConfigError(f"--threshold must be a probability between 0 and 1, got {threshold}.")
+            raise ConfigError(f"The threshold must be a probability between 0 and 1, got {threshold}.",
+                              field="threshold", value=threshold)
         return scores["churn_probability"] >= threshold
     return pd.Series(True, index=scores.index)
 
 
-def score_cli(args) -> int:
-    """``python -m retention_core score RUN DATA --out FILE``."""
-    import time
+@dataclass
+class ScoredFile:
+    """What scoring a file gives: every user's score, the chosen users with their columns, and how."""
 
-    from .bundle import load_run
-    from .io import read_table
+    scores: pd.DataFrame  # user_id, churn_probability, risk_decile, rank for every user scored
+    chosen: pd.DataFrame  # the chosen users: the score columns, reason_1..N, attributes, model, threshold, date
+    model: str
+    frame: pd.DataFrame  # the feature rows of every user scored
+    sequences: np.ndarray | None = None
 
-    t0 = time.perf_counter()
-    if args.reasons < 0:
-        raise ConfigError(f"--reasons must be 0 or more, got {args.reasons}.")
-    run = load_run(args.run)
-    df = read_table(args.data, sheet=args.sheet)
-    key = args.model or run.best
-    scores, frame, seq = score(run, df, as_of=args.as_of, model=key)
+
+def score_file(run, df: pd.DataFrame, *, as_of=None, model: str | None = None, top: int | None = None,
+               threshold: float | None = None, reasons: int = 0, pseudonymise_key: str | None = None) -> ScoredFile:
+    """Score a table with a saved run (its best model unless ``model`` is named) and choose users by top-K or a
+    probability threshold (all when neither), most at risk first, with the top ``reasons`` per user, the user's
+    attributes, the model, its threshold and the scoring date; ids replaced by keyed pseudonyms when a key is given."""
+    if reasons < 0:
+        raise ConfigError(f"The number of reasons must be 0 or more, got {reasons}.", field="reasons", value=reasons)
+    key = model or run.best
+    scores, frame, seq = score(run, df, as_of=as_of, model=key)
     full = scores.copy()
     for a in run.info["categorical"]:
         if a in frame.columns:
             full[a] = frame[a].to_numpy()
-    chosen = full.loc[select(scores, top=args.top, threshold=args.threshold)].sort_values("rank")
+    chosen = full.loc[select(scores, top=top, threshold=threshold)].sort_values("rank")
     out = chosen.reset_index(drop=True)
-    if args.reasons:
-        from .explain import top_reasons
-
+    if reasons:
         idx = chosen.index.to_numpy()
-        reasons = top_reasons(run, frame.iloc[idx].reset_index(drop=True), n=args.reasons,
-                              sequences=seq[idx] if seq is not None else None, model=key)
-        for i in range(args.reasons):
-            out.insert(4 + i, f"reason_{i + 1}", reasons[i] if i < len(reasons) else "")
-    if getattr(args, "pseudonymise_key_env", None):
-        key = os.environ.get(args.pseudonymise_key_env, "")
-        if not key:
-            raise ConfigError(f"Environment variable {args.pseudonymise_key_env} is empty or not set: put the "
-                              "pseudonymisation key in it.")
-        out = pseudonymise_list(out, key)
+        texts = top_reasons(run, frame.iloc[idx].reset_index(drop=True), n=reasons,
+                            sequences=seq[idx] if seq is not None else None, model=key)
+        for i in range(reasons):
+            out.insert(4 + i, f"reason_{i + 1}", texts[i] if i < len(texts) else "")
+    if pseudonymise_key is not None:
+        out = pseudonymise_list(out, pseudonymise_key)
     out["model"] = key
     out["threshold"] = float(run.info.get("thresholds", {}).get(key, run.threshold))
-    out["scoring_date"] = str(pd.Timestamp(frame["snapshot_date"].iloc[0]).date()) if "snapshot_date" in frame and len(frame) \
-        else str(pd.Timestamp.now().date())
-    write_table(out, args.out)
-    print(f"scored {len(scores):,} users with {key}; wrote {len(out):,} rows to {args.out} "
-          f"in {time.perf_counter() - t0:.1f} s")
-    return 0
+    out["scoring_date"] = scoring_date(frame) if len(frame) else str(pd.Timestamp.now().date())
+    return ScoredFile(scores, out, key, frame, seq)
 
 
 # ----------------------------------------------------------------------------------------------- at-risk lists

@@ -30,6 +30,7 @@ class Finding:
     count: int = 0
     examples: list = field(default_factory=list)
     action: str = ""
+    role: str | None = None  # the column role a missing-column finding is about (each front end words the fix)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -49,11 +50,12 @@ def _plain(x):
 class ValidationReport:
     findings: list[Finding] = field(default_factory=list)
 
-    def add(self, severity: str, code: str, message: str, count: int = 0, examples=None, action: str = "") -> None:
+    def add(self, severity: str, code: str, message: str, count: int = 0, examples=None, action: str = "",
+            role: str | None = None) -> None:
         if severity not in SEVERITY_ORDER:
             raise ValueError(f"severity must be one of {', '.join(SEVERITY_ORDER)}, got {severity!r}")
         self.findings.append(Finding(severity, code, message, int(count), [_plain(x) for x in list(examples or [])[:5]],
-                                     action))
+                                     action, role))
 
     @property
     def errors(self) -> list[Finding]:
@@ -194,7 +196,8 @@ def validate(df: pd.DataFrame, schema: Schema, *, now: pd.Timestamp | None = Non
                     "table", int(extra.sum()), [str(v) for v in df[user][extra].unique()[:5]],
                     "each row is treated as its own user; if each row is an event, switch the kind to event log")
     else:
-        rep.add("error", "no_user_id", "No user id column was found", 0, [], "choose it in the column mapping")
+        rep.add("error", "no_user_id", "No user id column was found", 0, [], "choose it in the column mapping",
+                role="user_id")
 
     if schema.kind == "events":
         _validate_events(df, schema, rep, now)
@@ -208,7 +211,8 @@ def _validate_events(df: pd.DataFrame, schema: Schema, rep: ValidationReport, no
     r = schema.roles
     ts_col = r.get("timestamp")
     if not ts_col:
-        rep.add("error", "no_timestamp", "No timestamp column was found", 0, [], "choose it in the column mapping")
+        rep.add("error", "no_timestamp", "No timestamp column was found", 0, [], "choose it in the column mapping",
+                role="timestamp")
     else:
         raw = df[ts_col]
         ts = parse_datetime(raw)
