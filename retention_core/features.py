@@ -402,15 +402,20 @@ def compute(ev: pd.DataFrame, dates: list[pd.Timestamp], cfg, *, end: pd.Timesta
         con.close()
 
 
-def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: _Packing, per_user=()) -> pd.DataFrame:
+def _population(con, dates: list[pd.Timestamp], lookback: int) -> None:
+    """Temp tables ``cut`` (the cutoffs) and ``pop`` (each cutoff's users: a purchase in the lookback window)."""
     values = ", ".join(f"(DATE '{d.date()}')" for d in dates)
     con.execute(f"CREATE OR REPLACE TEMP TABLE cut AS SELECT * FROM (VALUES {values}) t(T)")
-    H, L = int(cfg.horizon_days), int(cfg.lookback_days)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE pop AS
-        SELECT c.T, d.user_id FROM cut c JOIN daily d ON d.b <= c.T AND d.b > c.T - {L} AND d.orders > 0
+        SELECT c.T, d.user_id FROM cut c JOIN daily d ON d.b <= c.T AND d.b > c.T - {lookback} AND d.orders > 0
         GROUP BY 1, 2
     """)
+
+
+def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: _Packing, per_user=()) -> pd.DataFrame:
+    H, L = int(cfg.horizon_days), int(cfg.lookback_days)
+    _population(con, dates, L)
     agg, base = _count_sql(P, cfg.windows, types)
     sep = ",\n               "
     # an attribute looked up per user carries the user's code here; _decode turns it into the user's value
@@ -468,7 +473,11 @@ def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: _Packing,
     LEFT JOIN fut USING (T, user_id)
     ORDER BY snapshot_date DESC, base.user_id
     """
-    frame = con.execute(sql).df()
+    return _tidy(con.execute(sql).df(), ev, attributes)
+
+
+def _tidy(frame: pd.DataFrame, ev: pd.DataFrame, attributes: list[str]) -> pd.DataFrame:
+    """Numbers as float64, the snapshot date as a timestamp, and no column for what the log does not record."""
     frame["churned"] = frame["churned"].astype("Float64").astype("float64")
     for c in frame.columns:
         if c not in ("user_id", "snapshot_date") and c not in attributes and pd.api.types.is_numeric_dtype(frame[c]):

@@ -27,6 +27,7 @@ from .explain import top_reasons
 from .features import apply_user_spec
 from .models import REGISTRY, for_population
 from .roles import Schema, infer_schema
+from .segments import risk_deciles
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -111,17 +112,6 @@ def format_dates(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def risk_deciles(p: np.ndarray) -> np.ndarray:
-    """Risk decile 1 (highest churn probability) to 10 (lowest), by rank so ties split evenly."""
-    p = np.asarray(p, dtype=float)
-    if len(p) == 0:
-        return np.zeros(0, dtype=int)
-    order = np.argsort(-p, kind="stable")
-    ranks = np.empty(len(p), dtype=np.int64)
-    ranks[order] = np.arange(len(p))
-    return (ranks * 10 // len(p) + 1).astype(int)
-
-
 # ----------------------------------------------------------------------------------------------- scoring a run
 def features_for_run(run, df: pd.DataFrame, *, as_of=None):
     """The saved run's feature rows for new data, computed with the same code path as training.
@@ -178,7 +168,7 @@ def scores_table(user_ids, p) -> pd.DataFrame:
     """``user_id, churn_probability, risk_decile, rank`` from ids and churn probabilities (rank 1 = most at risk)."""
     p = np.clip(np.asarray(p, dtype=float), 0, 1)
     out = pd.DataFrame({"user_id": pd.Series(user_ids).astype(str).to_numpy(), "churn_probability": p})
-    out["risk_decile"] = risk_deciles(p)
+    out["risk_decile"] = risk_deciles(p).to_numpy(dtype=int)
     order = np.argsort(-p, kind="stable")
     rank = np.empty(len(p), dtype=np.int64)
     rank[order] = np.arange(1, len(p) + 1)
@@ -413,55 +403,22 @@ def at_risk_list(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, met
     if frame is not None and len(frame) != n:
         raise ConfigError(f"The scores ({n:,} users) and the feature rows ({len(frame):,}) do not match.")
     if threshold is not None and not 0 <= float(threshold) <= 1:
-        raise ConfigError(f"The threshold must be a probability between 0 and 1, got {threshold}.")
+        raise ConfigError(f"The threshold must be a probability between 0 and 1, got {threshold}.", field="threshold",
+                          value=threshold)
     if k is not None and int(k) < 1:
-        raise ConfigError(f"The number of users to contact must be at least 1, got {k}.")
+        raise ConfigError(f"The number of users to contact must be at least 1, got {k}.", field="top", value=k)
 
     base = scores[SCORE_COLUMNS].reset_index(drop=True)
     fr = frame.reset_index(drop=True) if frame is not None else None
-    segs = list(segment_cols) if segment_cols is not None else segment_columns(fr)
-    if fr is not None:
-        for c in segs:
-            if c not in fr.columns:
-                raise ConfigError(f"Segment column {c!r} is not among the scored users' columns.")
-        for c in (segment_filter or {}):
-            if c not in segs and c in fr.columns and c not in base.columns:
-                segs.append(c)
-    elif segs:
-        raise ConfigError("Segment columns need the scored users' feature rows.")
-    lookup = pd.concat([base, fr[[c for c in segs if c not in base.columns]]], axis=1) if segs else base
+    lookup, segs = _segment_lookup(base, fr, segment_filter, segment_cols)
 
     p = base["churn_probability"].to_numpy(dtype=float)
     value, basis = user_value(fr, n, value_col)
     var = p * value
     keep = np.flatnonzero(_segment_mask(lookup, segment_filter))
     by_rank = keep[np.argsort(base["rank"].to_numpy()[keep], kind="stable")]
-
-    if method == "threshold":
-        if threshold is None:
-            raise ConfigError("Choose a churn-probability threshold to select users by threshold.")
-        chosen = by_rank[p[by_rank] >= float(threshold)]
-    elif method == "top_k":
-        if k is None:
-            raise ConfigError("Choose how many users to contact (K).")
-        chosen = by_rank[:int(k)]
-    elif method == "budget":
-        if budget is None or cost_per_contact is None:
-            raise ConfigError("Give both the campaign budget and the cost per contact.")
-        chosen = by_rank[:budget_contacts(budget, cost_per_contact)]
-    else:
-        by_value = by_rank[np.argsort(-var[by_rank], kind="stable")]
-        if k is not None:
-            chosen = by_value[:int(k)]
-        elif budget is not None or cost_per_contact is not None:
-            if budget is None or cost_per_contact is None:
-                raise ConfigError("Give both the campaign budget and the cost per contact.")
-            chosen = by_value[:budget_contacts(budget, cost_per_contact)]
-        elif threshold is not None:
-            chosen = by_value[p[by_value] >= float(threshold)]
-        else:
-            chosen = by_value
-
+    chosen = _choose(method, by_rank, p, var, threshold=threshold, k=k, budget=budget,
+                     cost_per_contact=cost_per_contact)
     out = lookup.iloc[chosen].reset_index(drop=True)
     out = out[SCORE_COLUMNS + [c for c in segs if c not in SCORE_COLUMNS]]
     rf = _reason_frame(reasons, n)
@@ -478,6 +435,50 @@ def at_risk_list(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, met
     out.attrs["method"] = method
     out.attrs["eligible"] = int(len(keep))
     return out
+
+
+def _choose(method: str, by_rank: np.ndarray, p: np.ndarray, var: np.ndarray, *, threshold, k, budget,
+            cost_per_contact) -> np.ndarray:
+    """Positions of the users ``method`` picks from the eligible ones (``by_rank``: most at risk first)."""
+    if method == "threshold":
+        if threshold is None:
+            raise ConfigError("Choose a churn-probability threshold to select users by threshold.", field="threshold")
+        return by_rank[p[by_rank] >= float(threshold)]
+    if method == "top_k":
+        if k is None:
+            raise ConfigError("Choose how many users to contact (K).", field="top")
+        return by_rank[:int(k)]
+    if method == "budget":
+        if budget is None or cost_per_contact is None:
+            raise ConfigError("Give both the campaign budget and the cost per contact.", field="budget")
+        return by_rank[:budget_contacts(budget, cost_per_contact)]
+    by_value = by_rank[np.argsort(-var[by_rank], kind="stable")]
+    if k is not None:
+        return by_value[:int(k)]
+    if budget is not None or cost_per_contact is not None:
+        if budget is None or cost_per_contact is None:
+            raise ConfigError("Give both the campaign budget and the cost per contact.", field="budget")
+        return by_value[:budget_contacts(budget, cost_per_contact)]
+    if threshold is not None:
+        return by_value[p[by_value] >= float(threshold)]
+    return by_value
+
+
+def _segment_lookup(base: pd.DataFrame, fr: pd.DataFrame | None, segment_filter, segment_cols) -> tuple:
+    """The score columns with the segment columns beside them, and the segment columns' names."""
+    segs = list(segment_cols) if segment_cols is not None else segment_columns(fr)
+    if fr is None:
+        if segs:
+            raise ConfigError("Segment columns need the scored users' feature rows.")
+        return base, segs
+    for c in segs:
+        if c not in fr.columns:
+            raise ConfigError(f"Segment column {c!r} is not among the scored users' columns.")
+    for c in (segment_filter or {}):
+        if c not in segs and c in fr.columns and c not in base.columns:
+            segs.append(c)
+    lookup = pd.concat([base, fr[[c for c in segs if c not in base.columns]]], axis=1) if segs else base
+    return lookup, segs
 
 
 def attach_reasons(list_df: pd.DataFrame, reasons) -> pd.DataFrame:
