@@ -5,7 +5,9 @@ content (not only the file name), the text encoding (UTF-8 with or without BOM, 
 delimiter, and refuses with a :class:`DataError` anything that is not a usable table. Values that are clearly numbers
 become numbers (thousands separators and currency signs allowed); identifiers with leading zeros, identifiers too
 long for a 64-bit integer and dates stay text until :func:`parse_datetime` turns dates into timestamps. Nothing read
-is ever executed or unpickled.
+is ever executed or unpickled. Every read stays within bounds checked before parsing (size, expansion, columns, line
+length: :mod:`retention_core.bounds`), and a workbook is read on the sheet that holds its main table
+(:func:`retention_core.sheets.choose_sheet`), with the reason in ``read_info``.
 """
 from __future__ import annotations
 
@@ -452,6 +454,7 @@ def _pick_sheet(sheets: list[dict], name: str, sheet: str | int | None) -> tuple
 
 
 def _read_excel(data: bytes, name: str, sheet: str | int | None, limits: Limits) -> tuple[pd.DataFrame, dict]:
+    """The sheet asked for, or the main table, as a frame of cells; its width checked before pandas builds it."""
     bounds.check_zip_expansion(data, name, limits)
     sheets = excel_sheets(data)
     sheet, why = _pick_sheet(sheets, name, sheet)
