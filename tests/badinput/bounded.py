@@ -105,9 +105,9 @@ MAX_PEAK_MB = 1024
 MAX_SECONDS = 10
 
 
-def _env(case) -> dict:
+def _env(case=None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if case.max_mb is not None:
+    if case is not None and case.max_mb is not None:
         env["RETENTION_MAX_UPLOAD_MB"] = str(case.max_mb)
     return env
 
@@ -122,7 +122,8 @@ def upload_bounded(case, *, max_mb: float = MAX_PEAK_MB + 512, timeout: float = 
     """A corpus file uploaded on the Data page (tests/badinput/child.py) in a child process under the ceiling; the
     run and the child's JSON report (None when it was killed or printed none). The app alone takes about 350 MB, so
     the ceiling here leaves room to measure a file that goes past 1 GB rather than kill it."""
-    res = run_bounded([sys.executable, "-m", "tests.badinput.child", str(case.path), "--name", case.name],
-                      max_mb=max_mb, timeout=timeout, env=_env(case), cwd=ROOT)
+    limit = ["--max-mb", str(case.max_mb)] if case.max_mb is not None else []
+    res = run_bounded([sys.executable, "-m", "tests.badinput.child", str(case.path), "--name", case.name, *limit],
+                      max_mb=max_mb, timeout=timeout, env=_env(), cwd=ROOT)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     return res, (json.loads(lines[-1]) if res.killed is None and lines else None)
