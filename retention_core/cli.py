@@ -49,7 +49,8 @@ FIELD_FLAGS = {"top": "--top", "threshold": "--threshold", "reasons": "--reasons
 
 def _role_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("columns (anything not given is inferred)")
-    g.add_argument("--sheet", help="Excel sheet to read (default: the sheet that holds the main table)")
+    g.add_argument("--sheet", help="Excel sheet to read (default: the sheet holding the main table; inspect says "
+                   "which and why)")
     g.add_argument("--kind", choices=["events", "users"], help="force the table kind")
     for flag, what in ROLE_FLAGS.values():
         g.add_argument(flag, help=what)
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run")
     s.add_argument("data")
     s.add_argument("--out", required=True, help="output CSV")
-    s.add_argument("--sheet")
+    s.add_argument("--sheet", help="Excel sheet to score (default: the sheet holding the main table)")
     s.add_argument("--as-of", help="score as of this date (event logs; default: the end of the data)")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--top", type=int, help="keep the K users most at risk")
@@ -185,6 +186,8 @@ def cmd_inspect(args) -> int:
         return EXIT_OK
     print(f"{info.get('name', args.data)}: {'event log' if schema.kind == 'events' else 'user table'}, "
           f"{len(df):,} rows x {len(df.columns)} columns" + (f", {out['users']:,} users" if out["users"] else ""))
+    if info.get("sheet") is not None:
+        print(f"sheet: {info['sheet']!r} (of {len(info.get('sheets') or [])}), {info.get('sheet_reason')}")
     print("roles:")
     for role, col in out["roles"].items():
         print(f"  {role:<11} {col}")

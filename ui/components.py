@@ -174,7 +174,10 @@ def _read_upload(up: state.Upload) -> LoadedTable | None:
         chosen = state.get_sheet(up.digest) or auto
         _sync(wkey, chosen if chosen in sheets else auto)
         sheet = st.selectbox("Sheet", sheets, key=wkey, on_change=_commit_sheet, args=(up.digest, wkey),
-                             help="The first sheet that holds data is read by default.")
+                             help="The sheet holding the main table is read by default; pick another to read it.")
+        why = info.get("sheet_reason")
+        st.caption(f"Opened sheet {auto!r}: {why}." if sheet == auto else
+                   f"Reading sheet {sheet!r}, as chosen; by default the studio opens {auto!r} ({why}).")
         if sheet != auto:
             with guard(f"reading sheet {sheet!r}") as g:
                 df = cache.read_table(cache.table_key(up.digest, sheet), up.name, sheet, up.data)
