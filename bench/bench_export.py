@@ -30,8 +30,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from retention_core.scoring import (at_risk_list, export_csv, export_csv_bytes, neutralise_frame,  # noqa: E402
-                                    pseudonymise, risk_deciles)
+from retention_core.export import export_csv, export_csv_bytes, neutralise_frame, pseudonymise  # noqa: E402
+from retention_core.scoring import at_risk_list  # noqa: E402
+from retention_core.segments import risk_deciles  # noqa: E402
 
 REASONS = ["No purchase for {d} days (typical for retained users: 34) [+{p} pts]",
            "-{p}% orders in the last 90 days against the 90 before [+{p} pts]",

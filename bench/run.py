@@ -334,7 +334,7 @@ def _export_list(users: int):
 
 
 def step_export_product(users: int) -> dict:
-    from retention_core.scoring import export_csv
+    from retention_core.export import export_csv
 
     lst = _export_list(users)
     with tempfile.TemporaryDirectory() as tmp:

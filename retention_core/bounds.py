@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -232,8 +233,6 @@ def check_zip_expansion(data: bytes, name: str, limits: Limits) -> None:
 
     The sizes are those the zip directory declares; the zip reader never returns more than a member declares.
     """
-    import zipfile
-
     try:
         total = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
     except Exception:  # damaged: the reader says so

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import json
 import os
 import platform
 import re
 import secrets
 import shutil
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import __version__
 from .errors import BundleError, ConfigError
+from .roles import Schema
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
@@ -92,22 +96,18 @@ def versions() -> dict:
 
     out = {"python": platform.python_version(), "pandas": pd.__version__, "numpy": np.__version__,
            "scikit-learn": sklearn.__version__, "retention_core": _own_version()}
-    import sys
-
     if "keras" in sys.modules:
         out["keras"] = sys.modules["keras"].__version__
     return out
 
 
 def _own_version() -> str:
-    from . import __version__
-
     return __version__
 
 
 @contextmanager
 def _lock(target: Path, timeout: float = 120.0):
-    import fcntl
+    import fcntl  # POSIX only: imported where it is used
 
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = target.parent / f".{target.name}.lock"
@@ -139,8 +139,6 @@ def _save_model(model, key: str, folder: Path) -> dict:
 
 
 def _load_model(info: dict, folder: Path):
-    import importlib
-
     if info["format"] == "keras":
         mod, cls = info["class"].rsplit(".", 1)
         if not mod.startswith("retention_core."):
@@ -297,9 +295,7 @@ class Run:
     def validation(self) -> pd.DataFrame:
         return pd.read_parquet(self.path / "validation.parquet")
 
-    def schema(self):
-        from .roles import Schema
-
+    def schema(self) -> Schema:
         return Schema.from_dict(self.info["schema"])
 
 

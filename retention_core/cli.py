@@ -10,17 +10,20 @@ import json
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from .bundle import load_run
 from .dataset import SnapshotConfig, build_dataset, default_config, training_cutoffs, user_dataset
 from .errors import RetentionError
 from .events import canonical_events
+from .export import format_dates, write_table
 from .io import read_table
 from .models import REGISTRY
 from .roles import infer_schema
-from .scoring import format_dates, score_file, write_table
-from .training import TrainConfig, TrainProgress, train_and_save
 from .validation import validate, validate_dataset
+
+if TYPE_CHECKING:
+    from .training import TrainProgress
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -230,6 +233,8 @@ def cmd_build_dataset(args) -> int:
 
 def cmd_train(args) -> int:
     """Build the training dataset, train, validate, refit, save the run and print the leaderboard."""
+    from .training import TrainConfig, train_and_save  # scikit-learn: loaded by the commands that model only
+
     t0 = time.perf_counter()
     df, schema, report = load(args)
     _fail_on_errors(report)
@@ -271,6 +276,9 @@ def _print_progress(event: TrainProgress) -> None:
 
 def cmd_score(args) -> int:
     """Score a file with a saved run and write the users chosen, most at risk first."""
+    from .scoring import score_file
+    from .export import write_table
+
     t0 = time.perf_counter()
     key = None
     if args.pseudonymise_key_env:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
-from .io import parse_datetime
+from .cells import parse_datetime
 from .roles import CANCEL_WORDS, RETURN_WORDS, Schema, require_roles
 
 NON_PRODUCT_CODES = {"POST", "DOT", "M", "BANK CHARGES", "AMAZONFEE", "C2", "D", "CRUK", "S", "B", "PADS",

@@ -31,6 +31,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from .cells import datetime_share, parse_datetime
+from .errors import DataError
 from .events import CANONICAL, slug
 
 SEQUENCE_CHANNELS = ["orders", "revenue_log", "browsing_log", "returns"]
@@ -558,7 +560,6 @@ def user_feature_spec(df: pd.DataFrame, schema, excluded: list[str] | None = Non
     constants, leaks, empty columns). Dates become ages in days before the latest date in the column; text columns
     with a few distinct values are categorical; text with many distinct values is left out.
     """
-    from .io import datetime_share, parse_datetime
 
     skip = {schema.roles.get("user_id"), schema.roles.get("label")} | set(excluded or [])
     numeric, categorical, dates, dropped = [], [], {}, []
@@ -585,9 +586,6 @@ def user_feature_spec(df: pd.DataFrame, schema, excluded: list[str] | None = Non
 
 def apply_user_spec(df: pd.DataFrame, schema, spec: dict) -> pd.DataFrame:
     """The model inputs of a user table as the spec says (the same for training and scoring)."""
-    from .errors import DataError
-    from .io import parse_datetime
-
     needed = spec["numeric"] + spec["categorical"] + list(spec["dates"])
     missing = [c for c in needed if c not in df.columns]
     if missing:

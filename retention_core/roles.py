@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
-from .io import datetime_share
+from .cells import datetime_share
 
 ROLES = ("user_id", "timestamp", "order_id", "amount", "quantity", "price", "event_type", "product", "category",
          "rating", "label")

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
+from .explain import feature_label
 
 #: Supported cohort periods: pandas-style alias -> DuckDB date part.
 PERIODS = {"W": "week", "M": "month", "Q": "quarter"}
@@ -539,7 +540,7 @@ def segment_table(frame: pd.DataFrame | None, y: Any, p: Any, shap_df: pd.DataFr
     hold only a sample of its rows (aligned by index). Ordered segmentations (RFM, deciles, tiers) keep their order,
     others are sorted by size.
     """
-    from .evaluation import segment_metrics
+    from .evaluation import segment_metrics  # scikit-learn's metrics: loaded on first use, not at start
 
     yv = np.asarray(y, dtype="float64").ravel()
     pv = np.asarray(p, dtype="float64").ravel()
@@ -559,7 +560,6 @@ def segment_table(frame: pd.DataFrame | None, y: Any, p: Any, shap_df: pd.DataFr
         sub = labels.loc[shap_df.index] if frame is not None or isinstance(segment_col, pd.Series) else labels
         heat = segment_shap_heatmap_data(shap_df, sub, max_features=None)
         drivers, counts = {}, {}
-        from .explain import feature_label
         for s in table["segment"]:
             if s in heat.matrix.index:
                 row = heat.matrix.loc[s].sort_values(ascending=False)
@@ -601,8 +601,6 @@ def segment_shap_heatmap_data(shap_df: pd.DataFrame, segments: pd.Series, *, how
     seg = pd.Series(segments)
     if len(seg) != len(shap_df):
         raise ConfigError(f"{len(seg)} segment labels for {len(shap_df)} explained users; they must match.")
-    from .explain import feature_label
-
     absv = shap_df.abs().astype("float64")
     pop = absv.mean()
     feats = pop.sort_values(ascending=False, kind="stable").index.tolist()

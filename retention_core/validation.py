@@ -14,7 +14,7 @@ import pandas as pd
 
 from .errors import ConfigError, RetentionError
 from .events import cancelled_orders, exact_duplicates, non_product_lines
-from .io import datetime_share, parse_datetime
+from .cells import datetime_share, parse_datetime
 from .roles import CANCEL_WORDS, RETURN_WORDS, ROLE_LABELS, Schema, label_series, norm
 
 MIN_USERS = 20

@@ -1382,7 +1382,7 @@ def at_risk_table(list_df: pd.DataFrame, key: str) -> None:
 def list_download(list_df: pd.DataFrame, file_name: str, key: str, label: str = "Download the list (CSV)") -> None:
     """A CSV download of the list (formula-safe: cells a spreadsheet would run are quoted), with the option to
     replace user ids by keyed pseudonyms."""
-    from retention_core import scoring
+    from retention_core import export
 
     c = st.columns([2, 3], vertical_alignment="bottom")
     pseudo = c[0].toggle("Pseudonymise user ids", key=f"{key}:pseudo",
@@ -1398,8 +1398,8 @@ def list_download(list_df: pd.DataFrame, file_name: str, key: str, label: str = 
     frame = list_df
 
     def data() -> bytes:
-        out = scoring.pseudonymise_list(frame, secret) if pseudo else frame
-        return scoring.export_csv_bytes(out)
+        out = export.pseudonymise_list(frame, secret) if pseudo else frame
+        return export.export_csv_bytes(out)
 
     st.download_button(label, data=data, file_name=file_name, mime="text/csv", icon=":material/download:",
                        key=f"{key}:download", disabled=not ready, on_click="ignore", type="primary")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from retention_core.scoring import export_csv_bytes
+from retention_core.export import export_csv_bytes
 from ui.state import Key, widget_key
 
 from tests.app.helpers import APP, ROOT, TIMEOUT, sample_run

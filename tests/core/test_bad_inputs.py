@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import retention_core.io as rio
+from retention_core.cells import parse_datetime
 from retention_core.cli import main
 from tests.badinput.bounded import MAX_PEAK_MB, MAX_SECONDS, inspect_bounded
 from tests.badinput.corpus import BOMB_LIMIT_MB, build_corpus, cases
@@ -158,7 +159,7 @@ def test_encodings_and_dates_are_read(corpus):
     semi = rio.read_table(corpus["semicolon.csv"].path)
     assert semi.attrs["read_info"]["delimiter"] == ";" and pd.api.types.is_float_dtype(semi["amount"])
     dates = rio.read_table(corpus["mixed_dates.csv"].path)
-    ts = rio.parse_datetime(dates["event_time"])
+    ts = parse_datetime(dates["event_time"])
     assert ts.notna().all() and ts.min() >= pd.Timestamp("2023-01-01") and ts.max() < pd.Timestamp("2024-03-01")
 
 

@@ -16,18 +16,14 @@ from hypothesis import strategies as st
 
 from retention_core.errors import DataError
 from retention_core import bounds
+from retention_core.cells import coerce_types, datetime_share, parse_datetime
+from retention_core.sheets import excel_sheets
+from retention_core.text_tables import check_columns, decode_text, sniff_delimiter
 from retention_core.io import (
     DEFAULT_MAX_COLUMNS,
     MAX_EXPANSION,
-    check_columns,
-    coerce_types,
-    datetime_share,
-    decode_text,
     digest,
-    excel_sheets,
-    parse_datetime,
     read_table,
-    sniff_delimiter,
 )
 from retention_core.sheets import choose_sheet, describes
 from tests.badinput.bounded import address_space_ceiling
@@ -729,19 +725,18 @@ _LEFT_TO_PANDAS = {"white line", "short row", "long row", "space before quote", 
 
 
 def _both_readers(text: str):
-    from retention_core.io import _read_text_arrow, _read_text_pandas, sniff_delimiter
+    from retention_core.text_tables import read_text_arrow, read_text_pandas, sniff_delimiter
 
     d = sniff_delimiter(text)
-    fast = _read_text_arrow(text.encode("utf-8"), d)
+    fast = read_text_arrow(text.encode("utf-8"), d)
     try:
-        plain = _read_text_pandas(text, d, "t.csv")
+        plain = read_text_pandas(text, d, "t.csv")
     except DataError:
         plain = None
     return fast, plain
 
 
 def _same_reading(fast, plain) -> None:
-    from retention_core.io import coerce_types
 
     def names(header):
         return [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in header]
@@ -765,13 +760,13 @@ def test_fast_text_reader_reads_as_the_plain_one_or_leaves_it_to_it(case):
 
 
 def test_fast_text_reader_takes_regular_files(sample_events_path):
-    from retention_core.io import _read_text_arrow, decode_text
+    from retention_core.text_tables import read_text_arrow, decode_text
 
     text = decode_text(gzip.decompress(open(sample_events_path, "rb").read()))[0]
     fast, plain = _both_readers(text)
     assert fast is not None and len(fast[1]) > 10_000
     _same_reading(fast, plain)
-    assert _read_text_arrow(b"a,b\n1\n", ",") is None  # a short row: pandas' reader handles it
+    assert read_text_arrow(b"a,b\n1\n", ",") is None  # a short row: pandas' reader handles it
 
 
 _cell = st.one_of(st.sampled_from(["", "NA", "-", "null", " ", "x", "1", "-2.5", "1,5", "007", '"q"', "a b"]),

@@ -1,0 +1,309 @@
+"""Value types of cells read as text: clear numbers become numbers (thousands separators and currency signs allowed),
+identifiers with leading zeros or too long for a 64-bit integer stay text, and :func:`parse_datetime` turns the many
+ways dates are written into timestamps.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_NUMBERISH = r"^[-+]?\s?[$£€¥]?\s?[-+]?[\d.,]*\d[\d.,]*(?:[eE][-+]?\d+)?\s?[$£€¥]?$"
+_INT = r"^[-+]?\d+$"
+_PLAIN_INT = r"^-?(?:0|[1-9]\d*)$"  # no sign to strip, no leading zero: what _INT keeps as a number, as is
+_FLOAT = r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$"
+_US_NUMBER = r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$"  # 1,234.50 (comma groups thousands)
+_EU_NUMBER = r"^[-+]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$"  # 1.234,50 (comma marks decimals)
+_CURRENCY = r"[$£€¥]"
+_LEADING_ZERO = r"^[-+]?0\d"
+
+
+def _all(arr: pa.Array, pattern: str) -> bool:
+    return bool(pc.all(pc.match_substring_regex(arr, pattern)).as_py())
+
+
+def _any(arr: pa.Array, pattern: str) -> bool:
+    return bool(pc.any(pc.match_substring_regex(arr, pattern)).as_py())
+
+
+def _parse_numbers(valid: pa.Array) -> np.ndarray | None:
+    """The numbers written in ``valid`` (non-null, stripped text) or None when any cell is not a number.
+
+    Accepts ``1234``, ``-12.5``, ``1e3``, ``1,234.50``, ``1.234,50``, ``12,50`` and a currency sign before or after.
+    Identifiers with leading zeros and integers beyond 64 bits are not numbers.
+    """
+    n = len(valid)
+    # Cheap rejection on a spread-out sample first: most text columns fail on their first cells.
+    probe = valid.take(pa.array(np.unique(np.linspace(0, n - 1, min(n, 1000)).astype(np.int64))))
+    if _all(probe, _PLAIN_INT) and _all(valid, _PLAIN_INT):  # the commonest column, without the dozen scans below
+        try:
+            return pc.cast(valid, pa.int64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # beyond 64 bits: an identifier
+            return None
+    if not _all(probe, _NUMBERISH) or not _all(valid, _NUMBERISH):
+        return None
+    if _any(valid, _CURRENCY):
+        valid = pc.replace_substring_regex(valid, r"\s?[$£€¥]\s?", "")
+        if not _all(valid, r"^[-+]?[\d.,]*\d[\d.,]*(?:[eE][-+]?\d+)?$"):
+            return None
+    valid = pc.replace_substring_regex(valid, r"^\+", "")
+    if _any(valid, _LEADING_ZERO):
+        return None
+    try:
+        if _all(valid, _INT):
+            return pc.cast(valid, pa.int64()).to_numpy(zero_copy_only=False)
+        if _all(valid, _FLOAT):
+            out = pc.cast(valid, pa.float64())
+        elif _all(valid, _US_NUMBER) and _any(valid, ","):
+            out = pc.cast(pc.replace_substring(valid, ",", ""), pa.float64())
+        elif _all(valid, _EU_NUMBER) and _any(valid, ","):
+            out = pc.cast(pc.replace_substring(pc.replace_substring(valid, ".", ""), ",", "."), pa.float64())
+        else:
+            return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # an integer beyond 64 bits: an identifier
+        return None
+    values = out.to_numpy(zero_copy_only=False)
+    return values if np.isfinite(values).all() else None  # 1E999 is not a number a person meant
+
+
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default text type ("str")
+
+
+def _numbers_to_series(values: np.ndarray, present: np.ndarray, index: pd.Index) -> pd.Series:
+    """Scatter parsed numbers back over the rows; whole numbers become integers (nullable when cells are missing)."""
+    if values.dtype.kind == "f":
+        values = np.where(np.isfinite(values), values, np.nan)
+        finite = values[~np.isnan(values)]
+        whole = finite.size == 0 or (np.all(finite % 1 == 0) and np.abs(finite).max() < 2**53)
+        if whole and np.isnan(values).sum() == 0:
+            values = values.astype(np.int64)
+    if values.dtype.kind == "i":
+        if present.all():
+            return pd.Series(values, index=index, dtype="int64")
+        data = np.zeros(len(present), dtype=np.int64)
+        data[present] = values
+        return pd.Series(pd.arrays.IntegerArray(data, ~present), index=index)
+    full = np.full(len(present), np.nan)
+    full[present] = values
+    return pd.Series(full, index=index, dtype="float64")
+
+
+def _text_cells(s: pd.Series) -> pa.Array:
+    """The cells of ``s`` as one Arrow text array, stripped, empty cells missing.
+
+    Columns the Arrow reader made are used as they are (no pandas round trip: a 2,000-column table is read several
+    times faster); other columns are turned into text first.
+    """
+    if isinstance(s.array, pd.arrays.ArrowStringArray):
+        arr = pa.array(s.array)
+    else:
+        try:
+            txt = s.astype("string")
+        except (TypeError, ValueError):  # objects pandas cannot turn into text directly (bytes, nested values)
+            txt = s.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).astype("string")
+        arr = pa.array(txt.array) if isinstance(txt.array, pd.arrays.ArrowStringArray) else \
+            pa.array(txt.to_numpy(dtype=object, na_value=None), type=pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = pc.utf8_trim_whitespace(arr)  # what pandas' str.strip() does on Arrow text
+    return pc.if_else(pc.equal(arr, ""), pa.nulls(len(arr), arr.type), arr)
+
+
+def _coerce_text(s: pd.Series) -> pd.Series:
+    arr = _text_cells(s)
+    valid = arr.is_valid()
+    present = np.asarray(valid.to_numpy(zero_copy_only=False), dtype=bool)
+    if not present.any():
+        return pd.Series([None] * len(s), index=s.index, dtype=object)
+    values = _parse_numbers(arr.filter(valid))
+    if values is None:
+        return pd.Series(_TEXT.__from_arrow__(arr), index=s.index, name=s.name)
+    return _numbers_to_series(values, present, s.index)
+
+
+def _coerce_objects(s: pd.Series) -> pd.Series:
+    """Object columns (Excel cells, Python objects): real numbers and dates keep their type, the rest is text."""
+    kind = pd.api.types.infer_dtype(s, skipna=True)
+    if kind == "empty":
+        return pd.Series([None] * len(s), index=s.index, dtype=object)
+    if kind in ("datetime", "datetime64", "date"):
+        try:
+            out = pd.to_datetime(s, errors="coerce", utc=True).dt.tz_localize(None)
+            # Nanoseconds when every date fits; otherwise the coarser unit keeps placeholders such as 0001-01-01,
+            # which the validation report then counts as unreadable dates.
+            return out if out.dropna().empty or out.min() < pd.Timestamp.min or out.max() > pd.Timestamp.max \
+                else out.astype(_NAT)
+        except (TypeError, ValueError, OverflowError):
+            pass
+    if kind in ("integer", "floating", "mixed-integer-float", "decimal"):
+        num = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy()
+        present = ~np.isnan(num)
+        return _numbers_to_series(num[present], present, s.index)
+    if kind == "boolean":
+        return s.astype(object)
+    return _coerce_text(s)
+
+
+def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
+    """Strip text cells and turn text columns that hold only numbers into numbers.
+
+    A column is converted only if every non-empty cell parses (nothing is silently lost); identifiers with leading zeros
+    (``00042``) and integers too long for 64 bits stay text. Text columns come back as pandas' text type ``str``
+    (Arrow-backed, NaN for missing cells: several times faster to check, hash and group than Python objects); whole
+    numbers become ``int64`` (``Int64`` when cells are missing). Infinite values become missing.
+    """
+    out = {}
+    for col in df.columns:
+        s = df[col]
+        if s.dtype == object:
+            s = _coerce_objects(s)
+        elif pd.api.types.is_string_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
+            s = _coerce_text(s)
+        elif pd.api.types.is_float_dtype(s.dtype):
+            s = s.replace([np.inf, -np.inf], np.nan)
+        out[col] = s
+    res = df.copy(deep=False)  # columns replaced one by one: no copy of all text columns into one block
+    for col, s in out.items():
+        res[col] = s
+    return res
+
+
+# --------------------------------------------------------------------------------------------------------- dates
+_DATE_FORMATS = [
+    "ISO8601", "%Y%m%d",
+    "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y", "%m/%d/%Y",
+    "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y", "%d-%m-%Y %H:%M", "%d-%m-%Y %H:%M:%S", "%d-%m-%Y",
+    "%m-%d-%Y %H:%M", "%m-%d-%Y", "%Y/%m/%d", "%Y/%m/%d %H:%M", "%Y/%m/%d %H:%M:%S",
+    "%d/%m/%y %H:%M", "%m/%d/%y %H:%M", "%d/%m/%y", "%m/%d/%y",
+    "%d %b %Y", "%d %B %Y", "%b %d %Y", "%b %d, %Y", "%B %d, %Y", "%d-%b-%Y", "%d %b %Y %H:%M",
+]
+# A time-zone designator after a time of day: 10:00Z, 10:00:00+02:00, 10:00:00.123-0500, 10:00 UTC.
+_TZ_SUFFIX = re.compile(r"\d:\d\d(?::\d\d(?:\.\d+)?)?\s?(?:Z|[+-]\d{2}(?::?\d{2})?|UTC|GMT)$", re.IGNORECASE)
+_NAT = "datetime64[ns]"
+
+
+def _empty_dates(s: pd.Series) -> pd.Series:
+    return pd.Series(pd.NaT, index=s.index, dtype=_NAT)
+
+
+def _ns(out: pd.Series) -> pd.Series:
+    """As ``datetime64[ns]``; dates outside its range (years before 1677 or after 2262, placeholders such as
+    0001-01-01) become NaT."""
+    if out.dtype == _NAT:
+        return out
+    try:
+        return out.astype(_NAT)
+    except (OverflowError, ValueError):  # out of bounds for nanoseconds
+        ok = out.notna() & (out >= pd.Timestamp.min) & (out <= pd.Timestamp.max)
+        return out.where(ok).astype(_NAT)
+
+
+def _to_naive(out: pd.Series) -> pd.Series:
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_convert("UTC").dt.tz_localize(None)
+    return _ns(out)
+
+
+def _mixed(txt: pd.Series, dayfirst: bool) -> pd.Series:
+    """The flexible (slow) parser, for a minority of cells or a column no single format fits."""
+    try:
+        out = pd.to_datetime(txt, errors="coerce", format="mixed", dayfirst=dayfirst, utc=True)
+    except (TypeError, ValueError, OverflowError):
+        return _empty_dates(txt)
+    return _to_naive(out)
+
+
+def parse_datetime(s: pd.Series) -> pd.Series:
+    """Parse a column of dates/timestamps to naive ``datetime64[ns]``.
+
+    Handles text in many formats (the format that parses most of a sample wins; day-first vs month-first decided by the
+    data; when every day is 12 or less the day-first reading wins), time-zone offsets (converted to UTC),
+    ``YYYYMMDD`` integers, Unix epochs in seconds or milliseconds and Excel serial day numbers. Unparseable cells become
+    NaT; :mod:`validation` counts them.
+    """
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return _to_naive(s)
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return _empty_dates(s)
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        v = pd.to_numeric(s, errors="coerce").astype("float64")
+        nn = v.dropna()
+        if nn.empty:
+            return _empty_dates(s)
+        if nn.between(19000101, 21001231).all() and (nn % 1 == 0).all():
+            return _ns(pd.to_datetime(v.astype("Int64").astype("string"), format="%Y%m%d", errors="coerce"))
+        if nn.between(1e9, 4.2e9).all():
+            return _ns(pd.to_datetime(v, unit="s", errors="coerce"))
+        if nn.between(1e12, 4.2e12).all():
+            return _ns(pd.to_datetime(v, unit="ms", errors="coerce"))
+        if nn.between(20000, 80000).all():  # Excel serial day numbers
+            return _ns(pd.to_datetime(v, unit="D", origin="1899-12-30", errors="coerce"))
+        return _empty_dates(s)
+    txt = s.astype("string").str.strip()
+    txt = txt.mask(txt == "")
+    nn = txt.dropna()
+    if nn.empty:
+        return _empty_dates(s)
+    sample = nn.sample(min(len(nn), 2000), random_state=0) if len(nn) > 2000 else nn
+    dayfirst = bool(sample.str.match(r"^(1[3-9]|2\d|3[01])[/.-]").any())
+    if sample.str.contains(_TZ_SUFFIX).mean() > 0.5:
+        ok = pd.to_datetime(sample, errors="coerce", format="ISO8601", utc=True)
+        if ok.notna().mean() >= 0.98:
+            out = _to_naive(pd.to_datetime(txt, errors="coerce", format="ISO8601", utc=True))
+            rest = out.isna() & txt.notna()
+            if rest.any():
+                out[rest] = _mixed(txt[rest], dayfirst)
+            return out
+        return _mixed(txt, dayfirst)
+    best, best_ok = None, 0.0
+    for fmt in _DATE_FORMATS:
+        try:
+            ok = pd.to_datetime(sample, format=fmt, errors="coerce").notna().mean()
+        except (TypeError, ValueError, OverflowError):
+            continue
+        if ok > best_ok:
+            best, best_ok = fmt, ok
+        if ok == 1.0:
+            break
+    if best is not None and best_ok >= 0.9:
+        out = pd.to_datetime(txt, format=best, errors="coerce")
+        out = _to_naive(out)
+        rest = out.isna() & txt.notna()
+        if rest.any():  # a minority in another format: try the flexible parser on those only
+            out[rest] = _mixed(txt[rest], best.startswith("%d") or dayfirst)
+        return out
+    # No single format fits: the flexible parser, if it reads more of the sample than the best format.
+    mixed_ok = _mixed(sample, dayfirst).notna().mean()
+    if mixed_ok > best_ok and mixed_ok > 0:
+        return _mixed(txt, dayfirst)
+    if best is not None and best_ok > 0:
+        return _to_naive(pd.to_datetime(txt, format=best, errors="coerce"))
+    return _empty_dates(s)
+
+
+def datetime_share(s: pd.Series, sample: int = 500) -> float:
+    """Share of a sample of non-empty cells that parse as dates (used to recognise timestamp columns)."""
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        # numbers are dates only as YYYYMMDD: decided on plain arrays (called once per column of wide tables)
+        v = s.to_numpy(dtype="float64", na_value=np.nan)
+        v = v[~np.isnan(v)][:sample]
+        if v.size and ((v >= 19000101) & (v <= 21001231)).all() and (v % 1 == 0).all() and np.unique(v).size > 1:
+            return float(parse_datetime(s.dropna().iloc[:sample]).notna().mean())
+        return 0.0
+    nn = s.dropna()
+    if nn.empty:
+        return 0.0
+    nn = nn.iloc[:sample]
+    if pd.api.types.is_datetime64_any_dtype(nn.dtype):
+        return 1.0
+    if pd.api.types.is_bool_dtype(nn.dtype):
+        return 0.0
+    txt = nn.astype(str)
+    if not txt.str.contains(r"\d").all() or txt.str.len().max() > 40:
+        return 0.0
+    if not txt.str.contains(r"[-/.:]|\d{8}|[A-Za-z]{3}").mean() > 0.9:
+        return 0.0
+    return float(parse_datetime(nn).notna().mean())
