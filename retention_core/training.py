@@ -135,11 +135,7 @@ def _usable_features(X: pd.DataFrame, numeric: list[str], categorical: list[str]
 def _fit_one(key: str, params: dict, num, cat, horizon, X, y, seq, Xv, yv, seqv, calibrate, progress):
     from .models import REGISTRY, make_model
 
-    model = make_model(key, numeric=num, categorical=cat, horizon_days=horizon, **params)
-    if calibrate in ("isotonic", "sigmoid"):
-        from .models.sklearn_models import CalibratedModel
-
-        model = CalibratedModel(model, method=calibrate)
+    model = make_model(key, numeric=num, categorical=cat, horizon_days=horizon, calibrate=calibrate, **params)
     kw = {"X_val": Xv, "y_val": yv, "progress": progress}
     if REGISTRY[key].needs_sequences:
         if seq is None:
@@ -268,7 +264,7 @@ def refit_model(model, X: pd.DataFrame, y: np.ndarray, seq, scale: float = 1.0):
     calibration map it learned on the validation rows around its refitted base."""
     import copy
 
-    from .models.sklearn_models import CalibratedModel
+    from .models.calibration import CalibratedModel
 
     if isinstance(model, CalibratedModel):
         out = copy.copy(model)
