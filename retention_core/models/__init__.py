@@ -40,8 +40,8 @@ class Param:
     """One model setting, described for forms and checks.
 
     ``kind``: ``"int"`` or ``"float"`` (with ``low`` / ``high`` bounds, inclusive; ``log=True`` suggests a log-scale
-    slider), ``"choice"`` (one of ``choices``; values may be None or tuples), ``"bool"``. ``optional=True`` lets a number
-    be None (e.g. no depth limit). ``advanced=True`` marks settings a form may fold away.
+    slider), ``"choice"`` (one of ``choices``; values may be None or tuples), ``"bool"``. ``optional=True`` lets a
+    number be None (e.g. no depth limit). ``advanced=True`` marks settings a form may fold away.
     """
 
     name: str
