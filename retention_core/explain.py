@@ -410,7 +410,7 @@ def feature_label(feature: str) -> str:
 def _category_text(s: pd.Series) -> np.ndarray:
     """Category values as the models read them (one mechanism, in the preprocessing): ``3.0`` -> ``"3"``, blank or
     missing -> ``"(missing)"``. Imported here on first use, so that importing explanations does not load sklearn."""
-    from .models.sklearn_models import _category_text as as_model_reads
+    from .models.base import category_text as as_model_reads
 
     return as_model_reads(s)
 

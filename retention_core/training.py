@@ -26,6 +26,7 @@ from .bundle import refit_note, save_run
 from .errors import ConfigError, ModelError
 from .evaluation import HIGHER_IS_BETTER, METRICS, best_f1_threshold, metrics
 from .models import DEFAULT_AUTO, REGISTRY, make_model
+from .models.calibration import CalibratedModel
 from .models.ensemble import DEFAULT_MEMBERS, EnsembleModel
 
 
@@ -141,8 +142,7 @@ def _usable_features(X: pd.DataFrame, numeric: list[str], categorical: list[str]
 
 
 def _fit_one(key: str, params: dict, num, cat, horizon, X, y, seq, Xv, yv, seqv, calibrate, progress):
-    model = make_model(key, numeric=num, categorical=cat, horizon_days=horizon,
-                       calibrate=calibrate if calibrate in ("isotonic", "sigmoid") else None, **params)
+    model = make_model(key, numeric=num, categorical=cat, horizon_days=horizon, calibrate=calibrate, **params)
     kw = {"X_val": Xv, "y_val": yv, "progress": progress}
     if REGISTRY[key].needs_sequences:
         if seq is None:
@@ -294,7 +294,7 @@ def refit_model(model, X: pd.DataFrame, y: np.ndarray, seq, scale: float = 1.0):
     """A new model of the same kind and settings fitted on ``X, y`` with no validation rows, carrying what validation
     learned (the model's ``refit_settings``: trees or epochs early stopping kept); a calibrated model keeps the
     calibration map it learned on the validation rows around its refitted base."""
-    if getattr(model, "calibrator_", None) is not None and hasattr(model, "base_"):  # a calibrated model
+    if isinstance(model, CalibratedModel):
         out = copy.copy(model)
         out.base_ = refit_model(model.base_, X, y, seq, scale)
         out.calibration_source_ = f"{model.calibration_source_} (kept through the refit)"

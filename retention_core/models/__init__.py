@@ -40,8 +40,8 @@ class Param:
     """One model setting, described for forms and checks.
 
     ``kind``: ``"int"`` or ``"float"`` (with ``low`` / ``high`` bounds, inclusive; ``log=True`` suggests a log-scale
-    slider), ``"choice"`` (one of ``choices``; values may be None or tuples), ``"bool"``. ``optional=True`` lets a number
-    be None (e.g. no depth limit). ``advanced=True`` marks settings a form may fold away.
+    slider), ``"choice"`` (one of ``choices``; values may be None or tuples), ``"bool"``. ``optional=True`` lets a
+    number be None (e.g. no depth limit). ``advanced=True`` marks settings a form may fold away.
     """
 
     name: str
@@ -168,33 +168,25 @@ class ModelSpec:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _baselines() -> Any:
-    return importlib.import_module("retention_core.models.baselines")
-
-
-def _sk() -> Any:
-    return importlib.import_module("retention_core.models.sklearn_models")
-
-
-def _keras_mod() -> Any:
-    return importlib.import_module("retention_core.models.keras_models")
+def _module(name: str) -> Any:
+    return importlib.import_module(f"retention_core.models.{name}")
 
 
 def _recency(*, numeric: Any, categorical: Any, horizon_days: float) -> Any:
-    return _baselines().RecencyRule(horizon_days=horizon_days)
+    return _module("baselines").RecencyRule(horizon_days=horizon_days)
 
 
 def _bgnbd(*, numeric: Any, categorical: Any, horizon_days: float, **p: Any) -> Any:
-    return _baselines().BGNBDModel(horizon_days=horizon_days, **p)
+    return _module("baselines").BGNBDModel(horizon_days=horizon_days, **p)
 
 
 def _ensemble(*, numeric: Any, categorical: Any, horizon_days: float) -> Any:
-    return importlib.import_module("retention_core.models.ensemble").EnsembleModel(numeric, categorical, horizon_days)
+    return _module("ensemble").EnsembleModel(numeric, categorical, horizon_days)
 
 
 def _sklearn_factory(cls_name: str) -> Callable[..., Any]:
     def factory(*, numeric: Any, categorical: Any, horizon_days: float, **p: Any) -> Any:
-        return getattr(_sk(), cls_name)(numeric, categorical, **p)
+        return getattr(_module("sklearn_models"), cls_name)(numeric, categorical, **p)
 
     factory.__name__ = f"make_{cls_name}"
     return factory
@@ -202,7 +194,7 @@ def _sklearn_factory(cls_name: str) -> Callable[..., Any]:
 
 def _keras_factory(cls_name: str) -> Callable[..., Any]:
     def factory(*, numeric: Any, categorical: Any, horizon_days: float, **p: Any) -> Any:
-        return getattr(_keras_mod(), cls_name)(numeric, categorical, **p)
+        return getattr(_module("keras_models"), cls_name)(numeric, categorical, **p)
 
     factory.__name__ = f"make_{cls_name}"
     return factory
@@ -395,15 +387,16 @@ def make_model(key: str, *, numeric: list[str] | None, categorical: list[str] | 
 
     ``params`` override the spec's defaults (each is checked: ConfigError quoting the unknown name or bad value and
     listing the valid ones). ``calibrate="isotonic" | "sigmoid"`` wraps the model in
-    :class:`~retention_core.models.sklearn_models.CalibratedModel`.
+    :class:`~retention_core.models.calibration.CalibratedModel` (the one place that does); None or ``"none"`` leaves
+    it as it is.
     """
     spec = _spec(key)
     model = spec.build(numeric, categorical, horizon_days, **params)
-    if calibrate is not None:
-        if calibrate not in CALIBRATION_METHODS:
-            raise ConfigError(f"calibrate must be one of {list(CALIBRATION_METHODS)} or None, got {calibrate!r}.")
-        model = _sk().CalibratedModel(model, method=calibrate)
-    return model
+    if calibrate is None or calibrate == "none":
+        return model
+    if calibrate not in CALIBRATION_METHODS:
+        raise ConfigError(f"calibrate must be one of {list(CALIBRATION_METHODS)} or None, got {calibrate!r}.")
+    return _module("calibration").CalibratedModel(model, method=calibrate)
 
 
 def for_population(model: Any, X: Any) -> Any:
@@ -441,9 +434,9 @@ _LAZY = {
     "LogisticModel": "sklearn_models",
     "RandomForestModel": "sklearn_models",
     "GradientBoostingModel": "sklearn_models",
-    "CalibratedModel": "sklearn_models",
+    "CalibratedModel": "calibration",
     "EnsembleModel": "ensemble",
-    "make_preprocessor": "sklearn_models",
+    "make_preprocessor": "preprocessing",
     "MLPModel": "keras_models",
     "CNNModel": "keras_models",
     "GRUModel": "keras_models",
@@ -453,7 +446,7 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(f"retention_core.models.{_LAZY[name]}"), name)
+        return getattr(_module(_LAZY[name]), name)
     raise AttributeError(f"module 'retention_core.models' has no attribute {name!r}")
 
 

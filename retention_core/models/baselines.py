@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
 from retention_core.errors import ConfigError, ModelError
+
+from .base import ParamsMixin, check_frame
 
 __all__ = [
     "BGNBDParams",
@@ -51,33 +53,12 @@ _LOG_BOUND = 15.0
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# small helpers shared by both models
+# column checks shared by both models
 # --------------------------------------------------------------------------------------------------------------------
 
 
-class _ParamsMixin:
-    """``get_params`` / ``set_params`` in the scikit-learn manner (constructor arguments only)."""
-
-    _param_names: tuple[str, ...] = ()
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:  # noqa: ARG002 - scikit-learn signature
-        return {name: getattr(self, name) for name in self._param_names}
-
-    def set_params(self, **params: Any) -> "_ParamsMixin":
-        for name, value in params.items():
-            if name not in self._param_names:
-                raise ConfigError(f"{type(self).__name__} has no setting {name!r}; settings: {list(self._param_names)}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-
 def _require_columns(X: Any, needed: list[str], model: str) -> None:
-    if not isinstance(X, pd.DataFrame):
-        raise ModelError(f"{model} needs the per-user feature table as a pandas DataFrame, got {type(X).__name__}.")
+    check_frame(X, model)
     missing = [c for c in needed if c not in X.columns]
     if missing:
         raise ModelError(
@@ -111,7 +92,7 @@ def _numeric_column(X: pd.DataFrame, col: str, model: str) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-class RecencyRule(_ParamsMixin):
+class RecencyRule(ParamsMixin):
     """Churn probability as a rising logistic curve of ``log1p(recency_days)``.
 
     With labels, ``fit`` estimates the intercept and slope of a one-feature logistic regression on
@@ -345,21 +326,55 @@ def fit_bgnbd(
     """
     x, t_x, T = _validate_xtT(frequency, recency, T)
     x, t_x, T = x.ravel(), t_x.ravel(), T.ravel()
+    w = _fit_weights(weights, x)
+    pen = _fit_penalizer(penalizer)
+    total = float(w.sum())
+    _check_fittable(x, T, w, total)
+
+    x, t_x, T, w = _compress(x, t_x, T, w)
+    wn = w / total
+    objective = _fit_objective(x, t_x, T, wn, pen)
+    best = _minimise(objective, _starting_points(x, T, wn))
+
+    logp = np.asarray(best.x, dtype=float)
+    ll, _ = _loglik_terms(logp, x, t_x, T, grad=False)
+    r, alpha, a, b = (float(v) for v in np.exp(logp))
+    at_bound = bool(np.any(np.abs(logp) >= _LOG_BOUND - 1e-6))
+    return BGNBDParams(
+        r=r,
+        alpha=alpha,
+        a=a,
+        b=b,
+        loglik=float(np.dot(w, ll)),
+        converged=bool(best.success) and not at_bound,
+        n=total,
+    )
+
+
+def _fit_weights(weights: Any, x: np.ndarray) -> np.ndarray:
+    """Row weights: ones when none are given, else checked (one per row, finite, non-negative)."""
     if weights is None:
-        w = np.ones_like(x)
-    else:
-        w = _as_float_array(weights, "weights").ravel()
-        if w.shape != x.shape:
-            raise ModelError(f"BG/NBD: {w.size} weights for {x.size} customers; they must match row for row.")
-        if not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ModelError("BG/NBD: weights must be finite and non-negative.")
+        return np.ones_like(x)
+    w = _as_float_array(weights, "weights").ravel()
+    if w.shape != x.shape:
+        raise ModelError(f"BG/NBD: {w.size} weights for {x.size} customers; they must match row for row.")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ModelError("BG/NBD: weights must be finite and non-negative.")
+    return w
+
+
+def _fit_penalizer(penalizer: Any) -> float:
     try:
         pen = float(penalizer)
     except (TypeError, ValueError):
         raise ConfigError(f"BG/NBD: penalizer must be a non-negative number, got {penalizer!r}.") from None
     if not (math.isfinite(pen) and pen >= 0):
         raise ConfigError(f"BG/NBD: penalizer must be a non-negative number, got {penalizer!r}.")
-    total = float(w.sum())
+    return pen
+
+
+def _check_fittable(x: np.ndarray, T: np.ndarray, w: np.ndarray, total: float) -> None:
+    """ModelError when the data cannot identify the four parameters (too few customers, no repeat purchase, T = 0)."""
     if total < 5:
         raise ModelError(f"BG/NBD needs at least 5 customers to fit 4 parameters, got {total:g}.")
     if float(w[x > 0].sum()) == 0:
@@ -370,8 +385,11 @@ def fit_bgnbd(
     if float(T[w > 0].max()) <= 0:
         raise ModelError("BG/NBD cannot be fitted: every customer's T (age at cutoff) is 0.")
 
-    x, t_x, T, w = _compress(x, t_x, T, w)
-    wn = w / total
+
+def _fit_objective(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, wn: np.ndarray,
+                   pen: float) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """Penalised mean negative log-likelihood of the log parameters and its gradient (``1e100`` where it is not
+    finite, so the optimiser backs off)."""
 
     def objective(logp: np.ndarray) -> tuple[float, np.ndarray]:
         ll, g = _loglik_terms(logp, x, t_x, T, grad=True)
@@ -382,17 +400,28 @@ def fit_bgnbd(
             return 1e100, np.zeros(4)
         return f, grad
 
-    def value(logp: np.ndarray) -> float:
-        return objective(np.clip(logp, -_LOG_BOUND, _LOG_BOUND))[0]
+    return objective
 
+
+def _starting_points(x: np.ndarray, T: np.ndarray, wn: np.ndarray) -> list[np.ndarray]:
+    """Log-parameter starts: all ones, and two with the purchase rate matched to the data's mean rate."""
     mean_x = float(np.dot(wn, x))
     mean_T = float(np.dot(wn, T))
     rate = max(mean_x, 0.01) / max(mean_T, 1e-9)
-    starts = [
+    return [
         np.zeros(4),
         np.log([1.0, 1.0 / rate, 1.0, 1.0]),
         np.log([0.25, 0.25 / rate, 0.8, 2.5]),
     ]
+
+
+def _minimise(objective: Callable[[np.ndarray], tuple[float, np.ndarray]], starts: list[np.ndarray]) -> Any:
+    """The best L-BFGS-B result over the starts (log parameters within the bounds); Nelder-Mead from the best start
+    when none gives a finite value; ModelError when that fails too."""
+
+    def value(logp: np.ndarray) -> float:
+        return objective(np.clip(logp, -_LOG_BOUND, _LOG_BOUND))[0]
+
     bounds = [(-_LOG_BOUND, _LOG_BOUND)] * 4
     best = None
     for s in starts:
@@ -418,20 +447,7 @@ def fit_bgnbd(
         best.x = np.clip(best.x, -_LOG_BOUND, _LOG_BOUND)
         if not np.isfinite(best.fun) or best.fun >= 1e99:
             raise ModelError("BG/NBD fit failed: the likelihood could not be evaluated at any starting point.")
-
-    logp = np.asarray(best.x, dtype=float)
-    ll, _ = _loglik_terms(logp, x, t_x, T, grad=False)
-    r, alpha, a, b = (float(v) for v in np.exp(logp))
-    at_bound = bool(np.any(np.abs(logp) >= _LOG_BOUND - 1e-6))
-    return BGNBDParams(
-        r=r,
-        alpha=alpha,
-        a=a,
-        b=b,
-        loglik=float(np.dot(w, ll)),
-        converged=bool(best.success) and not at_bound,
-        n=total,
-    )
+    return best
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -506,7 +522,7 @@ def prob_no_purchase(params: BGNBDParams, t: Any, x: Any, t_x: Any, T: Any) -> n
 # --------------------------------------------------------------------------------------------------------------------
 
 
-class BGNBDModel(_ParamsMixin):
+class BGNBDModel(ParamsMixin):
     """BG/NBD on the product's per-user feature table (days are converted to weeks for fitting).
 
     Unsupervised: ``fit`` ignores ``y``; it uses ``repeat_purchases`` (x), ``first_to_last_days`` (t_x) and

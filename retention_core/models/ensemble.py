@@ -14,6 +14,8 @@ import pandas as pd
 
 from retention_core.errors import ModelError
 
+from . import for_population, make_model
+
 DEFAULT_MEMBERS = ("logreg", "random_forest", "gbm", "bgnbd")
 
 
@@ -38,8 +40,6 @@ class EnsembleModel:
         return model
 
     def fit(self, X: pd.DataFrame, y, **kw: Any) -> "EnsembleModel":
-        from . import make_model
-
         fitted, errors = {}, {}
         for key in self.members:
             try:
@@ -55,8 +55,6 @@ class EnsembleModel:
 
     def for_population(self, X: pd.DataFrame) -> "EnsembleModel":
         """The ensemble with each member that learns from the scored population itself (BG/NBD) refitted on it."""
-        from . import for_population
-
         if not hasattr(self, "members_"):
             raise ModelError("The ensemble is not fitted yet.")
         out = copy.copy(self)

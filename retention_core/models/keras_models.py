@@ -1,20 +1,16 @@
 """Neural churn models in Keras 3: an MLP on the per-user features and three sequence models (1-D CNN, GRU,
-Transformer encoder) that read the weekly activity sequence next to the same features.
+Transformer encoder) that read the weekly activity sequence next to the same features. The architectures are the
+factories of :mod:`retention_core.models.keras_builders`; the models follow the interface of
+:mod:`retention_core.models.base`.
 
 Importing this module does not import Keras or TensorFlow; they are imported on first use (building, training,
-loading a model), so pages that never train a neural model start fast. The code is backend-agnostic (functional API,
-``keras.ops`` only, the position embedding is a layer), so the same models train under ``KERAS_BACKEND=torch`` or
-``jax`` on a GPU host.
-
-Model interface (shared by every model of the product)::
-
-    model.fit(X, y, *, sequences=None, X_val=None, y_val=None, seq_val=None, progress=None) -> model
-    model.predict_proba(X, *, sequences=None) -> np.ndarray      # 1-D churn probability (churned = 1)
+loading a model; :func:`~retention_core.models.keras_backend.load_keras`), so pages that never train a neural model
+start fast.
 
 ``sequences`` is the float array ``(rows, weeks, channels)`` of ``Dataset.sequences``, rows aligned with ``X``; the
 sequence models need it at fit and at scoring, the MLP ignores it.
 
-Training: static features go through :func:`~retention_core.models.sklearn_models.make_preprocessor` (fitted on the
+Training: static features go through :func:`~retention_core.models.preprocessing.make_preprocessor` (fitted on the
 training rows; float32); sequences get a signed ``log1p`` and a per-channel centring and scaling learned at fit. Early
 stopping watches the validation loss (``X_val, y_val[, seq_val]`` when given, else a stratified 15% of the training
 rows) and restores the best epoch's weights; ``class_weight="balanced"`` weighs churned and retained users equally;
@@ -44,29 +40,27 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from retention_core.errors import BundleError, ConfigError, ModelError
 
-from .baselines import _ParamsMixin
-from .sklearn_models import check_frame, check_labels, infer_columns, make_preprocessor
+from .base import ParamsMixin, Progress, check_frame, check_labels
+from .keras_backend import load_keras, load_keras_file
+from .keras_builders import build_cnn_model, build_gru_model, build_mlp_model, build_transformer_model, positive_int
+from .preprocessing import infer_columns, make_preprocessor
 
 __all__ = [
     "CNNModel",
     "GRUModel",
     "MLPModel",
     "TransformerModel",
-    "build_cnn_model",
-    "build_gru_model",
-    "build_mlp_model",
-    "build_transformer_model",
     "load_model",
 ]
-
-Progress = Callable[[float, str], Any]
 
 MODEL_FILE = "model.keras"
 PREPROCESSING_FILE = "preprocessing.joblib"
@@ -74,218 +68,6 @@ PARAMS_FILE = "params.json"
 FORMAT_VERSION = 1
 PREDICT_BATCH = 8192
 VALIDATION_FRACTION = 0.15
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# lazy Keras
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _keras() -> Any:
-    """Import Keras on first use (TensorFlow's start-up chatter is kept quiet unless the user asked for it)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    return keras
-
-
-_CUSTOM: dict[str, Any] = {}
-
-
-def custom_objects() -> dict[str, Any]:
-    """The product's own Keras layers (defined on first use, registered for saving and loading)."""
-    if _CUSTOM:
-        return _CUSTOM
-    keras = _keras()
-    ops = keras.ops
-
-    @keras.saving.register_keras_serializable(package="retention_core")
-    class PositionEmbedding(keras.layers.Layer):
-        """Adds a learned vector per time step (week) to a ``(batch, steps, features)`` input."""
-
-        def __init__(self, length: int, **kwargs: Any):
-            super().__init__(**kwargs)
-            self.length = int(length)
-
-        def build(self, input_shape: Any) -> None:
-            self.position = self.add_weight(
-                name="position",
-                shape=(self.length, int(input_shape[-1])),
-                initializer=keras.initializers.RandomNormal(stddev=0.02),
-            )
-
-        def call(self, x: Any) -> Any:
-            return x + ops.expand_dims(ops.cast(self.position, x.dtype), 0)
-
-        def get_config(self) -> dict[str, Any]:
-            return {**super().get_config(), "length": self.length}
-
-    _CUSTOM["PositionEmbedding"] = PositionEmbedding
-    _CUSTOM["retention_core>PositionEmbedding"] = PositionEmbedding
-    return _CUSTOM
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# architecture factories
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _positive_int(fn: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{fn}: {name} must be a whole number of at least 1, got {value!r}.")
-    return int(value)
-
-
-def _fraction(fn: str, name: str, value: Any, *, high: float = 0.9) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not (0.0 <= float(value) <= high):
-        raise ConfigError(f"{fn}: {name} must be a number between 0 and {high:g}, got {value!r}.")
-    return float(value)
-
-
-def _penalty(fn: str, value: Any) -> Any:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not (math.isfinite(float(value)) and float(value) >= 0):
-        raise ConfigError(f"{fn}: l2 must be a number >= 0, got {value!r}.")
-    return _keras().regularizers.L2(float(value)) if float(value) > 0 else None
-
-
-def _output(keras: Any, x: Any, *, head: int, dropout: float, reg: Any) -> Any:
-    x = keras.layers.Dense(head, activation="relu", kernel_regularizer=reg, name="head")(x)
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="churn_probability")(x)
-
-
-def _static_branch(keras: Any, n_static: int, *, head: int, reg: Any) -> tuple[Any, Any]:
-    static_in = keras.Input(shape=(n_static,), name="static")
-    s = keras.layers.Dense(head, activation="relu", kernel_regularizer=reg, name="static_dense")(static_in)
-    return static_in, s
-
-
-def build_mlp_model(n_static: int, *, hidden: tuple[int, ...] = (128, 64), dropout: float = 0.3,
-                    l2: float = 1e-4) -> Any:
-    """Feed-forward network on the encoded per-user features: ``Dense(h) -> Dropout`` for each ``h`` in ``hidden``,
-    then a sigmoid unit (churn probability). One input named ``"static"`` of width ``n_static``."""
-    fn = "build_mlp_model"
-    n_static = _positive_int(fn, "n_static", n_static)
-    if isinstance(hidden, (int, np.integer)):
-        hidden = (int(hidden),)
-    try:
-        layers = tuple(hidden)
-    except TypeError:
-        raise ConfigError(f"{fn}: hidden must be a list of layer sizes such as (128, 64), got {hidden!r}.") from None
-    if not layers or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in layers):
-        raise ConfigError(f"{fn}: hidden must be a list of layer sizes such as (128, 64), got {hidden!r}.")
-    dropout = _fraction(fn, "dropout", dropout)
-    keras = _keras()
-    reg = _penalty(fn, l2)
-    inp = keras.Input(shape=(n_static,), name="static")
-    x = inp
-    for i, h in enumerate(layers):
-        x = keras.layers.Dense(int(h), activation="relu", kernel_regularizer=reg, name=f"dense_{i}")(x)
-        x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    out = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="churn_probability")(x)
-    return keras.Model(inp, out, name="mlp")
-
-
-def _sequence_checks(fn: str, n_static: Any, weeks: Any, channels: Any) -> tuple[int, int, int]:
-    return (_positive_int(fn, "n_static", n_static), _positive_int(fn, "weeks", weeks),
-            _positive_int(fn, "channels", channels))
-
-
-def build_cnn_model(n_static: int, weeks: int, channels: int, *, filters: int = 32, kernel_size: int = 3,
-                    dropout: float = 0.3, l2: float = 1e-4, head: int = 64) -> Any:
-    """Two causal 1-D convolutions over the weekly sequence (the second dilated), pooled as maximum, mean and the
-    last week, joined with a dense layer on the static features; sigmoid output.
-
-    Inputs, in order: ``"sequence"`` ``(weeks, channels)`` and ``"static"`` ``(n_static,)``.
-    """
-    fn = "build_cnn_model"
-    n_static, weeks, channels = _sequence_checks(fn, n_static, weeks, channels)
-    filters = _positive_int(fn, "filters", filters)
-    kernel_size = _positive_int(fn, "kernel_size", kernel_size)
-    head = _positive_int(fn, "head", head)
-    dropout = _fraction(fn, "dropout", dropout)
-    keras = _keras()
-    L = keras.layers
-    reg = _penalty(fn, l2)
-    seq_in = keras.Input(shape=(weeks, channels), name="sequence")
-    x = L.Conv1D(filters, kernel_size, padding="causal", activation="relu", kernel_regularizer=reg,
-                 name="conv_1")(seq_in)
-    x = L.Conv1D(filters, kernel_size, padding="causal", dilation_rate=2, activation="relu", kernel_regularizer=reg,
-                 name="conv_2")(x)
-    last = L.Flatten(name="last_week")(L.Cropping1D((weeks - 1, 0), name="crop_last")(x))
-    pooled = L.Concatenate(name="pooled")([L.GlobalMaxPooling1D(name="max_pool")(x),
-                                           L.GlobalAveragePooling1D(name="mean_pool")(x), last])
-    static_in, s = _static_branch(keras, n_static, head=head, reg=reg)
-    x = L.Concatenate(name="joined")([pooled, s])
-    return keras.Model([seq_in, static_in], _output(keras, x, head=head, dropout=dropout, reg=reg), name="cnn")
-
-
-def build_gru_model(n_static: int, weeks: int, channels: int, *, units: int = 32, dropout: float = 0.3,
-                    l2: float = 1e-4, head: int = 64) -> Any:
-    """A GRU over the weekly sequence (its last state), joined with a dense layer on the static features; sigmoid
-    output. Inputs, in order: ``"sequence"`` ``(weeks, channels)`` and ``"static"`` ``(n_static,)``."""
-    fn = "build_gru_model"
-    n_static, weeks, channels = _sequence_checks(fn, n_static, weeks, channels)
-    units = _positive_int(fn, "units", units)
-    head = _positive_int(fn, "head", head)
-    dropout = _fraction(fn, "dropout", dropout)
-    keras = _keras()
-    L = keras.layers
-    reg = _penalty(fn, l2)
-    seq_in = keras.Input(shape=(weeks, channels), name="sequence")
-    # no recurrent dropout, so the fused (cuDNN) kernel is used on a GPU
-    h = L.GRU(units, kernel_regularizer=reg, name="gru")(seq_in)
-    h = L.Dropout(dropout, name="gru_dropout")(h)
-    static_in, s = _static_branch(keras, n_static, head=head, reg=reg)
-    x = L.Concatenate(name="joined")([h, s])
-    return keras.Model([seq_in, static_in], _output(keras, x, head=head, dropout=dropout, reg=reg), name="gru")
-
-
-def build_transformer_model(n_static: int, weeks: int, channels: int, *, d_model: int = 32, heads: int = 2,
-                            blocks: int = 1, ff_dim: int | None = None, dropout: float = 0.1, l2: float = 1e-4,
-                            head: int = 64) -> Any:
-    """Transformer encoder over the weekly sequence: a dense projection to ``d_model``, a learned position
-    embedding, ``blocks`` post-norm blocks (multi-head self-attention with ``heads`` heads, feed-forward of width
-    ``ff_dim``, default ``2 * d_model``), pooled as mean and last week, joined with a dense layer on the static
-    features; sigmoid output. Inputs, in order: ``"sequence"`` ``(weeks, channels)`` and ``"static"``."""
-    fn = "build_transformer_model"
-    n_static, weeks, channels = _sequence_checks(fn, n_static, weeks, channels)
-    d_model = _positive_int(fn, "d_model", d_model)
-    heads = _positive_int(fn, "heads", heads)
-    blocks = _positive_int(fn, "blocks", blocks)
-    ff_dim = 2 * d_model if ff_dim is None else _positive_int(fn, "ff_dim", ff_dim)
-    head = _positive_int(fn, "head", head)
-    dropout = _fraction(fn, "dropout", dropout)
-    if d_model % heads:
-        raise ConfigError(f"{fn}: d_model ({d_model!r}) must be a multiple of heads, got heads={heads!r}.")
-    keras = _keras()
-    L = keras.layers
-    PositionEmbedding = custom_objects()["PositionEmbedding"]
-    reg = _penalty(fn, l2)
-    seq_in = keras.Input(shape=(weeks, channels), name="sequence")
-    x = L.Dense(d_model, kernel_regularizer=reg, name="project")(seq_in)
-    x = PositionEmbedding(weeks, name="position")(x)
-    x = L.Dropout(dropout, name="embed_dropout")(x)
-    for b in range(blocks):
-        att = L.MultiHeadAttention(heads, d_model // heads, dropout=dropout, name=f"attention_{b}")(x, x)
-        x = L.LayerNormalization(epsilon=1e-6, name=f"norm_att_{b}")(L.Add(name=f"res_att_{b}")([x, att]))
-        ff = L.Dense(ff_dim, activation="relu", kernel_regularizer=reg, name=f"ff_in_{b}")(x)
-        ff = L.Dense(d_model, kernel_regularizer=reg, name=f"ff_out_{b}")(ff)
-        ff = L.Dropout(dropout, name=f"ff_dropout_{b}")(ff)
-        x = L.LayerNormalization(epsilon=1e-6, name=f"norm_ff_{b}")(L.Add(name=f"res_ff_{b}")([x, ff]))
-    last = L.Flatten(name="last_week")(L.Cropping1D((weeks - 1, 0), name="crop_last")(x))
-    pooled = L.Concatenate(name="pooled")([L.GlobalAveragePooling1D(name="mean_pool")(x), last])
-    static_in, s = _static_branch(keras, n_static, head=head, reg=reg)
-    x = L.Concatenate(name="joined")([pooled, s])
-    return keras.Model([seq_in, static_in], _output(keras, x, head=head, dropout=dropout, reg=reg),
-                       name="transformer")
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# model classes
-# --------------------------------------------------------------------------------------------------------------------
 
 
 def _progress_callback(keras: Any, progress: Progress | None, epochs: int, history: list[dict[str, Any]],
@@ -302,13 +84,18 @@ def _progress_callback(keras: Any, progress: Progress | None, epochs: int, histo
     return _Epochs()
 
 
+def _one_or_list(inputs: list[np.ndarray]) -> Any:
+    """A single input array as itself (the MLP), several as the list Keras takes in input order."""
+    return inputs[0] if len(inputs) == 1 else inputs
+
+
 def _class_weights(y: np.ndarray) -> dict[int, float]:
     n, n1 = len(y), float(y.sum())
     n0 = n - n1
     return {0: n / (2.0 * n0), 1: n / (2.0 * n1)}
 
 
-class _KerasModel(_ParamsMixin):
+class _KerasModel(ParamsMixin):
     """Common training, scoring, saving and loading; subclasses name the architecture."""
 
     _common = ("numeric", "categorical", "epochs", "batch_size", "learning_rate", "patience", "class_weight", "seed",
@@ -341,9 +128,9 @@ class _KerasModel(_ParamsMixin):
 
     def _check_settings(self) -> None:
         name = type(self).__name__
-        _positive_int(name, "epochs", self.epochs)
-        _positive_int(name, "batch_size", self.batch_size)
-        _positive_int(name, "patience", self.patience)
+        positive_int(name, "epochs", self.epochs)
+        positive_int(name, "batch_size", self.batch_size)
+        positive_int(name, "patience", self.patience)
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)) or not (0 < lr <= 1):
             raise ConfigError(f"{name}: learning_rate must be a number in (0, 1], got {lr!r}.")
@@ -414,28 +201,45 @@ class _KerasModel(_ParamsMixin):
         num, cat = infer_columns(X, self.numeric, self.categorical)
         t0 = time.perf_counter()
 
-        keras = _keras()
+        keras = load_keras()
         keras.utils.set_random_seed(int(self.seed))
+        train_inputs = self._fit_inputs(X, yv, seq, num, cat)
+        train_inputs, yv, validation = self._validation_data(train_inputs, yv, X_val, y_val, seq_val)
+        monitor = "val_loss" if validation is not None else "loss"
+        self.model_, self.history_ = self._train(keras, train_inputs, yv, validation, monitor, progress)
+        losses = [h.get(monitor, float("inf")) for h in self.history_]
+        self.best_epoch_ = int(np.argmin(losses)) + 1 if losses else 0
+        self.n_train_ = int(len(X))
+        self.fit_seconds_ = time.perf_counter() - t0
+        return self
+
+    def _fit_inputs(self, X: pd.DataFrame, y: np.ndarray, seq: np.ndarray | None, num: list[str],
+                    cat: list[str]) -> list[np.ndarray]:
+        """Fit the static preprocessing (and the sequences' per-channel centring and scaling); the training rows as
+        the Keras model reads them."""
         pre = make_preprocessor(num, cat, scale=True, log_heavy=True, encoding="onehot")
-        static = np.asarray(pre.fit_transform(X, yv), dtype=np.float32)
+        static = np.asarray(pre.fit_transform(X, y), dtype=np.float32)
         self.preprocessor_ = pre
         self.numeric_, self.categorical_ = num, cat
         self.feature_names_out_ = [str(n) for n in pre.get_feature_names_out()]
         self.n_static_ = int(static.shape[1])
-        if seq is not None:
-            z = np.sign(seq) * np.log1p(np.abs(seq))
-            center = np.nanmean(z, axis=(0, 1))
-            scale = np.nanstd(z, axis=(0, 1))
-            self.seq_center_ = np.nan_to_num(center).astype(np.float32)
-            self.seq_scale_ = np.where(np.isfinite(scale) & (scale > 1e-6), scale, 1.0).astype(np.float32)
-            self.weeks_, self.channels_ = int(seq.shape[1]), int(seq.shape[2])
-            train_inputs = [self._scale_sequences(seq), static]
-        else:
+        if seq is None:
             self.seq_center_ = self.seq_scale_ = None
             self.weeks_ = self.channels_ = None
-            train_inputs = [static]
+            return [static]
+        z = np.sign(seq) * np.log1p(np.abs(seq))
+        center = np.nanmean(z, axis=(0, 1))
+        scale = np.nanstd(z, axis=(0, 1))
+        self.seq_center_ = np.nan_to_num(center).astype(np.float32)
+        self.seq_scale_ = np.where(np.isfinite(scale) & (scale > 1e-6), scale, 1.0).astype(np.float32)
+        self.weeks_, self.channels_ = int(seq.shape[1]), int(seq.shape[2])
+        return [self._scale_sequences(seq), static]
 
-        # validation rows: the ones given, else a stratified share of the training rows
+    def _validation_data(self, train_inputs: list[np.ndarray], y: np.ndarray, X_val: Any, y_val: Any,
+                         seq_val: Any) -> tuple[list[np.ndarray], np.ndarray, tuple[Any, np.ndarray] | None]:
+        """(training inputs, training labels, Keras ``validation_data`` or None): the validation rows given, else
+        (with early stopping) a stratified share of the training rows, which then leaves the training rows."""
+        name = type(self).__name__
         val_inputs = None
         if X_val is not None and y_val is not None and len(X_val) > 0:
             X_val = check_frame(X_val, name)
@@ -444,14 +248,19 @@ class _KerasModel(_ParamsMixin):
             if self.needs_sequences:
                 val_inputs.insert(0, self._scale_sequences(self._check_sequences(seq_val, len(X_val), "validation")))
         elif self.early_stopping:
-            tr, va = _validation_split(yv, int(self.seed))
+            tr, va = _validation_split(y, int(self.seed))
             if va is not None:
                 val_inputs = [a[va] for a in train_inputs]
-                yv_val = yv[va]
+                yv_val = y[va]
                 train_inputs = [a[tr] for a in train_inputs]
-                yv = yv[tr]
-        monitor = "val_loss" if val_inputs is not None else "loss"
+                y = y[tr]
+        if val_inputs is None:
+            return train_inputs, y, None
+        return train_inputs, y, (_one_or_list(val_inputs), yv_val.astype(np.float32))
 
+    def _train(self, keras: Any, train_inputs: list[np.ndarray], y: np.ndarray, validation: Any, monitor: str,
+               progress: Progress | None) -> tuple[Any, list[dict[str, Any]]]:
+        """Build, compile and train the Keras model; returns it and the history (one dict per epoch)."""
         model = self._build(self.n_static_, self.weeks_ or 0, self.channels_ or 0)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(self.learning_rate)),
                       loss="binary_crossentropy")
@@ -460,28 +269,18 @@ class _KerasModel(_ParamsMixin):
         if self.early_stopping:  # off: exactly `epochs` passes (a refit with the count validation found)
             callbacks.insert(0, keras.callbacks.EarlyStopping(monitor=monitor, patience=int(self.patience),
                                                               restore_best_weights=True))
-        x_train = train_inputs[0] if len(train_inputs) == 1 else train_inputs
-        validation = None
-        if val_inputs is not None:
-            validation = (val_inputs[0] if len(val_inputs) == 1 else val_inputs, yv_val.astype(np.float32))
         model.fit(
-            x_train,
-            yv.astype(np.float32),
+            _one_or_list(train_inputs),
+            y.astype(np.float32),
             validation_data=validation,
             epochs=int(self.epochs),
             batch_size=int(self.batch_size),
-            class_weight=_class_weights(yv) if self.class_weight == "balanced" else None,
+            class_weight=_class_weights(y) if self.class_weight == "balanced" else None,
             callbacks=callbacks,
             shuffle=True,
             verbose=0,
         )
-        self.model_ = model
-        self.history_ = history
-        losses = [h.get(monitor, float("inf")) for h in history]
-        self.best_epoch_ = int(np.argmin(losses)) + 1 if losses else 0
-        self.n_train_ = int(len(X))
-        self.fit_seconds_ = time.perf_counter() - t0
-        return self
+        return model, history
 
     def refit_settings(self, scale: float = 1.0) -> dict[str, Any]:
         """Settings for a refit on more rows without validation rows: the epoch early stopping kept, run in full.
@@ -525,10 +324,8 @@ class _KerasModel(_ParamsMixin):
     def save(self, directory: str | os.PathLike) -> list[Path]:
         """Write ``model.keras``, ``preprocessing.joblib`` and ``params.json`` into ``directory`` (created if needed);
         returns the paths written."""
-        import joblib
-
         self._check_fitted()
-        keras = _keras()
+        keras = load_keras()
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         self.model_.save(d / MODEL_FILE)
@@ -547,8 +344,6 @@ class _KerasModel(_ParamsMixin):
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "_KerasModel":
         """Read a model written by :meth:`save` (called on a subclass, the saved class must match)."""
-        import joblib
-
         d = Path(directory)
         missing = [f for f in (MODEL_FILE, PREPROCESSING_FILE, PARAMS_FILE) if not (d / f).is_file()]
         if missing:
@@ -572,7 +367,7 @@ class _KerasModel(_ParamsMixin):
         prep = joblib.load(d / PREPROCESSING_FILE)
         obj.preprocessor_ = prep["preprocessor"]
         obj.seq_center_, obj.seq_scale_ = prep["seq_center"], prep["seq_scale"]
-        obj.model_ = _load_keras(d / MODEL_FILE)
+        obj.model_ = load_keras_file(d / MODEL_FILE)
         return obj
 
     def __getstate__(self) -> dict[str, Any]:
@@ -590,16 +385,8 @@ class _KerasModel(_ParamsMixin):
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / MODEL_FILE
                 path.write_bytes(model["keras_file"])
-                state["model_"] = _load_keras(path)
+                state["model_"] = load_keras_file(path)
         self.__dict__.update(state)
-
-
-def _load_keras(path: Path) -> Any:
-    keras = _keras()
-    try:
-        return keras.saving.load_model(path, custom_objects=custom_objects(), compile=False)
-    except Exception as exc:  # a damaged or foreign file: say which one
-        raise BundleError(f"The Keras model file {str(path)!r} cannot be loaded: {exc}") from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -620,8 +407,6 @@ def _validation_split(y: np.ndarray, seed: int) -> tuple[np.ndarray | None, np.n
     counts = np.bincount(y.astype(int), minlength=2)
     if n < 20 or counts.min() < 2:
         return None, None
-    from sklearn.model_selection import train_test_split
-
     idx = np.arange(n)
     tr, va = train_test_split(idx, test_size=VALIDATION_FRACTION, random_state=seed, stratify=y)
     return np.sort(tr), np.sort(va)

@@ -13,7 +13,14 @@ from sklearn.metrics import roc_auc_score
 
 from retention_core.errors import BundleError, ConfigError, ModelError
 from retention_core.models import keras_models as km
-from retention_core.models.sklearn_models import CalibratedModel
+from retention_core.models.calibration import CalibratedModel
+from retention_core.models.keras_backend import load_keras
+from retention_core.models.keras_builders import (
+    build_cnn_model,
+    build_gru_model,
+    build_mlp_model,
+    build_transformer_model,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WEEKS, CHANNELS = 12, 4
@@ -147,22 +154,22 @@ def test_validation_rows_and_calibration(data):
 
 
 def test_factories_shapes_and_errors():
-    keras = km._keras()
-    mlp = km.build_mlp_model(5, hidden=(8,))
+    keras = load_keras()
+    mlp = build_mlp_model(5, hidden=(8,))
     assert [tuple(i.shape) for i in mlp.inputs] == [(None, 5)]
-    for build in (km.build_cnn_model, km.build_gru_model, km.build_transformer_model):
+    for build in (build_cnn_model, build_gru_model, build_transformer_model):
         model = build(5, WEEKS, CHANNELS)
         assert [i.name for i in model.inputs] == ["sequence", "static"]
         out = model([np.zeros((3, WEEKS, CHANNELS), np.float32), np.zeros((3, 5), np.float32)], training=False)
         assert tuple(keras.ops.shape(out)) == (3, 1)
     with pytest.raises(ConfigError, match="heads=3"):
-        km.build_transformer_model(5, WEEKS, CHANNELS, d_model=32, heads=3)
+        build_transformer_model(5, WEEKS, CHANNELS, d_model=32, heads=3)
     with pytest.raises(ConfigError, match="got 1.5"):
-        km.build_gru_model(5, WEEKS, CHANNELS, dropout=1.5)
+        build_gru_model(5, WEEKS, CHANNELS, dropout=1.5)
     with pytest.raises(ConfigError, match="got 0"):
-        km.build_cnn_model(5, 0, CHANNELS)
+        build_cnn_model(5, 0, CHANNELS)
     with pytest.raises(ConfigError, match="'wide'"):
-        km.build_mlp_model(5, hidden="wide")
+        build_mlp_model(5, hidden="wide")
     with pytest.raises(ConfigError, match="got 0"):
         km.MLPModel(epochs=0).fit(pd.DataFrame({"a": [1.0, 2.0]}), [0, 1])
 

@@ -95,6 +95,8 @@ def test_make_model_passes_settings_and_checks_them():
         make_model("logreg", numeric=None, categorical=None, calibrate="platt")
     cal = make_model("logreg", numeric=None, categorical=None, calibrate="isotonic", C=0.5)
     assert type(cal).__name__ == "CalibratedModel" and cal.base.C == 0.5
+    for none in (None, "none"):  # "none" as the training settings and the command line write it
+        assert type(make_model("logreg", numeric=None, categorical=None, calibrate=none)).__name__ == "LogisticModel"
 
 
 def test_param_check_conversions():
@@ -139,6 +141,14 @@ def test_lazy_attributes():
     assert "GRUModel" in dir(models)
     with pytest.raises(AttributeError):
         models.NoSuchModel  # noqa: B018
+
+
+def test_shared_model_modules_import_neither_sklearn_nor_keras():
+    # the model interface, category text and the Keras loader are read by explanations without loading either
+    code = ("import sys; import retention_core.models.base, retention_core.models.keras_backend, "
+            "retention_core.models.keras_builders; "
+            "bad = [k for k in ('sklearn', 'tensorflow', 'keras') if k in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
 
 
 def test_import_does_not_import_tensorflow():

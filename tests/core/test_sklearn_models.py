@@ -10,15 +10,9 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from retention_core.errors import ConfigError, ModelError
 from retention_core.models.baselines import RecencyRule
-from retention_core.models.sklearn_models import (
-    CalibratedModel,
-    GradientBoostingModel,
-    LogisticModel,
-    RandomForestModel,
-    SignedLog1p,
-    infer_columns,
-    make_preprocessor,
-)
+from retention_core.models.calibration import CalibratedModel
+from retention_core.models.preprocessing import SignedLog1p, infer_columns, make_preprocessor
+from retention_core.models.sklearn_models import GradientBoostingModel, LogisticModel, RandomForestModel
 
 NUMERIC = ["recency_days", "orders", "revenue", "trend", "is_member"]
 CATEGORICAL = ["country"]
@@ -258,12 +252,12 @@ def test_gbm_scores_through_binned_trees_exactly(data):
 
 
 def test_category_text_cleans_each_distinct_value_once():
-    from retention_core.models.sklearn_models import _category_text
+    from retention_core.models.base import category_text
 
     s = pd.Series([" UK", "UK", None, "", 3.0, 2.5, "DE ", np.nan], dtype=object)
-    assert list(_category_text(s)) == ["UK", "UK", "(missing)", "(missing)", "3", "2.5", "DE", "(missing)"]
+    assert list(category_text(s)) == ["UK", "UK", "(missing)", "(missing)", "3", "2.5", "DE", "(missing)"]
     cat = pd.Series(pd.Categorical(["a", None, " b"]))
-    assert list(_category_text(cat)) == ["a", "(missing)", "b"]
+    assert list(category_text(cat)) == ["a", "(missing)", "b"]
 
 
 def test_random_forest_caps_rows_per_tree(data):
@@ -345,7 +339,7 @@ def test_calibration_errors(data):
 def test_logistic_regression_clips_lifetime_totals_to_the_training_range():
     """A lifetime total far beyond anything seen in training (a later snapshot, a longer history) scores as the
     largest value seen, not as an extrapolation; every count is read on a log scale."""
-    from retention_core.models.sklearn_models import LogisticModel, QuantileClip
+    from retention_core.models.preprocessing import QuantileClip
 
     rng = np.random.default_rng(0)
     n = 2000
@@ -365,3 +359,31 @@ def test_logistic_regression_clips_lifetime_totals_to_the_training_range():
     assert unclipped[1] < unclipped[0] - 0.01  # without the clip the linear score runs on past the data
     log = m.pipeline_.named_steps["preprocess"].named_transformers_["num"].named_steps["log"]
     assert log.log_columns_.all()  # recency is not very skewed, yet it is on a log scale too
+
+
+def test_models_saved_before_the_package_split_still_load(data):
+    """Runs saved before the models package was split name the preprocessing classes, the one-hot naming function,
+    the calibration wrapper and its sigmoid by ``retention_core.models.sklearn_models`` in their pickles: such a
+    pickle (the current one with those paths written the old way) still loads and scores the same."""
+    X, y, Xt, _ = data
+    model = CalibratedModel(LogisticModel(NUMERIC, CATEGORICAL), method="sigmoid").fit(X, y)
+    text = pickle.dumps(model, protocol=0)  # protocol 0 names each class as "module\nname\n"
+    old = b"retention_core.models.sklearn_models\n"
+    for new in (b"retention_core.models.preprocessing\n", b"retention_core.models.calibration\n"):
+        assert new in text
+        text = text.replace(new, old)
+    text = text.replace(old + b"SigmoidCalibrator\n", old + b"_Sigmoid\n")
+    assert b"retention_core.models.preprocessing" not in text and b"_Sigmoid" in text
+    restored = pickle.loads(text)
+    assert np.array_equal(restored.predict_proba(awkward(Xt)), model.predict_proba(awkward(Xt)))
+
+
+def test_binned_scoring_uses_the_openmp_threads_asked_for(monkeypatch):
+    from retention_core.models import sklearn_models
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert sklearn_models._openmp_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3,2")
+    assert sklearn_models._openmp_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert sklearn_models._openmp_threads() >= 1

@@ -90,7 +90,7 @@ def test_kept_models_are_refitted_on_the_latest_snapshots_carrying_what_validati
 
 
 def test_refit_keeps_the_calibration_map_and_neural_epochs(dataset):
-    from retention_core.models.sklearn_models import CalibratedModel
+    from retention_core.models.calibration import CalibratedModel
 
     res = train_models(dataset, TrainConfig(models=["logreg", "mlp"], calibrate="sigmoid",
                                             params={"mlp": {"epochs": 3, "patience": 1}}), horizon_days=60)
