@@ -81,7 +81,7 @@ VALIDATION_FRACTION = 0.15
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _keras() -> Any:
+def import_keras() -> Any:
     """Import Keras on first use (TensorFlow's start-up chatter is kept quiet unless the user asked for it)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -96,7 +96,7 @@ def custom_objects() -> dict[str, Any]:
     """The product's own Keras layers (defined on first use, registered for saving and loading)."""
     if _CUSTOM:
         return _CUSTOM
-    keras = _keras()
+    keras = import_keras()
     ops = keras.ops
 
     @keras.saving.register_keras_serializable(package="retention_core")
@@ -147,7 +147,7 @@ def _penalty(fn: str, value: Any) -> Any:
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if not ok or not (math.isfinite(float(value)) and float(value) >= 0):
         raise ConfigError(f"{fn}: l2 must be a number >= 0, got {value!r}.")
-    return _keras().regularizers.L2(float(value)) if float(value) > 0 else None
+    return import_keras().regularizers.L2(float(value)) if float(value) > 0 else None
 
 
 def _output(keras: Any, x: Any, *, head: int, dropout: float, reg: Any) -> Any:
@@ -177,7 +177,7 @@ def build_mlp_model(n_static: int, *, hidden: tuple[int, ...] = (128, 64), dropo
     if not layers or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in layers):
         raise ConfigError(f"{fn}: hidden must be a list of layer sizes such as (128, 64), got {hidden!r}.")
     dropout = _fraction(fn, "dropout", dropout)
-    keras = _keras()
+    keras = import_keras()
     reg = _penalty(fn, l2)
     inp = keras.Input(shape=(n_static,), name="static")
     x = inp
@@ -206,7 +206,7 @@ def build_cnn_model(n_static: int, weeks: int, channels: int, *, filters: int = 
     kernel_size = _positive_int(fn, "kernel_size", kernel_size)
     head = _positive_int(fn, "head", head)
     dropout = _fraction(fn, "dropout", dropout)
-    keras = _keras()
+    keras = import_keras()
     L = keras.layers
     reg = _penalty(fn, l2)
     seq_in = keras.Input(shape=(weeks, channels), name="sequence")
@@ -231,7 +231,7 @@ def build_gru_model(n_static: int, weeks: int, channels: int, *, units: int = 32
     units = _positive_int(fn, "units", units)
     head = _positive_int(fn, "head", head)
     dropout = _fraction(fn, "dropout", dropout)
-    keras = _keras()
+    keras = import_keras()
     L = keras.layers
     reg = _penalty(fn, l2)
     seq_in = keras.Input(shape=(weeks, channels), name="sequence")
@@ -260,7 +260,7 @@ def build_transformer_model(n_static: int, weeks: int, channels: int, *, d_model
     dropout = _fraction(fn, "dropout", dropout)
     if d_model % heads:
         raise ConfigError(f"{fn}: d_model ({d_model!r}) must be a multiple of heads, got heads={heads!r}.")
-    keras = _keras()
+    keras = import_keras()
     L = keras.layers
     PositionEmbedding = custom_objects()["PositionEmbedding"]
     reg = _penalty(fn, l2)
@@ -414,7 +414,7 @@ class _KerasModel(_ParamsMixin):
         num, cat = infer_columns(X, self.numeric, self.categorical)
         t0 = time.perf_counter()
 
-        keras = _keras()
+        keras = import_keras()
         keras.utils.set_random_seed(int(self.seed))
         pre = make_preprocessor(num, cat, scale=True, log_heavy=True, encoding="onehot")
         static = np.asarray(pre.fit_transform(X, yv), dtype=np.float32)
@@ -528,7 +528,7 @@ class _KerasModel(_ParamsMixin):
         import joblib
 
         self._check_fitted()
-        keras = _keras()
+        keras = import_keras()
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         self.model_.save(d / MODEL_FILE)
@@ -595,7 +595,7 @@ class _KerasModel(_ParamsMixin):
 
 
 def _load_keras(path: Path) -> Any:
-    keras = _keras()
+    keras = import_keras()
     try:
         return keras.saving.load_model(path, custom_objects=custom_objects(), compile=False)
     except Exception as exc:  # a damaged or foreign file: say which one

@@ -201,7 +201,7 @@ class CategoryText(TransformerMixin, BaseEstimator):
             raise ModelError(f"Expected {self.n_features_in_} categorical column(s), got {frame.shape[1]}.")
         out = np.empty(frame.shape, dtype=object)
         for j in range(frame.shape[1]):
-            out[:, j] = _category_text(frame.iloc[:, j])
+            out[:, j] = category_text(frame.iloc[:, j])
         return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -212,7 +212,7 @@ class CategoryText(TransformerMixin, BaseEstimator):
         return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
 
 
-def _category_text(s: pd.Series) -> np.ndarray:
+def category_text(s: pd.Series) -> np.ndarray:
     """Each value as category text (``3.0`` -> ``"3"``, blank or missing -> ``"(missing)"``), cleaned once per distinct
     value, so scoring a million users costs a handful of string operations, not a million."""
     codes, uniques = pd.factorize(s, use_na_sentinel=True)

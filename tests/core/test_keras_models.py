@@ -147,7 +147,7 @@ def test_validation_rows_and_calibration(data):
 
 
 def test_factories_shapes_and_errors():
-    keras = km._keras()
+    keras = km.import_keras()
     mlp = km.build_mlp_model(5, hidden=(8,))
     assert [tuple(i.shape) for i in mlp.inputs] == [(None, 5)]
     for build in (km.build_cnn_model, km.build_gru_model, km.build_transformer_model):

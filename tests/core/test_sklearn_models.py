@@ -258,12 +258,12 @@ def test_gbm_scores_through_binned_trees_exactly(data):
 
 
 def test_category_text_cleans_each_distinct_value_once():
-    from retention_core.models.sklearn_models import _category_text
+    from retention_core.models.sklearn_models import category_text
 
     s = pd.Series([" UK", "UK", None, "", 3.0, 2.5, "DE ", np.nan], dtype=object)
-    assert list(_category_text(s)) == ["UK", "UK", "(missing)", "(missing)", "3", "2.5", "DE", "(missing)"]
+    assert list(category_text(s)) == ["UK", "UK", "(missing)", "(missing)", "3", "2.5", "DE", "(missing)"]
     cat = pd.Series(pd.Categorical(["a", None, " b"]))
-    assert list(_category_text(cat)) == ["a", "(missing)", "b"]
+    assert list(category_text(cat)) == ["a", "(missing)", "b"]
 
 
 def test_random_forest_caps_rows_per_tree(data):
