@@ -2,7 +2,7 @@
 feature family, the way a competent analyst would write it by hand.
 
 :func:`pandas_full_reference` computes, for one cutoff ``T``, exactly the columns (names, order, values) that
-``retention_core.events.build_dataset(ev, cfg, cutoffs=[T]).frame`` produces, from the same canonical event table
+``retention_core.dataset.build_dataset(ev, cfg, cutoffs=[T]).frame`` produces, from the same canonical event table
 (``retention_core.events.canonical_events``). It is the like-for-like reference of the features benchmark
 (``bench_features --full-reference``) and an independent check of the product's feature definitions
 (``tests/core/test_reference_features.py``). It reads only the configuration and naming helpers of the product

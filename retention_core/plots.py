@@ -80,7 +80,7 @@ def cohort_heatmap(matrix: pd.DataFrame, *, title: str | None = "Cohort retentio
 
 
 def label_balance(summary: pd.DataFrame, *, title: str | None = "Label balance per snapshot") -> go.Figure:
-    """Retained vs churned users per snapshot, from :meth:`retention_core.events.Dataset.summary`.
+    """Retained vs churned users per snapshot, from :meth:`retention_core.dataset.Dataset.summary`.
 
     Expects columns ``snapshot_date, users, labelled, churned`` (``churn_rate`` optional). Users whose horizon is not
     over yet (not labelled) are shown in grey.

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
-from .explain import feature_label
+from .explain import feature_label, segment_mean_abs_shap
 
 #: Supported cohort periods: pandas-style alias -> DuckDB date part.
 PERIODS = {"W": "week", "M": "month", "Q": "quarter"}
@@ -78,14 +78,28 @@ def cohort_retention(ev: pd.DataFrame, *, period: str = "M", max_periods: int = 
     counts, last = _cohort_counts(ev, part, int(max_periods))
     if counts.empty:
         return out
-    share = _cohort_shares(counts, pd.Timestamp(last), period, int(max_periods))
+
+    counts["cohort"] = pd.to_datetime(counts["cohort"]).astype("datetime64[ns]")
+    users = counts.pivot(index="cohort", columns="k", values="users").sort_index()
+    users = users.reindex(columns=range(int(max_periods) + 1))
+    sizes = users[0].astype("float64")
+    share = users.div(sizes, axis=0).fillna(0.0)
+
+    # Periods after the end of the data are unknown, not zero.
+    observed = _observed_periods(pd.Timestamp(last), share.index, period)
+    k = np.arange(int(max_periods) + 1)
+    share = share.mask(k[None, :] > observed[:, None])
+
+    share.insert(0, "cohort_size", sizes.astype("int64"))
+    share.index.name = "cohort"
+    share.columns.name = None
     if max_cohorts is not None:
         share = share.iloc[-int(max_cohorts):]
     share.attrs["period"] = period
     return share
 
 
-def _cohort_counts(ev: pd.DataFrame, part: str, max_periods: int) -> tuple[pd.DataFrame, object]:
+def _cohort_counts(ev: pd.DataFrame, part: str, max_periods: int) -> tuple[pd.DataFrame, Any]:
     """Users with a purchase ``k`` periods after their first one, per cohort; and the last period of the data."""
     con = duckdb.connect()
     try:
@@ -106,27 +120,12 @@ def _cohort_counts(ev: pd.DataFrame, part: str, max_periods: int) -> tuple[pd.Da
     return counts, last
 
 
-def _cohort_shares(counts: pd.DataFrame, last: pd.Timestamp, period: str, max_periods: int) -> pd.DataFrame:
-    """The share of each cohort still buying per period; periods after the end of the data are unknown (NaN)."""
-    counts["cohort"] = pd.to_datetime(counts["cohort"]).astype("datetime64[ns]")
-    users = counts.pivot(index="cohort", columns="k", values="users").sort_index()
-    users = users.reindex(columns=range(max_periods + 1))
-    sizes = users[0].astype("float64")
-    share = users.div(sizes, axis=0).fillna(0.0)
-
-    cohorts = share.index
+def _observed_periods(last: pd.Timestamp, cohorts: pd.DatetimeIndex, period: str) -> np.ndarray:
+    """For each cohort, the last period after its first one that the data covers."""
     if period == "W":
-        observed = ((last - cohorts).days // 7).to_numpy()
-    else:
-        months = 3 if period == "Q" else 1
-        observed = (((last.year - cohorts.year) * 12 + (last.month - cohorts.month)) // months).to_numpy()
-    k = np.arange(max_periods + 1)
-    share = share.mask(k[None, :] > observed[:, None])
-
-    share.insert(0, "cohort_size", sizes.astype("int64"))
-    share.index.name = "cohort"
-    share.columns.name = None
-    return share
+        return ((last - cohorts).days // 7).to_numpy()
+    months = 3 if period == "Q" else 1
+    return (((last.year - cohorts.year) * 12 + (last.month - cohorts.month)) // months).to_numpy()
 
 
 def cohort_label(cohort: pd.Timestamp, period: str = "M") -> str:
@@ -601,18 +600,11 @@ def segment_shap_heatmap_data(shap_df: pd.DataFrame, segments: pd.Series, *, how
     seg = pd.Series(segments)
     if len(seg) != len(shap_df):
         raise ConfigError(f"{len(seg)} segment labels for {len(shap_df)} explained users; they must match.")
-    absv = shap_df.abs().astype("float64")
-    pop = absv.mean()
-    feats = pop.sort_values(ascending=False, kind="stable").index.tolist()
+    agg = segment_mean_abs_shap(shap_df, seg, sort=False, as_text=True)
+    feats = agg.population.sort_values(ascending=False, kind="stable").index.tolist()
     if max_features is not None:
         feats = feats[: int(max_features)]
-    absv, pop = absv[feats], pop[feats]
-    lab = pd.Series(seg.to_numpy(), index=shap_df.index)
-    keep = lab.notna()
-    text = lab[keep].astype(str)
-    grouped = absv[keep.to_numpy()].groupby(text.to_numpy(), sort=False)
-    means = grouped.mean()
-    users = grouped.size()
+    means, users, pop = agg.means[feats], agg.users, agg.population[feats]
     order = _order(seg, list(means.index)) or list(users.sort_values(ascending=False, kind="stable").index)
     means, users = means.loc[order], users.loc[order]
     if how == "difference":

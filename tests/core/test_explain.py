@@ -371,12 +371,12 @@ def test_global_importance_beeswarm_dependence_segments(data):
 def test_forest_values_in_parallel_chunks_match_one_pass(data):
     import shap
 
-    from retention_core import explain
+    from retention_core.explain.encoded import tree_values
 
     X, _, _ = data
     model = fitted("random_forest", data, n_estimators=30, n_jobs=1)
     est = model.pipeline_.named_steps["model"]
     M = model.pipeline_.named_steps["preprocess"].transform(pd.concat([X, X.iloc[:100]]))
     one = np.asarray(shap.TreeExplainer(est).shap_values(M, check_additivity=False))
-    both = explain._tree_values(shap.TreeExplainer(est), est, M, forest=True)
+    both = tree_values(shap.TreeExplainer(est), est, M, forest=True)
     np.testing.assert_allclose(both, one, atol=1e-10)
