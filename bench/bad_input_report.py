@@ -13,13 +13,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import retention_core.io as rio  # noqa: E402
 from retention_core.cli import main as cli_main  # noqa: E402

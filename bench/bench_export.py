@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -28,9 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from retention_core.scoring import (at_risk_list, export_csv, export_csv_bytes, neutralise_frame,  # noqa: E402
+from retention_core.scoring import (at_risk_list, export_csv, export_csv_bytes, neutralise_frame,
                                     pseudonymise, risk_deciles)
 
 REASONS = ["No purchase for {d} days (typical for retained users: 34) [+{p} pts]",

@@ -14,18 +14,14 @@ import argparse
 import os
 import resource
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from assets.generator import generate_for_events  # noqa: E402
-from bench.reference_features import differences, pandas_full_reference  # noqa: E402
-from retention_core.events import CANONICAL, SnapshotConfig, build_dataset, canonical_events, data_end  # noqa: E402
-from retention_core.roles import infer_schema  # noqa: E402
+from assets.generator import generate_for_events
+from bench.reference_features import differences, pandas_full_reference
+from retention_core.events import CANONICAL, SnapshotConfig, build_dataset, canonical_events, data_end
+from retention_core.roles import infer_schema
 
 WINDOWS = (7, 30, 90, 180, 365)
 
