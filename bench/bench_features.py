@@ -20,7 +20,8 @@ import pandas as pd
 
 from assets.generator import generate_for_events
 from bench.reference_features import differences, pandas_full_reference
-from retention_core.events import CANONICAL, SnapshotConfig, build_dataset, canonical_events, data_end
+from retention_core.dataset import SnapshotConfig, build_dataset, data_end
+from retention_core.events import CANONICAL, canonical_events
 from retention_core.roles import infer_schema
 
 WINDOWS = (7, 30, 90, 180, 365)

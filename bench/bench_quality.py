@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from bench.common import DATA
+from retention_core.dataset import SnapshotConfig, build_dataset, training_cutoffs
 from retention_core.evaluation import metrics
-from retention_core.events import SnapshotConfig, build_dataset, canonical_events
+from retention_core.events import canonical_events
 from retention_core.io import read_table
 from retention_core.roles import infer_schema
-from retention_core.training import TrainConfig, train_models, training_cutoffs
+from retention_core.training import TrainConfig, train_models
 
 HOLDOUTS = {
     "orii": ("online_retail_ii_2009_2010.parquet", ["2010-09-10", "2010-08-11"]),
@@ -97,7 +98,7 @@ def target_check(rows: list[dict]) -> list[str]:
 
 
 def telco(models, params: dict | None = None) -> list[dict]:
-    from retention_core.features import user_dataset
+    from retention_core.dataset import user_dataset
     from retention_core.validation import validate
 
     raw = read_table(DATA / "telco_customer_churn.csv")

@@ -19,10 +19,11 @@ import pandas as pd
 
 from assets.generator import generate_for_events
 from retention_core.bundle import load_run, save_run
-from retention_core.events import SnapshotConfig, build_dataset, canonical_events
+from retention_core.dataset import SnapshotConfig, build_dataset, training_cutoffs
+from retention_core.events import canonical_events
 from retention_core.roles import infer_schema
 from retention_core.scoring import score
-from retention_core.training import TrainConfig, train_models, training_cutoffs
+from retention_core.training import TrainConfig, train_models
 
 
 def main() -> None:

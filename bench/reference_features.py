@@ -28,7 +28,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from retention_core.events import CANONICAL, SnapshotConfig, slug
+from retention_core.events import CANONICAL, slug
+from retention_core.dataset import SnapshotConfig
 from retention_core.features import MAX_EVENT_TYPES
 
 

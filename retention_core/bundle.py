@@ -207,6 +207,14 @@ def save_run(out: str | os.PathLike, result, *, schema, dataset, snapshot: dict,
     return target
 
 
+def refit_note(refit: dict | None) -> str:
+    if not refit:
+        return "The saved models are the ones validated (not refitted)."
+    span = f" ({refit['snapshots']} snapshot(s), {refit['from']} to {refit['to']})" if refit.get("snapshots") else ""
+    return (f"Validation figures were measured before the refit; the saved models were then refitted on "
+            f"{refit['rows']:,} labelled rows{span}, the validation rows included.")
+
+
 def _num(v):
     try:
         return None if pd.isna(v) else float(v)

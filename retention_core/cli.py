@@ -11,7 +11,16 @@ import os
 import sys
 import time
 
+from .bundle import load_run
+from .dataset import SnapshotConfig, build_dataset, default_config, training_cutoffs, user_dataset
 from .errors import RetentionError
+from .events import canonical_events
+from .io import read_table
+from .models import REGISTRY
+from .roles import infer_schema
+from .scoring import format_dates, score_file, write_table
+from .training import TrainConfig, TrainProgress, train_and_save
+from .validation import validate, validate_dataset
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -25,19 +34,26 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
+#: The one table of column roles and their options: the parser, the overrides and the error wording read it.
+ROLE_FLAGS = {"user_id": ("--user-col", "user id column"), "timestamp": ("--time-col", "timestamp column"),
+              "order_id": ("--order-col", "order / invoice id column"),
+              "amount": ("--amount-col", "line or order value column"), "quantity": ("--quantity-col", "quantity column"),
+              "price": ("--price-col", "unit price column"), "event_type": ("--event-col", "event type column"),
+              "product": ("--product-col", "product column"), "category": ("--category-col", "category column")}
+#: Request fields of library errors (``RetentionError.field``) and the option that sets each.
+FIELD_FLAGS = {"top": "--top", "threshold": "--threshold", "reasons": "--reasons", "as_of": "--as-of",
+               "cutoff": "--cutoff", "horizon_days": "--horizon", "lookback_days": "--lookback",
+               "n_snapshots": "--snapshots", "step_days": "--step", "label": "--label", "model": "--model",
+               "sheet": "--sheet"}
+
+
 def _role_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("columns (anything not given is inferred)")
-    g.add_argument("--sheet", help="Excel sheet to read (default: the first sheet with data)")
+    g.add_argument("--sheet", help="Excel sheet to read (default: the sheet holding the main table; inspect says "
+                   "which and why)")
     g.add_argument("--kind", choices=["events", "users"], help="force the table kind")
-    g.add_argument("--user-col", help="user id column")
-    g.add_argument("--time-col", help="timestamp column")
-    g.add_argument("--order-col", help="order / invoice id column")
-    g.add_argument("--amount-col", help="line or order value column")
-    g.add_argument("--quantity-col", help="quantity column")
-    g.add_argument("--price-col", help="unit price column")
-    g.add_argument("--event-col", help="event type column")
-    g.add_argument("--product-col", help="product column")
-    g.add_argument("--category-col", help="category column")
+    for flag, what in ROLE_FLAGS.values():
+        g.add_argument(flag, help=what)
     g.add_argument("--purchase-value", action="append",
                    help="event type value that counts as a purchase (repeat or comma-separate for several)")
 
@@ -93,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run")
     s.add_argument("data")
     s.add_argument("--out", required=True, help="output CSV")
-    s.add_argument("--sheet")
+    s.add_argument("--sheet", help="Excel sheet to score (default: the sheet holding the main table)")
     s.add_argument("--as-of", help="score as of this date (event logs; default: the end of the data)")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--top", type=int, help="keep the K users most at risk")
@@ -108,14 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
-    ov: dict = {}
-    mapping = {"user_col": "user_id", "time_col": "timestamp", "order_col": "order_id", "amount_col": "amount",
-               "quantity_col": "quantity", "price_col": "price", "event_col": "event_type", "product_col": "product",
-               "category_col": "category", "label": "label"}
-    for arg, role in mapping.items():
-        v = getattr(args, arg, None)
-        if v:
-            ov[role] = v
+    ov: dict = {role: getattr(args, flag[2:].replace("-", "_"), None) for role, (flag, _) in ROLE_FLAGS.items()}
+    ov = {role: col for role, col in ov.items() if col}
+    if getattr(args, "label", None):
+        ov["label"] = args.label
     if getattr(args, "kind", None):
         ov["kind"] = args.kind
     if getattr(args, "purchase_value", None):
@@ -134,9 +146,7 @@ def _typed(v: str):
     return v
 
 
-def snapshot_config(args: argparse.Namespace, ev):
-    from .events import SnapshotConfig, default_config
-
+def snapshot_config(args: argparse.Namespace, ev) -> SnapshotConfig:
     base = default_config(ev)
     kw = base.as_dict()
     for arg, key in (("horizon", "horizon_days"), ("lookback", "lookback_days"), ("snapshots", "n_snapshots"),
@@ -151,10 +161,6 @@ def snapshot_config(args: argparse.Namespace, ev):
 
 def load(args: argparse.Namespace):
     """Read DATA, infer the schema with the overrides and validate it."""
-    from .io import read_table
-    from .roles import infer_schema
-    from .validation import validate
-
     df = read_table(args.data, sheet=getattr(args, "sheet", None))
     schema = infer_schema(df, overrides_from_args(args))
     return df, schema, validate(df, schema)
@@ -164,7 +170,7 @@ def _fail_on_errors(report) -> None:
     if report.errors:
         first = report.errors[0]
         more = f" (and {len(report.errors) - 1} more problem(s); run inspect)" if len(report.errors) > 1 else ""
-        raise RetentionError(f"{first.message}: {first.action}{more}")
+        raise RetentionError(f"{first.message}: {first.action}{more}", roles=[first.role] if first.role else [])
 
 
 def cmd_inspect(args) -> int:
@@ -180,6 +186,8 @@ def cmd_inspect(args) -> int:
         return EXIT_OK
     print(f"{info.get('name', args.data)}: {'event log' if schema.kind == 'events' else 'user table'}, "
           f"{len(df):,} rows x {len(df.columns)} columns" + (f", {out['users']:,} users" if out["users"] else ""))
+    if info.get("sheet") is not None:
+        print(f"sheet: {info['sheet']!r} (of {len(info.get('sheets') or [])}), {info.get('sheet_reason')}")
     print("roles:")
     for role, col in out["roles"].items():
         print(f"  {role:<11} {col}")
@@ -196,11 +204,6 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_build_dataset(args) -> int:
-    from .events import build_dataset, canonical_events
-    from .features import user_dataset
-    from .scoring import format_dates, write_table
-    from .validation import validate_dataset
-
     t0 = time.perf_counter()
     df, schema, report = load(args)
     _fail_on_errors(report)
@@ -226,15 +229,63 @@ def cmd_build_dataset(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .training import train_cli
+    """Build the training dataset, train, validate, refit, save the run and print the leaderboard."""
+    t0 = time.perf_counter()
+    df, schema, report = load(args)
+    _fail_on_errors(report)
+    keys = [k.strip() for k in args.models.split(",") if k.strip()]
+    cfg = TrainConfig(models="auto" if keys in (["auto"], []) else keys, metric=args.metric,
+                      calibrate=None if args.calibrate == "none" else args.calibrate, seed=args.seed,
+                      backtest=max(0, args.backtest), refit=args.refit)
+    model_keys = cfg.model_keys()
+    if args.epochs:
+        cfg.params = {k: {"epochs": args.epochs} for k in model_keys if REGISTRY[k].family == "deep"}
+    needs_seq = any(REGISTRY[k].needs_sequences for k in model_keys)
+    if schema.kind == "events":
+        ev = canonical_events(df, schema)
+        scfg = snapshot_config(args, ev)
+        ds = build_dataset(ev, scfg, sequences=needs_seq, cutoffs=training_cutoffs(ev, scfg))
+        snap = scfg.as_dict()
+    else:
+        ds, snap = user_dataset(df, schema, report), {}
+    result, _ = train_and_save(args.out, ds, schema, cfg, snapshot=snap, digest=df.attrs.get("digest", ""),
+                               excluded=report.excluded_features, progress=_print_progress)
+    cols = ["model", "roc_auc", "pr_auc", "f1", "recall_top10", "fit_seconds"]
+    print(f"validation: {result.scheme}")
+    print(result.refit_note)
+    print(result.leaderboard[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if len(result.backtest):
+        bt = result.backtest.pivot_table(index="cutoff", columns="model", values="roc_auc")
+        print("backtest ROC-AUC per cutoff:")
+        print(bt.to_string(float_format=lambda v: f"{v:.4f}"))
+    for k, v in result.errors.items():
+        print(f"warning: {k} failed: {v}")
+    print(f"best model: {result.best}; saved to {args.out} in {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK
 
-    return train_cli(args)
+
+def _print_progress(event: TrainProgress) -> None:
+    if event.model is not None and event.stage in ("done", "failed"):
+        print(f"  {event.message}", file=sys.stderr)
 
 
 def cmd_score(args) -> int:
-    from .scoring import score_cli
-
-    return score_cli(args)
+    """Score a file with a saved run and write the users chosen, most at risk first."""
+    t0 = time.perf_counter()
+    key = None
+    if args.pseudonymise_key_env:
+        key = os.environ.get(args.pseudonymise_key_env, "")
+        if not key:
+            raise UsageError(f"Environment variable {args.pseudonymise_key_env} is empty or not set: put the "
+                             "pseudonymisation key in it.")
+    run = load_run(args.run)
+    df = read_table(args.data, sheet=args.sheet)
+    result = score_file(run, df, as_of=args.as_of, model=args.model, top=args.top, threshold=args.threshold,
+                        reasons=args.reasons, pseudonymise_key=key)
+    write_table(result.chosen, args.out)
+    print(f"scored {len(result.scores):,} users with {result.model}; wrote {len(result.chosen):,} rows to "
+          f"{args.out} in {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK
 
 
 COMMANDS = {"inspect": cmd_inspect, "build-dataset": cmd_build_dataset, "train": cmd_train, "score": cmd_score}
@@ -248,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except RetentionError as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {_worded(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except MemoryError:
         print("error: not enough memory for this file; filter or sample it first", file=sys.stderr)
@@ -262,6 +313,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: internal failure ({type(exc).__name__}: {_one_line(exc)}); "
               "rerun with RETENTION_DEBUG=1 for details", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _worded(exc: RetentionError) -> str:
+    """A library error in the command line's terms: the option behind the field at fault, the options that name
+    columns the product could not find."""
+    text = _one_line(exc)
+    if getattr(exc, "field", None) in FIELD_FLAGS:
+        text = f"{FIELD_FLAGS[exc.field]}: {text}"
+    flags = [ROLE_FLAGS[r][0] for r in getattr(exc, "roles", ()) if r in ROLE_FLAGS]
+    if flags:
+        text += f" On the command line: {' '.join(f'{f} COLUMN' for f in flags)}."
+    return text
 
 
 def _one_line(exc: BaseException) -> str:

@@ -5,9 +5,24 @@ it into ``st.error`` and the command line into one ``error: ...`` line with exit
 """
 from __future__ import annotations
 
+from typing import Any
+
 
 class RetentionError(ValueError):
-    """Base class: the message says what is wrong and how to fix it."""
+    """Base class: the message says what is wrong and how to fix it, in the analyst's words.
+
+    Structured fields let each front end word the fix in its own terms: ``field`` names the setting or request field
+    at fault (``"top"``, ``"threshold"``, ``"as_of"``: the command line turns it into its flag, the service into the
+    JSON field of a 422), ``value`` is the value received, ``roles`` the column roles that could not be found (the app
+    points at its column mapping, the command line at ``--user-col`` and the like).
+    """
+
+    def __init__(self, message: str = "", *, field: str | None = None, value: Any = None,
+                 roles: tuple[str, ...] | list[str] = ()):
+        super().__init__(message)
+        self.field = field
+        self.value = value
+        self.roles = tuple(roles)
 
 
 class DataError(RetentionError):

@@ -1,10 +1,6 @@
-"""Event log -> labelled snapshots, without leaking the future.
-
-Contract (see DESIGN.md): a snapshot at cutoff ``T`` uses only events at or before ``T`` for features; a user counted in
-it made at least one qualifying purchase in the lookback window ``(T - lookback, T]``; the user is labelled
-``churned = 1`` when no qualifying purchase falls in ``(T, T + horizon]``. Cutoffs are day boundaries: the cutoff
-``2010-09-10`` is the instant ``2010-09-10 00:00``; a time of day is rounded up to the next midnight. A snapshot whose
-horizon reaches past the end of the data cannot be labelled yet: its label is missing and it is the one to score.
+"""The canonical event table: a raw log's columns mapped to their roles, cleaned, and each row flagged as a qualifying
+purchase, a return, a cancellation or a non-product line. Snapshots and datasets are built from it in
+:mod:`retention_core.dataset`.
 
 A qualifying purchase is a purchase row (any row when there is no event type column) that is not a cancellation, not a
 return, and has a positive quantity, price and amount where those columns exist.
@@ -12,8 +8,6 @@ return, and has a positive quantity, price and amount where those columns exist.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 import pandas as pd
 
@@ -25,48 +19,6 @@ NON_PRODUCT_CODES = {"POST", "DOT", "M", "BANK CHARGES", "AMAZONFEE", "C2", "D",
                      "ADJUST", "ADJUST2", "TEST001", "TEST002", "SP1002", "GIFT"}
 CANONICAL = ["user_id", "ts", "order_id", "amount", "quantity", "event_type", "product", "category", "rating",
              "is_purchase", "is_return", "is_cancel", "is_nonproduct"]
-
-
-@dataclass
-class SnapshotConfig:
-    """How to cut an event log into labelled snapshots (days)."""
-
-    horizon_days: int = 90
-    lookback_days: int = 365
-    cutoff: str | None = None  # latest labelled snapshot; None = the last date whose horizon is fully observed
-    n_snapshots: int = 1
-    step_days: int = 30
-    windows: tuple[int, ...] = (7, 30, 90, 180, 365)
-    sequence_weeks: int = 26
-
-    def __post_init__(self) -> None:
-        for name in ("horizon_days", "lookback_days", "n_snapshots", "step_days", "sequence_weeks"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name.replace('_', ' ')} must be a whole number of at least 1, got {v!r}.")
-        if self.horizon_days > 3650 or self.lookback_days > 3650:
-            raise ConfigError("Horizon and lookback must be at most 3650 days.")
-        self.windows = tuple(sorted({int(w) for w in self.windows}))
-        if self.cutoff is not None:
-            to_cutoff(self.cutoff)
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["windows"] = list(self.windows)
-        return d
-
-
-def to_cutoff(value) -> pd.Timestamp:
-    """A cutoff as a midnight timestamp (a time of day is rounded up to the next midnight)."""
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise ConfigError(f"Cutoff {value!r} is not a date. Use YYYY-MM-DD, e.g. 2010-09-10.") from None
-    if ts is pd.NaT or pd.isna(ts):
-        raise ConfigError(f"Cutoff {value!r} is not a date. Use YYYY-MM-DD, e.g. 2010-09-10.")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.ceil("D")
 
 
 def _text(s: pd.Series) -> pd.Series:
@@ -212,100 +164,6 @@ def exact_duplicates(df: pd.DataFrame) -> pd.Series:
         except TypeError:
             out.loc[sub.index] = sub.astype(str).duplicated().to_numpy()
     return out
-
-
-def data_end(ev: pd.DataFrame) -> pd.Timestamp:
-    """The first midnight at or after the last event: everything up to it is observed."""
-    return pd.Timestamp(ev["ts"].max()).ceil("D")
-
-
-def default_config(ev: pd.DataFrame) -> SnapshotConfig:
-    """Defaults suited to the log's span: a 90-day horizon and 365-day lookback when the data allows."""
-    span = max(int((ev["ts"].max() - ev["ts"].min()).days), 1)
-    horizon = 90 if span >= 270 else max(7, span // 3)
-    lookback = 365
-    step = 30 if horizon >= 60 else max(1, horizon // 2)
-    room = span - horizon - 60
-    n = max(1, min(6, room // step + 1)) if room > 0 else 1
-    return SnapshotConfig(horizon_days=horizon, lookback_days=lookback, n_snapshots=int(n), step_days=step)
-
-
-def snapshot_dates(ev: pd.DataFrame, cfg: SnapshotConfig) -> list[pd.Timestamp]:
-    """The labelled cutoffs ``T, T - step, ...`` (latest first), each inside the data."""
-    end, start = data_end(ev), pd.Timestamp(ev["ts"].min()).floor("D")
-    last = to_cutoff(cfg.cutoff) if cfg.cutoff is not None else end - pd.Timedelta(days=cfg.horizon_days)
-    if last <= start:
-        raise ConfigError(f"The log spans {start.date()} to {end.date()}: too short for a {cfg.horizon_days}-day horizon. "
-                          "Shorten the horizon or upload a longer history.")
-    if last > end:
-        raise ConfigError(f"Cutoff {last.date()} is after the end of the data ({end.date()}). Pick an earlier date.")
-    dates = [last - pd.Timedelta(days=cfg.step_days * i) for i in range(cfg.n_snapshots)]
-    dates = [d for d in dates if d > start]
-    return dates
-
-
-@dataclass
-class Dataset:
-    """A per-user (and per-snapshot) table ready for modelling."""
-
-    frame: pd.DataFrame  # user_id, snapshot_date, churned (0/1, missing = not labelled yet), features...
-    numeric: list[str]
-    categorical: list[str]
-    sequences: np.ndarray | None = None  # (rows, weeks, channels) float32, rows aligned with frame
-    channels: list[str] = field(default_factory=list)
-    config: dict = field(default_factory=dict)
-    kind: str = "events"
-
-    @property
-    def features(self) -> list[str]:
-        return self.numeric + self.categorical
-
-    def labelled(self) -> "Dataset":
-        return self.subset(self.frame["churned"].notna().to_numpy())
-
-    def subset(self, mask: np.ndarray) -> "Dataset":
-        seq = self.sequences[mask] if self.sequences is not None else None
-        return Dataset(self.frame.loc[mask].reset_index(drop=True), self.numeric, self.categorical, seq,
-                       self.channels, self.config, self.kind)
-
-    def summary(self) -> pd.DataFrame:
-        """Label balance per snapshot."""
-        f = self.frame
-        key = f["snapshot_date"] if "snapshot_date" in f else pd.Series("all", index=f.index)
-        g = f.groupby(key, sort=True)
-        out = pd.DataFrame({"users": g.size(), "labelled": g["churned"].count(),
-                            "churned": g["churned"].sum(min_count=1), "churn_rate": g["churned"].mean()})
-        out.index.name = "snapshot_date"
-        return out.reset_index()
-
-
-def build_dataset(ev: pd.DataFrame, cfg: SnapshotConfig | None = None, *, sequences: bool = False,
-                  cutoffs: list | None = None) -> Dataset:
-    """Features and labels at each cutoff (``cutoffs`` given, or :func:`snapshot_dates` of ``cfg``)."""
-    from . import features
-
-    cfg = cfg or default_config(ev)
-    dates = [to_cutoff(c) for c in cutoffs] if cutoffs is not None else snapshot_dates(ev, cfg)
-    if not dates:
-        raise ConfigError("No snapshot fits in the data with these settings. Use fewer snapshots, a shorter step or "
-                          "a later cutoff.")
-    frame, seq = features.compute(ev, dates, cfg, end=data_end(ev), sequences=sequences)
-    if frame.empty:
-        raise DataError(f"No user made a purchase in the {cfg.lookback_days} days before the cutoff(s) "
-                        f"{', '.join(str(d.date()) for d in dates)}. Check the purchase settings or the cutoff.")
-    numeric, categorical = features.feature_columns(frame, attributes=[c for c in ev.columns if c not in CANONICAL])
-    channels = list(features.SEQUENCE_CHANNELS) if sequences else []
-    conf = cfg.as_dict()
-    conf["cutoffs"] = [str(d.date()) for d in dates]
-    return Dataset(frame, numeric, categorical, seq, channels, conf, "events")
-
-
-def scoring_snapshot(ev: pd.DataFrame, cfg: SnapshotConfig, as_of=None, *, sequences: bool = False) -> Dataset:
-    """The snapshot to score: features as of ``as_of`` (default: the end of the data); labels are not known."""
-    T = to_cutoff(as_of) if as_of is not None else data_end(ev)
-    ds = build_dataset(ev, cfg, sequences=sequences, cutoffs=[T])
-    ds.frame["churned"] = ds.frame["churned"].where(pd.Series(False, index=ds.frame.index))
-    return ds
 
 
 _SAFE = re.compile(r"[^0-9a-zA-Z]+")

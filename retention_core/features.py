@@ -31,7 +31,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .events import CANONICAL, SnapshotConfig, slug
+from .events import CANONICAL, slug
 
 SEQUENCE_CHANNELS = ["orders", "revenue_log", "browsing_log", "returns"]
 MAX_EVENT_TYPES = 8
@@ -384,7 +384,7 @@ def _count_sql(P: _Packing, windows: tuple[int, ...], types: list[str]) -> tuple
     return agg, base
 
 
-def compute(ev: pd.DataFrame, dates: list[pd.Timestamp], cfg: SnapshotConfig, *, end: pd.Timestamp,
+def compute(ev: pd.DataFrame, dates: list[pd.Timestamp], cfg, *, end: pd.Timestamp,
             threads: int | None = None, sequences: bool = False) -> tuple[pd.DataFrame, np.ndarray | None]:
     """One row per (snapshot, user active in the lookback window): features from buckets <= T and the label; with
     ``sequences``, also the weekly activity array aligned with the rows (from the same per-day table)."""
@@ -402,15 +402,20 @@ def compute(ev: pd.DataFrame, dates: list[pd.Timestamp], cfg: SnapshotConfig, *,
         con.close()
 
 
-def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: _Packing, per_user=()) -> pd.DataFrame:
+def _population(con, dates: list[pd.Timestamp], lookback: int) -> None:
+    """Temp tables ``cut`` (the cutoffs) and ``pop`` (each cutoff's users: a purchase in the lookback window)."""
     values = ", ".join(f"(DATE '{d.date()}')" for d in dates)
     con.execute(f"CREATE OR REPLACE TEMP TABLE cut AS SELECT * FROM (VALUES {values}) t(T)")
-    H, L = int(cfg.horizon_days), int(cfg.lookback_days)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE pop AS
-        SELECT c.T, d.user_id FROM cut c JOIN daily d ON d.b <= c.T AND d.b > c.T - {L} AND d.orders > 0
+        SELECT c.T, d.user_id FROM cut c JOIN daily d ON d.b <= c.T AND d.b > c.T - {lookback} AND d.orders > 0
         GROUP BY 1, 2
     """)
+
+
+def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: _Packing, per_user=()) -> pd.DataFrame:
+    H, L = int(cfg.horizon_days), int(cfg.lookback_days)
+    _population(con, dates, L)
     agg, base = _count_sql(P, cfg.windows, types)
     sep = ",\n               "
     # an attribute looked up per user carries the user's code here; _decode turns it into the user's value
@@ -468,7 +473,11 @@ def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: _Packing,
     LEFT JOIN fut USING (T, user_id)
     ORDER BY snapshot_date DESC, base.user_id
     """
-    frame = con.execute(sql).df()
+    return _tidy(con.execute(sql).df(), ev, attributes)
+
+
+def _tidy(frame: pd.DataFrame, ev: pd.DataFrame, attributes: list[str]) -> pd.DataFrame:
+    """Numbers as float64, the snapshot date as a timestamp, and no column for what the log does not record."""
     frame["churned"] = frame["churned"].astype("Float64").astype("float64")
     for c in frame.columns:
         if c not in ("user_id", "snapshot_date") and c not in attributes and pd.api.types.is_numeric_dtype(frame[c]):
@@ -595,17 +604,3 @@ def apply_user_spec(df: pd.DataFrame, schema, spec: dict) -> pd.DataFrame:
     for c in spec["categorical"]:
         out[c] = df[c].astype("string").str.strip().astype(object).where(df[c].notna(), None)
     return pd.DataFrame(out, index=df.index)
-
-
-def user_dataset(df: pd.DataFrame, schema, report=None):
-    """A user table as a :class:`~retention_core.events.Dataset` (label 1 = churned, missing labels kept as NaN)."""
-    from .events import Dataset
-    from .roles import label_series
-
-    excluded = report.excluded_features if report is not None else []
-    spec = user_feature_spec(df, schema, excluded)
-    frame = apply_user_spec(df, schema, spec)
-    frame.insert(1, "churned", label_series(df, schema).to_numpy() if schema.roles.get("label") else np.nan)
-    numeric = spec["numeric"] + [f"{c} (age in days)" for c in spec["dates"]]
-    return Dataset(frame.reset_index(drop=True), numeric, list(spec["categorical"]), None, [],
-                   {"user_spec": spec}, "users")

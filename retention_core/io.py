@@ -5,7 +5,9 @@ content (not only the file name), the text encoding (UTF-8 with or without BOM, 
 delimiter, and refuses with a :class:`DataError` anything that is not a usable table. Values that are clearly numbers
 become numbers (thousands separators and currency signs allowed); identifiers with leading zeros, identifiers too
 long for a 64-bit integer and dates stay text until :func:`parse_datetime` turns dates into timestamps. Nothing read
-is ever executed or unpickled.
+is ever executed or unpickled. Every read stays within bounds checked before parsing (size, expansion, columns, line
+length: :mod:`retention_core.bounds`), and a workbook is read on the sheet that holds its main table
+(:func:`retention_core.sheets.choose_sheet`), with the reason in ``read_info``.
 """
 from __future__ import annotations
 
@@ -25,18 +27,29 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import bounds
+from .bounds import Limits
 from .errors import DataError
+from .sheets import choose_sheet
 
 Source = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
 
 DEFAULT_MAX_MB = float(os.environ.get("RETENTION_MAX_UPLOAD_MB", "500"))
 #: Decompressed data may be at most this many times the size limit (guards against zip bombs).
-MAX_EXPANSION = 20
+MAX_EXPANSION = float(os.environ.get("RETENTION_MAX_EXPANSION", "20"))
+#: ... and, once past RATIO_FREE_MB, at most this many times the compressed file's own size: real tables expand 5 to
+#: 40 times (an all-empty table about 40), a bomb about 1,000 times. Parquet's rows x columns are held to it too.
+MAX_RATIO = float(os.environ.get("RETENTION_MAX_RATIO", "100"))
+RATIO_FREE_MB = 20.0
+#: The widest table read; wider files are refused before they are parsed (a one-line gzip bomb is 60M columns wide).
+DEFAULT_MAX_COLUMNS = int(os.environ.get("RETENTION_MAX_COLUMNS", "5000"))
+#: The longest line of text read (MB); a longer line is refused before it is parsed.
+DEFAULT_MAX_LINE_MB = float(os.environ.get("RETENTION_MAX_LINE_MB", "10"))
 _TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".dat", ".tab", ".psv"}
 _TABLE_SUFFIXES = _TEXT_SUFFIXES | {".parquet", ".pq", ".xlsx", ".xlsm", ".gz"}
 _NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "#N/A", "-"]
 _NA_SET = set(_NA_VALUES)
-_MAX_COLUMNS = 20_000  # wider text is read by pandas
+_ARROW_COLUMNS = 20_000  # wider text (with RETENTION_MAX_COLUMNS raised) is read by pandas
 _NOT_A_TABLE = "Upload a CSV, TSV, Parquet or Excel (.xlsx) file."
 # Formats people upload by mistake, recognised by their first bytes.
 _MAGIC = [
@@ -60,6 +73,7 @@ class ReadInfo:
     delimiter: str | None = None
     sheet: str | None = None
     sheets: list[str] | None = None
+    sheet_reason: str | None = None   # why this sheet was read (see choose_sheet)
     compression: str | None = None
 
     def as_dict(self) -> dict:
@@ -102,23 +116,33 @@ def _load_bytes(source: Source, max_bytes: int) -> tuple[bytes, str]:
     return data, str(name)
 
 
-def _too_big(limit: int) -> DataError:
-    return DataError(f"The compressed file expands to more than {_mb(limit)}, over the limit "
-                     f"({MAX_EXPANSION} times the size limit). Split or filter it before uploading.")
-
-
-def _decompress_gzip(data: bytes, limit: int) -> bytes:
+def _gzip_pieces(data: bytes):
+    """The decompressed bytes of a gzip file (every member of it), a piece at a time."""
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
-            out = fh.read(limit + 1)
+            while piece := fh.read(bounds.CHUNK):
+                yield piece
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"The gzip file is damaged and cannot be decompressed ({_short(exc)}). Export it again.") from None
-    if len(out) > limit:
-        raise _too_big(limit)
-    return out
 
 
-def _zip_member(data: bytes, limit: int) -> tuple[bytes, str]:
+def _decompress_gzip(data: bytes, name: str, limits: Limits) -> bytes:
+    return bounds.inflate(_gzip_pieces(data), name, limits)
+
+
+def _zip_pieces(zf: zipfile.ZipFile, member: zipfile.ZipInfo):
+    try:
+        with zf.open(member) as fh:
+            while piece := fh.read(bounds.CHUNK):
+                yield piece
+    except (RuntimeError, NotImplementedError):  # encrypted or an unsupported compression method
+        raise DataError(f"{member.filename} inside the zip is encrypted or compressed in a way that is not "
+                        "supported. Zip it again without a password.") from None
+    except Exception:
+        raise DataError("The zip file is damaged and cannot be decompressed. Export it again.") from None
+
+
+def _zip_member(data: bytes, name: str, limits: Limits) -> tuple[bytes, str]:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
@@ -140,19 +164,9 @@ def _zip_member(data: bytes, limit: int) -> tuple[bytes, str]:
         raise DataError(f"The zip file holds several files and none looks like a table ({names}). "
                         "Put one CSV, Parquet or Excel file in it.")
     member = (tables or members)[0]
-    if member.file_size > limit:
-        raise _too_big(limit)
-    try:
-        with zf.open(member) as fh:
-            out = fh.read(limit + 1)
-    except (RuntimeError, NotImplementedError):  # encrypted or an unsupported compression method
-        raise DataError(f"{member.filename} inside the zip is encrypted or compressed in a way that is not "
-                        "supported. Zip it again without a password.") from None
-    except Exception:
-        raise DataError("The zip file is damaged and cannot be decompressed. Export it again.") from None
-    if len(out) > limit:
-        raise _too_big(limit)
-    return out, member.filename
+    if member.file_size > limits.expanded:
+        raise bounds.too_big(name, limits)
+    return bounds.inflate(_zip_pieces(zf, member), name, limits), member.filename
 
 
 def _is_xlsx(data: bytes) -> bool:
@@ -286,13 +300,15 @@ def _drop_unnamed_empty(df: pd.DataFrame, header: list) -> pd.DataFrame:
     return df.iloc[:, keep] if len(keep) < df.shape[1] else df
 
 
-def _read_text(data: bytes, name: str) -> tuple[pd.DataFrame, dict]:
+def _read_text(data: bytes, name: str, limits: Limits) -> tuple[pd.DataFrame, dict]:
     text, encoding = decode_text(data)
     _check_is_text_table(data, text, encoding)
     if _blank(text):
         raise DataError(f"{name} is empty. Upload a file with a header row and at least one row of data.")
     delimiter = sniff_delimiter(text)
-    fast = _read_text_arrow(text, delimiter)
+    utf8 = data if encoding == "utf-8" else text.encode("utf-8")  # the same bytes when already UTF-8: no copy
+    bounds.check_text(utf8, delimiter, name, limits)
+    fast = _read_text_arrow(utf8, delimiter)
     if fast is not None:
         header, df = fast
     else:
@@ -304,7 +320,7 @@ def _read_text(data: bytes, name: str) -> tuple[pd.DataFrame, dict]:
     return df, {"encoding": encoding, "delimiter": delimiter}
 
 
-def _read_text_arrow(text: str, delimiter: str) -> tuple[list, pd.DataFrame] | None:
+def _read_text_arrow(utf8: bytes, delimiter: str) -> tuple[list, pd.DataFrame] | None:
     """(header, rows as text columns) by Arrow's multi-threaded CSV reader, several times faster than pandas'; None
     when Arrow cannot read the text exactly as :func:`_read_text_pandas` would (space-aligned text, rows of unequal
     length): the pandas reader then reads it, or explains what is wrong with it.
@@ -318,16 +334,16 @@ def _read_text_arrow(text: str, delimiter: str) -> tuple[list, pd.DataFrame] | N
 
     try:
         table = pacsv.read_csv(
-            io.BytesIO(text.encode("utf-8")),
+            io.BytesIO(utf8),
             read_options=pacsv.ReadOptions(autogenerate_column_names=True),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char='"', double_quote=True,
                                              newlines_in_values=True, ignore_empty_lines=True),
-            convert_options=pacsv.ConvertOptions(column_types={f"f{i}": pa.string() for i in range(_MAX_COLUMNS)},
+            convert_options=pacsv.ConvertOptions(column_types={f"f{i}": pa.string() for i in range(_ARROW_COLUMNS)},
                                                  null_values=_NA_VALUES, strings_can_be_null=True,
                                                  quoted_strings_can_be_null=True))
     except (pa.ArrowException, ValueError):
         return None
-    if table.num_rows == 0 or table.num_columns > _MAX_COLUMNS:
+    if table.num_rows == 0 or table.num_columns > _ARROW_COLUMNS:
         return None
     header = [col[0].as_py() for col in table.columns]
     body = table.slice(1)
@@ -364,8 +380,45 @@ def _short(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
 
 
+_SCAN_ROWS = 50          # rows of each sheet looked at (header, width, a sample for choose_sheet)
+_COUNT_ROWS = 100_000    # rows counted one by one when a sheet does not record its size
+
+
+def _trimmed(row: tuple) -> list:
+    """A row's values without the empty cells after its last value (spreadsheets pad rows to the used range)."""
+    vals = list(row)
+    while vals and (vals[-1] is None or (isinstance(vals[-1], str) and not vals[-1].strip())):
+        vals.pop()
+    return vals
+
+
+def _sheet_summary(ws) -> dict:
+    """has_data, rows below the header, columns, header and a sample of the rows under it, from the first rows (and
+    the size the sheet records, or a count of its rows when it records none)."""
+    header_at, header, sample, scanned = None, [], [], 0
+    for scanned, row in enumerate(ws.iter_rows(max_row=_SCAN_ROWS, values_only=True), start=1):
+        vals = _trimmed(row)
+        if header_at is None:
+            if vals:  # tables often start below a title or a few blank rows
+                header_at, header = scanned, vals
+        elif vals:
+            sample.append(vals)
+    if header_at is None:
+        return {"has_data": False, "rows": 0, "columns": 0, "header": [], "sample": []}
+    rows = len(sample)
+    if scanned >= _SCAN_ROWS:  # more rows below: the size the sheet records, else a count
+        if ws.max_row is not None:
+            rows = max(rows, ws.max_row - header_at)
+        else:
+            rows += sum(1 for r in ws.iter_rows(min_row=_SCAN_ROWS + 1, max_row=_COUNT_ROWS, values_only=True)
+                        if _trimmed(r))
+    columns = max(len(v) for v in [header, *sample])
+    return {"has_data": True, "rows": rows, "columns": columns, "header": header, "sample": sample}
+
+
 def excel_sheets(data: bytes) -> list[dict]:
-    """The sheets of an .xlsx workbook: name, visibility and whether it has data."""
+    """The sheets of an .xlsx workbook: name, visibility, whether it has data, and for :func:`choose_sheet` its size
+    (rows below the header, columns), header and first rows."""
     import openpyxl
 
     try:
@@ -375,13 +428,7 @@ def excel_sheets(data: bytes) -> list[dict]:
     out = []
     try:
         for ws in wb.worksheets:
-            has_data = False
-            # Tables often start below a title or a few blank rows: look at the first rows, not only the first two.
-            for row in ws.iter_rows(max_row=50, values_only=True):
-                if any(v is not None and str(v).strip() for v in row):
-                    has_data = True
-                    break
-            out.append({"name": ws.title, "hidden": ws.sheet_state != "visible", "has_data": has_data})
+            out.append({"name": ws.title, "hidden": ws.sheet_state != "visible", **_sheet_summary(ws)})
     except Exception as exc:
         raise DataError(f"This Excel file is damaged ({_short(exc)}). Save it again as .xlsx or export CSV.") from None
     finally:
@@ -389,22 +436,31 @@ def excel_sheets(data: bytes) -> list[dict]:
     return out
 
 
-def _read_excel(data: bytes, name: str, sheet: str | int | None) -> tuple[pd.DataFrame, dict]:
-    sheets = excel_sheets(data)
+def _pick_sheet(sheets: list[dict], name: str, sheet: str | int | None) -> tuple[str, str]:
+    """(sheet, why): the sheet asked for (by name or number), else the one :func:`choose_sheet` picks."""
     names = [s["name"] for s in sheets]
     if sheet is None:
-        usable = [s["name"] for s in sheets if s["has_data"] and not s["hidden"]] or \
-                 [s["name"] for s in sheets if s["has_data"]]
-        if not usable:
+        if not any(s["has_data"] for s in sheets):
             raise DataError(f"{name}: no sheet of this workbook holds data. Sheets: {', '.join(names)}.")
-        sheet = usable[0]
-    elif isinstance(sheet, int) and not isinstance(sheet, bool) and sheet not in names:
+        return choose_sheet(sheets)
+    if isinstance(sheet, int) and not isinstance(sheet, bool) and sheet not in names:
         if not 0 <= sheet < len(names):
             raise DataError(f"{name} has {len(names)} sheet(s); there is no sheet number {sheet + 1}. "
                             f"Sheets: {', '.join(names)}.")
-        sheet = names[sheet]
-    elif sheet not in names:
+        return names[sheet], "the sheet asked for"
+    if sheet not in names:
         raise DataError(f"{name} has no sheet named {sheet!r}. Sheets: {', '.join(names)}.")
+    return sheet, "the sheet asked for"
+
+
+def _read_excel(data: bytes, name: str, sheet: str | int | None, limits: Limits) -> tuple[pd.DataFrame, dict]:
+    """The sheet asked for, or the main table, as a frame of cells; its width checked before pandas builds it."""
+    bounds.check_zip_expansion(data, name, limits)
+    sheets = excel_sheets(data)
+    sheet, why = _pick_sheet(sheets, name, sheet)
+    width = next(s["columns"] for s in sheets if s["name"] == sheet)
+    if width > limits.columns:
+        raise bounds.too_wide(f"Sheet {sheet!r} of {name}", width, limits)
     try:
         raw = pd.read_excel(io.BytesIO(data), sheet_name=sheet, header=None, dtype=object, engine="openpyxl")
     except Exception as exc:
@@ -413,16 +469,19 @@ def _read_excel(data: bytes, name: str, sheet: str | int | None) -> tuple[pd.Dat
     raw = raw.dropna(how="all").dropna(axis=1, how="all")
     if raw.empty:
         raise DataError(f"Sheet {sheet!r} of {name} is empty. Pick another sheet.")
+    if raw.shape[1] > limits.columns:
+        raise bounds.too_wide(f"Sheet {sheet!r} of {name}", raw.shape[1], limits)
     header = _name_columns(raw.iloc[0].tolist())
     check_columns(header)
     df = raw.iloc[1:].reset_index(drop=True)
     df.columns = header
-    return df, {"sheet": sheet, "sheets": names}
+    return df, {"sheet": sheet, "sheets": [s["name"] for s in sheets], "reason": why}
 
 
-def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
+def _read_parquet(data: bytes, name: str, limits: Limits) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
+    bounds.check_parquet(data, name, limits)
     try:
         table = pq.read_table(io.BytesIO(data))
         check_columns(table.column_names)
@@ -434,11 +493,15 @@ def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
 
 
 def read_table(source: Source, *, name: str | None = None, sheet: str | int | None = None,
-               max_mb: float | None = None) -> pd.DataFrame:
+               max_mb: float | None = None, max_columns: int | None = None,
+               max_line_mb: float | None = None) -> pd.DataFrame:
     """Read a table from a path or uploaded bytes.
 
     The result carries ``df.attrs["read_info"]`` (a :class:`ReadInfo` as a dict) and ``df.attrs["digest"]``.
-    Raises :class:`DataError` with an analyst-readable message for anything that is not a usable table.
+    Raises :class:`DataError` with an analyst-readable message for anything that is not a usable table, and for
+    anything past the bounds (checked before parsing, see :mod:`retention_core.bounds`): ``max_mb`` for the file
+    (``RETENTION_MAX_UPLOAD_MB``), ``MAX_EXPANSION`` and ``MAX_RATIO`` once decompressed, ``max_columns`` for the
+    width (``RETENTION_MAX_COLUMNS``) and ``max_line_mb`` for one line of text (``RETENTION_MAX_LINE_MB``).
     """
     max_bytes = int((max_mb if max_mb is not None else DEFAULT_MAX_MB) * 1e6)
     data, src_name = _load_bytes(source, max_bytes)
@@ -446,31 +509,53 @@ def read_table(source: Source, *, name: str | None = None, sheet: str | int | No
     if _blank(data):
         raise DataError(f"{name} is empty. Upload a file with a header row and at least one row of data.")
     info = ReadInfo(name=name, format="csv", size_bytes=len(data))
-    limit = max_bytes * MAX_EXPANSION
-    payload = data
-    if payload[:2] == b"\x1f\x8b":
-        payload, info.compression = _decompress_gzip(payload, limit), "gzip"
-    elif payload[:4] == b"PK\x03\x04" and not _is_xlsx(payload):
-        if _looks_like_office(payload, name) and not _zip_lists_tables(payload):
-            raise DataError(f"{name} looks like an Excel file but it is damaged and cannot be opened. "
-                            "Open it in Excel and save it again as .xlsx, or export CSV.")
-        payload, _inner = _zip_member(payload, limit)
-        info.compression = "zip"
-        if payload[:2] == b"\x1f\x8b":
-            payload = _decompress_gzip(payload, limit)
-    elif payload[:4] in (b"PK\x05\x06", b"PK\x07\x08"):
-        raise DataError(f"{name} is an empty zip file. Put one CSV, Parquet or Excel file in it.")
+    limits = Limits(upload=len(data), max_bytes=max_bytes, expansion=MAX_EXPANSION, ratio=MAX_RATIO,
+                    ratio_free=int(RATIO_FREE_MB * 1e6),
+                    columns=int(max_columns if max_columns is not None else DEFAULT_MAX_COLUMNS),
+                    line=int((max_line_mb if max_line_mb is not None else DEFAULT_MAX_LINE_MB) * 1e6))
+    payload = _unpack(data, name, limits, info)
     if _blank(payload):
         raise DataError(f"{name} is empty. Upload a file with a header row and at least one row of data.")
     check_memory(len(payload), name, compressed=payload[:4] == b"PAR1" or payload[:4] == b"PK\x03\x04")
     try:
-        df, info = _parse(payload, name, sheet, info)
+        df, info = _parse(payload, name, sheet, info, limits)
     except MemoryError:
         raise DataError(f"{name} is too large to load in the memory this machine has free. Filter or sample it "
                         "first (fewer rows or columns).") from None
     df.attrs["read_info"] = info.as_dict()
     df.attrs["digest"] = digest(data)
     return df
+
+
+def _unpack(data: bytes, name: str, limits: Limits, info: ReadInfo) -> bytes:
+    """The file inside gzip or zip compression, decompressed within ``limits``.
+
+    Two layers are read (a gzip inside a gzip or a zip, as a double export makes); a zip inside anything, or a third
+    layer, is refused: nothing a spreadsheet or a database writes looks like that.
+    """
+    payload, layers = data, []
+    while True:
+        if payload[:2] == b"\x1f\x8b":
+            if len(layers) == 2:
+                raise DataError(f"{name} is compressed three times or more. Decompress it and upload the table "
+                                "(compressed once at most).")
+            payload = _decompress_gzip(payload, name, limits)
+            layers.append("gzip")
+        elif payload[:4] == b"PK\x03\x04" and not _is_xlsx(payload):
+            if layers:
+                raise DataError(f"{name}: the {layers[-1]} file holds a zip file. Upload the table itself, "
+                                "compressed once at most.")
+            if _looks_like_office(payload, name) and not _zip_lists_tables(payload):
+                raise DataError(f"{name} looks like an Excel file but it is damaged and cannot be opened. "
+                                "Open it in Excel and save it again as .xlsx, or export CSV.")
+            payload, _inner = _zip_member(payload, name, limits)
+            layers.append("zip")
+        elif payload[:4] in (b"PK\x05\x06", b"PK\x07\x08") and not layers:
+            raise DataError(f"{name} is an empty zip file. Put one CSV, Parquet or Excel file in it.")
+        else:
+            break
+    info.compression = " + ".join(layers) or None
+    return payload
 
 
 #: A table in memory takes several times its text size (text cells become Python strings).
@@ -499,20 +584,18 @@ def check_memory(n_bytes: int, name: str, *, compressed: bool = False) -> None:
                         "are free. Filter or sample the file first, or use a machine with more memory.")
 
 
-def _parse(payload: bytes, name: str, sheet, info: ReadInfo):
+def _parse(payload: bytes, name: str, sheet, info: ReadInfo, limits: Limits):
     if payload[:4] == b"PAR1":
         info.format = "parquet"
-        df = _read_parquet(payload, name)
-    elif payload[:4] == b"PK\x03\x04":
-        if not _is_xlsx(payload):
-            raise DataError(f"{name}: the zip file holds another zip or a damaged Excel file. Upload the table itself.")
+        df = _read_parquet(payload, name, limits)
+    elif payload[:4] == b"PK\x03\x04":  # an Excel workbook (any other zip was opened by _unpack)
         info.format = "excel"
-        df, extra = _read_excel(payload, name, sheet)
-        info.sheet, info.sheets = extra["sheet"], extra["sheets"]
+        df, extra = _read_excel(payload, name, sheet, limits)
+        info.sheet, info.sheets, info.sheet_reason = extra["sheet"], extra["sheets"], extra["reason"]
     elif payload[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise DataError(f"{name} is an old Excel (.xls) or other Office file. Save it as .xlsx or CSV and upload that.")
     else:
-        df, extra = _read_text(payload, name)
+        df, extra = _read_text(payload, name, limits)
         info.format = "tsv" if extra["delimiter"] == "\t" else "text"
         info.encoding, info.delimiter = extra["encoding"], extra["delimiter"]
 
@@ -545,6 +628,7 @@ def _looks_like_table_column(s: pd.Series) -> bool:
 # ------------------------------------------------------------------------------------------------ value types
 _NUMBERISH = r"^[-+]?\s?[$£€¥]?\s?[-+]?[\d.,]*\d[\d.,]*(?:[eE][-+]?\d+)?\s?[$£€¥]?$"
 _INT = r"^[-+]?\d+$"
+_PLAIN_INT = r"^-?(?:0|[1-9]\d*)$"  # no sign to strip, no leading zero: what _INT keeps as a number, as is
 _FLOAT = r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$"
 _US_NUMBER = r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$"  # 1,234.50 (comma groups thousands)
 _EU_NUMBER = r"^[-+]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$"  # 1.234,50 (comma marks decimals)
@@ -569,6 +653,11 @@ def _parse_numbers(valid: pa.Array) -> np.ndarray | None:
     n = len(valid)
     # Cheap rejection on a spread-out sample first: most text columns fail on their first cells.
     probe = valid.take(pa.array(np.unique(np.linspace(0, n - 1, min(n, 1000)).astype(np.int64))))
+    if _all(probe, _PLAIN_INT) and _all(valid, _PLAIN_INT):  # the commonest column, without the dozen scans below
+        try:
+            return pc.cast(valid, pa.int64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # beyond 64 bits: an identifier
+            return None
     if not _all(probe, _NUMBERISH) or not _all(valid, _NUMBERISH):
         return None
     if _any(valid, _CURRENCY):
@@ -598,10 +687,6 @@ def _parse_numbers(valid: pa.Array) -> np.ndarray | None:
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default text type ("str")
 
 
-def _as_text(txt: pd.Series) -> pd.Series:
-    return txt.astype(_TEXT)
-
-
 def _numbers_to_series(values: np.ndarray, present: np.ndarray, index: pd.Index) -> pd.Series:
     """Scatter parsed numbers back over the rows; whole numbers become integers (nullable when cells are missing)."""
     if values.dtype.kind == "f":
@@ -621,23 +706,36 @@ def _numbers_to_series(values: np.ndarray, present: np.ndarray, index: pd.Index)
     return pd.Series(full, index=index, dtype="float64")
 
 
-def _coerce_text(s: pd.Series) -> pd.Series:
-    try:
-        txt = s.astype("string")
-    except (TypeError, ValueError):  # objects pandas cannot turn into text directly (bytes, nested values)
-        txt = s.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).astype("string")
-    txt = txt.str.strip()
-    txt = txt.mask(txt == "")
-    arr = pa.array(txt.array) if isinstance(txt.array, pd.arrays.ArrowStringArray) else \
-        pa.array(txt.to_numpy(dtype=object, na_value=None), type=pa.large_string())
+def _text_cells(s: pd.Series) -> pa.Array:
+    """The cells of ``s`` as one Arrow text array, stripped, empty cells missing.
+
+    Columns the Arrow reader made are used as they are (no pandas round trip: a 2,000-column table is read several
+    times faster); other columns are turned into text first.
+    """
+    if isinstance(s.array, pd.arrays.ArrowStringArray):
+        arr = pa.array(s.array)
+    else:
+        try:
+            txt = s.astype("string")
+        except (TypeError, ValueError):  # objects pandas cannot turn into text directly (bytes, nested values)
+            txt = s.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).astype("string")
+        arr = pa.array(txt.array) if isinstance(txt.array, pd.arrays.ArrowStringArray) else \
+            pa.array(txt.to_numpy(dtype=object, na_value=None), type=pa.large_string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    present = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    arr = pc.utf8_trim_whitespace(arr)  # what pandas' str.strip() does on Arrow text
+    return pc.if_else(pc.equal(arr, ""), pa.nulls(len(arr), arr.type), arr)
+
+
+def _coerce_text(s: pd.Series) -> pd.Series:
+    arr = _text_cells(s)
+    valid = arr.is_valid()
+    present = np.asarray(valid.to_numpy(zero_copy_only=False), dtype=bool)
     if not present.any():
         return pd.Series([None] * len(s), index=s.index, dtype=object)
-    values = _parse_numbers(arr.filter(pa.array(present)))
+    values = _parse_numbers(arr.filter(valid))
     if values is None:
-        return _as_text(txt)
+        return pd.Series(_TEXT.__from_arrow__(arr), index=s.index, name=s.name)
     return _numbers_to_series(values, present, s.index)
 
 
@@ -803,6 +901,13 @@ def parse_datetime(s: pd.Series) -> pd.Series:
 
 def datetime_share(s: pd.Series, sample: int = 500) -> float:
     """Share of a sample of non-empty cells that parse as dates (used to recognise timestamp columns)."""
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        # numbers are dates only as YYYYMMDD: decided on plain arrays (called once per column of wide tables)
+        v = s.to_numpy(dtype="float64", na_value=np.nan)
+        v = v[~np.isnan(v)][:sample]
+        if v.size and ((v >= 19000101) & (v <= 21001231)).all() and (v % 1 == 0).all() and np.unique(v).size > 1:
+            return float(parse_datetime(s.dropna().iloc[:sample]).notna().mean())
+        return 0.0
     nn = s.dropna()
     if nn.empty:
         return 0.0
@@ -810,11 +915,6 @@ def datetime_share(s: pd.Series, sample: int = 500) -> float:
     if pd.api.types.is_datetime64_any_dtype(nn.dtype):
         return 1.0
     if pd.api.types.is_bool_dtype(nn.dtype):
-        return 0.0
-    if pd.api.types.is_numeric_dtype(nn.dtype):
-        v = nn.astype("float64")
-        if v.between(19000101, 21001231).all() and (v % 1 == 0).all() and v.nunique() > 1:
-            return float(parse_datetime(nn).notna().mean())
         return 0.0
     txt = nn.astype(str)
     if not txt.str.contains(r"\d").all() or txt.str.len().max() > 40:

@@ -291,48 +291,12 @@ def infer_schema(df: pd.DataFrame, overrides: dict | None = None) -> Schema:
     """Infer the table's kind and column roles; ``overrides`` (role -> column, plus ``kind``, ``attributes``,
     ``label_positive``, ``purchase_values``) win over inference. A role overridden with None has no column."""
     overrides = dict(overrides or {})
-    for role, col in overrides.items():
-        if role in ROLES and col is not None and col not in df.columns:
-            raise ConfigError(f"The column {col!r} chosen as {ROLE_LABELS[role].lower()} is not in the data. "
-                              f"Columns are: {', '.join(map(str, df.columns[:20]))}.")
-    kind = overrides.get("kind")
-    if kind is not None and kind not in ("events", "users"):
-        raise ConfigError(f"Table kind must be 'events' or 'users', got {kind!r}.")
+    _check_overrides(df, overrides)
     sample = df if len(df) <= 200_000 else df.sample(200_000, random_state=0).sort_index()
     prof = {col: _Profile(sample[col]) for col in df.columns}
-    roles: dict[str, str | None] = {r: None for r in ROLES}
-    taken: set[str] = set()
-    for role, col in overrides.items():
-        if role in ROLES and col:
-            roles[role] = col
-            taken.add(col)
-    order = ["user_id", "timestamp", "order_id", "event_type", "amount", "quantity", "price", "product", "category",
-             "rating", "label"]
-    for role in order:
-        if role in overrides:
-            continue
-        for score, col in _candidates(role, prof):
-            if col not in taken:
-                roles[role] = col
-                taken.add(col)
-                break
-    if roles["user_id"] is None and "user_id" not in overrides:
-        col = _fallback_user(prof, taken, len(sample))
-        if col is not None:
-            roles["user_id"] = col
-            taken.add(col)
-
+    roles = _assign_roles(prof, overrides, len(sample))
     notes: list[str] = []
-    user = roles["user_id"]
-    if kind is None:
-        if user is not None and roles["timestamp"] is not None:
-            ratio = len(df) / max(df[user].nunique(dropna=True), 1)
-            kind = "events" if ratio >= 1.2 else "users"
-        else:
-            kind = "users"
-        notes.append("Detected an event log (several rows per user with timestamps)." if kind == "events"
-                     else "Detected a user table (one row per user).")
-
+    kind = overrides.get("kind") or _kind(df, roles, notes)
     if kind == "events":
         roles["label"] = overrides.get("label") if "label" in overrides else None
         if roles["amount"] is None and roles["price"] is not None and roles["quantity"] is not None:
@@ -343,51 +307,97 @@ def infer_schema(df: pd.DataFrame, overrides: dict | None = None) -> Schema:
         for r in ROLES:
             if r not in ("user_id", "label") and r not in overrides:
                 roles[r] = None
-
-    used = {c for c in roles.values() if c}
     attributes = overrides.get("attributes")
     if attributes is None:
-        attributes = _attributes(used, user, kind, sample, prof)
+        attributes = _attributes({c for c in roles.values() if c}, roles["user_id"], kind, sample, prof)
     else:
         attributes = list(attributes)
         missing = [a for a in attributes if a not in df.columns]
         if missing:
             raise ConfigError(f"Attribute column(s) not in the data: {', '.join(map(str, missing))}. "
                               f"Columns are: {', '.join(map(str, df.columns[:20]))}.")
-
     label_positive = overrides.get("label_positive")
     if kind == "users" and roles["label"] is not None and label_positive is None:
         label_positive = _label_positive(df[roles["label"]], roles["label"])
     purchase_values = overrides.get("purchase_values")
     if kind == "events" and roles["event_type"] is not None and purchase_values is None:
-        values = [str(v) for v in pd.unique(sample[roles["event_type"]].dropna())]
-        purchase_values = [v for v in values if PURCHASE_WORDS.search(v) and not RETURN_WORDS.search(v)
-                           and not CANCEL_WORDS.search(v)]
-        if not purchase_values:
-            notes.append(f"No event type in {roles['event_type']!r} looks like a purchase ({', '.join(values[:8])}); "
-                         "choose which values count as a purchase.")
+        purchase_values = _purchase_values(sample[roles["event_type"]], roles["event_type"], notes)
     elif purchase_values is not None:
         purchase_values = [str(v) for v in purchase_values]
     return Schema(kind=kind, roles=roles, attributes=list(attributes), label_positive=_plain(label_positive),
                   purchase_values=purchase_values, notes=notes)
 
 
+def _check_overrides(df: pd.DataFrame, overrides: dict) -> None:
+    for role, col in overrides.items():
+        if role in ROLES and col is not None and col not in df.columns:
+            raise ConfigError(f"The column {col!r} chosen as {ROLE_LABELS[role].lower()} is not in the data. "
+                              f"Columns are: {', '.join(map(str, df.columns[:20]))}.", field=role, value=col)
+    kind = overrides.get("kind")
+    if kind is not None and kind not in ("events", "users"):
+        raise ConfigError(f"Table kind must be 'events' or 'users', got {kind!r}.", field="kind", value=kind)
+
+
+#: The order roles are inferred in: a column taken by an earlier role is not offered to a later one.
+INFERENCE_ORDER = ["user_id", "timestamp", "order_id", "event_type", "amount", "quantity", "price", "product",
+                   "category", "rating", "label"]
+
+
+def _assign_roles(prof: dict, overrides: dict, n_sample: int) -> dict[str, str | None]:
+    """Each role's column: the analyst's choice, else the best candidate not taken by an earlier role."""
+    roles: dict[str, str | None] = {r: None for r in ROLES}
+    taken: set[str] = set()
+    for role, col in overrides.items():
+        if role in ROLES and col:
+            roles[role] = col
+            taken.add(col)
+    for role in INFERENCE_ORDER:
+        if role in overrides:
+            continue
+        for _, col in _candidates(role, prof):
+            if col not in taken:
+                roles[role] = col
+                taken.add(col)
+                break
+    if roles["user_id"] is None and "user_id" not in overrides:
+        col = _fallback_user(prof, taken, n_sample)
+        if col is not None:
+            roles["user_id"] = col
+    return roles
+
+
+def _kind(df: pd.DataFrame, roles: dict, notes: list[str]) -> str:
+    """An event log when there are timestamps and several rows per user, else a user table."""
+    user = roles["user_id"]
+    kind = "users"
+    if user is not None and roles["timestamp"] is not None:
+        ratio = len(df) / max(df[user].nunique(dropna=True), 1)
+        kind = "events" if ratio >= 1.2 else "users"
+    notes.append("Detected an event log (several rows per user with timestamps)." if kind == "events"
+                 else "Detected a user table (one row per user).")
+    return kind
+
+
+def _purchase_values(event_types: pd.Series, col: str, notes: list[str]) -> list[str]:
+    values = [str(v) for v in pd.unique(event_types.dropna())]
+    found = [v for v in values if PURCHASE_WORDS.search(v) and not RETURN_WORDS.search(v)
+             and not CANCEL_WORDS.search(v)]
+    if not found:
+        notes.append(f"No event type in {col!r} looks like a purchase ({', '.join(values[:8])}); "
+                     "choose which values count as a purchase.")
+    return found
+
+
 def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-_ROLE_OPTION = {"user_id": "--user-col", "timestamp": "--time-col", "order_id": "--order-col", "amount": "--amount-col",
-                "quantity": "--quantity-col", "price": "--price-col", "event_type": "--event-col",
-                "product": "--product-col", "category": "--category-col", "label": "--label"}
-
-
 def require_roles(schema: Schema, *roles: str) -> None:
+    """ConfigError (its ``roles`` naming the missing ones) unless every role has a column."""
     missing = [r for r in roles if not schema.roles.get(r)]
     if missing:
         names = ", ".join(ROLE_LABELS[r].lower() for r in missing)
-        opts = " ".join(f"{_ROLE_OPTION[r]} COLUMN" for r in missing if r in _ROLE_OPTION)
-        where = f" (or pass {opts})" if opts else ""
-        raise ConfigError(f"No column was recognised as the {names}. Choose it in the column mapping{where}.")
+        raise ConfigError(f"No column was recognised as the {names}. Choose it in the column mapping.", roles=missing)
 
 
 def label_series(df: pd.DataFrame, schema: Schema) -> pd.Series:

@@ -14,12 +14,20 @@ from __future__ import annotations
 import os
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
+from .dataset import SnapshotConfig, scoring_snapshot
+from .errors import ConfigError, DataError
+from .events import canonical_events
+from .explain import top_reasons
+from .features import apply_user_spec
+from .models import REGISTRY, for_population
+from .roles import Schema, infer_schema
+from .segments import risk_deciles
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -104,17 +112,6 @@ def format_dates(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def risk_deciles(p: np.ndarray) -> np.ndarray:
-    """Risk decile 1 (highest churn probability) to 10 (lowest), by rank so ties split evenly."""
-    p = np.asarray(p, dtype=float)
-    if len(p) == 0:
-        return np.zeros(0, dtype=int)
-    order = np.argsort(-p, kind="stable")
-    ranks = np.empty(len(p), dtype=np.int64)
-    ranks[order] = np.arange(len(p))
-    return (ranks * 10 // len(p) + 1).astype(int)
-
-
 # ----------------------------------------------------------------------------------------------- scoring a run
 def features_for_run(run, df: pd.DataFrame, *, as_of=None):
     """The saved run's feature rows for new data, computed with the same code path as training.
@@ -123,10 +120,6 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None):
     User tables: the saved feature specification. The saved column roles are applied by column name; a role whose
     column is missing is inferred again.
     """
-    from .errors import DataError
-    from .events import SnapshotConfig, canonical_events, scoring_snapshot
-    from .features import apply_user_spec
-    from .roles import Schema, infer_schema
 
     saved = Schema.from_dict(run.info["schema"])
     overrides = {r: c for r, c in saved.roles.items() if c and c in df.columns}
@@ -161,7 +154,6 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None):
 
 def score(run, df: pd.DataFrame, *, as_of=None, model: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, object]:
     """Churn probability, risk decile and rank for every user; returns (scores, feature rows, sequences)."""
-    from .models import REGISTRY, for_population
 
     key = model or run.best
     m = run.model(key)  # an unknown key: a message listing the run's models
@@ -176,7 +168,7 @@ def scores_table(user_ids, p) -> pd.DataFrame:
     """``user_id, churn_probability, risk_decile, rank`` from ids and churn probabilities (rank 1 = most at risk)."""
     p = np.clip(np.asarray(p, dtype=float), 0, 1)
     out = pd.DataFrame({"user_id": pd.Series(user_ids).astype(str).to_numpy(), "churn_probability": p})
-    out["risk_decile"] = risk_deciles(p)
+    out["risk_decile"] = risk_deciles(p).to_numpy(dtype=int)
     order = np.argsort(-p, kind="stable")
     rank = np.empty(len(p), dtype=np.int64)
     rank[order] = np.arange(1, len(p) + 1)
@@ -198,57 +190,54 @@ def select(scores: pd.DataFrame, *, top: int | None = None, threshold: float | N
     """Mask of users chosen by top-K or by a probability threshold (all when neither)."""
     if top is not None:
         if top < 1:
-            raise ConfigError(f"--top must be at least 1, got {top}.")
+            raise ConfigError(f"Keep at least 1 user, got {top}.", field="top", value=top)
         return scores["rank"] <= top
     if threshold is not None:
         if not 0 <= threshold <= 1:
-            raise ConfigError(f"--threshold must be a probability between 0 and 1, got {threshold}.")
+            raise ConfigError(f"The threshold must be a probability between 0 and 1, got {threshold}.",
+                              field="threshold", value=threshold)
         return scores["churn_probability"] >= threshold
     return pd.Series(True, index=scores.index)
 
 
-def score_cli(args) -> int:
-    """``python -m retention_core score RUN DATA --out FILE``."""
-    import time
+@dataclass
+class ScoredFile:
+    """What scoring a file gives: every user's score, the chosen users with their columns, and how."""
 
-    from .bundle import load_run
-    from .io import read_table
+    scores: pd.DataFrame  # user_id, churn_probability, risk_decile, rank for every user scored
+    chosen: pd.DataFrame  # the chosen users: the score columns, reason_1..N, attributes, model, threshold, date
+    model: str
+    frame: pd.DataFrame  # the feature rows of every user scored
+    sequences: np.ndarray | None = None
 
-    t0 = time.perf_counter()
-    if args.reasons < 0:
-        raise ConfigError(f"--reasons must be 0 or more, got {args.reasons}.")
-    run = load_run(args.run)
-    df = read_table(args.data, sheet=args.sheet)
-    key = args.model or run.best
-    scores, frame, seq = score(run, df, as_of=args.as_of, model=key)
+
+def score_file(run, df: pd.DataFrame, *, as_of=None, model: str | None = None, top: int | None = None,
+               threshold: float | None = None, reasons: int = 0, pseudonymise_key: str | None = None) -> ScoredFile:
+    """Score a table with a saved run (its best model unless ``model`` is named) and choose users by top-K or a
+    probability threshold (all when neither), most at risk first, with the top ``reasons`` per user, the user's
+    attributes, the model, its threshold and the scoring date; ids replaced by keyed pseudonyms when a key is given."""
+    if reasons < 0:
+        raise ConfigError(f"The number of reasons must be 0 or more, got {reasons}.", field="reasons", value=reasons)
+    key = model or run.best
+    scores, frame, seq = score(run, df, as_of=as_of, model=key)
     full = scores.copy()
     for a in run.info["categorical"]:
         if a in frame.columns:
             full[a] = frame[a].to_numpy()
-    chosen = full.loc[select(scores, top=args.top, threshold=args.threshold)].sort_values("rank")
+    chosen = full.loc[select(scores, top=top, threshold=threshold)].sort_values("rank")
     out = chosen.reset_index(drop=True)
-    if args.reasons:
-        from .explain import top_reasons
-
+    if reasons:
         idx = chosen.index.to_numpy()
-        reasons = top_reasons(run, frame.iloc[idx].reset_index(drop=True), n=args.reasons,
-                              sequences=seq[idx] if seq is not None else None, model=key)
-        for i in range(args.reasons):
-            out.insert(4 + i, f"reason_{i + 1}", reasons[i] if i < len(reasons) else "")
-    if getattr(args, "pseudonymise_key_env", None):
-        key = os.environ.get(args.pseudonymise_key_env, "")
-        if not key:
-            raise ConfigError(f"Environment variable {args.pseudonymise_key_env} is empty or not set: put the "
-                              "pseudonymisation key in it.")
-        out = pseudonymise_list(out, key)
+        texts = top_reasons(run, frame.iloc[idx].reset_index(drop=True), n=reasons,
+                            sequences=seq[idx] if seq is not None else None, model=key)
+        for i in range(reasons):
+            out.insert(4 + i, f"reason_{i + 1}", texts[i] if i < len(texts) else "")
+    if pseudonymise_key is not None:
+        out = pseudonymise_list(out, pseudonymise_key)
     out["model"] = key
     out["threshold"] = float(run.info.get("thresholds", {}).get(key, run.threshold))
-    out["scoring_date"] = str(pd.Timestamp(frame["snapshot_date"].iloc[0]).date()) if "snapshot_date" in frame and len(frame) \
-        else str(pd.Timestamp.now().date())
-    write_table(out, args.out)
-    print(f"scored {len(scores):,} users with {key}; wrote {len(out):,} rows to {args.out} "
-          f"in {time.perf_counter() - t0:.1f} s")
-    return 0
+    out["scoring_date"] = scoring_date(frame) if len(frame) else str(pd.Timestamp.now().date())
+    return ScoredFile(scores, out, key, frame, seq)
 
 
 # ----------------------------------------------------------------------------------------------- at-risk lists
@@ -414,55 +403,22 @@ def at_risk_list(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, met
     if frame is not None and len(frame) != n:
         raise ConfigError(f"The scores ({n:,} users) and the feature rows ({len(frame):,}) do not match.")
     if threshold is not None and not 0 <= float(threshold) <= 1:
-        raise ConfigError(f"The threshold must be a probability between 0 and 1, got {threshold}.")
+        raise ConfigError(f"The threshold must be a probability between 0 and 1, got {threshold}.", field="threshold",
+                          value=threshold)
     if k is not None and int(k) < 1:
-        raise ConfigError(f"The number of users to contact must be at least 1, got {k}.")
+        raise ConfigError(f"The number of users to contact must be at least 1, got {k}.", field="top", value=k)
 
     base = scores[SCORE_COLUMNS].reset_index(drop=True)
     fr = frame.reset_index(drop=True) if frame is not None else None
-    segs = list(segment_cols) if segment_cols is not None else segment_columns(fr)
-    if fr is not None:
-        for c in segs:
-            if c not in fr.columns:
-                raise ConfigError(f"Segment column {c!r} is not among the scored users' columns.")
-        for c in (segment_filter or {}):
-            if c not in segs and c in fr.columns and c not in base.columns:
-                segs.append(c)
-    elif segs:
-        raise ConfigError("Segment columns need the scored users' feature rows.")
-    lookup = pd.concat([base, fr[[c for c in segs if c not in base.columns]]], axis=1) if segs else base
+    lookup, segs = _segment_lookup(base, fr, segment_filter, segment_cols)
 
     p = base["churn_probability"].to_numpy(dtype=float)
     value, basis = user_value(fr, n, value_col)
     var = p * value
     keep = np.flatnonzero(_segment_mask(lookup, segment_filter))
     by_rank = keep[np.argsort(base["rank"].to_numpy()[keep], kind="stable")]
-
-    if method == "threshold":
-        if threshold is None:
-            raise ConfigError("Choose a churn-probability threshold to select users by threshold.")
-        chosen = by_rank[p[by_rank] >= float(threshold)]
-    elif method == "top_k":
-        if k is None:
-            raise ConfigError("Choose how many users to contact (K).")
-        chosen = by_rank[:int(k)]
-    elif method == "budget":
-        if budget is None or cost_per_contact is None:
-            raise ConfigError("Give both the campaign budget and the cost per contact.")
-        chosen = by_rank[:budget_contacts(budget, cost_per_contact)]
-    else:
-        by_value = by_rank[np.argsort(-var[by_rank], kind="stable")]
-        if k is not None:
-            chosen = by_value[:int(k)]
-        elif budget is not None or cost_per_contact is not None:
-            if budget is None or cost_per_contact is None:
-                raise ConfigError("Give both the campaign budget and the cost per contact.")
-            chosen = by_value[:budget_contacts(budget, cost_per_contact)]
-        elif threshold is not None:
-            chosen = by_value[p[by_value] >= float(threshold)]
-        else:
-            chosen = by_value
-
+    chosen = _choose(method, by_rank, p, var, threshold=threshold, k=k, budget=budget,
+                     cost_per_contact=cost_per_contact)
     out = lookup.iloc[chosen].reset_index(drop=True)
     out = out[SCORE_COLUMNS + [c for c in segs if c not in SCORE_COLUMNS]]
     rf = _reason_frame(reasons, n)
@@ -479,6 +435,50 @@ def at_risk_list(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, met
     out.attrs["method"] = method
     out.attrs["eligible"] = int(len(keep))
     return out
+
+
+def _choose(method: str, by_rank: np.ndarray, p: np.ndarray, var: np.ndarray, *, threshold, k, budget,
+            cost_per_contact) -> np.ndarray:
+    """Positions of the users ``method`` picks from the eligible ones (``by_rank``: most at risk first)."""
+    if method == "threshold":
+        if threshold is None:
+            raise ConfigError("Choose a churn-probability threshold to select users by threshold.", field="threshold")
+        return by_rank[p[by_rank] >= float(threshold)]
+    if method == "top_k":
+        if k is None:
+            raise ConfigError("Choose how many users to contact (K).", field="top")
+        return by_rank[:int(k)]
+    if method == "budget":
+        if budget is None or cost_per_contact is None:
+            raise ConfigError("Give both the campaign budget and the cost per contact.", field="budget")
+        return by_rank[:budget_contacts(budget, cost_per_contact)]
+    by_value = by_rank[np.argsort(-var[by_rank], kind="stable")]
+    if k is not None:
+        return by_value[:int(k)]
+    if budget is not None or cost_per_contact is not None:
+        if budget is None or cost_per_contact is None:
+            raise ConfigError("Give both the campaign budget and the cost per contact.", field="budget")
+        return by_value[:budget_contacts(budget, cost_per_contact)]
+    if threshold is not None:
+        return by_value[p[by_value] >= float(threshold)]
+    return by_value
+
+
+def _segment_lookup(base: pd.DataFrame, fr: pd.DataFrame | None, segment_filter, segment_cols) -> tuple:
+    """The score columns with the segment columns beside them, and the segment columns' names."""
+    segs = list(segment_cols) if segment_cols is not None else segment_columns(fr)
+    if fr is None:
+        if segs:
+            raise ConfigError("Segment columns need the scored users' feature rows.")
+        return base, segs
+    for c in segs:
+        if c not in fr.columns:
+            raise ConfigError(f"Segment column {c!r} is not among the scored users' columns.")
+    for c in (segment_filter or {}):
+        if c not in segs and c in fr.columns and c not in base.columns:
+            segs.append(c)
+    lookup = pd.concat([base, fr[[c for c in segs if c not in base.columns]]], axis=1) if segs else base
+    return lookup, segs
 
 
 def attach_reasons(list_df: pd.DataFrame, reasons) -> pd.DataFrame:

@@ -74,6 +74,18 @@ def cohort_retention(ev: pd.DataFrame, *, period: str = "M", max_periods: int = 
     if ev.empty:
         return out
 
+    counts, last = _cohort_counts(ev, part, int(max_periods))
+    if counts.empty:
+        return out
+    share = _cohort_shares(counts, pd.Timestamp(last), period, int(max_periods))
+    if max_cohorts is not None:
+        share = share.iloc[-int(max_cohorts):]
+    share.attrs["period"] = period
+    return share
+
+
+def _cohort_counts(ev: pd.DataFrame, part: str, max_periods: int) -> tuple[pd.DataFrame, object]:
+    """Users with a purchase ``k`` periods after their first one, per cohort; and the last period of the data."""
     con = duckdb.connect()
     try:
         con.register("ev", ev[["user_id", "ts", "is_purchase"]])
@@ -84,38 +96,35 @@ def cohort_retention(ev: pd.DataFrame, *, period: str = "M", max_periods: int = 
             f AS (SELECT user_id, min(p) AS cohort FROM p GROUP BY 1)
             SELECT f.cohort, date_diff('{part}', f.cohort, p.p) AS k, count(*) AS users
             FROM p JOIN f USING (user_id)
-            WHERE date_diff('{part}', f.cohort, p.p) <= {int(max_periods)}
+            WHERE date_diff('{part}', f.cohort, p.p) <= {max_periods}
             GROUP BY 1, 2
         """).df()
         last = con.execute(f"SELECT date_trunc('{part}', max(ts)) FROM ev").fetchone()[0]
     finally:
         con.close()
-    if counts.empty:
-        return out
+    return counts, last
 
+
+def _cohort_shares(counts: pd.DataFrame, last: pd.Timestamp, period: str, max_periods: int) -> pd.DataFrame:
+    """The share of each cohort still buying per period; periods after the end of the data are unknown (NaN)."""
     counts["cohort"] = pd.to_datetime(counts["cohort"]).astype("datetime64[ns]")
     users = counts.pivot(index="cohort", columns="k", values="users").sort_index()
-    users = users.reindex(columns=range(int(max_periods) + 1))
+    users = users.reindex(columns=range(max_periods + 1))
     sizes = users[0].astype("float64")
     share = users.div(sizes, axis=0).fillna(0.0)
 
-    # Periods after the end of the data are unknown, not zero.
-    last = pd.Timestamp(last)
     cohorts = share.index
     if period == "W":
         observed = ((last - cohorts).days // 7).to_numpy()
     else:
         months = 3 if period == "Q" else 1
         observed = (((last.year - cohorts.year) * 12 + (last.month - cohorts.month)) // months).to_numpy()
-    k = np.arange(int(max_periods) + 1)
+    k = np.arange(max_periods + 1)
     share = share.mask(k[None, :] > observed[:, None])
 
     share.insert(0, "cohort_size", sizes.astype("int64"))
     share.index.name = "cohort"
     share.columns.name = None
-    if max_cohorts is not None:
-        share = share.iloc[-int(max_cohorts):]
-    share.attrs["period"] = period
     return share
 
 

@@ -13,17 +13,35 @@ before the refit; :attr:`TrainResult.refit` says on what the saved models were r
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from .bundle import refit_note, save_run
 from .errors import ConfigError, ModelError
 from .evaluation import HIGHER_IS_BETTER, METRICS, best_f1_threshold, metrics
+from .models import DEFAULT_AUTO, REGISTRY, make_model
+from .models.ensemble import DEFAULT_MEMBERS, EnsembleModel
 
-Progress = Callable[[float, str], None]
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """One step of a training, for a progress display: ``fraction`` of the whole training, the ``model`` it is about
+    (None: the run as a whole) and its ``stage``: ``"training"`` (fitting or an epoch), ``"done"`` (validated),
+    ``"failed"``, ``"refit"`` or ``"saving"``; ``message`` is a line for the screen."""
+
+    fraction: float
+    message: str
+    model: str | None = None
+    stage: str = "training"
+
+
+Progress = Callable[[TrainProgress], None]
 
 
 @dataclass
@@ -40,8 +58,6 @@ class TrainConfig:
     train_snapshots: int = 3  # event logs: the most recent snapshots a model learns from (0 = all)
 
     def model_keys(self) -> list[str]:
-        from .models import DEFAULT_AUTO, REGISTRY
-
         keys = list(DEFAULT_AUTO) if self.models in ("auto", None, ["auto"]) else list(self.models)
         unknown = [k for k in keys if k not in REGISTRY]
         if unknown:
@@ -79,14 +95,6 @@ class TrainResult:
     def refit_note(self) -> str:
         """One line for the leaderboard: what the figures measure and what the saved models learned from."""
         return refit_note(self.refit)
-
-
-def refit_note(refit: dict | None) -> str:
-    if not refit:
-        return "The saved models are the ones validated (not refitted)."
-    span = f" ({refit['snapshots']} snapshot(s), {refit['from']} to {refit['to']})" if refit.get("snapshots") else ""
-    return (f"Validation figures were measured before the refit; the saved models were then refitted on "
-            f"{refit['rows']:,} labelled rows{span}, the validation rows included.")
 
 
 def recent_snapshots(dates: pd.Series, mask: np.ndarray, k: int) -> np.ndarray:
@@ -133,13 +141,8 @@ def _usable_features(X: pd.DataFrame, numeric: list[str], categorical: list[str]
 
 
 def _fit_one(key: str, params: dict, num, cat, horizon, X, y, seq, Xv, yv, seqv, calibrate, progress):
-    from .models import REGISTRY, make_model
-
-    model = make_model(key, numeric=num, categorical=cat, horizon_days=horizon, **params)
-    if calibrate in ("isotonic", "sigmoid"):
-        from .models.sklearn_models import CalibratedModel
-
-        model = CalibratedModel(model, method=calibrate)
+    model = make_model(key, numeric=num, categorical=cat, horizon_days=horizon,
+                       calibrate=calibrate if calibrate in ("isotonic", "sigmoid") else None, **params)
     kw = {"X_val": Xv, "y_val": yv, "progress": progress}
     if REGISTRY[key].needs_sequences:
         if seq is None:
@@ -151,40 +154,47 @@ def _fit_one(key: str, params: dict, num, cat, horizon, X, y, seq, Xv, yv, seqv,
 
 
 def _predict(model, key, X, seq):
-    from .models import REGISTRY
-
     if REGISTRY[key].needs_sequences:
         return np.asarray(model.predict_proba(X, sequences=seq), dtype=float)
     return np.asarray(model.predict_proba(X), dtype=float)
 
 
-def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progress: Progress | None = None,
-                 excluded: list[str] | None = None) -> TrainResult:
-    """Train every requested model, validate, rank and refit. Failures of one model are reported, not fatal."""
-    from .models import REGISTRY
+@dataclass
+class _Split:
+    """The rows a training learns from and is judged on, with how they were chosen."""
 
-    keys = cfg.model_keys()
-    if cfg.models in ("auto", None, ["auto"]):  # auto leaves out models this data cannot feed
-        keys = [k for k in keys if not REGISTRY[k].missing_columns(ds.features)]
-    horizon = int(horizon_days or ds.config.get("horizon_days", 90))
-    progress = progress or (lambda f, m: None)
+    frame: pd.DataFrame  # the labelled rows
+    X: pd.DataFrame
+    y: np.ndarray
+    seq: np.ndarray | None
+    train: np.ndarray
+    val: np.ndarray
+    scheme: str
+    num: list[str]
+    cat: list[str]
+
+    def part(self, mask: np.ndarray):
+        return (self.X.loc[mask, self.num + self.cat], self.y[mask],
+                self.seq[mask] if self.seq is not None else None)
+
+
+def _split(ds, cfg: TrainConfig, horizon: int, excluded) -> tuple[_Split, object]:
     lab = ds.labelled()
     frame = lab.frame
     numeric = [c for c in ds.numeric if c not in (excluded or [])]
     categorical = [c for c in ds.categorical if c not in (excluded or [])]
     X_all = frame[numeric + categorical]
     y_all = frame["churned"].to_numpy(dtype=float)
-    seq_all = lab.sequences
     if ds.kind == "events":
         tr, va, t_val = time_split(lab, horizon, cfg.train_snapshots)
         scheme = (f"time split: trained on {frame.loc[tr, 'snapshot_date'].nunique()} snapshot(s) up to "
                   f"{pd.Timestamp(frame.loc[tr, 'snapshot_date'].max()).date()}, validated on {t_val.date()}")
     else:
-        from sklearn.model_selection import train_test_split
+        from sklearn.model_selection import train_test_split  # scikit-learn loads in about a second: on first use
 
-        idx = np.arange(len(frame))
         _check_classes(y_all, "labelled")
-        tr_idx, va_idx = train_test_split(idx, test_size=cfg.holdout, stratify=y_all, random_state=cfg.seed)
+        tr_idx, _ = train_test_split(np.arange(len(frame)), test_size=cfg.holdout, stratify=y_all,
+                                     random_state=cfg.seed)
         tr = np.zeros(len(frame), bool)
         tr[tr_idx] = True
         va = ~tr
@@ -192,33 +202,35 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
     _check_classes(y_all[tr], "training")
     _check_classes(y_all[va], "validation")
     num, cat = _usable_features(X_all.loc[tr], numeric, categorical)
-    X_tr, X_va = X_all.loc[tr, num + cat], X_all.loc[va, num + cat]
-    y_tr, y_va = y_all[tr], y_all[va]
-    s_tr = seq_all[tr] if seq_all is not None else None
-    s_va = seq_all[va] if seq_all is not None else None
+    return _Split(frame, X_all, y_all, lab.sequences, tr, va, scheme, num, cat), lab
 
+
+def _validate_each(keys, ds, cfg, sp: _Split, horizon, progress) -> tuple[list, dict, dict, dict, dict, list]:
+    """Fit each model on the training rows and measure it on the validation rows (the ensemble last, from the
+    members already fitted); a model that fails is reported and the others go on."""
+    X_tr, y_tr, s_tr = sp.part(sp.train)
+    X_va, y_va, s_va = sp.part(sp.val)
     rows, preds, thresholds, fitted, errors, cv_rows = [], {}, {}, {}, {}, []
-    n = len(keys)
-    members = [k for k in keys if k != "ensemble"]
-    for i, key in enumerate(members + (["ensemble"] if "ensemble" in keys else [])):
-        spec = REGISTRY[key]
-        params = dict(cfg.params.get(key, {}))
-        sub = (lambda f, m, i=i, key=key: progress((i + 0.9 * min(max(f, 0), 1)) / n, f"{REGISTRY[key].label}: {m}"))
+    order = [k for k in keys if k != "ensemble"] + (["ensemble"] if "ensemble" in keys else [])
+    n = len(order)
+    for i, key in enumerate(order):
+        spec, params = REGISTRY[key], dict(cfg.params.get(key, {}))
+
+        def sub(f, m, i=i, key=key):
+            progress(TrainProgress((i + 0.9 * min(max(f, 0), 1)) / n, f"{REGISTRY[key].label}: {m}", key))
         sub(0.0, "training")
         t0 = time.perf_counter()
         try:
             if key == "ensemble":
-                model = _assemble_ensemble(fitted, cfg, num, cat, horizon, X_tr, y_tr, sub)
+                model = _assemble_ensemble(fitted, cfg, sp.num, sp.cat, horizon, X_tr, y_tr, sub)
             else:
-                model = _fit_one(key, params, num, cat, horizon, X_tr, y_tr, s_tr, X_va, y_va, s_va, cfg.calibrate,
-                                 sub)
+                model = _fit_one(key, params, sp.num, sp.cat, horizon, X_tr, y_tr, s_tr, X_va, y_va, s_va,
+                                 cfg.calibrate, sub)
             fit_s = time.perf_counter() - t0
             p = _predict(model, key, X_va, s_va)
-        except (ConfigError, ModelError) as exc:
-            errors[key] = str(exc)
-            continue
         except Exception as exc:  # one model failing must not lose the others
-            errors[key] = f"{type(exc).__name__}: {exc}"
+            errors[key] = str(exc) if isinstance(exc, (ConfigError, ModelError)) else f"{type(exc).__name__}: {exc}"
+            progress(TrainProgress((i + 1) / n, f"{spec.label}: failed", key, "failed"))
             continue
         thr = best_f1_threshold(y_va, p)
         m = metrics(y_va, p, thr)
@@ -226,35 +238,51 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
                      "threshold": thr, "fit_seconds": fit_s})
         preds[key], thresholds[key], fitted[key] = p, thr, model
         if ds.kind == "users" and cfg.cv_folds >= 2 and spec.family not in ("deep", "ensemble"):
-            cv_rows.append({"model": key, **_cross_validate(key, params, num, cat, horizon, X_tr, y_tr, cfg)})
-        sub(1.0, f"done ({fit_s:.1f} s)")
+            cv_rows.append({"model": key, **_cross_validate(key, params, sp.num, sp.cat, horizon, X_tr, y_tr, cfg)})
+        progress(TrainProgress((i + 0.9) / n, f"{spec.label}: done ({fit_s:.1f} s)", key, "done"))
+    return rows, preds, thresholds, fitted, errors, cv_rows
+
+
+def _leaderboard(rows: list, cv_rows: list, metric: str) -> pd.DataFrame:
+    board = pd.DataFrame(rows)
+    board = board.sort_values(metric, ascending=not HIGHER_IS_BETTER[metric], na_position="last")
+    board = board.reset_index(drop=True)
+    cv = pd.DataFrame(cv_rows)
+    return board.merge(cv, on="model", how="left") if len(cv) else board
+
+
+def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progress: Progress | None = None,
+                 excluded: list[str] | None = None) -> TrainResult:
+    """Train every requested model, validate, rank and refit. Failures of one model are reported, not fatal."""
+    keys = cfg.model_keys()
+    if cfg.models in ("auto", None, ["auto"]):  # auto leaves out models this data cannot feed
+        keys = [k for k in keys if not REGISTRY[k].missing_columns(ds.features)]
+    horizon = int(horizon_days or ds.config.get("horizon_days", 90))
+    progress = progress or (lambda event: None)
+    sp, lab = _split(ds, cfg, horizon, excluded)
+    rows, preds, thresholds, fitted, errors, cv_rows = _validate_each(keys, ds, cfg, sp, horizon, progress)
     if not rows:
         detail = "; ".join(f"{k}: {v}" for k, v in errors.items())
         raise ModelError(f"No model could be trained. {detail}")
-    board = pd.DataFrame(rows)
-    asc = not HIGHER_IS_BETTER[cfg.metric]
-    board = board.sort_values(cfg.metric, ascending=asc, na_position="last").reset_index(drop=True)
-    cv = pd.DataFrame(cv_rows)
-    if len(cv):
-        board = board.merge(cv, on="model", how="left")
+    board = _leaderboard(rows, cv_rows, cfg.metric)
     best = str(board.iloc[0]["model"])
-
-    backtest = _backtest(lab, keys, cfg, num, cat, horizon, fitted) if ds.kind == "events" and cfg.backtest else pd.DataFrame()
-
+    backtest = _backtest(lab, keys, cfg, sp.num, sp.cat, horizon, fitted) if ds.kind == "events" and cfg.backtest \
+        else pd.DataFrame()
     refit = {}
     if cfg.refit:
-        final = np.ones(len(frame), bool)
+        final = np.ones(len(sp.frame), bool)
         if ds.kind == "events":
-            final = recent_snapshots(frame["snapshot_date"], final, cfg.train_snapshots)
-        refit = _refit_all(fitted, X_all.loc[final, num + cat], y_all[final],
-                           seq_all[final] if seq_all is not None else None, len(X_tr), errors, progress)
-        refit.update(_span(frame.loc[final]) if ds.kind == "events" else {})
+            final = recent_snapshots(sp.frame["snapshot_date"], final, cfg.train_snapshots)
+        X_f, y_f, s_f = sp.part(final)
+        refit = _refit_all(fitted, X_f, y_f, s_f, int(sp.train.sum()), errors, progress)
+        refit.update(_span(sp.frame.loc[final]) if ds.kind == "events" else {})
         if "ensemble" in fitted:
-            fitted["ensemble"] = _assemble_ensemble(fitted, cfg, num, cat, horizon, None, None, None)
-    val_cols = ["user_id"] + (["snapshot_date"] if "snapshot_date" in frame else []) + num + cat
-    progress(1.0, "done")
-    return TrainResult(board, best, fitted, preds, y_va, frame.loc[va, val_cols].reset_index(drop=True), thresholds,
-                       scheme, num, cat, backtest, cv, errors, refit)
+            fitted["ensemble"] = _assemble_ensemble(fitted, cfg, sp.num, sp.cat, horizon, None, None, None)
+    val_cols = ["user_id"] + (["snapshot_date"] if "snapshot_date" in sp.frame else []) + sp.num + sp.cat
+    progress(TrainProgress(1.0, "done", None, "done"))
+    X_va, y_va, _ = sp.part(sp.val)
+    return TrainResult(board, best, fitted, preds, y_va, sp.frame.loc[sp.val, val_cols].reset_index(drop=True),
+                       thresholds, sp.scheme, sp.num, sp.cat, backtest, pd.DataFrame(cv_rows), errors, refit)
 
 
 def _span(rows: pd.DataFrame) -> dict:
@@ -266,11 +294,7 @@ def refit_model(model, X: pd.DataFrame, y: np.ndarray, seq, scale: float = 1.0):
     """A new model of the same kind and settings fitted on ``X, y`` with no validation rows, carrying what validation
     learned (the model's ``refit_settings``: trees or epochs early stopping kept); a calibrated model keeps the
     calibration map it learned on the validation rows around its refitted base."""
-    import copy
-
-    from .models.sklearn_models import CalibratedModel
-
-    if isinstance(model, CalibratedModel):
+    if getattr(model, "calibrator_", None) is not None and hasattr(model, "base_"):  # a calibrated model
         out = copy.copy(model)
         out.base_ = refit_model(model.base_, X, y, seq, scale)
         out.calibration_source_ = f"{model.calibration_source_} (kept through the refit)"
@@ -287,13 +311,12 @@ def _refit_all(fitted: dict, X: pd.DataFrame, y: np.ndarray, seq, n_validated: i
                progress: Progress) -> dict:
     """Refit every validated model (the ensemble is reassembled by the caller) on the latest labelled rows; a model
     whose refit fails keeps its validated version, with a warning."""
-    from .models import REGISTRY
-
     scale = len(X) / max(1, n_validated)
     carried = {}
     keys = [k for k in fitted if REGISTRY[k].family != "ensemble"]
     for i, key in enumerate(keys):
-        progress(0.9 + 0.09 * i / max(1, len(keys)), f"{REGISTRY[key].label}: refitting on {len(X):,} rows")
+        progress(TrainProgress(0.9 + 0.09 * i / max(1, len(keys)), f"{REGISTRY[key].label}: refitting on {len(X):,} "
+                               "rows", key, "refit"))
         try:
             model = refit_model(fitted[key], X, y, seq if REGISTRY[key].needs_sequences else None, scale)
         except Exception as exc:  # keep the validated model if the refit fails
@@ -308,8 +331,6 @@ def _refit_all(fitted: dict, X: pd.DataFrame, y: np.ndarray, seq, n_validated: i
 def _assemble_ensemble(fitted: dict, cfg: TrainConfig, num, cat, horizon, X, y, progress):
     """The averaging ensemble from members already fitted in this run (fitted from scratch when X is given and too
     few members are there)."""
-    from .models.ensemble import DEFAULT_MEMBERS, EnsembleModel
-
     have = {k: fitted[k] for k in DEFAULT_MEMBERS if k in fitted}
     if len(have) >= 2:
         return EnsembleModel.from_fitted(have, numeric=num, categorical=cat, horizon_days=horizon)
@@ -331,8 +352,6 @@ def _cross_validate(key, params, num, cat, horizon, X, y, cfg) -> dict:
 
 def _backtest(lab, keys, cfg, num, cat, horizon, fitted) -> pd.DataFrame:
     """Validation at earlier cutoffs too: for each, train on snapshots one horizon before it."""
-    from .models import REGISTRY
-
     dates = sorted(pd.to_datetime(lab.frame["snapshot_date"]).unique())[::-1]
     rows = []
     for t_val in dates[1:1 + cfg.backtest]:
@@ -358,75 +377,13 @@ def _backtest(lab, keys, cfg, num, cat, horizon, fitted) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def training_cutoffs(ev, cfg, *, min_history_days: int = 30) -> list[pd.Timestamp]:
-    """Cutoffs for training from an event log: the latest labelled one, then back by ``step`` while enough history
-    remains, with at least one a full horizon before the latest (for time-aware validation)."""
-    from .events import snapshot_dates
-
-    start = pd.Timestamp(ev["ts"].min()).floor("D")
-    latest = snapshot_dates(ev, type(cfg)(**{**cfg.as_dict(), "n_snapshots": 1}))[0]
-    out, step = [], cfg.step_days
-    n = max(cfg.n_snapshots, int(np.ceil(cfg.horizon_days / step)) + 3)
-    for i in range(n):
-        T = latest - pd.Timedelta(days=step * i)
-        if T - start < pd.Timedelta(days=min_history_days):
-            break
-        out.append(T)
-    if len(out) < 2 or out[-1] > latest - pd.Timedelta(days=cfg.horizon_days):
-        raise ConfigError(f"The log is too short for time-aware validation with a {cfg.horizon_days}-day horizon: it "
-                          f"needs about {cfg.horizon_days * 2 + min_history_days} days of history before its end. "
-                          "Shorten the horizon or upload a longer log.")
-    return out
-
-
-def train_cli(args) -> int:
-    """``python -m retention_core train``: build the dataset, train, save the run, print the leaderboard."""
-    from .bundle import save_run
-    from .cli import _fail_on_errors, load, snapshot_config
-    from .events import build_dataset, canonical_events
-    from .features import user_dataset
-    from .models import REGISTRY
-
-    t0 = time.perf_counter()
-    df, schema, report = load(args)
-    _fail_on_errors(report)
-    keys = [k.strip() for k in args.models.split(",") if k.strip()]
-    cfg = TrainConfig(models="auto" if keys in (["auto"], []) else keys, metric=args.metric,
-                      calibrate=None if args.calibrate == "none" else args.calibrate, seed=args.seed,
-                      backtest=max(0, args.backtest), refit=args.refit)
-    model_keys = cfg.model_keys()
-    if args.epochs:
-        cfg.params = {k: {"epochs": args.epochs} for k in model_keys if REGISTRY[k].family == "deep"}
-    needs_seq = any(REGISTRY[k].needs_sequences for k in model_keys)
-    if schema.kind == "events":
-        ev = canonical_events(df, schema)
-        scfg = snapshot_config(args, ev)
-        ds = build_dataset(ev, scfg, sequences=needs_seq, cutoffs=training_cutoffs(ev, scfg))
-        snap = scfg.as_dict()
-    else:
-        ds = user_dataset(df, schema, report)
-        snap = {}
-    result = train_models(ds, cfg, horizon_days=snap.get("horizon_days"), excluded=report.excluded_features,
-                          progress=_print_progress)
-    save_run(args.out, result, schema=schema, dataset=ds, snapshot=snap, data_digest=df.attrs.get("digest", ""),
-             train_config=cfg)
-    board = result.leaderboard
-    cols = ["model", "roc_auc", "pr_auc", "f1", "recall_top10", "fit_seconds"]
-    print(f"validation: {result.scheme}")
-    print(result.refit_note)
-    print(board[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    if len(result.backtest):
-        bt = result.backtest.pivot_table(index="cutoff", columns="model", values="roc_auc")
-        print("backtest ROC-AUC per cutoff:")
-        print(bt.to_string(float_format=lambda v: f"{v:.4f}"))
-    for k, v in result.errors.items():
-        print(f"warning: {k} failed: {v}")
-    print(f"best model: {result.best}; saved to {args.out} in {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
-def _print_progress(fraction: float, message: str) -> None:
-    import sys
-
-    if message.endswith(")") and "done" in message:
-        print(f"  {message}", file=sys.stderr)
+def train_and_save(out, ds, schema, cfg: TrainConfig, *, snapshot: dict, digest: str, excluded: list | None = None,
+                   name: str | None = None, progress: Progress | None = None) -> tuple[TrainResult, Path]:
+    """Train, validate, refit and save a run in ``out`` (atomically): what the app's Train page and the command line
+    both do. Returns the result and the saved run's folder."""
+    progress = progress or (lambda event: None)
+    result = train_models(ds, cfg, horizon_days=snapshot.get("horizon_days"), progress=progress, excluded=excluded)
+    progress(TrainProgress(0.99, "saving the run", None, "saving"))
+    path = save_run(out, result, schema=schema, dataset=ds, snapshot=snapshot, data_digest=digest, train_config=cfg,
+                    name=name)
+    return result, path

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, RetentionError
+from .events import cancelled_orders, exact_duplicates, non_product_lines
 from .io import datetime_share, parse_datetime
 from .roles import CANCEL_WORDS, RETURN_WORDS, ROLE_LABELS, Schema, label_series, norm
 
@@ -30,6 +31,7 @@ class Finding:
     count: int = 0
     examples: list = field(default_factory=list)
     action: str = ""
+    role: str | None = None  # the column role a missing-column finding is about (each front end words the fix)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -49,11 +51,12 @@ def _plain(x):
 class ValidationReport:
     findings: list[Finding] = field(default_factory=list)
 
-    def add(self, severity: str, code: str, message: str, count: int = 0, examples=None, action: str = "") -> None:
+    def add(self, severity: str, code: str, message: str, count: int = 0, examples=None, action: str = "",
+            role: str | None = None) -> None:
         if severity not in SEVERITY_ORDER:
             raise ValueError(f"severity must be one of {', '.join(SEVERITY_ORDER)}, got {severity!r}")
         self.findings.append(Finding(severity, code, message, int(count), [_plain(x) for x in list(examples or [])[:5]],
-                                     action))
+                                     action, role))
 
     @property
     def errors(self) -> list[Finding]:
@@ -153,8 +156,6 @@ def validate(df: pd.DataFrame, schema: Schema, *, now: pd.Timestamp | None = Non
         rep.add("error", "no_rows", "The table has no rows", 0, [], "upload a table with data")
         return rep
 
-    from .events import exact_duplicates
-
     dup = exact_duplicates(df)
     if dup.any():
         rep.add("warning", "duplicate_rows", f"{int(dup.sum()):,} exact duplicate rows", int(dup.sum()), _rows(dup),
@@ -194,7 +195,8 @@ def validate(df: pd.DataFrame, schema: Schema, *, now: pd.Timestamp | None = Non
                     "table", int(extra.sum()), [str(v) for v in df[user][extra].unique()[:5]],
                     "each row is treated as its own user; if each row is an event, switch the kind to event log")
     else:
-        rep.add("error", "no_user_id", "No user id column was found", 0, [], "choose it in the column mapping")
+        rep.add("error", "no_user_id", "No user id column was found", 0, [], "choose it in the column mapping",
+                role="user_id")
 
     if schema.kind == "events":
         _validate_events(df, schema, rep, now)
@@ -205,103 +207,118 @@ def validate(df: pd.DataFrame, schema: Schema, *, now: pd.Timestamp | None = Non
 
 
 def _validate_events(df: pd.DataFrame, schema: Schema, rep: ValidationReport, now: pd.Timestamp) -> None:
+    """The event log's checks, one per column role, in the order the report lists them."""
     r = schema.roles
-    ts_col = r.get("timestamp")
-    if not ts_col:
-        rep.add("error", "no_timestamp", "No timestamp column was found", 0, [], "choose it in the column mapping")
-    else:
-        raw = df[ts_col]
-        ts = parse_datetime(raw)
-        miss = raw.isna()
-        if _is_text(raw):
-            miss = miss | (raw.astype("string").str.strip() == "").fillna(False)
-        bad = ts.isna() & ~miss
-        if bad.any():
-            share = bad.mean()
-            rep.add("error" if share > 0.5 else "warning", "bad_timestamp",
-                    f"{int(bad.sum()):,} timestamps in {ts_col!r} cannot be read as dates", int(bad.sum()),
-                    [str(v) for v in raw[bad].unique()[:5]],
-                    "rows dropped" if share <= 0.5 else "choose another timestamp column or fix the date format")
-        if miss.any():
-            rep.add("warning" if miss.mean() < 0.5 else "error", "missing_timestamp",
-                    f"{int(miss.sum()):,} rows have no timestamp in {ts_col!r}", int(miss.sum()), _rows(miss),
-                    "rows dropped: an event needs a date")
-        fut = ts > now
-        if fut.any():
-            rep.add("warning", "future_timestamp", f"{int(fut.sum()):,} timestamps are in the future", int(fut.sum()),
-                    [str(v) for v in ts[fut].head(5)], "kept; check the date format (day/month order) and time zone")
-        if ts.notna().any():
-            rep.add("info", "time_span", f"Events from {ts.min():%Y-%m-%d} to {ts.max():%Y-%m-%d} "
-                    f"({(ts.max() - ts.min()).days} days)", int(ts.notna().sum()), [], "")
-    order = r.get("order_id")
-    if order:
-        from .events import cancelled_orders
-
-        oid = df[order].astype("string")
-        c = cancelled_orders(oid)
-        if c.any():
-            rep.add("info", "cancellations", f"{int(c.sum()):,} cancellation lines (order ids starting with 'C')",
-                    int(c.sum()), list(oid[c].unique()[:5]), "not counted as purchases; used for the cancellation rate")
-        adj = oid.str.match(r"^[Aa]\d", na=False).astype(bool)
-        if 0 < adj.mean() < 0.5:
-            rep.add("info", "adjustments", f"{int(adj.sum()):,} adjustment lines (order ids starting with 'A')",
-                    int(adj.sum()), list(oid[adj].unique()[:5]), "not counted as purchases")
-    et = r.get("event_type")
-    if et:
-        v = df[et].astype("string")
-        canc = v.str.contains(CANCEL_WORDS, na=False).astype(bool)
-        if canc.any():
-            rep.add("info", "cancellations", f"{int(canc.sum()):,} cancellation events", int(canc.sum()),
-                    list(v[canc].unique()[:5]), "not counted as purchases")
-        values = [str(x) for x in v.dropna().unique()[:50]]
-        if not schema.purchase_values:
-            rep.add("error", "no_purchase_type", f"No value of {et!r} is recognised as a purchase ({', '.join(values[:8])})",
-                    0, values[:5], "choose which event types count as a purchase")
-        else:
-            rep.add("info", "purchase_types", f"Purchases are events of type {', '.join(schema.purchase_values)}",
-                    int(v.isin(schema.purchase_values).sum()), schema.purchase_values, "")
-        ret = v.str.contains(RETURN_WORDS, na=False).astype(bool)
-        if ret.any():
-            rep.add("info", "returns", f"{int(ret.sum()):,} return events", int(ret.sum()), list(v[ret].unique()[:5]),
-                    "treated as returns, not purchases")
+    _check_timestamps(df, r.get("timestamp"), rep, now)
+    if r.get("order_id"):
+        _check_order_ids(df[r["order_id"]].astype("string"), rep)
+    if r.get("event_type"):
+        _check_event_types(df, r["event_type"], schema.purchase_values, rep)
     for role in ("quantity", "amount"):
-        col = r.get(role)
-        if col:
-            x = _numbers(df[col])
-            neg = x < 0
-            if neg.any():
-                rep.add("info", f"negative_{role}", f"{int(neg.sum()):,} rows with a negative {role} in {col!r}",
-                        int(neg.sum()), _rows(neg), "treated as returns, not purchases")
-            if role == "amount":
-                zero = x == 0
-                if zero.any():
-                    rep.add("warning", "zero_amount", f"{int(zero.sum()):,} rows with a zero amount in {col!r}",
-                            int(zero.sum()), _rows(zero), "not counted as purchases")
-            bad = x.isna() & df[col].notna()
-            if bad.any():
-                rep.add("warning", f"bad_{role}", f"{int(bad.sum()):,} values in {col!r} are not numbers",
-                        int(bad.sum()), [str(v) for v in df[col][bad].unique()[:5]], "treated as missing")
-    price = r.get("price")
-    if price:
-        p = _numbers(df[price])
-        zero = p == 0
-        if zero.any():
-            rep.add("warning", "zero_price", f"{int(zero.sum()):,} lines with a zero price in {price!r}", int(zero.sum()),
-                    _rows(zero), "not counted as purchases (free items, samples or corrections)")
-        neg = p < 0
-        if neg.any():
-            rep.add("warning", "negative_price", f"{int(neg.sum()):,} lines with a negative price in {price!r}",
-                    int(neg.sum()), _rows(neg), "not counted as purchases (bad-debt or accounting adjustments)")
-    prod = r.get("product")
-    if prod:
-        from .events import non_product_lines
-
-        codes = df[prod].astype("string").str.strip()
+        if r.get(role):
+            _check_quantity_or_amount(df[r[role]], role, r[role], rep)
+    if r.get("price"):
+        _check_prices(df[r["price"]], r["price"], rep)
+    if r.get("product"):
+        codes = df[r["product"]].astype("string").str.strip()
         nonprod = non_product_lines(codes)
         if nonprod.any():
             rep.add("info", "non_product_lines", f"{int(nonprod.sum()):,} non-product lines (postage, fees, manual "
                     "adjustments)", int(nonprod.sum()), list(codes[nonprod].value_counts().index[:5]),
                     "the order still counts; excluded from revenue and product counts")
+    _check_text_nan(df, rep)
+
+
+def _check_timestamps(df: pd.DataFrame, ts_col: str | None, rep: ValidationReport, now: pd.Timestamp) -> None:
+    if not ts_col:
+        rep.add("error", "no_timestamp", "No timestamp column was found", 0, [], "choose it in the column mapping",
+                role="timestamp")
+        return
+    raw = df[ts_col]
+    ts = parse_datetime(raw)
+    miss = raw.isna()
+    if _is_text(raw):
+        miss = miss | (raw.astype("string").str.strip() == "").fillna(False)
+    bad = ts.isna() & ~miss
+    if bad.any():
+        share = bad.mean()
+        rep.add("error" if share > 0.5 else "warning", "bad_timestamp",
+                f"{int(bad.sum()):,} timestamps in {ts_col!r} cannot be read as dates", int(bad.sum()),
+                [str(v) for v in raw[bad].unique()[:5]],
+                "rows dropped" if share <= 0.5 else "choose another timestamp column or fix the date format")
+    if miss.any():
+        rep.add("warning" if miss.mean() < 0.5 else "error", "missing_timestamp",
+                f"{int(miss.sum()):,} rows have no timestamp in {ts_col!r}", int(miss.sum()), _rows(miss),
+                "rows dropped: an event needs a date")
+    fut = ts > now
+    if fut.any():
+        rep.add("warning", "future_timestamp", f"{int(fut.sum()):,} timestamps are in the future", int(fut.sum()),
+                [str(v) for v in ts[fut].head(5)], "kept; check the date format (day/month order) and time zone")
+    if ts.notna().any():
+        rep.add("info", "time_span", f"Events from {ts.min():%Y-%m-%d} to {ts.max():%Y-%m-%d} "
+                f"({(ts.max() - ts.min()).days} days)", int(ts.notna().sum()), [], "")
+
+
+def _check_order_ids(oid: pd.Series, rep: ValidationReport) -> None:
+    c = cancelled_orders(oid)
+    if c.any():
+        rep.add("info", "cancellations", f"{int(c.sum()):,} cancellation lines (order ids starting with 'C')",
+                int(c.sum()), list(oid[c].unique()[:5]), "not counted as purchases; used for the cancellation rate")
+    adj = oid.str.match(r"^[Aa]\d", na=False).astype(bool)
+    if 0 < adj.mean() < 0.5:
+        rep.add("info", "adjustments", f"{int(adj.sum()):,} adjustment lines (order ids starting with 'A')",
+                int(adj.sum()), list(oid[adj].unique()[:5]), "not counted as purchases")
+
+
+def _check_event_types(df: pd.DataFrame, et: str, purchase_values, rep: ValidationReport) -> None:
+    v = df[et].astype("string")
+    canc = v.str.contains(CANCEL_WORDS, na=False).astype(bool)
+    if canc.any():
+        rep.add("info", "cancellations", f"{int(canc.sum()):,} cancellation events", int(canc.sum()),
+                list(v[canc].unique()[:5]), "not counted as purchases")
+    values = [str(x) for x in v.dropna().unique()[:50]]
+    if not purchase_values:
+        rep.add("error", "no_purchase_type", f"No value of {et!r} is recognised as a purchase ({', '.join(values[:8])})",
+                0, values[:5], "choose which event types count as a purchase")
+    else:
+        rep.add("info", "purchase_types", f"Purchases are events of type {', '.join(purchase_values)}",
+                int(v.isin(purchase_values).sum()), purchase_values, "")
+    ret = v.str.contains(RETURN_WORDS, na=False).astype(bool)
+    if ret.any():
+        rep.add("info", "returns", f"{int(ret.sum()):,} return events", int(ret.sum()), list(v[ret].unique()[:5]),
+                "treated as returns, not purchases")
+
+
+def _check_quantity_or_amount(raw: pd.Series, role: str, col: str, rep: ValidationReport) -> None:
+    x = _numbers(raw)
+    neg = x < 0
+    if neg.any():
+        rep.add("info", f"negative_{role}", f"{int(neg.sum()):,} rows with a negative {role} in {col!r}",
+                int(neg.sum()), _rows(neg), "treated as returns, not purchases")
+    if role == "amount":
+        zero = x == 0
+        if zero.any():
+            rep.add("warning", "zero_amount", f"{int(zero.sum()):,} rows with a zero amount in {col!r}",
+                    int(zero.sum()), _rows(zero), "not counted as purchases")
+    bad = x.isna() & raw.notna()
+    if bad.any():
+        rep.add("warning", f"bad_{role}", f"{int(bad.sum()):,} values in {col!r} are not numbers",
+                int(bad.sum()), [str(v) for v in raw[bad].unique()[:5]], "treated as missing")
+
+
+def _check_prices(raw: pd.Series, price: str, rep: ValidationReport) -> None:
+    p = _numbers(raw)
+    zero = p == 0
+    if zero.any():
+        rep.add("warning", "zero_price", f"{int(zero.sum()):,} lines with a zero price in {price!r}", int(zero.sum()),
+                _rows(zero), "not counted as purchases (free items, samples or corrections)")
+    neg = p < 0
+    if neg.any():
+        rep.add("warning", "negative_price", f"{int(neg.sum()):,} lines with a negative price in {price!r}",
+                int(neg.sum()), _rows(neg), "not counted as purchases (bad-debt or accounting adjustments)")
+
+
+def _check_text_nan(df: pd.DataFrame, rep: ValidationReport) -> None:
     for c in df.columns:
         if not _is_text(df[c]):
             continue

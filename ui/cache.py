@@ -144,7 +144,7 @@ def training_dataset(key: str, schema_json: str, config_json: str, cutoffs_json:
 @st.cache_data(max_entries=8, show_spinner=False)
 def training_cutoffs(key: str, schema_json: str, config_json: str, _df: pd.DataFrame) -> list[str]:
     """The cutoffs an event log needs for time-aware validation (see ``retention_core.training.training_cutoffs``)."""
-    from retention_core.training import training_cutoffs as cutoffs
+    from retention_core.dataset import training_cutoffs as cutoffs
 
     ev = canonical_events(key, schema_json, _df)
     cfg = events.SnapshotConfig(**json.loads(config_json))

@@ -16,9 +16,9 @@ from retention_core import io as rio
 from retention_core import plots
 from retention_core.errors import ConfigError as RetentionConfigError
 from retention_core.errors import RetentionError
-from retention_core.events import SnapshotConfig
+from retention_core.dataset import SnapshotConfig
 from retention_core.roles import ROLE_LABELS, ROLES, Schema
-from retention_core.training import refit_note
+from retention_core.bundle import refit_note
 from retention_core.validation import ValidationReport, validate_dataset
 
 from . import cache, state
@@ -174,7 +174,10 @@ def _read_upload(up: state.Upload) -> LoadedTable | None:
         chosen = state.get_sheet(up.digest) or auto
         _sync(wkey, chosen if chosen in sheets else auto)
         sheet = st.selectbox("Sheet", sheets, key=wkey, on_change=_commit_sheet, args=(up.digest, wkey),
-                             help="The first sheet that holds data is read by default.")
+                             help="The sheet holding the main table is read by default; pick another to read it.")
+        why = info.get("sheet_reason")
+        st.caption(f"Opened sheet {auto!r}: {why}." if sheet == auto else
+                   f"Reading sheet {sheet!r}, as chosen; by default the studio opens {auto!r} ({why}).")
         if sheet != auto:
             with guard(f"reading sheet {sheet!r}") as g:
                 df = cache.read_table(cache.table_key(up.digest, sheet), up.name, sheet, up.data)
@@ -902,14 +905,11 @@ def _train_work(req: TrainRequest):
 
     def work(report) -> TrainOutcome:
         from retention_core import bundle
-        from retention_core.training import train_models
+        from retention_core.training import train_and_save
 
-        result = train_models(req.dataset, req.config, horizon_days=req.horizon, progress=report,
-                              excluded=req.excluded)
-        report(0.99, "saving the run")
-        path = bundle.save_run(bundle.run_path(req.name, req.root), result, schema=req.schema, dataset=req.dataset,
-                               snapshot=req.snapshot, data_digest=req.digest, train_config=req.config,
-                               name=req.name)
+        result, path = train_and_save(bundle.run_path(req.name, req.root), req.dataset, req.schema, req.config,
+                                      snapshot=req.snapshot, digest=req.digest, excluded=req.excluded, name=req.name,
+                                      progress=report)
         return TrainOutcome(req.name, str(path), dict(result.errors), result.scheme)
 
     return work
@@ -922,8 +922,8 @@ def start_training(req: TrainRequest) -> state.TrainJob:
     if state.sync_training():
         box = st.empty()
 
-        def report(fraction: float, message: str) -> None:
-            job.report(fraction, message)
+        def report(event) -> None:
+            job.report(event)
             with box.container():
                 _progress(job)
 
@@ -937,14 +937,13 @@ def start_training(req: TrainRequest) -> state.TrainJob:
 
 def _progress(job: state.TrainJob) -> None:
     """An overall progress bar, one per model (epochs for neural models), and the latest messages."""
-    fraction, message, messages = job.snapshot()
+    fraction, message, _ = job.snapshot()
     st.progress(min(max(fraction, 0.0), 1.0), text=f"Training {job.name!r}: {message}")
     n = max(len(job.models), 1)
     current = min(int(fraction * n), n - 1)
     for i, key in enumerate(job.models):
         label = model_label(key)
-        done_msg = any(m.startswith(f"{_specs()[key].label}: done") for m in messages) if key in _specs() else False
-        if done_msg or i < current:
+        if key in job.finished_models or i < current:
             st.progress(1.0, text=f":material/check_circle: {label}")
         elif i == current and job.running:
             part = min(max((fraction * n - i) / 0.9, 0.0), 1.0)

@@ -320,6 +320,7 @@ class TrainJob:
         self.fraction = 0.0
         self.message = "starting"
         self.messages: list[str] = []
+        self.finished_models: set[str] = set()  # models trained and validated (or failed) so far
         self.result: Any = None
         self.error: BaseException | None = None
         self.handled = False  # the page has taken the result into the session
@@ -327,10 +328,14 @@ class TrainJob:
         self._thread: threading.Thread | None = None
 
     # called from the worker (any thread)
-    def report(self, fraction: float, message: str) -> None:
+    def report(self, event) -> None:
+        """Take one progress event of the training (``retention_core.training.TrainProgress``)."""
+        fraction, message = event.fraction, event.message
         with self._lock:
             self.fraction = float(min(max(fraction, self.fraction if fraction < 1 else 0.0), 1.0))
             self.message = str(message)
+            if event.model is not None and event.stage in ("done", "failed"):
+                self.finished_models.add(event.model)
             if not self.messages or self.messages[-1] != self.message:
                 self.messages.append(self.message)
                 del self.messages[:-200]

@@ -15,21 +15,21 @@ NAME = "features"
 def _cutoff(ev):
     import pandas as pd
 
-    from retention_core.events import data_end
+    from retention_core.dataset import data_end
 
     return data_end(ev) - pd.Timedelta(days=90)
 
 
 def _training_cutoffs(ev) -> list:
     """The cutoffs the product trains on by default (``default_config``: up to 6 snapshots, 30 days apart)."""
-    from retention_core.events import default_config, snapshot_dates
+    from retention_core.dataset import default_config, snapshot_dates
 
     return snapshot_dates(ev, default_config(ev))
 
 
 @step("features_product", NAME)
 def features_product(cache: str, n: int) -> dict:
-    from retention_core.events import SnapshotConfig, build_dataset, default_config
+    from retention_core.dataset import SnapshotConfig, build_dataset, default_config
 
     raw = load_raw(cache, n)
     t0 = time.perf_counter()
@@ -52,7 +52,7 @@ def features_full(cache: str, n: int) -> dict:
     """The pandas reference of every product column (``bench/reference_features.py``): one cutoff, then each
     training cutoff in turn (a plain implementation recomputes everything per cutoff)."""
     from bench.reference_features import pandas_full_reference
-    from retention_core.events import SnapshotConfig, data_end, default_config
+    from retention_core.dataset import SnapshotConfig, data_end, default_config
 
     ev = canonical(load_raw(cache, n))
     end = data_end(ev)

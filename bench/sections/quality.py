@@ -36,9 +36,8 @@ def quality_holdout_reference(name: str, cutoff: str) -> dict:
 
     from bench.bench_quality import HOLDOUTS
     from bench.reference import rfm_holdout
-    from retention_core.events import SnapshotConfig, build_dataset
+    from retention_core.dataset import SnapshotConfig, build_dataset, training_cutoffs
     from retention_core.io import read_table
-    from retention_core.training import training_cutoffs
 
     ev = canonical(read_table(DATA / HOLDOUTS[name][0]))
     C = pd.Timestamp(cutoff)

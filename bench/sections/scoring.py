@@ -15,9 +15,9 @@ NAME = "scoring"
 
 
 def _scoring_setup(cache: str, events: int):
-    from retention_core.events import SnapshotConfig, build_dataset, canonical_events
+    from retention_core.dataset import SnapshotConfig, build_dataset, training_cutoffs
+    from retention_core.events import canonical_events
     from retention_core.roles import infer_schema
-    from retention_core.training import training_cutoffs
 
     raw = load_raw(cache, events)
     schema = infer_schema(raw)
@@ -42,7 +42,7 @@ def _timed(fn) -> float:
 @step("score_product", NAME)
 def score_product(cache: str, events: int, users: int) -> dict:
     from retention_core.bundle import load_run, save_run
-    from retention_core.events import build_dataset
+    from retention_core.dataset import build_dataset
     from retention_core.scoring import score
     from retention_core.training import TrainConfig, train_models
 
@@ -73,7 +73,7 @@ def score_product(cache: str, events: int, users: int) -> dict:
 @step("score_reference", NAME)
 def score_reference(cache: str, events: int, users: int) -> dict:
     from bench.reference import hgb_fit, hgb_predict
-    from retention_core.events import build_dataset
+    from retention_core.dataset import build_dataset
 
     raw, schema, ev, cfg, ds = _scoring_setup(cache, events)
     lab = ds.labelled()

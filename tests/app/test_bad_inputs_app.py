@@ -2,7 +2,9 @@
 error box, never an unexpected failure, and after each one the built-in sample still loads.
 
 One app session takes the whole corpus (as an analyst trying file after file would), so the test stays fast; the
-outcome of every file is collected and reported together.
+outcome of every file is collected and reported together. Heavy files (small files that would take gigabytes if the
+bounds checked before parsing were lost) are first read by a child process under a memory ceiling, and the one-line
+gzip bomb is also uploaded in a child app process, so a lost bound fails a test instead of taking the machine down.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import retention_core.io as rio
+from tests.badinput.bounded import MAX_PEAK_MB, MAX_SECONDS, inspect_bounded, upload_bounded
 from tests.badinput.corpus import build_corpus
 from ui.components import UPLOAD_TYPES
 from ui.state import Key, widget_key
@@ -85,6 +88,9 @@ def test_every_hostile_upload_is_read_or_refused_and_the_sample_still_works(corp
     assert not at.exception, at.exception
     problems = []
     for case in corpus:
+        if case.heavy and (res := inspect_bounded(case, timeout=30)).killed:
+            problems.append(f"{case.name}: reading it passed the ceiling ({res.killed}); not uploaded here")
+            continue
         with monkeypatch.context() as m:
             if case.max_mb is not None:
                 m.setattr(rio, "DEFAULT_MAX_MB", case.max_mb)
@@ -105,3 +111,14 @@ def test_every_hostile_upload_is_read_or_refused_and_the_sample_still_works(corp
     assert not at.exception, at.exception
     at.switch_page("app_pages/data.py").run()
     assert not at.exception, at.exception
+
+
+def test_the_one_line_gzip_bomb_upload_stays_within_bounds(corpus):
+    """The 120 KB gzip of one 120 MB line, uploaded on the Data page of an app in its own process: one error box,
+    within 1 GB (the app itself takes about 350 MB) and 10 s; the sample loads after it. It used to grow past 20 GB."""
+    case = next(c for c in corpus if c.name == "bomb_line.csv.gz")
+    res, report = upload_bounded(case, max_mb=MAX_PEAK_MB)
+    assert res.killed is None and report is not None, f"killed ({res.killed}) at {res.peak_mb:.0f} MB\n{res.stderr}"
+    assert report["outcome"] == "error" and "columns" in report["detail"], report
+    assert report["after"] is None, report
+    assert res.peak_mb < MAX_PEAK_MB and report["seconds"] < MAX_SECONDS, (res.peak_mb, report)

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from retention_core import evaluation
-from retention_core.events import Dataset
+from retention_core.dataset import Dataset
 from retention_core.roles import Schema
 from ui.state import DatasetInfo, Key, schema_json, widget_key
 

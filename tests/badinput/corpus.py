@@ -3,7 +3,11 @@
 Every case says what a careful product does with it: ``ok`` (a sane table is read), ``error`` (one clear message,
 ``needle`` is a word it must contain) or ``either`` (reading may work or stop with a clear message; both are fine, a
 crash is not). ``max_mb`` is the upload size limit the case is run under (the compressed-bomb case needs a small one).
-Nothing binary is kept in the repository: :func:`build_corpus` writes every file from code.
+``heavy`` files are small files that would take gigabytes and minutes if the bounds checked before parsing were lost
+(a one-line gzip bomb, a Parquet file of 50 million zeros, 60,001 columns ...): the tests run them in a child process
+under a memory and time ceiling (tests/badinput/bounded.py) before, and instead of, reading them in the test process.
+Nothing binary is kept in the repository: :func:`build_corpus` writes every file from code (the biggest, a 12 MB
+long line, only in the temp folder; the 120 MB bomb is a 120 KB gzip written piece by piece).
 
     from tests.badinput.corpus import build_corpus
     cases = build_corpus(tmp_path)          # [Case(...), ...], each with .path
@@ -22,6 +26,8 @@ import pandas as pd
 
 #: The size limit (MB) the compressed-bomb case runs under; it expands past MAX_EXPANSION times this.
 BOMB_LIMIT_MB = 0.2
+#: The one-line bomb: a gzip of about 120 KB holding one line of this many bytes (``0,0,0,...``: 60M columns).
+LINE_BOMB_BYTES = 120_000_000
 
 
 @dataclass
@@ -32,6 +38,7 @@ class Case:
     needle: str | None = None     # a word the error message must contain (lower case)
     upload: bool = True           # False for things a browser cannot upload (a folder, a missing file)
     max_mb: float | None = None   # the size limit to read it under (None: the product default)
+    heavy: bool = False           # would take gigabytes if the bounds were lost: run it in a bounded process first
     make: Callable[[Path], None] | None = field(default=None, repr=False)
     path: Path | None = None
 
@@ -182,6 +189,167 @@ def _bomb() -> bytes:
         for _ in range(n // 250_000 + 1):
             gz.write(chunk)
     return buf.getvalue()
+
+
+def _gzip_stream(pieces) -> bytes:
+    """A gzip file of the pieces, made piece by piece (never the whole expanded text in memory)."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=9) as gz:
+        for piece in pieces:
+            gz.write(piece)
+    return buf.getvalue()
+
+
+def _line_bomb_pieces():
+    piece = b"0," * 500_000
+    for _ in range(LINE_BOMB_BYTES // len(piece)):
+        yield piece
+    yield b"0\n"
+
+
+def _line_bomb() -> bytes:
+    # about 120 KB that expand into one 120 MB line of 60 million columns: the bomb that took `inspect` past 20 GB
+    return _gzip_stream(_line_bomb_pieces())
+
+
+def _rows_bomb() -> bytes:
+    # about 120 KB that expand into 120 MB of 30 million rows of "0,0": a thousand times its size
+    return _gzip_stream([b"a,b\n"] + [b"0,0\n" * 250_000] * 120)
+
+
+def _nested_bomb() -> bytes:
+    return gzip.compress(_line_bomb(), mtime=0)
+
+
+def _twice() -> bytes:
+    return gzip.compress(gzip.compress(_csv(event_log(seed=27)), mtime=0), mtime=0)
+
+
+def _thrice() -> bytes:
+    return gzip.compress(_twice(), mtime=0)
+
+
+def _zip_in_zip() -> bytes:
+    return _zip({"export.zip": _zip({"orders.csv": _csv(event_log(seed=28))})})
+
+
+def _very_wide() -> bytes:
+    # 20,000 named columns of small numbers, 20 rows
+    rng = np.random.default_rng(29)
+    header = ",".join(f"feature_{i:05d}" for i in range(20_000))
+    rows = [",".join(map(str, r)) for r in rng.integers(0, 10, size=(20, 20_000))]
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+def _tiny_columns() -> bytes:
+    # 60,001 columns of one character each: the width of the issue's message
+    header = ",".join(f"c{i}" for i in range(60_001))
+    return (header + "\n" + ",".join("0" * 60_001) + "\n" + ",".join("1" * 60_001) + "\n").encode()
+
+
+def _long_line() -> bytes:
+    # a header and one 12 MB line with no delimiter in it (a pasted blob, or a file of another kind)
+    return b"customer_id,notes\n" + b"x" * 12_000_000 + b"\nC2,short\n"
+
+
+def _long_row() -> bytes:
+    # a sane header and rows, then one 6 MB line of 3 million fields
+    good = _csv(user_table(n=30, seed=30))
+    return good + b",".join([b"0"] * 3_000_000) + b"\n"
+
+
+def _wide_parquet() -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table({f"c{i}": pa.array([0, 1, 2], pa.int8()) for i in range(6_000)}), buf)
+    return buf.getvalue()
+
+
+def _rows_parquet() -> bytes:
+    # 50 million rows x 2 columns of zeros in about half a megabyte (row groups written one by one)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    zeros = pa.array(np.zeros(1_000_000, dtype=np.int64))
+    schema = pa.schema([("customer_id", pa.int64()), ("amount", pa.int64())])
+    buf = io.BytesIO()
+    with pq.ParquetWriter(buf, schema, compression="zstd") as w:
+        for _ in range(50):
+            w.write_table(pa.table([zeros, zeros], schema=schema))
+    return buf.getvalue()
+
+
+def _wide_xlsx() -> bytes:
+    import openpyxl
+
+    wb = openpyxl.Workbook(write_only=True)
+    ws = wb.create_sheet("Wide")
+    ws.append([f"c{i}" for i in range(6_000)])
+    for r in range(3):
+        ws.append([r] * 6_000)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+#: The columns of :func:`dictionary_workbook`'s user sheet, each with a type and a description.
+DICTIONARY = [
+    ("customer_id", "text", "Customer identifier, unique per customer"),
+    ("plan", "text", "Subscription plan at the end of the period"),
+    ("region", "text", "Sales region of the billing address"),
+    ("tenure_months", "integer", "Months since the first order"),
+    ("monthly_spend", "number", "Average spend per month, in pounds"),
+    ("orders_90d", "integer", "Orders in the last 90 days"),
+    ("orders_365d", "integer", "Orders in the last 365 days"),
+    ("returns_90d", "integer", "Returned orders in the last 90 days"),
+    ("avg_basket", "number", "Average order value, in pounds"),
+    ("days_since_last_order", "integer", "Days between the last order and the end of the period"),
+    ("sessions_30d", "integer", "Visits to the shop in the last 30 days"),
+    ("email_opt_in", "yes/no", "Whether the customer accepts marketing e-mail"),
+    ("app_user", "yes/no", "Whether the customer has used the mobile app"),
+    ("support_tickets", "integer", "Support tickets opened in the last year"),
+    ("discount_share", "number", "Share of orders placed with a discount code"),
+    ("category_count", "integer", "Distinct product categories bought"),
+    ("last_device", "text", "Device of the last visit"),
+    ("payment_method", "text", "Payment method of the last order"),
+    ("loyalty_tier", "text", "Loyalty programme tier"),
+    ("churned", "yes/no", "Yes when the customer placed no order in the 90 days after the period"),
+]
+
+
+def dictionary_workbook(n_users: int = 300, seed: int = 31) -> bytes:
+    """An Excel workbook whose first sheet is a 20-row data dictionary and whose second holds the users (an id, 18
+    features and a Yes/No label), as analysts export them."""
+    rng = np.random.default_rng(seed)
+    orders = rng.poisson(3.0, n_users)
+    users = {
+        "customer_id": [f"U{i:05d}" for i in range(n_users)],
+        "plan": rng.choice(["basic", "plus", "pro"], n_users).tolist(),
+        "region": rng.choice(["North", "South", "East", "West"], n_users).tolist(),
+        "tenure_months": rng.integers(1, 60, n_users).tolist(),
+        "monthly_spend": rng.gamma(2.0, 20.0, n_users).round(2).tolist(),
+        "orders_90d": orders.tolist(),
+        "orders_365d": (orders + rng.poisson(6.0, n_users)).tolist(),
+        "returns_90d": rng.poisson(0.3, n_users).tolist(),
+        "avg_basket": rng.gamma(3.0, 12.0, n_users).round(2).tolist(),
+        "days_since_last_order": rng.integers(0, 200, n_users).tolist(),
+        "sessions_30d": rng.poisson(5.0, n_users).tolist(),
+        "email_opt_in": rng.choice(["Yes", "No"], n_users).tolist(),
+        "app_user": rng.choice(["Yes", "No"], n_users).tolist(),
+        "support_tickets": rng.poisson(0.5, n_users).tolist(),
+        "discount_share": rng.random(n_users).round(2).tolist(),
+        "category_count": rng.integers(1, 12, n_users).tolist(),
+        "last_device": rng.choice(["mobile", "desktop", "tablet"], n_users).tolist(),
+        "payment_method": rng.choice(["card", "paypal", "invoice"], n_users).tolist(),
+        "loyalty_tier": rng.choice(["none", "silver", "gold"], n_users).tolist(),
+        "churned": np.where(orders + rng.normal(0, 1.0, n_users) < 2.5, "Yes", "No").tolist(),
+    }
+    assert list(users) == [c for c, _, _ in DICTIONARY]
+    rows = [list(r) for r in zip(*users.values())]
+    return _xlsx({"Data dictionary": [["column", "type", "description"], *map(list, DICTIONARY)],
+                  "Customers": [list(users), *rows]})
 
 
 def _several_csvs() -> bytes:
@@ -374,6 +542,28 @@ def cases() -> list[Case]:
         C("no_user_ids.csv", "an event log whose user ids are all missing", "either", make=_b(_missing_ids)),
         C("truncated.parquet", "the first half of a Parquet file", "error", "parquet", make=_b(_truncated_parquet)),
         C("corrupt.xlsx", "an .xlsx whose zip body is garbage", "error", "damaged", make=_b(_corrupt_xlsx)),
+        C("bomb_line.csv.gz", "a 120 KB gzip of one 120 MB line of 0,0,0,... (60 million columns)", "error",
+          "columns", heavy=True, make=_b(_line_bomb)),
+        C("bomb_rows.csv.gz", "a 120 KB gzip of 30 million rows of 0,0 (120 MB)", "error", "expands",
+          heavy=True, make=_b(_rows_bomb)),
+        C("bomb_nested.csv.gz.gz", "the one-line bomb gzipped again (under 1 KB)", "error", "columns",
+          heavy=True, make=_b(_nested_bomb)),
+        C("twice.csv.gz.gz", "an event log gzipped twice", "ok", make=_b(_twice)),
+        C("thrice.csv.gz.gz.gz", "an event log gzipped three times", "error", "three times", make=_b(_thrice)),
+        C("zip_in_zip.zip", "a zip holding a zip holding a CSV", "error", "zip", make=_b(_zip_in_zip)),
+        C("wide_20000.csv", "20,000 columns of small numbers, 20 rows", "error", "20,000 columns",
+          heavy=True, make=_b(_very_wide)),
+        C("tiny_columns.csv", "60,001 one-character columns", "error", "60,001 columns", heavy=True,
+          make=_b(_tiny_columns)),
+        C("long_line.csv", "one 12 MB line with no delimiter in it", "error", "line 2", make=_b(_long_line)),
+        C("long_row.csv", "a user table, then one line of 3 million fields", "error", "3,000,000 fields",
+          heavy=True, make=_b(_long_row)),
+        C("wide.parquet", "Parquet with 6,000 columns", "error", "6,000 columns", make=_b(_wide_parquet)),
+        C("rows_bomb.parquet", "half a megabyte of Parquet holding 50 million rows of zeros", "error", "rows",
+          heavy=True, make=_b(_rows_parquet)),
+        C("wide.xlsx", "Excel with 6,000 columns", "error", "6,000 columns", make=_b(_wide_xlsx)),
+        C("dictionary_first.xlsx", "Excel: a 20-row data dictionary sheet, then 300 users with an id and a label",
+          "ok", make=_b(dictionary_workbook)),
         C("a_folder", "a folder, not a file", "error", "folder", upload=False, make=_folder),
         C("missing.csv", "a path where no file exists", "error", "not found", upload=False, make=_missing),
     ]

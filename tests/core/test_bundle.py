@@ -11,9 +11,11 @@ import pytest
 
 from retention_core import bundle
 from retention_core.errors import BundleError, ConfigError
-from retention_core.events import SnapshotConfig, build_dataset, canonical_events
+from retention_core.events import canonical_events
+from retention_core.dataset import SnapshotConfig, build_dataset
 from retention_core.roles import infer_schema
-from retention_core.training import TrainConfig, train_models, training_cutoffs
+from retention_core.training import TrainConfig, train_models
+from retention_core.dataset import training_cutoffs
 
 
 @pytest.fixture(scope="module")

@@ -104,7 +104,9 @@ def test_train_and_score_contract(small_log, tmp_path):
     assert len(s) == 50 and s["rank"].tolist() == list(range(1, 51))
     assert s["churn_probability"].between(0, 1).all() and s["churn_probability"].is_monotonic_decreasing
     rc, out, err = cli("score", run, small_log, "--out", scores, "--threshold", 1.5)
-    assert rc == 2 and "between 0 and 1" in err
+    assert rc == 2 and "between 0 and 1" in err and err.startswith("error: --threshold: ")
+    rc, out, err = cli("score", run, small_log, "--out", scores, "--top", 0)
+    assert rc == 2 and err.startswith("error: --top: ")
     rc, out, err = cli("train", small_log, "--out", run, "--models", "nosuchmodel")
     assert rc == 2 and "nosuchmodel" in err
     assert json.loads((run / "metrics.json").read_text()) == m  # the failed call left the saved run alone
@@ -140,6 +142,16 @@ def test_score_with_any_model_of_the_run_and_no_refit(small_log, tmp_path):
                        "--no-refit")
     assert rc == 0, err
     assert load_run(tmp_path / "plain").info["refit"] == {} and "not refitted" in out
+
+
+def test_the_command_line_words_library_errors_in_its_options(tmp_path):
+    """Library errors carry the field or the roles at fault; the command line names its own options for them."""
+    f = tmp_path / "no_time.csv"
+    f.write_text("customer,spend\n" + "\n".join(f"c{i},{i}" for i in range(30)) + "\n")
+    rc, out, err = cli("build-dataset", f, "--out", tmp_path / "x.csv", "--kind", "events")
+    assert rc == 2 and err.count("\n") == 1 and "--time-col COLUMN" in err and "Traceback" not in err
+    rc, out, err = cli("score", tmp_path / "nowhere", f, "--out", tmp_path / "s.csv", "--reasons", "-1")
+    assert rc == 2 and err.startswith("error: ")
 
 
 def test_score_refuses_a_tampered_run(small_log, tmp_path):

@@ -6,11 +6,13 @@ import pandas as pd
 import pytest
 
 from retention_core.errors import ModelError
-from retention_core.events import SnapshotConfig, build_dataset, canonical_events
+from retention_core.events import canonical_events
+from retention_core.dataset import SnapshotConfig, build_dataset
 from retention_core.models import REGISTRY, make_model
 from retention_core.models.ensemble import EnsembleModel
 from retention_core.roles import infer_schema
-from retention_core.training import TrainConfig, recent_snapshots, time_split, train_models, training_cutoffs
+from retention_core.training import TrainConfig, recent_snapshots, time_split, train_models
+from retention_core.dataset import training_cutoffs
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from retention_core.errors import ConfigError, DataError
-from retention_core.events import (SnapshotConfig, build_dataset, canonical_events, data_end, default_config,
-                                   scoring_snapshot, snapshot_dates, to_cutoff)
+from retention_core.events import canonical_events
+from retention_core.dataset import SnapshotConfig, build_dataset, data_end, default_config, scoring_snapshot, snapshot_dates, to_cutoff
 from retention_core.io import read_table
 from retention_core.roles import infer_schema
 

@@ -15,7 +15,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from retention_core.errors import DataError
+from retention_core import bounds
 from retention_core.io import (
+    DEFAULT_MAX_COLUMNS,
     MAX_EXPANSION,
     check_columns,
     coerce_types,
@@ -27,6 +29,9 @@ from retention_core.io import (
     read_table,
     sniff_delimiter,
 )
+from retention_core.sheets import choose_sheet, describes
+from tests.badinput.bounded import address_space_ceiling
+from tests.badinput.corpus import dictionary_workbook
 from tests.conftest import real_path
 
 ROWS = [["customer_id", "order_date", "amount"], ["00042", "2023-01-05", "12.50"], ["00043", "2023-02-06", "7.25"],
@@ -258,6 +263,159 @@ def test_excel_damaged_and_duplicate_names():
         read_table(_xlsx({"S": [["a", "a"], [1, 2]]}))
     with pytest.raises(DataError, match="old Excel"):
         read_table(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600)
+
+
+def test_excel_opens_on_the_main_table_not_the_data_dictionary_before_it():
+    book = dictionary_workbook(n_users=200)
+    df = read_table(book, name="customers.xlsx")
+    info = df.attrs["read_info"]
+    assert info["sheets"] == ["Data dictionary", "Customers"] and info["sheet"] == "Customers"
+    assert "200 rows x 20 columns" in info["sheet_reason"]
+    assert "'Data dictionary' describes its columns" in info["sheet_reason"]
+    assert len(df) == 200 and {"customer_id", "churned"} <= set(df.columns)
+    asked = read_table(book, sheet="Data dictionary")  # an explicit choice always wins
+    assert list(asked.columns) == ["column", "type", "description"] and len(asked) == 20
+    assert asked.attrs["read_info"]["sheet_reason"] == "the sheet asked for"
+    assert read_table(book, sheet=0).attrs["read_info"]["sheet"] == "Data dictionary"
+
+
+def test_a_dictionary_longer_than_the_table_still_steps_aside():
+    names = [f"metric_{i}" for i in range(40)]
+    dictionary = [["Field", "Meaning"]] + [[n, f"what {n} measures, in words"] for n in names]
+    table = [["user"] + names] + [[f"u{r}"] + [r * i for i in range(40)] for r in range(12)]
+    sheets = excel_sheets(_xlsx({"About": dictionary, "Data": table}))
+    assert [(s["rows"], s["columns"]) for s in sheets] == [(40, 2), (12, 41)]
+    assert describes(sheets[0], sheets) == "Data" and describes(sheets[1], sheets) is None
+    name, why = choose_sheet(sheets)
+    assert name == "Data" and why.startswith("the sheet with the table (12 rows x 41 columns)")
+    # a dictionary of no sheet here is recognised by its header alone
+    generic = _xlsx({"Notes": [["column name", "data type", "description"]] + [[f"c{i}", "text", "x"] for i in range(30)],
+                     "Export": [["a", "b"], [1, 2], [3, 4]]})
+    assert read_table(generic).attrs["read_info"]["sheet"] == "Export"
+
+
+def test_sheet_choice_largest_then_first_and_hidden_last():
+    sheets = excel_sheets(_xlsx({"Summary": [["month", "orders"], ["Jan", 3], ["Feb", 4]],
+                                 "Orders": [["user", "qty"]] + [[f"u{i}", i] for i in range(30)],
+                                 "Big but hidden": [["user", "qty"]] + [[f"u{i}", i] for i in range(90)]},
+                                hidden=("Big but hidden",)))
+    name, why = choose_sheet(sheets)
+    assert name == "Orders" and why == "the largest sheet (30 rows x 2 columns); hidden: 'Big but hidden'"
+    same = excel_sheets(_xlsx({"2023": [["user", "qty"], ["a", 1]], "2024": [["user", "qty"], ["b", 2]]}))
+    assert choose_sheet(same) == ("2023", "the first of 2 sheets of the same size (1 rows x 2 columns)")
+    with pytest.raises(DataError, match="No sheet of this workbook holds data"):
+        choose_sheet([{"name": "A", "hidden": False, "has_data": False}])
+
+
+def test_sheet_size_from_the_recorded_dimension_beyond_the_rows_scanned():
+    rows = [["user", "qty"]] + [[f"u{i}", i] for i in range(500)]
+    sheets = excel_sheets(_xlsx({"Long": rows}))
+    assert sheets[0]["rows"] == 500 and sheets[0]["columns"] == 2 and len(sheets[0]["sample"]) < 100
+
+
+# ------------------------------------------------------------------------------------------------- bounds
+def _gz_pieces(pieces) -> bytes:
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
+        for piece in pieces:
+            gz.write(piece)
+    return buf.getvalue()
+
+
+def test_too_many_columns_are_refused_before_parsing_and_the_limit_is_configurable():
+    header = ",".join(f"c{i}" for i in range(12))
+    data = (header + "\n" + ",".join("1" * 12) + "\n").encode()
+    with pytest.raises(DataError, match=r"has 12 columns; the studio reads at most 10 \(set RETENTION_MAX_COLUMNS "
+                                        r"to raise it\)\. Is the delimiter right\?"):
+        read_table(data, max_columns=10)
+    assert read_table(data, max_columns=12).shape == (1, 12)
+    wide = ",".join(f"c{i}" for i in range(60_001)).encode() + b"\n" + b"0," * 60_000 + b"0\n"
+    with pytest.raises(DataError, match="has 60,001 columns; the studio reads at most 5,000"):
+        read_table(wide, name="wide.csv")
+    assert DEFAULT_MAX_COLUMNS == 5000
+
+
+def test_a_data_line_wider_than_the_limit_is_refused_and_quoted_delimiters_do_not_count():
+    with pytest.raises(DataError, match="Line 3 of upload has 50 fields; the studio reads at most 10"):
+        read_table(b"a,b\n1,2\n" + b",".join([b"0"] * 50) + b"\n", max_columns=10)
+    quoted = b'id,text\n1,"' + b"x," * 40 + b'"\n2,plain\n'
+    assert read_table(quoted, max_columns=10)["text"].str.len().tolist() == [80, 5]
+    spaced = ("  ".join(f"c{i}" for i in range(30)) + "\n" + "   ".join("1" * 30) + "\n").encode()
+    with pytest.raises(DataError, match="upload has 30 columns"):  # space-aligned text: runs of spaces
+        read_table(spaced, max_columns=20)
+    assert read_table(spaced, max_columns=30).attrs["read_info"]["delimiter"] == r"\s+"
+
+
+def test_a_line_longer_than_the_limit_is_refused_before_parsing():
+    data = b"id,notes\n1," + b"x" * 3_000 + b"\n2,short\n"
+    with pytest.raises(DataError, match=r"Line 2 of upload is 0.0 MB long; .* at most 0.0 MB \(set "
+                                        r"RETENTION_MAX_LINE_MB to raise it\)"):
+        read_table(data, max_line_mb=0.002)
+    assert len(read_table(data, max_line_mb=0.01)) == 2
+    blob = _gz_pieces([b"x" * 1_000_000] * 30)  # one 30 MB line of nothing: stopped in the stream, at 10 MB
+    with pytest.raises(DataError, match="Line 1 of upload is longer than 10.0 MB"):
+        read_table(blob)
+
+
+def test_a_gzip_of_one_enormous_line_is_refused_for_its_width_in_the_first_megabyte(monkeypatch):
+    bomb = _gz_pieces([b"0," * 500_000] * 120 + [b"0\n"])  # about 120 KB -> one 120 MB line, 60M columns
+    assert len(bomb) < 200_000
+    made = []
+    feed = bounds.Inflation.feed
+    monkeypatch.setattr(bounds.Inflation, "feed", lambda self, chunk: (made.append(len(chunk)), feed(self, chunk)))
+    t0 = time.perf_counter()
+    with address_space_ceiling(1024), \
+            pytest.raises(DataError, match="has more than 524,288 columns; the studio reads at most 5,000"):
+        read_table(bomb, name="bomb.csv.gz")  # (without its bounds the reader took 20 GB: here, a MemoryError)
+    assert sum(made) <= 1 << 20 and time.perf_counter() - t0 < 2  # stopped after the first megabyte
+    with address_space_ceiling(1024), pytest.raises(DataError, match="more than .* columns"):
+        read_table(gzip.compress(bomb), name="bomb.csv.gz.gz")  # gzip inside gzip: the same bounds
+
+
+def test_a_gzip_that_expands_a_thousand_times_is_refused_by_its_ratio():
+    rows = _gz_pieces([b"a,b\n"] + [b"0,0\n" * 250_000] * 30)  # 30 MB of rows in about 30 KB
+    with pytest.raises(DataError, match=r"expands more than 100 times its size .*RETENTION_MAX_RATIO"):
+        read_table(rows)
+    small = _gz_pieces([b"a,b\n"] + [b"0,0\n" * 250_000] * 4)  # 4 MB: under the 20 MB a file may always expand to
+    assert len(read_table(small)) == 1_000_000
+
+
+def test_nested_compression_two_layers_read_more_refused():
+    raw = _text(ROWS).encode()
+    twice = read_table(gzip.compress(gzip.compress(raw)))
+    assert twice.attrs["read_info"]["compression"] == "gzip + gzip" and len(twice) == 3
+    assert read_table(_zip({"a.csv.gz": gzip.compress(raw)})).attrs["read_info"]["compression"] == "zip + gzip"
+    with pytest.raises(DataError, match="compressed three times"):
+        read_table(gzip.compress(gzip.compress(gzip.compress(raw))))
+    with pytest.raises(DataError, match="the zip file holds a zip file"):
+        read_table(_zip({"inner.zip": _zip({"a.csv": raw})}))
+    with pytest.raises(DataError, match="the gzip file holds a zip file"):
+        read_table(gzip.compress(_zip({"a.csv": raw})))
+
+
+def test_parquet_width_and_rows_are_checked_from_the_footer():
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table({f"c{i}": [0, 1] for i in range(30)}), buf)
+    with pytest.raises(DataError, match="has 30 columns; the studio reads at most 20"):
+        read_table(buf.getvalue(), max_columns=20)
+    zeros = pa.array(np.zeros(1_000_000, dtype=np.int64))
+    buf = io.BytesIO()
+    with pq.ParquetWriter(buf, pa.schema([("a", pa.int64())])) as w:
+        for _ in range(5):
+            w.write_table(pa.table({"a": zeros}))
+    assert len(buf.getvalue()) < 200_000
+    with pytest.raises(DataError, match=r"holds 5,000,000 rows x 1 columns, at least 40.0 MB once loaded"):
+        read_table(buf.getvalue())
+
+
+def test_excel_width_is_checked_before_the_sheet_is_read():
+    data = _xlsx({"Wide": [[f"c{i}" for i in range(30)], list(range(30))]})
+    with pytest.raises(DataError, match="Sheet 'Wide' of upload has 30 columns; the studio reads at most 20"):
+        read_table(data, max_columns=20)
+    assert read_table(data, max_columns=30).shape == (1, 30)
 
 
 # ------------------------------------------------------------------------------------------------- refusals
@@ -574,7 +732,7 @@ def _both_readers(text: str):
     from retention_core.io import _read_text_arrow, _read_text_pandas, sniff_delimiter
 
     d = sniff_delimiter(text)
-    fast = _read_text_arrow(text, d)
+    fast = _read_text_arrow(text.encode("utf-8"), d)
     try:
         plain = _read_text_pandas(text, d, "t.csv")
     except DataError:
@@ -613,7 +771,7 @@ def test_fast_text_reader_takes_regular_files(sample_events_path):
     fast, plain = _both_readers(text)
     assert fast is not None and len(fast[1]) > 10_000
     _same_reading(fast, plain)
-    assert _read_text_arrow("a,b\n1\n", ",") is None  # a short row: pandas' reader handles it
+    assert _read_text_arrow(b"a,b\n1\n", ",") is None  # a short row: pandas' reader handles it
 
 
 _cell = st.one_of(st.sampled_from(["", "NA", "-", "null", " ", "x", "1", "-2.5", "1,5", "007", '"q"', "a b"]),

@@ -10,7 +10,8 @@ import pytest
 
 from retention_core.errors import ConfigError
 from retention_core.scoring import (at_risk_list, attach_reasons, budget_contacts, export_csv, export_csv_bytes,
-                                    list_summary, pseudonymise, pseudonymise_list, risk_deciles, write_table)
+                                    list_summary, pseudonymise, pseudonymise_list, write_table)
+from retention_core.segments import risk_deciles
 
 RISKY = ["=1+1", "+cmd", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"]
 

@@ -6,9 +6,11 @@ import pandas as pd
 import pytest
 
 from retention_core.errors import ConfigError
-from retention_core.events import SnapshotConfig, build_dataset, canonical_events
+from retention_core.events import canonical_events
+from retention_core.dataset import SnapshotConfig, build_dataset
 from retention_core.roles import infer_schema
-from retention_core.training import TrainConfig, train_models, training_cutoffs
+from retention_core.training import TrainConfig, train_models
+from retention_core.dataset import training_cutoffs
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def test_user_table_gets_holdout_and_cross_validation():
     df = pd.DataFrame({"id": [f"c{i}" for i in range(n)], "tenure": rng.integers(1, 60, n), "score": x,
                        "plan": rng.choice(["a", "b", "c"], n),
                        "churn": np.where(x + rng.normal(scale=0.8, size=n) > 0.5, "Yes", "No")})
-    from retention_core.features import user_dataset
+    from retention_core.dataset import user_dataset
     from retention_core.validation import validate
 
     schema = infer_schema(df)

@@ -72,9 +72,11 @@ SAVER = """
 import sys, time
 from pathlib import Path
 from retention_core import bundle
-from retention_core.events import SnapshotConfig, build_dataset, canonical_events
+from retention_core.events import canonical_events
+from retention_core.dataset import SnapshotConfig, build_dataset
 from retention_core.roles import infer_schema
-from retention_core.training import TrainConfig, train_models, training_cutoffs
+from retention_core.training import TrainConfig, train_models
+from retention_core.dataset import training_cutoffs
 from assets.generator import generate_events
 raw = generate_events(200, seed=9, days=450)
 schema = infer_schema(raw); ev = canonical_events(raw, schema)
