@@ -25,18 +25,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import retention_core.io as rio  # noqa: E402
-from retention_core.cli import main as cli_main  # noqa: E402
-from tests.badinput.bounded import MAX_PEAK_MB, MAX_SECONDS, inspect_bounded, upload_bounded  # noqa: E402
-from tests.badinput.corpus import build_corpus  # noqa: E402
+import retention_core.io as rio
+from retention_core.cli import main as cli_main
+from tests.badinput.bounded import MAX_PEAK_MB, MAX_SECONDS, inspect_bounded, upload_bounded
+from tests.badinput.corpus import build_corpus
 
 KILL_MB, KILL_S = 4096, 120
 

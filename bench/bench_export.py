@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -28,11 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from retention_core.export import export_csv, export_csv_bytes, neutralise_frame, pseudonymise  # noqa: E402
-from retention_core.scoring import at_risk_list  # noqa: E402
-from retention_core.segments import risk_deciles  # noqa: E402
+from retention_core.export import export_csv, export_csv_bytes, neutralise_frame, pseudonymise
+from retention_core.scoring import at_risk_list
+from retention_core.segments import risk_deciles
 
 REASONS = ["No purchase for {d} days (typical for retained users: 34) [+{p} pts]",
            "-{p}% orders in the last 90 days against the 90 before [+{p} pts]",

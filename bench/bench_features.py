@@ -14,19 +14,15 @@ import argparse
 import os
 import resource
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from assets.generator import generate_for_events  # noqa: E402
-from bench.reference_features import differences, pandas_full_reference  # noqa: E402
-from retention_core.events import CANONICAL, canonical_events# noqa: E402
+from assets.generator import generate_for_events
+from bench.reference_features import differences, pandas_full_reference
 from retention_core.dataset import SnapshotConfig, build_dataset, data_end
-from retention_core.roles import infer_schema  # noqa: E402
+from retention_core.events import CANONICAL, canonical_events
+from retention_core.roles import infer_schema
 
 WINDOWS = (7, 30, 90, 180, 365)
 

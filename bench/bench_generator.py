@@ -2,8 +2,8 @@
 
 Usage (from the repository root)::
 
-    python bench/bench_generator.py            # 1M and 10M events
-    python bench/bench_generator.py 250000     # any sizes
+    python -m bench.bench_generator            # 1M and 10M events
+    python -m bench.bench_generator 250000     # any sizes
 
 Each size runs in a fresh process so the reported peak memory is its own.
 """
@@ -20,7 +20,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _one(n_events: int) -> None:
-    sys.path.insert(0, str(ROOT))
     from assets.generator import generate_for_events
 
     t = time.perf_counter()
@@ -42,7 +41,7 @@ def main(argv: list[str]) -> int:
         return 0
     sizes = [int(a) for a in argv] or [1_000_000, 10_000_000]
     for n in sizes:
-        subprocess.run([sys.executable, __file__, "--one", str(n)], check=True)
+        subprocess.run([sys.executable, "-m", "bench.bench_generator", "--one", str(n)], cwd=ROOT, check=True)
     return 0
 
 

@@ -2,11 +2,11 @@
 
 Usage (from the repository root)::
 
-    python bench/bench_models.py                          # 100k users x 45 features, sequences 26 x 4, 2 epochs
-    python bench/bench_models.py --rows 20000 --models logreg,gbm,gru
-    python bench/bench_models.py --batch-size 2048        # neural models with larger batches
-    python bench/bench_models.py --models random_forest --set random_forest.max_samples=0.3
-    KERAS_BACKEND=torch python bench/bench_models.py --models mlp,cnn,gru,transformer   # another Keras backend
+    python -m bench.bench_models                          # 100k users x 45 features, sequences 26 x 4, 2 epochs
+    python -m bench.bench_models --rows 20000 --models logreg,gbm,gru
+    python -m bench.bench_models --batch-size 2048        # neural models with larger batches
+    python -m bench.bench_models --models random_forest --set random_forest.max_samples=0.3
+    KERAS_BACKEND=torch python -m bench.bench_models --models mlp,cnn,gru,transformer   # another Keras backend
 
 The data is synthetic (40 numeric features, some heavy-tailed, some with missing values; 5 categorical features of
 3 to 60 values; weekly activity of 26 weeks x 4 channels) with a real churn signal, so the AUC column is a sanity
@@ -21,13 +21,9 @@ import os
 import pickle
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 ALL = ["recency", "bgnbd", "logreg", "random_forest", "gbm", "mlp", "cnn", "gru", "transformer"]
 

@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
-
-from retention_core.evaluation import metrics  # noqa: E402
-from retention_core.events import canonical_events# noqa: E402
-from retention_core.dataset import SnapshotConfig, build_dataset, data_end
-from retention_core.io import read_table  # noqa: E402
-from retention_core.roles import infer_schema  # noqa: E402
-from retention_core.training import TrainConfig, train_models# noqa: E402
-from retention_core.dataset import training_cutoffs
+from bench.common import DATA
+from retention_core.dataset import SnapshotConfig, build_dataset, training_cutoffs
+from retention_core.evaluation import metrics
+from retention_core.events import canonical_events
+from retention_core.io import read_table
+from retention_core.roles import infer_schema
+from retention_core.training import TrainConfig, train_models
 
 HOLDOUTS = {
     "orii": ("online_retail_ii_2009_2010.parquet", ["2010-09-10", "2010-08-11"]),

@@ -11,23 +11,19 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from assets.generator import generate_for_events  # noqa: E402
-from retention_core.bundle import load_run, save_run  # noqa: E402
-from retention_core.events import canonical_events# noqa: E402
-from retention_core.dataset import SnapshotConfig, build_dataset
-from retention_core.roles import infer_schema  # noqa: E402
-from retention_core.scoring import score  # noqa: E402
-from retention_core.training import TrainConfig, train_models# noqa: E402
-from retention_core.dataset import training_cutoffs
+from assets.generator import generate_for_events
+from retention_core.bundle import load_run, save_run
+from retention_core.dataset import SnapshotConfig, build_dataset, training_cutoffs
+from retention_core.events import canonical_events
+from retention_core.roles import infer_schema
+from retention_core.scoring import score
+from retention_core.training import TrainConfig, train_models
 
 
 def main() -> None:

@@ -52,16 +52,28 @@ def _type_names(types: list[str], suffix: str) -> list[str]:
     return names
 
 
-def pandas_full_reference(ev: pd.DataFrame, T: pd.Timestamp, cfg: SnapshotConfig, end: pd.Timestamp) -> pd.DataFrame:
-    """One row per user in the population at cutoff ``T``: ``user_id, snapshot_date, churned`` and every feature of
-    the product, in the product's column order, users sorted by id."""
-    T = pd.Timestamp(T).ceil("D")
+def _by_user(frame: pd.DataFrame):
+    return frame.groupby("user_id", observed=True, sort=True)
+
+
+def _put(out: pd.DataFrame, values: pd.Series | pd.DataFrame, fill=0.0) -> None:
+    """Add columns to ``out`` (one row per user), as float64; users without a value get ``fill``."""
+    values = values.reindex(out.index, fill_value=fill)
+    if isinstance(values, pd.Series):
+        values = values.to_frame()
+    for c in values.columns:
+        out[c] = values[c].astype("float64")
+
+
+def _days(delta: pd.Series) -> pd.Series:
+    return delta.dt.total_seconds() / 86400.0
+
+
+def _population(ev: pd.DataFrame, T: pd.Timestamp, cfg: SnapshotConfig, types: list[str]):
+    """(the past events of the users in the population, with day buckets, order starts, revenue, units, browsing and
+    one flag per event type; the users who buy in the horizon)."""
     days = pd.Timedelta(days=1)
     H, L = int(cfg.horizon_days), int(cfg.lookback_days)
-    attributes = [c for c in ev.columns if c not in CANONICAL]
-    types = top_event_types(ev)
-
-    # --- label and population --------------------------------------------------------------------------------
     purchase = ev[ev["is_purchase"]]
     future = purchase.loc[(purchase["ts"] > T) & (purchase["ts"] <= T + H * days), "user_id"].unique()
     active = purchase.loc[(purchase["ts"] > T - L * days) & (purchase["ts"] <= T), "user_id"].unique()
@@ -76,37 +88,21 @@ def pandas_full_reference(ev: pd.DataFrame, T: pd.Timestamp, cfg: SnapshotConfig
     past["revenue"] = past["amount"].where(product_line, 0.0).fillna(0.0)
     past["units"] = past["quantity"].where(product_line, 0.0).fillna(0.0)
     past["browsing"] = ~past["is_purchase"] & ~past["is_return"] & ~past["is_cancel"]
-    et_cols = [f"_et_{i}" for i in range(len(types))]
-    for col, t in zip(et_cols, types):
-        past[col] = past["event_type"] == t
+    for i, t in enumerate(types):
+        past[f"_et_{i}"] = past["event_type"] == t
+    return past, future
 
-    def by_user(frame: pd.DataFrame):
-        return frame.groupby("user_id", observed=True, sort=True)
 
-    p = past[past["is_purchase"]]
-    gp = by_user(p)
-    out = pd.DataFrame(index=gp.size().index)
-
-    def put(values: pd.Series | pd.DataFrame, fill=0.0) -> None:
-        values = values.reindex(out.index, fill_value=fill)
-        if isinstance(values, pd.Series):
-            values = values.to_frame()
-        for c in values.columns:
-            out[c] = values[c].astype("float64")
-
-    def seconds(delta: pd.Series) -> pd.Series:
-        return delta.dt.total_seconds() / 86400.0
-
-    # --- recency and tenure (whole seconds, as DuckDB's date_diff('second')) -----------------------------------
+def _totals(out: pd.DataFrame, past: pd.DataFrame, p: pd.DataFrame, T: pd.Timestamp) -> None:
+    """Recency and tenure (whole seconds, as DuckDB's date_diff('second')); frequency, monetary, returns, browsing,
+    ratings."""
+    gp, ge = _by_user(p), _by_user(past)
     last_p, first_p = gp["ts"].max().dt.floor("s"), gp["ts"].min().dt.floor("s")
-    ge = by_user(past)
-    put(pd.DataFrame({"recency_days": seconds(T - last_p), "tenure_days": seconds(T - first_p),
-                      "first_to_last_days": seconds(last_p - first_p),
-                      "days_since_last_event": seconds(T - ge["ts"].max().dt.floor("s"))}))
-
-    # --- frequency, monetary, returns, browsing, ratings ---------------------------------------------------------
+    _put(out, pd.DataFrame({"recency_days": _days(T - last_p), "tenure_days": _days(T - first_p),
+                            "first_to_last_days": _days(last_p - first_p),
+                            "days_since_last_event": _days(T - ge["ts"].max().dt.floor("s"))}))
     sums = ge[["new_order", "revenue", "units", "is_purchase", "is_return", "is_cancel", "browsing"]].sum()
-    put(pd.DataFrame({
+    _put(out, pd.DataFrame({
         "repeat_purchases": gp["day"].nunique() - 1,
         "orders_total": sums["new_order"],
         "active_days_total": ge["day"].nunique(),
@@ -119,34 +115,36 @@ def pandas_full_reference(ev: pd.DataFrame, T: pd.Timestamp, cfg: SnapshotConfig
         "browsing_total": sums["browsing"],
         "ratings_count": ge["rating"].count(),
     }))
-    put(pd.DataFrame({"rating_mean": ge["rating"].mean(), "rating_min": ge["rating"].min()}), fill=np.nan)
+    _put(out, pd.DataFrame({"rating_mean": ge["rating"].mean(), "rating_min": ge["rating"].min()}), fill=np.nan)
 
-    # --- trailing windows: orders, revenue, active days, events per type (30 and 90 days) ------------------------
+
+def _windows(out: pd.DataFrame, past: pd.DataFrame, T: pd.Timestamp, cfg: SnapshotConfig, types: list[str]):
+    """Trailing windows: orders, revenue, active days, events per type (30 and 90 days), the 90 days before the
+    last 90, events per type in total. Returns the orders of the last 30 and 180 days per user."""
+    days = pd.Timedelta(days=1)
+    et_cols = [f"_et_{i}" for i in range(len(types))]
+
     def window(start: pd.Timestamp, stop: pd.Timestamp = T) -> pd.DataFrame:
         return past[(past["ts"] > start) & (past["ts"] <= stop)]
 
     for w in cfg.windows:
-        e = window(T - w * days)
-        g = by_user(e)
-        put(pd.DataFrame({f"orders_{w}d": g["new_order"].sum(), f"revenue_{w}d": g["revenue"].sum(),
-                          f"active_days_{w}d": g["day"].nunique()}))
+        g = _by_user(window(T - w * days))
+        _put(out, pd.DataFrame({f"orders_{w}d": g["new_order"].sum(), f"revenue_{w}d": g["revenue"].sum(),
+                                f"active_days_{w}d": g["day"].nunique()}))
         if types and w in (30, 90):
-            put(g[et_cols].sum().set_axis(_type_names(types, f"{w}d"), axis=1))
-    prev = by_user(window(T - 180 * days, T - 90 * days))
-    put(pd.DataFrame({"orders_prev_90d": prev["new_order"].sum(), "revenue_prev_90d": prev["revenue"].sum()}))
-    o30 = by_user(window(T - 30 * days))["new_order"].sum().reindex(out.index, fill_value=0)
-    o180 = by_user(window(T - 180 * days))["new_order"].sum().reindex(out.index, fill_value=0)
+            _put(out, g[et_cols].sum().set_axis(_type_names(types, f"{w}d"), axis=1))
+    prev = _by_user(window(T - 180 * days, T - 90 * days))
+    _put(out, pd.DataFrame({"orders_prev_90d": prev["new_order"].sum(), "revenue_prev_90d": prev["revenue"].sum()}))
+    o30 = _by_user(window(T - 30 * days))["new_order"].sum().reindex(out.index, fill_value=0)
+    o180 = _by_user(window(T - 180 * days))["new_order"].sum().reindex(out.index, fill_value=0)
     if types:
-        put(ge[et_cols].sum().set_axis(_type_names(types, "total"), axis=1))
+        _put(out, _by_user(past)[et_cols].sum().set_axis(_type_names(types, "total"), axis=1))
+    return o30, o180
 
-    # --- user attributes: the latest non-missing value at or before the cutoff -----------------------------------
-    if attributes:
-        latest = by_user(past.sort_values("ts", kind="stable"))[attributes].last()  # last() skips missing values
-        for a in attributes:
-            v = latest[a].reindex(out.index).astype(object)
-            out[a] = v.where(v.notna(), None)
 
-    # --- ratios and trends ---------------------------------------------------------------------------------------
+def _ratios_and_cadence(out: pd.DataFrame, p: pd.DataFrame, o30: pd.Series, o180: pd.Series) -> None:
+    """Ratios and trends; cadence (gaps in days between consecutive purchase days); breadth (distinct products and
+    categories bought, product lines only)."""
     out["avg_order_value"] = out["revenue_total"] / out["orders_total"].replace(0, np.nan)
     out["lines_per_order"] = out["lines_total"] / out["orders_total"].replace(0, np.nan)
     out["return_rate"] = out["returns_total"] / out["lines_total"].replace(0, np.nan)
@@ -155,35 +153,57 @@ def pandas_full_reference(ev: pd.DataFrame, T: pd.Timestamp, cfg: SnapshotConfig
     out["revenue_trend_90d"] = np.log((out["revenue_90d"] + 1) / (out["revenue_prev_90d"].clip(lower=0) + 1))
     out["orders_30d_vs_avg"] = o30.astype("float64") - o180.astype("float64") / 6.0
 
-    # --- cadence: gaps in days between consecutive purchase days --------------------------------------------------
     pdays = p[["user_id", "day"]].drop_duplicates().sort_values(["user_id", "day"])
-    pdays["gap"] = by_user(pdays)["day"].diff().dt.days
-    gg = by_user(pdays.dropna(subset=["gap"]))["gap"]
-    put(pd.DataFrame({"gap_mean_days": gg.mean(), "gap_std_days": gg.std(ddof=1), "gap_max_days": gg.max()}),
-        fill=np.nan)
+    pdays["gap"] = _by_user(pdays)["day"].diff().dt.days
+    gg = _by_user(pdays.dropna(subset=["gap"]))["gap"]
+    _put(out, pd.DataFrame({"gap_mean_days": gg.mean(), "gap_std_days": gg.std(ddof=1), "gap_max_days": gg.max()}),
+         fill=np.nan)
     out["recency_vs_usual_gap"] = out["recency_days"] / out["gap_mean_days"].replace(0, np.nan)
 
-    # --- breadth: distinct products and categories bought (product lines only) ----------------------------------
-    bought = by_user(p[~p["is_nonproduct"]])
-    put(pd.DataFrame({"n_products": bought["product"].nunique(), "n_categories": bought["category"].nunique()}))
+    bought = _by_user(p[~p["is_nonproduct"]])
+    _put(out, pd.DataFrame({"n_products": bought["product"].nunique(), "n_categories": bought["category"].nunique()}))
 
-    # --- the frame -----------------------------------------------------------------------------------------------
-    out.insert(0, "churned", np.nan if T + H * days > end else (~out.index.isin(future)).astype("float64"))
-    out.insert(0, "snapshot_date", T)
-    out.index = out.index.astype(str)
-    out = out.rename_axis("user_id").reset_index().sort_values("user_id", kind="stable").reset_index(drop=True)
+
+def _missing_everywhere(ev: pd.DataFrame, columns: list[str]) -> list[str]:
+    """The features dropped because their source column (rating, amount, quantity, category, product) is missing
+    everywhere in the log."""
     drop = []
     if ev["rating"].isna().all():
         drop += ["ratings_count", "rating_mean", "rating_min"]
     if ev["amount"].isna().all():
-        drop += [c for c in out.columns if "revenue" in c or c == "avg_order_value"]
+        drop += [c for c in columns if "revenue" in c or c == "avg_order_value"]
     if ev["quantity"].isna().all():
         drop += ["units_total"]
     if ev["category"].isna().all():
         drop += ["n_categories"]
     if ev["product"].isna().all():
         drop += ["n_products"]
-    return out.drop(columns=drop)
+    return drop
+
+
+def pandas_full_reference(ev: pd.DataFrame, T: pd.Timestamp, cfg: SnapshotConfig, end: pd.Timestamp) -> pd.DataFrame:
+    """One row per user in the population at cutoff ``T``: ``user_id, snapshot_date, churned`` and every feature of
+    the product, in the product's column order, users sorted by id."""
+    T = pd.Timestamp(T).ceil("D")
+    attributes = [c for c in ev.columns if c not in CANONICAL]
+    types = top_event_types(ev)
+    past, future = _population(ev, T, cfg, types)
+    p = past[past["is_purchase"]]
+    out = pd.DataFrame(index=_by_user(p).size().index)
+    _totals(out, past, p, T)
+    o30, o180 = _windows(out, past, T, cfg, types)
+    if attributes:  # the latest non-missing value at or before the cutoff
+        latest = _by_user(past.sort_values("ts", kind="stable"))[attributes].last()  # last() skips missing values
+        for a in attributes:
+            v = latest[a].reindex(out.index).astype(object)
+            out[a] = v.where(v.notna(), None)
+    _ratios_and_cadence(out, p, o30, o180)
+    horizon_end = T + int(cfg.horizon_days) * pd.Timedelta(days=1)
+    out.insert(0, "churned", np.nan if horizon_end > end else (~out.index.isin(future)).astype("float64"))
+    out.insert(0, "snapshot_date", T)
+    out.index = out.index.astype(str)
+    out = out.rename_axis("user_id").reset_index().sort_values("user_id", kind="stable").reset_index(drop=True)
+    return out.drop(columns=_missing_everywhere(ev, list(out.columns)))
 
 
 def differences(product: pd.DataFrame, reference: pd.DataFrame, attributes: list[str], *, rtol: float = 1e-9,

@@ -1,8 +1,8 @@
 """Shared test helpers: where the real public data lives and how to skip when it is absent.
 
 The real files (Online Retail II, CDNOW, Telco; see ``shared/data/README.md``) sit in ``../shared/data`` next to the
-repository and are never copied into it. Tests that need them use the ``data_dir`` or ``real_file`` fixtures, or the
-``needs_real_data`` marker, and are skipped with a clear reason when the folder is missing.
+repository and are never copied into it. Tests that need one call :func:`real_path`, which skips the test with a
+clear reason when the file is missing.
 """
 from __future__ import annotations
 
@@ -13,12 +13,6 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 SAMPLE_EVENTS = REPO_ROOT / "assets" / "sample_events.csv.gz"
-FIXTURES = Path(__file__).resolve().parent / "data"
-
-_MISSING = f"real data not available: {DATA_DIR.name!r} folder not found at ../shared/data next to the repository"
-
-#: Mark a test (or module: ``pytestmark = needs_real_data``) that reads files from ../shared/data.
-needs_real_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=_MISSING)
 
 
 def real_path(name: str) -> Path:
@@ -27,20 +21,6 @@ def real_path(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"real data not available: {name} not found in ../shared/data next to the repository")
     return path
-
-
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """The folder of real data files (the test is skipped when it is absent)."""
-    if not DATA_DIR.is_dir():
-        pytest.skip(_MISSING)
-    return DATA_DIR
-
-
-@pytest.fixture(scope="session")
-def real_file():
-    """A function ``real_file(name) -> Path`` that skips the test when that real file is absent."""
-    return real_path
 
 
 @pytest.fixture(scope="session")

@@ -7,41 +7,23 @@ are skipped with a clear reason when Chromium or the Playwright package is not i
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from bench.browser import app_server as start_app_server
+from bench.browser import chromium, missing_browser
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 LOGS = ARTIFACTS / "e2e-logs"
-#: Where Debian's Chromium lives; RETENTION_E2E_CHROMIUM points elsewhere when it is installed another way.
-CHROMIUM = os.environ.get("RETENTION_E2E_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SERVER_START_S = 90
-FIRST_RENDER_S = 90
-
-
-def _skip_reason() -> str | None:
-    if not Path(CHROMIUM).is_file():
-        return f"browser tests need Chromium, not found at {CHROMIUM} (apt-get install chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "browser tests need the playwright Python package (pip install -r requirements-dev.txt)"
-    return None
 
 
 def pytest_collection_modifyitems(config, items):
     """Every test in this folder is an e2e test; all are skipped, with the reason, when no browser is available."""
-    reason = _skip_reason()
+    reason = missing_browser()
     here = Path(__file__).resolve().parent
     for item in items:
         if here in Path(str(item.fspath)).resolve().parents:
@@ -50,67 +32,33 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """The app running in its own process, with its own workspace; its output goes to a log file."""
-
-    def __init__(self, name: str, tmp: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        LOGS.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOGS / f"{name}.log"
-        self.tmp = tmp
-        env = dict(os.environ)
-        env.update(RETENTION_WORKSPACE=str(tmp / "workspace"), RETENTION_HOME=str(tmp / "home"),
-                   PYTHONUNBUFFERED="1", STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-        for name_ in ("RETENTION_SYNC_TRAINING", "RETENTION_BUNDLE_KEY"):
-            env.pop(name_, None)  # the product as users get it: training in the background, default signing
-        self._log = open(self.log_path, "w", encoding="utf-8")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(self.port)],
-            cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        self.started = time.monotonic()
-
-    def wait_listening(self, timeout: float = SERVER_START_S) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the app stopped at start (exit {self.proc.returncode}); see {self.log_path}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"the app did not listen on port {self.port} within {timeout:.0f} s; see {self.log_path}")
-
-    def log_text(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self._log.close()
+def _start_app(name: str, tmp: Path):
+    """The app served on a free port with a workspace of its own under ``tmp``, its log kept as
+    ``test-artifacts/e2e-logs/NAME.log``; returned once it answers (a :class:`bench.browser.StreamlitServer`)."""
+    server = start_app_server(tmp, LOGS / f"{name}.log")
+    try:
+        server.wait_ready(SERVER_START_S)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 @pytest.fixture(scope="module")
 def app_server(request, tmp_path_factory):
     """The app served on a free port for this module, stopped (and its log kept) at the end."""
-    name = request.module.__name__.rsplit(".", 1)[-1]
-    server = Server(name, tmp_path_factory.mktemp("e2e-server"))
+    server = _start_app(request.module.__name__.rsplit(".", 1)[-1], tmp_path_factory.mktemp("e2e-server"))
     try:
-        server.wait_listening()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def fresh_server(request, tmp_path):
+    """A server process of its own for one test: the test's visit is the first session it ever serves."""
+    server = _start_app(f"first_paint_{request.node.name}", tmp_path)
+    try:
         yield server
     finally:
         server.stop()
@@ -119,14 +67,8 @@ def app_server(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     """A headless Chromium for this module."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 @pytest.fixture(scope="module")

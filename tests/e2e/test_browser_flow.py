@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 from assets.generator import generate_events
+from bench.browser import sidebar_link, wait_settled
 from tests.conftest import DATA_DIR
 
 expect = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright Python package "
@@ -107,20 +108,7 @@ def events_csv(tmp_path_factory) -> Path:
 # ------------------------------------------------------------------------------------------------ helpers
 def settle(page, quiet_s: float = 0.6, timeout_s: float = 60) -> None:
     """Wait until the app has finished its rerun: no stale elements and no 'running' indicator for a short while."""
-    end = time.monotonic() + timeout_s
-    quiet_since = None
-    while time.monotonic() < end:
-        busy = page.evaluate(
-            """() => !!document.querySelector('[data-stale="true"]') ||
-                     !![...document.querySelectorAll('[data-testid="stStatusWidget"]')]
-                        .find(e => /running/i.test(e.innerText || ''))""")
-        if busy:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= quiet_s:
-            return
-        time.sleep(0.1)
+    wait_settled(page, quiet_s=quiet_s, timeout_s=timeout_s)
 
 
 def no_exception(page, where: str) -> None:
@@ -133,7 +121,7 @@ def no_exception(page, where: str) -> None:
 
 def go(page, name: str) -> None:
     """Move to a page the way a person does: the sidebar link (navigating by URL would start a new session)."""
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
+    sidebar_link(page, name).click()
     page.get_by_test_id("stHeading").filter(has_text=name).first.wait_for()
     settle(page)
 
@@ -183,7 +171,7 @@ def test_01_first_render(app_page, screenshot, timings):
     app_page.get_by_text("What we understood").wait_for(timeout=90_000)
     first = time.monotonic() - t0
     timings["first_render_s"] = round(first, 2)
-    timings["server_start_to_first_render_s"] = round(time.monotonic() - server.started, 2)
+    timings["server_start_to_first_render_s"] = round(server.elapsed(), 2)
     print(f"\nfirst render of the Data page: {first:.1f} s after opening the app")
     settle(app_page)
     no_exception(app_page, "Data page (sample)")
@@ -248,7 +236,7 @@ def test_04_train_fast_and_keras(app_page, screenshot, timings):
     assert failed.count() == 0, failed.first.inner_text()
     chart = page.get_by_test_id("stPlotlyChart").first.inner_text()
     assert "Logistic regression" in chart and "MLP" in chart, chart[:500]
-    saved = json.loads((page.app_server.tmp / "workspace" / "runs" / RUN / "run.json").read_text(encoding="utf-8"))
+    saved = json.loads((page.app_server.workspace / "runs" / RUN / "run.json").read_text(encoding="utf-8"))
     assert saved["train_config"]["params"].get("mlp", {}).get("epochs") == 2, saved["train_config"]
     shot(page, screenshot, "05_train_leaderboard")
 

@@ -14,7 +14,7 @@ from typing import Callable
 import pytest
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-from tests.e2e.conftest import Server
+from bench.browser import wait_visible
 
 pytestmark = pytest.mark.e2e
 
@@ -36,17 +36,6 @@ new MutationObserver(() => {
   if (labels.length && JSON.stringify(labels) !== JSON.stringify(last)) window.__sidebarLinks.push(labels);
 }).observe(document, {childList: true, subtree: true, characterData: true});
 """
-
-
-@pytest.fixture()
-def fresh_server(request, tmp_path):
-    """A server process of its own: the test's visit is the first session it ever serves."""
-    server = Server(f"first_paint_{request.node.name}", tmp_path)
-    try:
-        server.wait_listening()
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture()
@@ -75,8 +64,8 @@ def _first_visit(page, url: str, ready: Callable) -> tuple[list[list[tuple[str, 
     page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
     page.add_init_script(RECORD_SIDEBAR_LINKS)
     page.goto(url)
-    ready(page).first.wait_for(timeout=RENDER_MS)
-    page.get_by_test_id("stSidebarNav").get_by_role("link").first.wait_for(timeout=RENDER_MS)
+    wait_visible(ready(page), RENDER_MS)
+    wait_visible(page.get_by_test_id("stSidebarNav").get_by_role("link"), RENDER_MS)
     page.wait_for_timeout(500)  # anything still on its way would arrive now
     return navigations, page.evaluate("() => window.__sidebarLinks")
 

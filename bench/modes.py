@@ -1,0 +1,42 @@
+"""The sizes each mode measures (``--quick``, ``--full``); ``results.json`` keeps the mode's settings as ``config``."""
+from __future__ import annotations
+
+MODES = {
+    "quick": {
+        "runs": 1,
+        "feature_events": [200_000, 1_000_000],
+        "train_rows": [20_000],
+        "train_models": ["recency", "bgnbd", "logreg", "random_forest", "gbm", "ensemble", "mlp", "cnn", "gru",
+                         "transformer"],
+        "epochs": 1,
+        "score_events": 200_000,
+        "score_users": 200_000,
+        "export_users": 200_000,
+        "shap_models": ["recency", "bgnbd", "logreg", "random_forest", "gbm", "mlp", "gru"],
+        "shap_train_rows": 5_000,
+        "shap_users": 1_000,
+        "shap_users_deep": 100,
+        "app_upload_events": 200_000,
+        "quality_cutoffs": 1,
+        "quality_deep": False,
+    },
+    "full": {
+        "runs": 3,
+        "feature_events": [1_000_000, 10_000_000],
+        "train_rows": [100_000, 1_000_000],
+        "train_models": ["recency", "bgnbd", "logreg", "random_forest", "gbm", "ensemble", "mlp", "cnn", "gru",
+                         "transformer"],
+        "epochs": 2,
+        "score_events": 1_000_000,
+        "score_users": 1_000_000,
+        "export_users": 1_000_000,
+        "shap_models": ["recency", "bgnbd", "logreg", "random_forest", "gbm", "ensemble", "mlp", "cnn", "gru",
+                        "transformer"],
+        "shap_train_rows": 20_000,
+        "shap_users": 1_000,
+        "shap_users_deep": 1_000,
+        "app_upload_events": 1_000_000,
+        "quality_cutoffs": 2,
+        "quality_deep": True,
+    },
+}
