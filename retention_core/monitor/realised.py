@@ -102,7 +102,7 @@ def check_columns(run, df: pd.DataFrame, *, need_label: bool = False) -> None:
         have = ", ".join(map(str, list(df.columns)[:12]))
         raise DataError(f"The data lacks the run's column(s) {', '.join(map(repr, missing.values()))} "
                         f"({', '.join(r.replace('_', ' ') for r in missing)}); it has {have}. Monitor with data of the "
-                        "same layout as the data the run was trained on.", roles=list(missing))
+                        "same layout as the data the run was trained on.")
 
 
 def run_events(run, df: pd.DataFrame) -> pd.DataFrame:

@@ -200,8 +200,7 @@ def _require_observed(run, scorings: pd.DataFrame, end: str | None) -> None:
     first = scorings.sort_values("observable_from").iloc[0]
     raise DataError(f"No recorded scoring of run {name!r} can be checked yet: the data ends on {end}, and the "
                     f"earliest scoring (as of {first['as_of']}, {int(first['horizon_days'])}-day horizon) is observed "
-                    f"from {first['observable_from']} (as-of + horizon). Monitor with data that reaches that date.",
-                    field="as_of", value=first["as_of"])
+                    f"from {first['observable_from']} (as-of + horizon). Monitor with data that reaches that date.")
 
 
 # ----------------------------------------------------------------------------------------------- drift
@@ -250,8 +249,11 @@ def monitor_report(run, data: pd.DataFrame, *, workspace=None, require_observed:
         _require_observed(run, rows, end)
     drift, score, info, notes = _drift(run, data, history)
     rid = run.run_id if isinstance(run, RecordedRun) else store.run_id_of(run)
-    gone = int((~history["run_exists"]).sum())
-    if gone and has_models(run):
-        notes.append(f"{gone} scoring(s) were recorded from a folder that no longer exists.")
+    if has_models(run):
+        older = store.scorings(str(run.path), workspace=workspace)
+        older = int((older["run_id"] != rid).sum())
+        if older:
+            notes.append(f"{older} scoring(s) by an earlier version of this run (retrained in the same folder) are "
+                         "left out: they scored with other models.")
     return MonitorReport(Path(run.path).name, rid, end, rows, calib, segs, drift, score, info,
                          validation_figures(run), verdict(rows, drift, score), notes)

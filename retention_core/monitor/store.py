@@ -8,8 +8,10 @@
 - ``scorings``: one row per scoring: run, model, threshold, as-of date, horizon and lookback, when and from where it
   was recorded (``cli`` or ``app``), the data file's name, users scored, mean churn probability and the segment
   columns kept;
-- ``scores``: one row per user scored: ``user_id, churn_probability, risk_decile, rank``;
-- ``score_segments``: one row per user and segment column (``segment``, ``value``), for per-segment outcomes.
+- ``scores``: one row per user scored: ``user_id, churn_probability, risk_decile, rank`` (rank 1 = most at risk,
+  unique within a scoring);
+- ``score_segments``: one row per user (by ``rank``) and segment column (``segment``, ``value``), for per-segment
+  outcomes.
 
 Writers and readers hold an exclusive lock on ``history.duckdb.lock`` (``flock``, released by the system when a
 process dies) around short connections, so two scorings at the same time both land, one after the other; each
@@ -52,7 +54,7 @@ DDL = [
         scoring_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, churn_probability DOUBLE NOT NULL,
         risk_decile TINYINT, "rank" BIGINT)""",
     """CREATE TABLE IF NOT EXISTS score_segments (
-        scoring_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, segment VARCHAR NOT NULL, value VARCHAR)""",
+        scoring_id VARCHAR NOT NULL, "rank" BIGINT NOT NULL, segment VARCHAR NOT NULL, value VARCHAR)""",
 ]
 SCORING_COLUMNS = ["scoring_id", "run_id", "run_name", "run_path", "model", "threshold", "as_of", "horizon_days",
                    "lookback_days", "recorded_at", "source", "data_name", "users", "mean_probability",
@@ -182,14 +184,18 @@ class Recorded:
 
 
 def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
+    """``user_id, churn_probability, risk_decile, rank``: the given deciles and ranks, computed when absent (or when
+    the ranks are not 1..n)."""
     from ..segments import risk_deciles
 
     p = pd.to_numeric(scores["churn_probability"], errors="coerce").to_numpy(dtype=float)
     out = pd.DataFrame({"user_id": scores["user_id"].astype(str).to_numpy(), "churn_probability": p})
     d = scores["risk_decile"] if "risk_decile" in scores else risk_deciles(p)
     out["risk_decile"] = pd.to_numeric(d, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    if "rank" in scores:
-        out["rank"] = pd.to_numeric(scores["rank"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    given = pd.to_numeric(scores["rank"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan) \
+        if "rank" in scores else None
+    if given is not None and np.array_equal(np.sort(given), np.arange(1, len(p) + 1)):
+        out["rank"] = given.astype(np.int64)
     else:
         rank = np.empty(len(p), dtype=np.int64)
         rank[np.argsort(-p, kind="stable")] = np.arange(1, len(p) + 1)
@@ -197,14 +203,11 @@ def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _segments_frame(user_ids: pd.Series, source: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    parts = []
-    for c in columns:
-        s = source[c]
-        txt = s.astype(object).where(s.notna(), None)
-        parts.append(pd.DataFrame({"user_id": user_ids.to_numpy(), "segment": c,
-                                   "value": [None if v is None else str(v) for v in txt]}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["user_id", "segment", "value"])
+def _segments_frame(rank: pd.Series, source: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """One row per user (by rank) and segment column: ``rank, segment, value`` (text; missing stays missing)."""
+    parts = [pd.DataFrame({"rank": rank.to_numpy(), "segment": c,
+                           "value": source[c].astype("string").astype("category").to_numpy()}) for c in columns]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["rank", "segment", "value"])
 
 
 def _checked(scores: pd.DataFrame, frame: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -231,7 +234,7 @@ def write_scoring(run, scores: pd.DataFrame, *, model: str, as_of: str | None, f
     table = _scores_frame(scores)
     source_cols = frame if frame is not None else scores
     segs = [c for c in run.info.get("categorical", []) if c in source_cols.columns]
-    seg_table = _segments_frame(table["user_id"], source_cols, segs)
+    seg_table = _segments_frame(table["rank"], source_cols, segs)
     rid, name = run_id_of(run), Path(run.path).name
     events = run.info.get("kind") == "events"
     snap = run.info.get("snapshot") or {}
@@ -251,7 +254,8 @@ def write_scoring(run, scores: pd.DataFrame, *, model: str, as_of: str | None, f
                     'CAST("rank" AS BIGINT) FROM new_scores', [sid])
         if len(seg_table):
             con.register("new_segments", seg_table)
-            con.execute("INSERT INTO score_segments SELECT ?, user_id, segment, value FROM new_segments", [sid])
+            con.execute('INSERT INTO score_segments SELECT ?, "rank", segment, CAST(value AS VARCHAR) FROM new_segments',
+                        [sid])
     return Recorded(sid, name, model, as_of, int(len(table)), history_path(workspace))
 
 
@@ -290,22 +294,21 @@ def scorings(run=None, *, workspace=None) -> pd.DataFrame:
 def scores_of(scoring_ids: list[str], *, workspace=None) -> pd.DataFrame:
     """The users of the given scorings: ``scoring_id, user_id, churn_probability, risk_decile, rank`` and one column
     per segment kept, in rank order within each scoring."""
-    ids = list(scoring_ids)
     cols = ["scoring_id", "user_id", "churn_probability", "risk_decile", "rank"]
-    if not ids:
-        return pd.DataFrame(columns=cols)
-    marks = ", ".join("?" * len(ids))
+    parts = []
     with connect(workspace) as con:
-        if con is None:
-            return pd.DataFrame(columns=cols)
-        out = con.execute(f"SELECT {', '.join(chr(34) + c + chr(34) for c in cols)} FROM scores "
-                          f"WHERE scoring_id IN ({marks}) ORDER BY scoring_id, \"rank\"", ids).df()
-        seg = con.execute(f"SELECT * FROM score_segments WHERE scoring_id IN ({marks})", ids).df()
-    if len(seg):
-        wide = seg.pivot_table(index=["scoring_id", "user_id"], columns="segment", values="value", aggfunc="first",
-                               dropna=False).reset_index()
-        wide.columns.name = None
-        out = out.merge(wide, on=["scoring_id", "user_id"], how="left")
+        for sid in dict.fromkeys(scoring_ids) if con is not None else []:
+            part = con.execute('SELECT scoring_id, user_id, churn_probability, risk_decile, "rank" FROM scores '
+                               'WHERE scoring_id = ? ORDER BY "rank"', [sid]).df()
+            segs = con.execute("SELECT DISTINCT segment FROM score_segments WHERE scoring_id = ? ORDER BY 1",
+                               [sid]).fetchall()
+            for (seg,) in segs:
+                v = con.execute('SELECT "rank", value FROM score_segments WHERE scoring_id = ? AND segment = ? '
+                                'ORDER BY "rank"', [sid, seg]).df()
+                part[seg] = pd.Series(v["value"].to_numpy(), index=v["rank"].to_numpy()).reindex(
+                    part["rank"].to_numpy()).to_numpy()
+            parts.append(part)
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
     out["user_id"] = out["user_id"].astype(str)
     return out
 
