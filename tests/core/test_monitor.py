@@ -119,6 +119,35 @@ def test_training_reference_is_compact_json_and_drift_table_sorts():
     assert list(t.columns) == drift.DRIFT_COLUMNS
 
 
+def test_runs_keep_a_training_reference_and_older_runs_fall_back_to_validation_rows(tmp_path):
+    from assets.generator import generate_events
+    from retention_core.dataset import SnapshotConfig, build_dataset, training_cutoffs
+    from retention_core.events import canonical_events
+    from retention_core.monitor.reference import run_reference
+    from retention_core.roles import infer_schema
+    from retention_core.training import TrainConfig, train_models
+
+    raw = generate_events(300, seed=5, days=500)
+    schema = infer_schema(raw)
+    ev = canonical_events(raw, schema)
+    cfg = SnapshotConfig(horizon_days=60)
+    ds = build_dataset(ev, cfg, cutoffs=training_cutoffs(ev, cfg))
+    result = train_models(ds, TrainConfig(models=["recency", "logreg"]), horizon_days=60)
+    ref = result.reference
+    assert ref["source"] == "training rows" and set(ref["scores"]) == {"recency", "logreg"}
+    assert set(ref["features"]) == set(result.numeric + result.categorical)
+    assert ref["rows"] == result.refit["rows"]  # the rows the saved (refitted) models learned from
+    kw = dict(schema=schema, dataset=ds, snapshot=cfg.as_dict(), data_digest="", train_config=TrainConfig())
+    new = bundle.load_run(bundle.save_run(tmp_path / "new", result, **kw))  # reference.json is in the manifest
+    assert run_reference(new) == ref
+    result.reference = {}  # a run saved before monitoring existed
+    old = bundle.load_run(bundle.save_run(tmp_path / "old", result, **kw))
+    assert not (old.path / "reference.json").exists()
+    fallback = run_reference(old)
+    assert fallback["source"].startswith("validation rows") and fallback["rows"] == len(old.validation())
+    assert set(fallback["scores"]) == {"recency", "logreg"} and set(fallback["features"]) == set(ref["features"])
+
+
 # ----------------------------------------------------------------------------------------------- metrics by hand
 def test_realised_metrics_by_hand():
     y = [1, 0, 1, 0, 0, 1, 0, 0, 0, 0]
