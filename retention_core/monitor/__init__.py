@@ -20,7 +20,7 @@ from .drift import (
 )
 from .realised import calibration_by_decile, realised_metrics, segment_outcomes
 from .recording import record_scoring
-from .report import MonitorReport, monitor_report, resolve_run
+from .report import MonitorReport, monitor_report, resolve_run, what_next
 from .store import (
            HISTORY_FILE,
            Recorded,
@@ -34,4 +34,4 @@ from .verdict import Verdict, verdict
 __all__ = ["HISTORY_FILE", "MonitorReport", "Recorded", "Verdict", "band", "calibration_by_decile", "compare",
            "demo_on_sample", "drift_table", "feature_reference", "history_path", "monitor_report", "psi",
            "psi_from_shares", "realised_metrics", "record_scoring", "recorded_run", "resolve_run", "scores_of",
-           "scorings", "segment_outcomes", "training_reference", "verdict"]
+           "scorings", "segment_outcomes", "training_reference", "verdict", "what_next"]

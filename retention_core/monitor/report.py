@@ -257,3 +257,27 @@ def monitor_report(run, data: pd.DataFrame, *, workspace=None, require_observed:
                          "left out: they scored with other models.")
     return MonitorReport(Path(run.path).name, rid, end, rows, calib, segs, drift, score, info,
                          validation_figures(run), verdict(rows, drift, score), notes)
+
+
+def what_next(run, *, workspace=None, today=None) -> str:
+    """One line for a Monitor page with nothing to show yet: score a file, or come back once a horizon has passed
+    (from the history alone, without data)."""
+    name = Path(str(getattr(run, "path", run))).name
+    history = store.scorings(run, workspace=workspace)
+    if not len(history):
+        return (f"No scoring of run {name!r} is recorded yet. Score a file with it (the At-risk page or the score "
+                "command record every scoring); once its horizon has passed, come back with the newer data to see "
+                "how the predictions turned out.")
+    today = pd.Timestamp(today or pd.Timestamp.now()).normalize()
+    due = history.dropna(subset=["observable_from"]).sort_values("observable_from")
+    ready = due[pd.to_datetime(due["observable_from"]) <= today]
+    if len(ready):
+        r = ready.iloc[-1]
+        return (f"{len(history)} scoring(s) recorded. The one as of {r['as_of']} can be checked now: give data that "
+                f"reaches {r['observable_from']} (its as-of date + {int(r['horizon_days'])} days).")
+    if len(due):
+        r = due.iloc[0]
+        return (f"{len(history)} scoring(s) recorded; the first, as of {r['as_of']}, can be checked from "
+                f"{r['observable_from']} (as-of + {int(r['horizon_days'])}-day horizon). Come back then with the "
+                "newer data.")
+    return f"{len(history)} scoring(s) recorded. Give a table with the users' later labels to compare."

@@ -277,16 +277,19 @@ def _match(con, run) -> tuple[str, list]:
 
 def scorings(run=None, *, workspace=None) -> pd.DataFrame:
     """The recorded scorings, oldest first: of one run (a loaded run: that saved version; a folder; a run name: every
-    version under that name), or of every run. ``run_exists`` says whether the run's folder is still there."""
+    version under that name), or of every run. ``observable_from`` is as-of + horizon (the first day the outcome can
+    be known), ``run_exists`` whether the run's folder is still there."""
     with connect(workspace) as con:
         if con is None:
-            return pd.DataFrame(columns=SCORING_COLUMNS + ["run_exists"])
+            return pd.DataFrame(columns=SCORING_COLUMNS + ["observable_from", "run_exists"])
         where, params = _match(con, run)
         out = con.execute(f"SELECT * FROM scorings {where} ORDER BY as_of NULLS LAST, recorded_at, scoring_id",
                           params).df()
     out["as_of"] = pd.to_datetime(out["as_of"]).dt.strftime("%Y-%m-%d").astype(object).where(out["as_of"].notna(),
                                                                                               None)
     out["segment_columns"] = [json.loads(s) if s else [] for s in out["segment_columns"]]
+    due = pd.to_datetime(out["as_of"]) + pd.to_timedelta(pd.to_numeric(out["horizon_days"]), unit="D")
+    out["observable_from"] = due.dt.strftime("%Y-%m-%d").astype(object).where(due.notna(), None)
     out["run_exists"] = [bool(p) and Path(p).is_dir() for p in out["run_path"]]
     return out
 

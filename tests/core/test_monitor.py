@@ -321,6 +321,31 @@ def report_scores(run, events):
     return score_file(run, events, as_of="2024-06-03")
 
 
+def test_what_next_guides_an_empty_monitor_page(demo, tmp_path):
+    ws, _, _ = demo
+    assert "No scoring of run 'monitor-demo' is recorded yet" in monitor.what_next("monitor-demo", workspace=tmp_path)
+    early = monitor.what_next("monitor-demo", workspace=ws, today="2024-07-01")
+    assert "the first, as of 2024-06-03, can be checked from 2024-09-01" in early
+    late = monitor.what_next("monitor-demo", workspace=ws, today="2025-06-01")
+    assert "as of 2024-10-01 can be checked now" in late and "reaches 2024-12-30" in late
+    assert monitor.scorings("monitor-demo", workspace=ws)["observable_from"].tolist() == [
+        "2024-09-01", "2024-10-31", "2024-12-30"]
+
+
+def test_two_app_sessions_recording_at_once_both_land(demo, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ws, events, _ = demo
+    run = bundle.load_run(bundle.run_path(monitor.demo.DEMO_RUN, ws))
+    scored = report_scores(run, events)
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(lambda i: monitor.record_scoring(run, scored, data_name=f"t{i}", workspace=tmp_path),
+                             range(4)))
+    h = monitor.scorings(run, workspace=tmp_path)
+    assert sorted(h["data_name"]) == ["t0", "t1", "t2", "t3"] and len({d.scoring_id for d in done}) == 4
+    assert (h["users"] == len(scored.scores)).all() and set(h["source"]) == {"app"}
+
+
 # ----------------------------------------------------------------------------------------------- concurrency
 WRITER = textwrap.dedent("""
     import sys, numpy as np, pandas as pd
