@@ -334,7 +334,8 @@ def cmd_monitor(args) -> int:
 
 
 def _print_report(report) -> None:
-    print(f"run {report.run}: {len(report.scorings)} recorded scoring(s); data up to {report.data_end}")
+    print(f"run {report.run}: {len(report.scorings)} recorded scoring(s)"
+          + (f"; data up to {report.data_end}" if report.data_end else ""))
     for _, r in report.scorings.iterrows():
         head = f"  {r['as_of']} {r['model']}: {int(r['users']):,} users scored"
         if r["status"] != "observed":
@@ -348,8 +349,9 @@ def _print_report(report) -> None:
               f"{_f(fig['recall_at_10pct'])} (validation {_f(val['recall_at_10pct'])}), Brier {_f(r['brier'])}")
     d = report.drift
     score = report.score_drift or {}
-    print(f"drift of {report.drift_info.get('users', 0):,} users as of {report.drift_info.get('as_of')} against the "
-          f"{report.drift_info.get('reference')}: score PSI {_f(score.get('psi'))}")
+    when = f" as of {report.drift_info['as_of']}" if report.drift_info.get("as_of") else ""
+    print(f"drift of {report.drift_info.get('users', 0):,} users{when} against the {report.drift_info.get('reference')}"
+          f": score PSI {_f(score.get('psi'))}")
     for _, r in d.head(10).iterrows():
         print(f"  {r['feature']:<28} PSI {_f(r['psi'])} {r['band'] or ''}")
     for note in report.notes:
