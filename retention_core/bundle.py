@@ -185,6 +185,8 @@ def save_run(out: str | os.PathLike, result, *, schema, dataset, snapshot: dict,
         for key, p in result.val_predictions.items():
             val[f"p:{key}"] = p
         val.to_parquet(tmp / "validation.parquet", index=False)
+        if getattr(result, "reference", None):  # the training distribution, for drift monitoring
+            (tmp / "reference.json").write_text(json.dumps(result.reference))
         if len(result.backtest):
             result.backtest.to_csv(tmp / "backtest.csv", index=False)
         files = {str(p.relative_to(tmp)): _sha(p) for p in sorted(tmp.rglob("*")) if p.is_file()}

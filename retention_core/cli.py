@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pseudonymise-key-env", metavar="VAR",
                    help="replace user ids by keyed pseudonyms (HMAC-SHA256) using the key in environment variable VAR "
                         "(the key never appears on the command line)")
+    s.add_argument("--no-record", action="store_true", help="do not record this scoring in the workspace's scoring "
+                   "history (RETENTION_WORKSPACE/history.duckdb), which monitor reads")
+    _monitor_parser(sub)
     return p
 
 
@@ -293,10 +296,83 @@ def cmd_score(args) -> int:
     write_table(result.chosen, args.out)
     print(f"scored {len(result.scores):,} users with {result.model}; wrote {len(result.chosen):,} rows to "
           f"{args.out} in {time.perf_counter() - t0:.1f} s")
+    if not args.no_record:
+        _record(run, result, args)
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------------------------- monitoring
+def _monitor_parser(sub) -> None:
+    s = sub.add_parser("monitor", help="compare a run's recorded scorings with what happened, and check drift")
+    s.add_argument("run", help="run folder (or the name of a run deleted since it scored)")
+    s.add_argument("data", help="new data: the log that covers the scored dates and the horizon after them")
+    s.add_argument("--sheet", help="Excel sheet to read (default: the sheet holding the main table)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--out", help="also write the full report as JSON to this file")
+
+
+def _record(run, result, args) -> None:
+    """Keep the scoring in the workspace's history (after the output is written: a failure here loses no scores)."""
+    from .monitor import record_scoring
+
+    try:
+        rec = record_scoring(run, result, source="cli", data_name=os.path.basename(str(args.data)))
+    except RetentionError as exc:
+        raise RetentionError(f"the scores were written to {args.out}, but the scoring could not be recorded: "
+                             f"{_one_line(exc)} (score with --no-record to skip the history)") from None
+    print(f"recorded scoring {rec.scoring_id} as of {rec.as_of} in the scoring history")
+
+
+def cmd_monitor(args) -> int:
+    """Realised outcomes of a run's recorded scorings in new data, drift and the verdict."""
+    from .monitor import monitor_report
+    from .scoring import atomic_target
+
+    df = read_table(args.data, sheet=args.sheet)
+    report = monitor_report(args.run, df)
+    text = report.to_json()
+    if args.out:
+        with atomic_target(args.out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    if args.json:
+        print(text)
+        return EXIT_OK
+    _print_report(report)
+    return EXIT_OK
+
+
+def _print_report(report) -> None:
+    print(f"run {report.run}: {len(report.scorings)} recorded scoring(s)"
+          + (f"; data up to {report.data_end}" if report.data_end else ""))
+    for _, r in report.scorings.iterrows():
+        head = f"  {r['as_of']} {r['model']}: {int(r['users']):,} users scored"
+        if r["status"] != "observed":
+            print(f"{head}, not observed yet (from {r['observable_from']})" if r["status"] == "waiting"
+                  else f"{head}, none of them in the data")
+            continue
+        fig = {k: r[k] for k in ("roc_auc", "recall_at_10pct")}
+        val = {k: r[f"validation_{k}"] for k in ("roc_auc", "recall_at_10pct")}
+        print(f"{head}, {int(r['observed']):,} observed: churn {r['churn_rate']:.1%} vs {r['predicted_rate']:.1%} "
+              f"predicted; ROC-AUC {_f(fig['roc_auc'])} (validation {_f(val['roc_auc'])}), recall@10% "
+              f"{_f(fig['recall_at_10pct'])} (validation {_f(val['recall_at_10pct'])}), Brier {_f(r['brier'])}")
+    d = report.drift
+    score = report.score_drift or {}
+    when = f" as of {report.drift_info['as_of']}" if report.drift_info.get("as_of") else ""
+    print(f"drift of {report.drift_info.get('users', 0):,} users{when} against the {report.drift_info.get('reference')}"
+          f": score PSI {_f(score.get('psi'))}")
+    for _, r in d.head(10).iterrows():
+        print(f"  {r['feature']:<28} PSI {_f(r['psi'])} {r['band'] or ''}")
+    for note in report.notes:
+        print(f"note: {note}")
+    print(report.verdict.text)
+
+
+def _f(v) -> str:
+    return "n/a" if v is None or v != v else f"{float(v):.3f}"
+
+
 COMMANDS = {"inspect": cmd_inspect, "build-dataset": cmd_build_dataset, "train": cmd_train, "score": cmd_score}
+COMMANDS["monitor"] = cmd_monitor
 
 
 def main(argv: list[str] | None = None) -> int:

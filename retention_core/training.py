@@ -91,6 +91,9 @@ class TrainResult:
     # what the saved models learned from after validation: {"rows", "snapshots", "from", "to", "carried": {key: {..}}}
     # (empty when they were not refitted: they are then exactly the models validated)
     refit: dict = field(default_factory=dict)
+    # the distribution of the rows the saved models learned from (bins and shares per feature and of each model's
+    # churn probability), saved with the run for drift monitoring (retention_core.monitor.drift); {} when unknown
+    reference: dict = field(default_factory=dict)
 
     @property
     def refit_note(self) -> str:
@@ -268,7 +271,7 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
     best = str(board.iloc[0]["model"])
     backtest = _backtest(lab, keys, cfg, sp.num, sp.cat, horizon, fitted) if ds.kind == "events" and cfg.backtest \
         else pd.DataFrame()
-    refit = {}
+    refit, learned = {}, sp.train  # learned: the rows the saved models learned from
     if cfg.refit:
         final = np.ones(len(sp.frame), bool)
         if ds.kind == "events":
@@ -278,11 +281,35 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
         refit.update(_span(sp.frame.loc[final]) if ds.kind == "events" else {})
         if "ensemble" in fitted:
             fitted["ensemble"] = _assemble_ensemble(fitted, cfg, sp.num, sp.cat, horizon, None, None, None)
+        learned = final
     val_cols = ["user_id"] + (["snapshot_date"] if "snapshot_date" in sp.frame else []) + sp.num + sp.cat
     progress(TrainProgress(1.0, "done", None, "done"))
     X_va, y_va, _ = sp.part(sp.val)
     return TrainResult(board, best, fitted, preds, y_va, sp.frame.loc[sp.val, val_cols].reset_index(drop=True),
-                       thresholds, sp.scheme, sp.num, sp.cat, backtest, pd.DataFrame(cv_rows), errors, refit)
+                       thresholds, sp.scheme, sp.num, sp.cat, backtest, pd.DataFrame(cv_rows), errors, refit,
+                       reference=_drift_reference(fitted, sp, learned, cfg.seed))
+
+
+def _drift_reference(fitted: dict, sp: _Split, rows: np.ndarray, seed: int) -> dict:
+    """The compact training reference for drift monitoring, from a seeded sample of the rows the saved models learned
+    from; a model that cannot predict is left out, and nothing here can fail a training."""
+    from .monitor.drift import REFERENCE_ROWS, training_reference  # monitoring reads runs; training only feeds it
+
+    keep = np.flatnonzero(rows)
+    if len(keep) > REFERENCE_ROWS:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, REFERENCE_ROWS, replace=False))
+    X = sp.X.iloc[keep][sp.num + sp.cat]
+    seq = sp.seq[keep] if sp.seq is not None else None
+    scores = {}
+    for key, model in fitted.items():
+        try:
+            scores[key] = _predict(model, key, X, seq if REGISTRY[key].needs_sequences else None)
+        except Exception:  # noqa: BLE001 - the reference is optional
+            continue
+    try:
+        return training_reference(X, sp.num, sp.cat, scores, rows=int(rows.sum()))
+    except Exception:  # noqa: BLE001 - monitoring falls back to the validation rows
+        return {}
 
 
 def _span(rows: pd.DataFrame) -> dict:

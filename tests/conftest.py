@@ -6,6 +6,7 @@ clear reason when the file is missing.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,12 @@ def sample_events_path() -> Path:
     if not SAMPLE_EVENTS.is_file():
         pytest.skip("the shipped sample assets/sample_events.csv.gz is missing")
     return SAMPLE_EVENTS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _workspace_outside_the_repository(tmp_path_factory):
+    """Every scoring is recorded in the workspace's history: commands a test runs without a workspace of its own
+    record into a temporary one, never into the repository's ./workspace."""
+    if not os.environ.get("RETENTION_WORKSPACE"):
+        os.environ["RETENTION_WORKSPACE"] = str(tmp_path_factory.mktemp("workspace"))
+    yield

@@ -1,0 +1,137 @@
+"""Figures of a monitoring report (pure Plotly builders over :class:`~retention_core.monitor.MonitorReport` frames).
+
+Colours follow the product: realised outcomes in red (churn), predictions in blue, the validation figures as dashed
+grey lines; drift bands green (stable), amber (moderate) and red (act).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ..plots import CHURNED, RETAINED, UNLABELLED, _base_layout, _empty
+from .drift import BANDS
+
+BAND_COLOURS = {"stable": "#54A24B", "moderate": "#F2A93B", "act": CHURNED, None: UNLABELLED}
+METRIC_LABELS = {"roc_auc": "ROC-AUC", "recall_at_10pct": "Recall in the top 10%", "pr_auc": "PR-AUC",
+                 "brier": "Brier score", "precision_at_10pct": "Precision in the top 10%"}
+_GRID = "#EEEEEE"
+_DASH = dict(color="#888888", width=1.5, dash="dash")
+
+
+def _observed(scorings: pd.DataFrame) -> pd.DataFrame:
+    if not len(scorings):
+        return scorings
+    return scorings[scorings["status"] == "observed"].sort_values(["as_of", "recorded_at"])
+
+
+def realised_quality(scorings: pd.DataFrame, metrics=("roc_auc", "recall_at_10pct"), *,
+                     title: str | None = "Realised quality per scoring date") -> go.Figure:
+    """Realised ROC-AUC and recall in the top 10% per scoring date, with the validation figures as dashed lines
+    (marker size follows the users observed)."""
+    seen = _observed(scorings)
+    if not len(seen):
+        return _empty(title, "No scoring's horizon is observed yet")
+    fig = go.Figure()
+    for i, m in enumerate(metrics):
+        colour = (CHURNED, RETAINED, "#72B7B2", "#B279A2")[i % 4]
+        users = seen["observed"].to_numpy(dtype=float)
+        size = 7 + 9 * np.sqrt(users / users.max()) if users.max() > 0 else 8
+        fig.add_scatter(x=seen["as_of"], y=seen[m].astype(float), mode="lines+markers", name=METRIC_LABELS.get(m, m),
+                        line=dict(color=colour, width=2), marker=dict(size=size), customdata=users,
+                        hovertemplate=f"{METRIC_LABELS.get(m, m)} %{{y:.3f}}<br>scored %{{x}}"
+                                      "<br>%{customdata:,.0f} users observed<extra></extra>")
+        val = pd.to_numeric(seen.get(f"validation_{m}"), errors="coerce")
+        if val is not None and val.notna().any():
+            fig.add_scatter(x=seen["as_of"], y=val, mode="lines", name=f"{METRIC_LABELS.get(m, m)} at validation",
+                            line=dict(color=colour, width=1.5, dash="dash"), hoverinfo="skip")
+    fig.update_xaxes(title="Scoring date (as of)", type="category", gridcolor=_GRID)
+    fig.update_yaxes(title="Realised figure", range=[0, 1.02], gridcolor=_GRID)
+    return _base_layout(fig, title, 360)
+
+
+def predicted_vs_realised(scorings: pd.DataFrame, *,
+                          title: str | None = "Predicted against realised churn") -> go.Figure:
+    """Per scoring date: the mean churn probability of the users observed and the share of them that churned."""
+    seen = _observed(scorings)
+    if not len(seen):
+        return _empty(title, "No scoring's horizon is observed yet")
+    fig = go.Figure()
+    for col, name, colour in (("predicted_rate", "Predicted (mean churn probability)", RETAINED),
+                              ("churn_rate", "Realised churn rate", CHURNED)):
+        v = seen[col].astype(float)
+        fig.add_bar(x=seen["as_of"], y=v, name=name, marker_color=colour, customdata=seen["observed"],
+                    text=[f"{x:.0%}" for x in v], textposition="outside",
+                    hovertemplate=f"{name} %{{y:.1%}}<br>scored %{{x}}<br>%{{customdata:,}} users<extra></extra>")
+    fig.update_xaxes(title="Scoring date (as of)", type="category")
+    fig.update_yaxes(title="Share of users", tickformat=".0%", rangemode="tozero", gridcolor=_GRID)
+    fig.update_layout(barmode="group")
+    return _base_layout(fig, title, 340)
+
+
+def calibration_by_decile(calibration: pd.DataFrame, as_of: str | None = None, *,
+                          title: str | None = "Calibration by risk decile") -> go.Figure:
+    """Predicted against realised churn per risk decile (1 = most at risk) of one scoring (the latest when not
+    named)."""
+    if not len(calibration):
+        return _empty(title, "No scoring's horizon is observed yet")
+    as_of = as_of or calibration["as_of"].max()
+    f = calibration[calibration["as_of"] == as_of]
+    if "scoring_id" in f and f["scoring_id"].nunique() > 1:  # the same date scored twice: the last one recorded
+        f = f[f["scoring_id"] == f["scoring_id"].max()]
+    fig = go.Figure()
+    fig.add_bar(x=f["risk_decile"], y=f["predicted"], name="Predicted", marker_color=RETAINED,
+                customdata=f["users"], hovertemplate="decile %{x}<br>predicted %{y:.1%}<br>%{customdata:,} users"
+                                                     "<extra></extra>")
+    fig.add_scatter(x=f["risk_decile"], y=f["realised"], mode="lines+markers", name="Realised",
+                    line=dict(color=CHURNED, width=2), marker=dict(size=9),
+                    hovertemplate="decile %{x}<br>realised %{y:.1%}<extra></extra>")
+    fig.update_xaxes(title=f"Risk decile at scoring (1 = most at risk), scored {as_of}", dtick=1)
+    fig.update_yaxes(title="Churn", tickformat=".0%", range=[0, 1.02], gridcolor=_GRID)
+    return _base_layout(fig, title, 340)
+
+
+def drift_bars(drift: pd.DataFrame, score_drift: dict | None = None, *, top: int = 20,
+               title: str | None = "Drift of the latest population (PSI)") -> go.Figure:
+    """PSI per feature (the ``top`` largest), coloured by band, with the 0.1 and 0.25 band lines; the score's PSI as
+    the first bar when known. Hover shows the sample sizes."""
+    f = drift.head(top).copy()
+    if score_drift is not None and score_drift.get("psi") is not None:
+        f = pd.concat([pd.DataFrame([{"feature": "churn probability (score)", **score_drift}]), f], ignore_index=True)
+    if not len(f):
+        return _empty(title, "No feature to compare")
+    f = f.iloc[::-1]
+    fig = go.Figure()
+    fig.add_bar(y=f["feature"], x=f["psi"].astype(float), orientation="h", showlegend=False,
+                marker_color=[BAND_COLOURS.get(b, UNLABELLED) for b in f["band"]],
+                customdata=np.c_[f["band"].astype(str), f["n_reference"], f["n_current"]],
+                hovertemplate="%{y}<br>PSI %{x:.3f} (%{customdata[0]})<br>reference %{customdata[1]:,} rows, "
+                              "current %{customdata[2]:,} users<extra></extra>")
+    for x, name in zip(BANDS, ("moderate", "act")):
+        fig.add_vline(x=x, line=_DASH, annotation_text=f"{x} ({name} above)", annotation_position="top")
+    fig.update_xaxes(title="Population stability index", rangemode="tozero", gridcolor=_GRID)
+    fig.update_yaxes(type="category")
+    return _base_layout(fig, title, max(260, 24 * len(f) + 90))
+
+
+def segment_outcomes(segments: pd.DataFrame, column: str, as_of: str | None = None, *,
+                     title: str | None = None) -> go.Figure:
+    """Predicted against realised churn per value of one segment column for one scoring (the latest when not
+    named); segments too small to judge are drawn in grey."""
+    f = segments[segments["column"] == column] if len(segments) else segments
+    if not len(f):
+        return _empty(title, f"No realised outcome per {column} yet")
+    as_of = as_of or f["as_of"].max()
+    f = f[f["as_of"] == as_of].head(15)
+    reliable = f["reliable"].astype(bool).to_numpy()
+    names = f["segment"].astype(str)
+    fig = go.Figure()
+    fig.add_bar(x=names, y=f["predicted_rate"].astype(float), name="Predicted", marker_color=RETAINED,
+                hovertemplate="%{x}<br>predicted %{y:.1%}<extra></extra>")
+    fig.add_bar(x=names, y=f["churn_rate"].astype(float), name="Realised",
+                marker_color=[CHURNED if ok else UNLABELLED for ok in reliable], customdata=f["users"],
+                hovertemplate="%{x}<br>realised %{y:.1%}<br>%{customdata:,} users<extra></extra>")
+    fig.update_xaxes(type="category", title=f"{column} (grey: too few users to judge), scored {as_of}")
+    fig.update_yaxes(title="Churn", tickformat=".0%", rangemode="tozero", gridcolor=_GRID)
+    fig.update_layout(barmode="group")
+    return _base_layout(fig, title or f"Predicted against realised churn per {column}", 340)

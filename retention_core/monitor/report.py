@@ -1,0 +1,283 @@
+"""The monitoring report of a run: every recorded scoring against what happened, drift, and a verdict.
+
+:func:`monitor_report` is the one call behind the ``monitor`` command and the Monitor page. Its JSON form
+(:meth:`MonitorReport.to_dict`) is the contract of DESIGN.md::
+
+    {"run", "scorings": [{"as_of", "model", "users", "observed",
+                          "realised": {"churn_rate", "predicted_rate", "roc_auc", "pr_auc", "brier", "recall_at_10pct"}}],
+     "drift": {"features": [{"feature", "psi", "band"}], "score_psi"}, "verdict"}
+
+with more keys beside them (status and the date a waiting scoring becomes observable, validation figures, calibration
+by decile, per-segment figures, sample sizes). ``users`` counts the users scored, ``observed`` those whose outcome the
+data shows.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..bundle import load_run
+from ..dataset import data_end
+from ..errors import BundleError, DataError
+from . import store
+from .drift import drift_table, score_drift
+from .realised import (
+    METRIC_KEYS,
+    evaluate,
+    event_labels,
+    observable_from,
+    run_events,
+    table_labels,
+)
+from .reference import (
+    RecordedRun,
+    figures_for,
+    has_models,
+    latest_model,
+    recorded,
+    run_reference,
+    validation_figures,
+)
+from .verdict import Verdict, verdict
+
+SCORING_COLUMNS = ["scoring_id", "as_of", "model", "threshold", "horizon_days", "recorded_at", "source", "data_name",
+                   "users", "observed", "churners", "status", "observable_from"] + METRIC_KEYS
+VALIDATION_KEYS = ["roc_auc", "pr_auc", "brier", "recall_at_10pct", "churn_rate", "predicted_rate"]
+
+
+@dataclass
+class MonitorReport:
+    """Realised outcomes of a run's recorded scorings, drift of the latest population and the verdict."""
+
+    run: str
+    run_id: str
+    data_end: str | None
+    scorings: pd.DataFrame  # one row per scoring: SCORING_COLUMNS + validation_<figure>
+    calibration: pd.DataFrame  # scoring_id, as_of, risk_decile, users, predicted, realised, ...
+    segments: pd.DataFrame  # scoring_id, as_of, column, segment, users, churn_rate, predicted_rate, roc_auc, ...
+    drift: pd.DataFrame  # feature, kind, psi, band, n_reference, n_current, missing_reference, missing_current
+    score_drift: dict | None  # model, psi, band, n_reference, n_current (None: no model to score with)
+    drift_info: dict  # as_of, users, reference (what it was built from), reference_rows, model
+    validation: dict  # model -> validation figures
+    verdict: Verdict
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def observed(self) -> pd.DataFrame:
+        return self.scorings[self.scorings["status"] == "observed"]
+
+    def to_dict(self) -> dict:
+        rows = []
+        for _, r in self.scorings.iterrows():
+            sid = r["scoring_id"]
+            realised = {k: r[k] for k in METRIC_KEYS} if r["status"] == "observed" else None
+            rows.append({**{k: r[k] for k in SCORING_COLUMNS if k not in METRIC_KEYS}, "realised": realised,
+                         "validation": {k: r.get(f"validation_{k}") for k in VALIDATION_KEYS},
+                         "calibration": _records(self.calibration, sid), "segments": _records(self.segments, sid)})
+        score = self.score_drift or {}
+        drift = {**self.drift_info, "features": self.drift.to_dict("records"), "score_psi": score.get("psi"),
+                 "score_band": score.get("band"), "score_users": score.get("n_current")}
+        out = {"run": self.run, "run_id": self.run_id, "data_end": self.data_end, "scorings": rows, "drift": drift,
+               "verdict": self.verdict.text, "verdict_level": self.verdict.level,
+               "verdict_reasons": self.verdict.reasons, "notes": self.notes}
+        return _clean(out)
+
+    def to_json(self, indent: int | None = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+
+def _records(frame: pd.DataFrame, sid: str) -> list[dict]:
+    if not len(frame):
+        return []
+    part = frame[frame["scoring_id"] == sid].drop(columns=["scoring_id", "as_of"])
+    return part.to_dict("records")
+
+
+def _clean(obj):
+    """JSON-ready: numpy numbers as Python numbers, NaN and NA as null, timestamps as text."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return None if not math.isfinite(float(obj)) else float(obj)
+    if obj is None or obj is pd.NA or obj is pd.NaT:
+        return None
+    if isinstance(obj, pd.Timestamp):
+        return obj.isoformat()
+    return obj
+
+
+# ----------------------------------------------------------------------------------------------- the run
+def resolve_run(run, *, workspace=None):
+    """A loaded run, a run folder, or the name or folder of a run known only from the history (deleted since)."""
+    if hasattr(run, "info") and hasattr(run, "path"):
+        return run
+    p = Path(str(run))
+    if p.is_dir():
+        return load_run(p)
+    history = store.scorings(run, workspace=workspace)
+    if not len(history):
+        raise BundleError(f"There is no saved run at {str(run)!r} and the scoring history knows no run by that name "
+                          "or folder. Give a run folder (train one first).")
+    rec = store.recorded_run(str(history.iloc[-1]["run_id"]), workspace=workspace)
+    return recorded(rec)
+
+
+def _history(run, workspace) -> pd.DataFrame:
+    history = store.scorings(run, workspace=workspace)
+    if not len(history):
+        where = store.history_path(workspace)
+        raise DataError(f"No scoring of run {Path(run.path).name!r} is recorded in the scoring history ({where}). "
+                        "Score a file with this run (the score command or the At-risk page record every scoring), "
+                        "then monitor it once its horizon has passed.")
+    return history
+
+
+# ----------------------------------------------------------------------------------------------- outcomes
+def _outcomes(run, data: pd.DataFrame, history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+    """(the scorings with status and observable date, realised labels ``as_of, user_id, churned``, data end)."""
+    h = history.copy()
+    if run.info.get("kind") == "users":
+        labels = table_labels(run, data)
+        h["observable_from"] = None
+        h["status"] = "observed"
+        return h, labels.assign(as_of=None), None
+    ev = run_events(run, data)
+    end = data_end(ev)
+    due = [observable_from(a, hz) for a, hz in zip(h["as_of"], h["horizon_days"])]
+    h["observable_from"] = [d.strftime("%Y-%m-%d") if d is not None else None for d in due]
+    h["status"] = ["observed" if d is not None and d <= end else "waiting" for d in due]
+    dates = sorted({a for a, s in zip(h["as_of"], h["status"]) if s == "observed"})
+    return h, event_labels(run, ev, dates), end.strftime("%Y-%m-%d")
+
+
+def _evaluate_all(run, h: pd.DataFrame, labels: pd.DataFrame, workspace) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                                    pd.DataFrame]:
+    ids = h.loc[h["status"] == "observed", "scoring_id"].tolist()
+    users = store.scores_of(ids, workspace=workspace)
+    rows, calib, segs = [], [], []
+    validation = validation_figures(run)
+    for _, r in h.iterrows():
+        row = {k: r.get(k) for k in SCORING_COLUMNS if k in r}
+        row.update({"observed": 0, "churners": 0, **{k: None for k in METRIC_KEYS}})
+        val = figures_for(validation, r["model"])
+        row.update({f"validation_{k}": val.get(k) for k in VALIDATION_KEYS})
+        if r["status"] == "observed":
+            lab = labels if run.info.get("kind") == "users" else labels[labels["as_of"] == r["as_of"]]
+            u = users[users["scoring_id"] == r["scoring_id"]].reset_index(drop=True)
+            figures, c, s = evaluate(u, lab, list(r["segment_columns"]))
+            row.update({"observed": figures["users"], "churners": figures["churners"],
+                        **{k: figures[k] for k in METRIC_KEYS}})
+            if not figures["users"]:
+                row["status"] = "not in data"
+            calib.append(c.assign(scoring_id=r["scoring_id"], as_of=r["as_of"]))
+            segs.append(s.assign(scoring_id=r["scoring_id"], as_of=r["as_of"]))
+        rows.append(row)
+    front = ["scoring_id", "as_of"]
+    calib_df = pd.concat(calib, ignore_index=True) if calib else pd.DataFrame(columns=front + ["risk_decile"])
+    segs_df = pd.concat(segs, ignore_index=True) if segs else pd.DataFrame(columns=front + ["column", "segment"])
+    return (pd.DataFrame(rows), calib_df[front + [c for c in calib_df.columns if c not in front]],
+            segs_df[front + [c for c in segs_df.columns if c not in front]])
+
+
+def _require_observed(run, scorings: pd.DataFrame, end: str | None) -> None:
+    name = Path(run.path).name
+    if (scorings["status"] == "observed").any():
+        return
+    if (scorings["status"] == "not in data").any():
+        raise DataError(f"None of the users scored by run {name!r} appear in the data at their scoring dates. Monitor "
+                        "with the full log: it must hold the lookback before each scoring date and the horizon after.")
+    first = scorings.sort_values("observable_from").iloc[0]
+    raise DataError(f"No recorded scoring of run {name!r} can be checked yet: the data ends on {end}, and the "
+                    f"earliest scoring (as of {first['as_of']}, {int(first['horizon_days'])}-day horizon) is observed "
+                    f"from {first['observable_from']} (as-of + horizon). Monitor with data that reaches that date.")
+
+
+# ----------------------------------------------------------------------------------------------- drift
+def _drift(run, data: pd.DataFrame, history: pd.DataFrame) -> tuple[pd.DataFrame, dict | None, dict, list[str]]:
+    """Drift of the latest population in the data (features as of its end) against the run's training reference."""
+    from ..scoring import features_for_run, score
+
+    reference = run_reference(run)
+    notes = []
+    model = latest_model(history, run)
+    if model not in (run.info.get("models") or {}):  # a dict in a run, a list in the history
+        model = run.best
+    p = None
+    if has_models(run):
+        scores, frame, _ = score(run, data, model=model)
+        p = scores["churn_probability"].to_numpy(dtype=float)
+    else:
+        frame, _ = features_for_run(run, data)
+        notes.append(f"Run {run.name!r} was deleted: the score's drift needs its model and is left out.")
+    table = drift_table(reference, frame)
+    info = {"as_of": _as_of(frame), "users": int(len(frame)), "reference": reference.get("source"),
+            "reference_rows": reference.get("rows"), "model": model if p is not None else None}
+    return table, score_drift(reference, model, p), info, notes
+
+
+def _as_of(frame: pd.DataFrame) -> str | None:
+    if "snapshot_date" in frame.columns and len(frame):
+        return pd.Timestamp(frame["snapshot_date"].iloc[0]).strftime("%Y-%m-%d")
+    return None
+
+
+def monitor_report(run, data: pd.DataFrame, *, workspace=None, require_observed: bool = True) -> MonitorReport:
+    """Monitor ``run`` (a loaded run, a run folder, or the name of a run deleted since it scored) with new ``data``.
+
+    For every recorded scoring of the run: the realised outcome of the users scored once its horizon is observed in
+    ``data`` (labels as training makes them), against the same model's validation figures; calibration by decile
+    and per segment. Drift: PSI of every feature and of the churn probability of the latest population in ``data``
+    against the run's training rows. Raises a :class:`DataError` when no scoring is recorded, the data lacks the run's
+    columns, or (with ``require_observed``) no scoring's horizon is observed yet, saying from when it will be.
+    """
+    run = resolve_run(run, workspace=workspace)
+    history = _history(run, workspace)
+    h, labels, end = _outcomes(run, data, history)
+    rows, calib, segs = _evaluate_all(run, h, labels, workspace)
+    if require_observed:
+        _require_observed(run, rows, end)
+    drift, score, info, notes = _drift(run, data, history)
+    rid = run.run_id if isinstance(run, RecordedRun) else store.run_id_of(run)
+    if has_models(run):
+        older = store.scorings(str(run.path), workspace=workspace)
+        older = int((older["run_id"] != rid).sum())
+        if older:
+            notes.append(f"{older} scoring(s) by an earlier version of this run (retrained in the same folder) are "
+                         "left out: they scored with other models.")
+    return MonitorReport(Path(run.path).name, rid, end, rows, calib, segs, drift, score, info,
+                         validation_figures(run), verdict(rows, drift, score), notes)
+
+
+def what_next(run, *, workspace=None, today=None) -> str:
+    """One line for a Monitor page with nothing to show yet: score a file, or come back once a horizon has passed
+    (from the history alone, without data)."""
+    name = Path(str(getattr(run, "path", run))).name
+    history = store.scorings(run, workspace=workspace)
+    if not len(history):
+        return (f"No scoring of run {name!r} is recorded yet. Score a file with it (the At-risk page or the score "
+                "command record every scoring); once its horizon has passed, come back with the newer data to see "
+                "how the predictions turned out.")
+    today = pd.Timestamp(today or pd.Timestamp.now()).normalize()
+    due = history.dropna(subset=["observable_from"]).sort_values("observable_from")
+    ready = due[pd.to_datetime(due["observable_from"]) <= today]
+    if len(ready):
+        r = ready.iloc[-1]
+        return (f"{len(history)} scoring(s) recorded. The one as of {r['as_of']} can be checked now: give data that "
+                f"reaches {r['observable_from']} (its as-of date + {int(r['horizon_days'])} days).")
+    if len(due):
+        r = due.iloc[0]
+        return (f"{len(history)} scoring(s) recorded; the first, as of {r['as_of']}, can be checked from "
+                f"{r['observable_from']} (as-of + {int(r['horizon_days'])}-day horizon). Come back then with the "
+                "newer data.")
+    return f"{len(history)} scoring(s) recorded. Give a table with the users' later labels to compare."

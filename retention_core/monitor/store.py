@@ -1,0 +1,327 @@
+"""The scoring history: every scoring of a saved run, kept in the workspace in one DuckDB file.
+
+``RETENTION_WORKSPACE/history.duckdb`` holds four tables (schema version in ``meta``):
+
+- ``runs``: one row per saved run version that scored (``run_id`` = digest of the run's manifest), with its name,
+  folder, kind and what monitoring needs once the run folder is gone (column roles, snapshot settings, features,
+  thresholds, validation figures, the training reference for drift) as JSON in ``info``;
+- ``scorings``: one row per scoring: run, model, threshold, as-of date, horizon and lookback, when and from where it
+  was recorded (``cli`` or ``app``), the data file's name, users scored, mean churn probability and the segment
+  columns kept;
+- ``scores``: one row per user scored: ``user_id, churn_probability, risk_decile, rank`` (rank 1 = most at risk,
+  unique within a scoring);
+- ``score_segments``: one row per user (by ``rank``) and segment column (``segment``, ``value``), for per-segment
+  outcomes.
+
+Writers and readers hold an exclusive lock on ``history.duckdb.lock`` (``flock``, released by the system when a
+process dies) around short connections, so two scorings at the same time both land, one after the other; each
+scoring is one transaction, so a process killed mid-write leaves the file readable without a half scoring in it (DuckDB
+replays only committed work from its log). Nothing in the history depends on the run folder: a run deleted from the
+workspace keeps its history readable.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+
+HISTORY_FILE = "history.duckdb"
+SCHEMA_VERSION = 1
+#: Seconds a scoring waits for another one to finish writing before it gives up (RETENTION_HISTORY_TIMEOUT).
+LOCK_TIMEOUT = 120.0
+
+DDL = [
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY, run_name VARCHAR NOT NULL, run_path VARCHAR, kind VARCHAR, created VARCHAR,
+        best_model VARCHAR, info VARCHAR NOT NULL, first_recorded TIMESTAMP NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS scorings (
+        scoring_id VARCHAR PRIMARY KEY, run_id VARCHAR NOT NULL, run_name VARCHAR NOT NULL, run_path VARCHAR,
+        model VARCHAR NOT NULL, threshold DOUBLE, as_of DATE, horizon_days INTEGER, lookback_days INTEGER,
+        recorded_at TIMESTAMP NOT NULL, source VARCHAR, data_name VARCHAR, users INTEGER NOT NULL,
+        mean_probability DOUBLE, segment_columns VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS scores (
+        scoring_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, churn_probability DOUBLE NOT NULL,
+        risk_decile TINYINT, "rank" BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS score_segments (
+        scoring_id VARCHAR NOT NULL, "rank" BIGINT NOT NULL, segment VARCHAR NOT NULL, value VARCHAR)""",
+]
+SCORING_COLUMNS = ["scoring_id", "run_id", "run_name", "run_path", "model", "threshold", "as_of", "horizon_days",
+                   "lookback_days", "recorded_at", "source", "data_name", "users", "mean_probability",
+                   "segment_columns"]
+
+
+def history_path(workspace: str | os.PathLike | None = None) -> Path:
+    """``history.duckdb`` in the workspace (``RETENTION_WORKSPACE`` or ./workspace when not given)."""
+    from ..bundle import workspace as _workspace
+
+    return _workspace(workspace) / HISTORY_FILE
+
+
+def _timeout() -> float:
+    try:
+        return float(os.environ.get("RETENTION_HISTORY_TIMEOUT", LOCK_TIMEOUT))
+    except ValueError:
+        return LOCK_TIMEOUT
+
+
+@contextmanager
+def _file_lock(path: Path):
+    import fcntl
+
+    with open(path.parent / f"{path.name}.lock", "a") as fh:
+        t0 = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - t0 > _timeout():
+                    raise DataError(f"The scoring history {path.name} is busy (another scoring has held it for over "
+                                    f"{_timeout():.0f} s); try again shortly.") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _unreadable(path: Path, exc: BaseException) -> DataError:
+    msg = " ".join(str(exc).split())[:200]
+    return DataError(f"The scoring history {path.name} in the workspace cannot be read ({msg}). Nothing was changed "
+                     f"in it: move it aside to start a new history, or restore a copy.")
+
+
+@contextmanager
+def connect(workspace=None, *, write: bool = False):
+    """A short connection to the history under the lock (None when reading and no history exists yet). Writing opens
+    a transaction committed on success and rolled back on any error."""
+    import duckdb
+
+    path = history_path(workspace)
+    with _file_lock(path):
+        if not write and not path.exists():
+            yield None
+            return
+        try:
+            con = duckdb.connect(str(path))
+        except duckdb.Error as exc:
+            raise _unreadable(path, exc) from None
+        try:
+            _ensure_schema(con, path)
+            if write:
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    yield con
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+            else:
+                yield con
+        finally:
+            con.close()
+
+
+def _ensure_schema(con, path: Path) -> None:
+    import duckdb
+
+    try:
+        for stmt in DDL:
+            con.execute(stmt)
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise DataError(f"The scoring history {path.name} was written by a newer version of the studio "
+                            f"(schema {row[0]}); upgrade to read it.")
+    except duckdb.Error as exc:
+        raise _unreadable(path, exc) from None
+
+
+# ----------------------------------------------------------------------------------------------- runs
+def run_id_of(run) -> str:
+    """A saved run version's identity: the digest of its manifest (a retrained run in the same folder is another)."""
+    man = Path(run.path) / "manifest.json"
+    if man.exists():
+        return hashlib.sha256(man.read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(run.info, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_record(run) -> dict:
+    """What monitoring needs from a run once its folder is gone (JSON-ready)."""
+    from .reference import run_reference, validation_figures
+
+    info = {k: run.info.get(k) for k in ("name", "kind", "schema", "snapshot", "numeric", "categorical", "user_spec",
+                                         "sequence_weeks", "best_model", "threshold", "thresholds", "created")}
+    info["models"] = sorted(run.info.get("models", {}))
+    info["validation"] = validation_figures(run)
+    info["reference"] = run_reference(run)
+    return info
+
+
+# ----------------------------------------------------------------------------------------------- recording
+@dataclass(frozen=True)
+class Recorded:
+    """A scoring kept in the history."""
+
+    scoring_id: str
+    run_name: str
+    model: str
+    as_of: str | None
+    users: int
+    path: Path
+
+
+def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
+    """``user_id, churn_probability, risk_decile, rank``: the given deciles and ranks, computed when absent (or when
+    the ranks are not 1..n)."""
+    from ..segments import risk_deciles
+
+    p = pd.to_numeric(scores["churn_probability"], errors="coerce").to_numpy(dtype=float)
+    out = pd.DataFrame({"user_id": scores["user_id"].astype(str).to_numpy(), "churn_probability": p})
+    d = scores["risk_decile"] if "risk_decile" in scores else risk_deciles(p)
+    out["risk_decile"] = pd.to_numeric(d, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    given = pd.to_numeric(scores["rank"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan) \
+        if "rank" in scores else None
+    if given is not None and np.array_equal(np.sort(given), np.arange(1, len(p) + 1)):
+        out["rank"] = given.astype(np.int64)
+    else:
+        rank = np.empty(len(p), dtype=np.int64)
+        rank[np.argsort(-p, kind="stable")] = np.arange(1, len(p) + 1)
+        out["rank"] = rank
+    return out
+
+
+def _segments_frame(rank: pd.Series, source: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """One row per user (by rank) and segment column: ``rank, segment, value`` (text; missing stays missing)."""
+    parts = [pd.DataFrame({"rank": rank.to_numpy(), "segment": c,
+                           "value": source[c].astype("string").astype("category").to_numpy()}) for c in columns]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["rank", "segment", "value"])
+
+
+def _checked(scores: pd.DataFrame, frame: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The scores (and their feature rows, same order) of users with a probability."""
+    missing = [c for c in ("user_id", "churn_probability") if c not in scores.columns]
+    if missing:
+        raise DataError(f"Scores to record lack the columns {', '.join(missing)}.")
+    if frame is not None and len(frame) != len(scores):
+        raise DataError(f"The scores ({len(scores):,} users) and their feature rows ({len(frame):,}) do not match.")
+    keep = np.flatnonzero(np.isfinite(pd.to_numeric(scores["churn_probability"], errors="coerce")
+                                      .to_numpy(dtype=float, na_value=np.nan)))
+    if not len(keep):
+        raise DataError("There are no scores to record.")
+    return (scores.iloc[keep].reset_index(drop=True),
+            frame.iloc[keep].reset_index(drop=True) if frame is not None else None)
+
+
+def write_scoring(run, scores: pd.DataFrame, *, model: str, as_of: str | None, frame: pd.DataFrame | None = None,
+                  threshold: float | None = None, source: str = "app", data_name: str | None = None,
+                  workspace=None) -> Recorded:
+    """Record one scoring of ``run`` (all its users; segment columns read from ``frame`` or ``scores``) in the
+    workspace's history, in one transaction."""
+    scores, frame = _checked(scores, frame)
+    table = _scores_frame(scores)
+    source_cols = frame if frame is not None else scores
+    segs = [c for c in run.info.get("categorical", []) if c in source_cols.columns]
+    seg_table = _segments_frame(table["rank"], source_cols, segs)
+    rid, name = run_id_of(run), Path(run.path).name
+    events = run.info.get("kind") == "events"
+    snap = run.info.get("snapshot") or {}
+    sid = f"{pd.Timestamp.now():%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+    row = [sid, rid, name, str(run.path), model, None if threshold is None else float(threshold), as_of,
+           snap.get("horizon_days") if events else None, snap.get("lookback_days") if events else None,
+           pd.Timestamp.now().to_pydatetime(), source, data_name, int(len(table)),
+           float(table["churn_probability"].mean()), json.dumps(segs)]
+    record = json.dumps(run_record(run), default=str)
+    with connect(workspace, write=True) as con:
+        con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [rid, name, str(run.path), run.info.get("kind"), run.info.get("created"),
+                     run.info.get("best_model"), record, pd.Timestamp.now().to_pydatetime()])
+        con.execute(f"INSERT INTO scorings VALUES ({', '.join('?' * len(SCORING_COLUMNS))})", row)
+        con.register("new_scores", table)
+        con.execute('INSERT INTO scores SELECT ?, user_id, churn_probability, CAST(risk_decile AS TINYINT), '
+                    'CAST("rank" AS BIGINT) FROM new_scores', [sid])
+        if len(seg_table):
+            con.register("new_segments", seg_table)
+            con.execute('INSERT INTO score_segments SELECT ?, "rank", segment, CAST(value AS VARCHAR) FROM new_segments',
+                        [sid])
+    return Recorded(sid, name, model, as_of, int(len(table)), history_path(workspace))
+
+
+# ----------------------------------------------------------------------------------------------- reading
+def _match(con, run) -> tuple[str, list]:
+    """A WHERE clause for the scorings of ``run``: a loaded run (that exact version), a run folder, or a run name."""
+    if run is None:
+        return "", []
+    if hasattr(run, "info") and hasattr(run, "path"):
+        if getattr(run, "run_id", None):
+            return "WHERE run_id = ?", [run.run_id]
+        return "WHERE run_id = ?", [run_id_of(run)]
+    text = str(run)
+    p = Path(text)
+    if p.exists() or os.sep in text or "/" in text:
+        return "WHERE run_path = ?", [str(p.resolve())]
+    return "WHERE run_name = ?", [text]
+
+
+def scorings(run=None, *, workspace=None) -> pd.DataFrame:
+    """The recorded scorings, oldest first: of one run (a loaded run: that saved version; a folder; a run name: every
+    version under that name), or of every run. ``observable_from`` is as-of + horizon (the first day the outcome can
+    be known), ``run_exists`` whether the run's folder is still there."""
+    with connect(workspace) as con:
+        if con is None:
+            return pd.DataFrame(columns=SCORING_COLUMNS + ["observable_from", "run_exists"])
+        where, params = _match(con, run)
+        out = con.execute(f"SELECT * FROM scorings {where} ORDER BY as_of NULLS LAST, recorded_at, scoring_id",
+                          params).df()
+    out["as_of"] = pd.to_datetime(out["as_of"]).dt.strftime("%Y-%m-%d").astype(object).where(out["as_of"].notna(),
+                                                                                              None)
+    out["segment_columns"] = [json.loads(s) if s else [] for s in out["segment_columns"]]
+    due = pd.to_datetime(out["as_of"]) + pd.to_timedelta(pd.to_numeric(out["horizon_days"]), unit="D")
+    out["observable_from"] = due.dt.strftime("%Y-%m-%d").astype(object).where(due.notna(), None)
+    out["run_exists"] = [bool(p) and Path(p).is_dir() for p in out["run_path"]]
+    return out
+
+
+def scores_of(scoring_ids: list[str], *, workspace=None) -> pd.DataFrame:
+    """The users of the given scorings: ``scoring_id, user_id, churn_probability, risk_decile, rank`` and one column
+    per segment kept, in rank order within each scoring."""
+    cols = ["scoring_id", "user_id", "churn_probability", "risk_decile", "rank"]
+    parts = []
+    with connect(workspace) as con:
+        for sid in dict.fromkeys(scoring_ids) if con is not None else []:
+            part = con.execute('SELECT scoring_id, user_id, churn_probability, risk_decile, "rank" FROM scores '
+                               'WHERE scoring_id = ? ORDER BY "rank"', [sid]).df()
+            segs = con.execute("SELECT DISTINCT segment FROM score_segments WHERE scoring_id = ? ORDER BY 1",
+                               [sid]).fetchall()
+            for (seg,) in segs:
+                v = con.execute('SELECT "rank", value FROM score_segments WHERE scoring_id = ? AND segment = ? '
+                                'ORDER BY "rank"', [sid, seg]).df()
+                part[seg] = pd.Series(v["value"].to_numpy(), index=v["rank"].to_numpy()).reindex(
+                    part["rank"].to_numpy()).to_numpy()
+            parts.append(part)
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    out["user_id"] = out["user_id"].astype(str)
+    return out
+
+
+def recorded_run(run_id: str, *, workspace=None) -> dict | None:
+    """What the history keeps of a run version (see :func:`run_record`), or None."""
+    with connect(workspace) as con:
+        if con is None:
+            return None
+        row = con.execute("SELECT run_name, run_path, info FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    if row is None:
+        return None
+    return {"run_id": run_id, "run_name": row[0], "run_path": row[1], "info": json.loads(row[2])}
