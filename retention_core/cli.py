@@ -326,7 +326,7 @@ def _record(run, result, args) -> None:
 def cmd_monitor(args) -> int:
     """Realised outcomes of a run's recorded scorings in new data, drift and the verdict."""
     from .monitor import monitor_report
-    from .scoring import atomic_target
+    from .export import atomic_target
 
     df = read_table(args.data, sheet=args.sheet)
     report = monitor_report(args.run, df)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.conftest import real_path
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from retention_core import bundle, monitor
@@ -428,7 +430,7 @@ def _truth(r: pd.DataFrame, cutoff: str, horizon: int = 90, lookback: int = 365)
     return pd.Series({u: int(u not in fut) for u in sorted(hist)}, name="churned")
 
 
-def test_realised_metrics_equal_an_independent_computation_on_online_retail(real_file, tmp_path):
+def test_realised_metrics_equal_an_independent_computation_on_online_retail(tmp_path):
     from retention_core.dataset import build_dataset, default_config, training_cutoffs
     from retention_core.events import canonical_events
     from retention_core.io import read_table
@@ -436,7 +438,7 @@ def test_realised_metrics_equal_an_independent_computation_on_online_retail(real
     from retention_core.scoring import score_file
     from retention_core.training import TrainConfig, train_and_save
 
-    full = read_table(real_file("online_retail_ii_2009_2010.parquet"))
+    full = read_table(real_path("online_retail_ii_2009_2010.parquet"))
     early_at = "2010-07-05"
     early = full[pd.to_datetime(full["InvoiceDate"]) <= pd.Timestamp(early_at)].reset_index(drop=True)
     schema = infer_schema(early)
