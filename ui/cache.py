@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from retention_core import bundle, events, features, io, roles, segments, validation
+from retention_core import bundle, dataset, events, io, roles, segments, validation
 from retention_core.errors import RetentionError
 from retention_core.roles import Schema
 
@@ -105,50 +105,43 @@ def cohort_retention(key: str, schema_json: str, period: str, max_periods: int, 
 def snapshot_defaults(key: str, schema_json: str, _df: pd.DataFrame) -> dict:
     """Default snapshot settings for this log and the dates that bound the cutoff."""
     ev = canonical_events(key, schema_json, _df)
-    cfg = events.default_config(ev)
-    end = events.data_end(ev)
+    cfg = dataset.default_config(ev)
+    end = dataset.data_end(ev)
     return {"config": cfg.as_dict(), "start": pd.Timestamp(ev["ts"].min()).floor("D"), "end": end,
             "cutoff": end - pd.Timedelta(days=cfg.horizon_days)}
 
 
 @st.cache_data(max_entries=16, show_spinner="Building the dataset...")
-def build_dataset(key: str, schema_json: str, config_json: str, _df: pd.DataFrame) -> events.Dataset:
+def build_dataset(key: str, schema_json: str, config_json: str, _df: pd.DataFrame) -> dataset.Dataset:
     ev = canonical_events(key, schema_json, _df)
-    cfg = events.SnapshotConfig(**json.loads(config_json))
-    return events.build_dataset(ev, cfg)
-
-
-def has_user_dataset() -> bool:
-    """Whether the library can turn a user table into a dataset yet."""
-    return hasattr(features, "user_dataset")
+    cfg = dataset.SnapshotConfig(**json.loads(config_json))
+    return dataset.build_dataset(ev, cfg)
 
 
 @st.cache_data(max_entries=16, show_spinner="Building the dataset...")
 def user_dataset(key: str, schema_json: str, _df: pd.DataFrame):
     schema = _schema(schema_json)
     report = validate(key, schema_json, _df)
-    return features.user_dataset(_df, schema, report)
+    return dataset.user_dataset(_df, schema, report)
 
 
 @st.cache_data(max_entries=8, show_spinner="Building the dataset for training...")
 def training_dataset(key: str, schema_json: str, config_json: str, cutoffs_json: str, sequences: bool,
-                     _df: pd.DataFrame) -> events.Dataset:
+                     _df: pd.DataFrame) -> dataset.Dataset:
     """An event-log dataset built for training: with the weekly activity sequences deep models read, and/or at the
     cutoffs time-aware validation needs (``cutoffs_json``: a JSON list of dates, or ``null`` for the settings' own)."""
     ev = canonical_events(key, schema_json, _df)
-    cfg = events.SnapshotConfig(**json.loads(config_json))
+    cfg = dataset.SnapshotConfig(**json.loads(config_json))
     cutoffs = json.loads(cutoffs_json)
-    return events.build_dataset(ev, cfg, sequences=sequences, cutoffs=cutoffs)
+    return dataset.build_dataset(ev, cfg, sequences=sequences, cutoffs=cutoffs)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def training_cutoffs(key: str, schema_json: str, config_json: str, _df: pd.DataFrame) -> list[str]:
-    """The cutoffs an event log needs for time-aware validation (see ``retention_core.training.training_cutoffs``)."""
-    from retention_core.dataset import training_cutoffs as cutoffs
-
+    """The cutoffs an event log needs for time-aware validation (see ``retention_core.dataset.training_cutoffs``)."""
     ev = canonical_events(key, schema_json, _df)
-    cfg = events.SnapshotConfig(**json.loads(config_json))
-    return [str(pd.Timestamp(t).date()) for t in cutoffs(ev, cfg)]
+    cfg = dataset.SnapshotConfig(**json.loads(config_json))
+    return [str(pd.Timestamp(t).date()) for t in dataset.training_cutoffs(ev, cfg)]
 
 
 # ----------------------------------------------------------------------------------------------- saved runs

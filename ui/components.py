@@ -435,10 +435,6 @@ def user_dataset_builder(df: pd.DataFrame, table: LoadedTable, schema: Schema, s
                          report: ValidationReport) -> None:
     """For a user table: once the label is chosen, the dataset (typed features + churned) and its label balance."""
     st.subheader("Build the dataset", anchor=False)
-    if not cache.has_user_dataset():
-        st.info("Turning a user table into a dataset is not available in this version yet. The label balance is in "
-                "the data checks above.", icon=":material/info:")
-        return
     if not schema.roles.get("label"):
         st.info("Choose the churn label column above to build a dataset for training. Without a label the table "
                 "can still be scored by a trained model.", icon=":material/label:")
