@@ -288,19 +288,16 @@ class Explanation:
     """SHAP values of one model on a bounded, stratified sample of a run's validation users.
 
     ``points``: effect of each feature in percentage points of churn probability (rows indexed by the position of
-    the user in the validation rows); ``values``: the users' feature values; ``predicted``: their churn probability
-    (%); ``base``: the average churn probability the effects start from (%)."""
+    the user in the validation rows); ``values``: the users' feature values; ``importance``: each feature's mean
+    absolute effect; ``note``: what the sample holds; ``n_total``: the validation users it was drawn from."""
 
     model: str
     points: pd.DataFrame
     values: pd.DataFrame
-    predicted: pd.Series
     importance: pd.DataFrame
-    base: float
     note: str
     method_note: str
     n_total: int
-    categorical: tuple
 
     @property
     def size(self) -> int:
@@ -310,8 +307,6 @@ class Explanation:
 @st.cache_data(max_entries=16, show_spinner=False)
 def explanation(path: str, digest: str, model: str, sample: int) -> Explanation:
     """SHAP values once per (run version, model, sample size); every page reuses them."""
-    import numpy as np
-
     from retention_core import explain
 
     EXPLAIN_COMPUTATIONS["count"] += 1
@@ -323,10 +318,7 @@ def explanation(path: str, digest: str, model: str, sample: int) -> Explanation:
     X = s.X
     pts = ex.effects_points(X)
     vals = ex.unit_values(X)
-    pred = pd.Series(np.asarray(ex.model.predict_proba(X), dtype="float64") * 100.0, index=X.index)
-    base = float(np.nanmedian(pred.to_numpy() - pts.sum(axis=1).to_numpy())) if len(pts) else float("nan")
-    return Explanation(model, pts, vals, pred, explain.global_importance(pts, vals), base, s.note, ex.method_note,
-                       s.n_total, tuple(ex.categorical))
+    return Explanation(model, pts, vals, explain.global_importance(pts, vals), s.note, ex.method_note, s.n_total)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

@@ -218,3 +218,24 @@ def test_one_snapshot_dataset_offers_a_rebuild_for_training(tmp_path, monkeypatc
     ds = at.session_state[str(Key.DATASET)]
     assert ds.frame["snapshot_date"].nunique() >= 4
     assert _button(at, "Train models")
+
+
+def test_a_user_table_is_offered_only_the_models_it_can_feed(tmp_path, monkeypatch):
+    """The Train page offers what the library's rule allows (the one ``auto`` training applies) and says why the
+    rest is missing."""
+    from retention_core.training import unavailable_models
+
+    _env(monkeypatch, tmp_path)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    ds, info = _small_user_dataset()
+    at.session_state[str(Key.DATASET)] = ds
+    at.session_state[str(Key.DATASET_INFO)] = info
+    at.switch_page("app_pages/train.py").run()
+    _ok(at)
+    blocked = unavailable_models(ds.features, ds.kind)
+    assert {"gru", "cnn", "transformer", "bgnbd"} <= set(blocked)
+    chosen = at.multiselect(key=widget_key(Key.W_TRAIN, "models")).value
+    assert chosen and not set(chosen) & set(blocked), chosen
+    text = _texts(at)
+    assert "Not available for this dataset" in text and "needs an event log (weekly activity)" in text
