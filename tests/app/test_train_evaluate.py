@@ -1,6 +1,7 @@
 """Train and Evaluate pages through AppTest: train fast models inline, save the run, move the threshold."""
 from __future__ import annotations
 
+import time
 
 import numpy as np
 import pandas as pd
@@ -178,7 +179,9 @@ def test_training_in_the_background_keeps_the_app_usable(tmp_path, monkeypatch):
     job = at.session_state[str(Key.TRAIN_JOB)]
     at.switch_page("app_pages/evaluate.py").run()  # another page works meanwhile
     _ok(at)
-    job._thread.join(timeout=120)
+    deadline = time.monotonic() + 120
+    while not job.done and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert job.done and job.error is None, job.error
     at.switch_page("app_pages/train.py").run()
     _ok(at)
