@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import components
+from ui import widgets
 
 st.set_page_config(page_title="Retention studio", page_icon=":material/monitoring:", layout="wide")
 
@@ -36,4 +36,4 @@ try:
 finally:
     # Filled after the page ran, so it shows the table the page just loaded.
     with summary:
-        components.sidebar_summary()
+        widgets.sidebar_summary()

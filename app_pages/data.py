@@ -3,47 +3,48 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import cache, components, state
+from ui import cache, data_panels, dataset_panels, state
+from ui.widgets import guard, page_header
 
 
 def main() -> None:
-    components.page_header("Data", ":material/database:",
-                           "Load an event log or a user table, check how each column is read, and turn it into a "
-                           "labelled dataset.")
-    table = components.choose_table()
+    page_header("Data", ":material/database:",
+                "Load an event log or a user table, check how each column is read, and turn it into a labelled "
+                "dataset.")
+    table = data_panels.choose_table()
     if table is None:
         state.set_table(None)
         return
     st.divider()
-    schema = components.understood(table.df, table.table_key)
+    schema = data_panels.understood(table.df, table.table_key)
     if schema is None:
         state.set_table(state.TableInfo(table.source, table.name, table.table_key, None, len(table.df)))
-        components.facts_and_preview(table.df, None, None)
+        data_panels.facts_and_preview(table.df, None, None)
         return
     sj = state.schema_json(schema)
     facts = None
-    with components.guard("counting rows and users"):
+    with guard("counting rows and users"):
         facts = cache.table_facts(table.table_key, sj, table.df)
     state.set_table(state.TableInfo(table.source, table.name, table.table_key, schema.kind,
                                     (facts or {}).get("rows", len(table.df)), (facts or {}).get("users")))
 
     st.divider()
-    with components.guard("checking the data") as g:
+    with guard("checking the data") as g:
         report = cache.validate(table.table_key, sj, table.df)
     if g.failed:
         return
-    components.validation_panel(report)
+    data_panels.validation_panel(report)
     st.divider()
-    components.facts_and_preview(table.df, schema, facts)
+    data_panels.facts_and_preview(table.df, schema, facts)
 
     st.divider()
     if schema.kind == "events":
         if report.ok:
-            components.cohort_panel(table.df, table.table_key, sj)
+            data_panels.cohort_panel(table.df, table.table_key, sj)
             st.divider()
-        components.event_dataset_builder(table.df, table, schema, sj, report)
+        dataset_panels.event_dataset_builder(table, sj, report)
     else:
-        components.user_dataset_builder(table.df, table, schema, sj, report)
+        dataset_panels.user_dataset_builder(table, schema, sj, report)
 
 
 main()

@@ -3,32 +3,32 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import components
+from ui import evaluate_panels, run_picker
+from ui.widgets import nothing_to_show, page_header
 
 
 def main() -> None:
-    components.page_header("Evaluate", ":material/query_stats:",
-                           "Read a trained model's metrics and choose the threshold that fits your campaign.")
-    names, _ = components.run_names()
+    page_header("Evaluate", ":material/query_stats:",
+                "Read a trained model's metrics and choose the threshold that fits your campaign.")
+    names, _ = run_picker.run_names()
     if not names:
-        components.model_status()
-        components.coming_next([
+        nothing_to_show([
             "compare ROC and precision-recall curves, calibration, lift and gain charts",
             "move the threshold and see precision, recall and the expected profit of a retention campaign",
             "check the metrics per segment (country, channel, device...)",
         ])
         return
-    picked = components.run_and_model_picker()
+    picked = run_picker.run_and_model_picker()
     if picked is None:
         return
     data, model = picked
     st.divider()
-    components.threshold_panel(data, model)
+    evaluate_panels.threshold_panel(data, model)
     st.divider()
-    components.curves_panel(data, model)
+    evaluate_panels.curves_panel(data, model)
     st.divider()
-    components.segment_panel(data, model)
-    components.backtest_panel(data)
+    evaluate_panels.segment_panel(data, model)
+    evaluate_panels.backtest_panel(data)
 
 
 main()

@@ -254,12 +254,26 @@ def _leaderboard(rows: list, cv_rows: list, metric: str) -> pd.DataFrame:
     return board.merge(cv, on="model", how="left") if len(cv) else board
 
 
+def unavailable_models(features, kind: str) -> dict[str, str]:
+    """The models a dataset cannot feed, with the reason: those that read weekly activity when the data is not an
+    event log, and those missing a column they need (``features``: the dataset's feature columns; ``kind``:
+    ``"events"`` or ``"users"``). ``auto`` training leaves them out, and the app does not offer them."""
+    out = {}
+    for key, spec in REGISTRY.items():
+        if spec.needs_sequences and kind != "events":
+            out[key] = "needs an event log (weekly activity)"
+        elif missing := spec.missing_columns(features):
+            out[key] = f"needs {', '.join(missing)}"
+    return out
+
+
 def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progress: Progress | None = None,
                  excluded: list[str] | None = None) -> TrainResult:
     """Train every requested model, validate, rank and refit. Failures of one model are reported, not fatal."""
     keys = cfg.model_keys()
     if cfg.models in ("auto", None, ["auto"]):  # auto leaves out models this data cannot feed
-        keys = [k for k in keys if not REGISTRY[k].missing_columns(ds.features)]
+        blocked = unavailable_models(ds.features, ds.kind)
+        keys = [k for k in keys if k not in blocked]
     horizon = int(horizon_days or ds.config.get("horizon_days", 90))
     progress = progress or (lambda event: None)
     sp, lab = _split(ds, cfg, horizon, excluded)

@@ -139,11 +139,9 @@ def training_dataset(key: str, schema_json: str, config_json: str, cutoffs_json:
 @st.cache_data(max_entries=8, show_spinner=False)
 def training_cutoffs(key: str, schema_json: str, config_json: str, _df: pd.DataFrame) -> list[str]:
     """The cutoffs an event log needs for time-aware validation (see ``retention_core.dataset.training_cutoffs``)."""
-    from retention_core.dataset import training_cutoffs as cutoffs
-
     ev = canonical_events(key, schema_json, _df)
     cfg = dataset.SnapshotConfig(**json.loads(config_json))
-    return [str(pd.Timestamp(t).date()) for t in cutoffs(ev, cfg)]
+    return [str(pd.Timestamp(t).date()) for t in dataset.training_cutoffs(ev, cfg)]
 
 
 # ----------------------------------------------------------------------------------------------- saved runs
@@ -290,19 +288,16 @@ class Explanation:
     """SHAP values of one model on a bounded, stratified sample of a run's validation users.
 
     ``points``: effect of each feature in percentage points of churn probability (rows indexed by the position of
-    the user in the validation rows); ``values``: the users' feature values; ``predicted``: their churn probability
-    (%); ``base``: the average churn probability the effects start from (%)."""
+    the user in the validation rows); ``values``: the users' feature values; ``importance``: each feature's mean
+    absolute effect; ``note``: what the sample holds; ``n_total``: the validation users it was drawn from."""
 
     model: str
     points: pd.DataFrame
     values: pd.DataFrame
-    predicted: pd.Series
     importance: pd.DataFrame
-    base: float
     note: str
     method_note: str
     n_total: int
-    categorical: tuple
 
     @property
     def size(self) -> int:
@@ -312,8 +307,6 @@ class Explanation:
 @st.cache_data(max_entries=16, show_spinner=False)
 def explanation(path: str, digest: str, model: str, sample: int) -> Explanation:
     """SHAP values once per (run version, model, sample size); every page reuses them."""
-    import numpy as np
-
     from retention_core import explain
 
     EXPLAIN_COMPUTATIONS["count"] += 1
@@ -325,10 +318,7 @@ def explanation(path: str, digest: str, model: str, sample: int) -> Explanation:
     X = s.X
     pts = ex.effects_points(X)
     vals = ex.unit_values(X)
-    pred = pd.Series(np.asarray(ex.model.predict_proba(X), dtype="float64") * 100.0, index=X.index)
-    base = float(np.nanmedian(pred.to_numpy() - pts.sum(axis=1).to_numpy())) if len(pts) else float("nan")
-    return Explanation(model, pts, vals, pred, explain.global_importance(pts, vals), base, s.note, ex.method_note,
-                       s.n_total, tuple(ex.categorical))
+    return Explanation(model, pts, vals, explain.global_importance(pts, vals), s.note, ex.method_note, s.n_total)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

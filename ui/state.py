@@ -40,7 +40,6 @@ class Key(StrEnum):
     RUNS = "runs"  # name -> trained run (filled by the Train page)
     ACTIVE_RUN = "active_run"  # name of the run the analysis pages look at
     TRAIN_JOB = "train_job"  # TrainJob: the training in progress (or just finished) in this session
-    SYNC_TRAINING = "sync_training"  # True: train inline instead of in the background (tests, automation)
     THRESHOLDS = "thresholds"  # run name -> ThresholdChoice: the model and threshold the analyst chose per run
     # widget keys (used through widget_key)
     W_SOURCE = "w_source"
@@ -215,11 +214,6 @@ def set_dataset(dataset, info: DatasetInfo) -> None:
     _set(Key.DATASET_INFO, info)
 
 
-def clear_dataset() -> None:
-    _pop(Key.DATASET)
-    _pop(Key.DATASET_INFO)
-
-
 # ----------------------------------------------------------------------------------------------- trained runs
 def get_runs() -> dict:
     """Trained runs by name (empty until the Train page adds one)."""
@@ -319,7 +313,6 @@ class TrainJob:
         self.finished: float | None = None
         self.fraction = 0.0
         self.message = "starting"
-        self.messages: list[str] = []
         self.finished_models: set[str] = set()  # models trained and validated (or failed) so far
         self.result: Any = None
         self.error: BaseException | None = None
@@ -336,9 +329,6 @@ class TrainJob:
             self.message = str(message)
             if event.model is not None and event.stage in ("done", "failed"):
                 self.finished_models.add(event.model)
-            if not self.messages or self.messages[-1] != self.message:
-                self.messages.append(self.message)
-                del self.messages[:-200]
 
     def run(self, work) -> None:
         """Run ``work(report)`` here and keep its result or error."""
@@ -369,9 +359,10 @@ class TrainJob:
     def seconds(self) -> float:
         return (self.finished or time.time()) - self.started
 
-    def snapshot(self) -> tuple[float, str, list[str]]:
+    def snapshot(self) -> tuple[float, str]:
+        """The fraction done and the latest message, read together."""
         with self._lock:
-            return self.fraction, self.message, list(self.messages)
+            return self.fraction, self.message
 
 
 def get_train_job() -> TrainJob | None:
@@ -386,14 +377,8 @@ def set_train_job(job: TrainJob | None) -> None:
 
 
 def sync_training() -> bool:
-    """Whether to train inline (state flag, or ``RETENTION_SYNC_TRAINING=1``) instead of in the background."""
-    if _get(Key.SYNC_TRAINING):
-        return True
+    """Whether to train inline (``RETENTION_SYNC_TRAINING=1``: tests, automation) instead of in the background."""
     return os.environ.get("RETENTION_SYNC_TRAINING", "").strip().lower() in ("1", "true", "yes")
-
-
-def set_sync_training(value: bool) -> None:
-    _set(Key.SYNC_TRAINING, bool(value))
 
 
 # ----------------------------------------------------------------------------------------------- widgets

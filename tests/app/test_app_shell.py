@@ -67,10 +67,10 @@ def test_the_app_opens_on_the_data_page_with_sections():
 
 
 def _sidebar_script():
-    from ui import components, state
+    from ui import state, widgets
 
     state.set_table(state.TableInfo("upload", "shop.xlsx [Orders]", "abc:Orders", "events", 1234, 56))
-    components.sidebar_summary()
+    widgets.sidebar_summary()
 
 
 def test_sidebar_summary_says_what_is_loaded():
@@ -83,9 +83,9 @@ def test_sidebar_summary_says_what_is_loaded():
 
 
 def _empty_sidebar_script():
-    from ui import components
+    from ui import widgets
 
-    components.sidebar_summary()
+    widgets.sidebar_summary()
 
 
 def test_sidebar_summary_without_data():

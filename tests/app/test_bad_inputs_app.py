@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 import retention_core.io as rio
 from tests.badinput.bounded import MAX_PEAK_MB, MAX_SECONDS, inspect_bounded, upload_bounded
 from tests.badinput.corpus import build_corpus
-from ui.components import UPLOAD_TYPES
+from ui.tables import UPLOAD_TYPES
 from ui.state import Key, widget_key
 
 ROOT = Path(__file__).resolve().parents[2]

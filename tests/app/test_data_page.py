@@ -267,10 +267,10 @@ def test_upload_survives_page_changes():
 def _accept_script():
     import streamlit as st
 
-    from ui import components, state
+    from ui import state, tables
 
-    up = components.accept_upload("tiny.csv", b"customer_id,churn\nA,1\nB,0\n")
-    table = components._read_upload(up)
+    up = tables.accept_upload("tiny.csv", b"customer_id,churn\nA,1\nB,0\n")
+    table = tables.read_upload(up)
     st.write(f"source={state.get_source()} digest={up.digest} rows={len(table.df)}")
 
 
@@ -285,9 +285,9 @@ def test_accept_upload_keeps_the_file_and_switches_the_source():
 def _crash_script():
     import streamlit as st
 
-    from ui import components
+    from ui import widgets
 
-    with components.guard("testing") as g:
+    with widgets.guard("testing") as g:
         raise RuntimeError("boom")
     st.write(f"still here, failed={g.failed}")
 

@@ -1,6 +1,7 @@
 """Train and Evaluate pages through AppTest: train fast models inline, save the run, move the threshold."""
 from __future__ import annotations
 
+import time
 
 import numpy as np
 import pandas as pd
@@ -178,7 +179,9 @@ def test_training_in_the_background_keeps_the_app_usable(tmp_path, monkeypatch):
     job = at.session_state[str(Key.TRAIN_JOB)]
     at.switch_page("app_pages/evaluate.py").run()  # another page works meanwhile
     _ok(at)
-    job._thread.join(timeout=120)
+    deadline = time.monotonic() + 120
+    while not job.done and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert job.done and job.error is None, job.error
     at.switch_page("app_pages/train.py").run()
     _ok(at)
@@ -218,3 +221,24 @@ def test_one_snapshot_dataset_offers_a_rebuild_for_training(tmp_path, monkeypatc
     ds = at.session_state[str(Key.DATASET)]
     assert ds.frame["snapshot_date"].nunique() >= 4
     assert _button(at, "Train models")
+
+
+def test_a_user_table_is_offered_only_the_models_it_can_feed(tmp_path, monkeypatch):
+    """The Train page offers what the library's rule allows (the one ``auto`` training applies) and says why the
+    rest is missing."""
+    from retention_core.training import unavailable_models
+
+    _env(monkeypatch, tmp_path)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    ds, info = _small_user_dataset()
+    at.session_state[str(Key.DATASET)] = ds
+    at.session_state[str(Key.DATASET_INFO)] = info
+    at.switch_page("app_pages/train.py").run()
+    _ok(at)
+    blocked = unavailable_models(ds.features, ds.kind)
+    assert {"gru", "cnn", "transformer", "bgnbd"} <= set(blocked)
+    chosen = at.multiselect(key=widget_key(Key.W_TRAIN, "models")).value
+    assert chosen and not set(chosen) & set(blocked), chosen
+    text = _texts(at)
+    assert "Not available for this dataset" in text and "needs an event log (weekly activity)" in text
