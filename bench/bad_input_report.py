@@ -3,14 +3,14 @@ time, each within 1 GB and 10 s.
 
     python -m bench.bad_input_report [--no-app] [--only NAME ...] [--verbose]
 
-The corpus (tests/badinput/corpus.py) is written into a temp folder. For each file:
+The corpus (bench/badinput/corpus.py) is written into a temp folder. For each file:
 
 * CLI contract, in-process: `inspect`, `build-dataset` and, for files `inspect` accepts, `train --models recency`;
   the file passes cleanly when every command exits 0 or 2 with exactly one `error:` line on failure, no traceback,
   and the outcome the corpus expects (read or refused);
 * CLI bounds: `python -m retention_core inspect FILE` in a child process of its own; its peak resident memory (the
   kernel's high-water mark) and its wall time, start-up included;
-* app, in a child process of its own (tests/badinput/child.py): the file is uploaded on the Data page through
+* app, in a child process of its own (bench/badinput/child.py): the file is uploaded on the Data page through
   streamlit.testing AppTest (a read table goes on to "Build dataset"); it passes cleanly when it is read or answered
   with an error box as expected, nothing unexpected is raised, and the built-in sample loads afterwards. Peak memory is
   the whole app process's (the app alone takes about 350 MB); time is the upload and what it set off, as the analyst
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import retention_core.io as rio
 from retention_core.cli import main as cli_main
-from tests.badinput.bounded import MAX_PEAK_MB, MAX_SECONDS, inspect_bounded, upload_bounded
-from tests.badinput.corpus import build_corpus
+from bench.badinput.bounded import MAX_PEAK_MB, MAX_SECONDS, inspect_bounded, upload_bounded
+from bench.badinput.corpus import build_corpus
 
 KILL_MB, KILL_S = 4096, 120
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from tests.badinput.corpus import dictionary_workbook
+from bench.badinput.corpus import dictionary_workbook
 from ui.state import Key, widget_key
 
 ROOT = Path(__file__).resolve().parents[2]

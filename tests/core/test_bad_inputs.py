@@ -1,7 +1,7 @@
 """Hostile files through the command line: every one ends in success or one clear `error:` line (exit 0 or 2, never
 1, never a traceback), and none of them harms a run saved earlier in the workspace.
 
-The corpus is generated into a temp folder (tests/badinput/corpus.py). Most calls run in-process through
+The corpus is generated into a temp folder (bench/badinput/corpus.py). Most calls run in-process through
 ``retention_core.cli.main``; a handful run as real processes to prove nothing leaks at process level.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 import retention_core.io as rio
 from retention_core.cells import parse_datetime
 from retention_core.cli import main
-from tests.badinput.bounded import MAX_PEAK_MB, MAX_SECONDS, inspect_bounded
-from tests.badinput.corpus import BOMB_LIMIT_MB, build_corpus, cases
+from bench.badinput.bounded import MAX_PEAK_MB, inspect_bounded
+from bench.badinput.corpus import BOMB_LIMIT_MB, build_corpus, cases
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = [c.name for c in cases()]
@@ -183,10 +183,11 @@ def test_wide_and_long_tables_are_read(corpus):
 @pytest.mark.parametrize("name", HEAVY)
 def test_a_small_file_cannot_take_the_machine_down(name, corpus, bounded):
     """Each heavy file (a one-line gzip bomb, 60,001 columns, 50 million rows of Parquet zeros ...) is refused by a
-    real `inspect` process within 1 GB and 10 s, with one clear line (it used to grow past 20 GB)."""
+    real `inspect` process within 1 GB, with one clear line (it used to grow past 20 GB). The 10 s target is measured
+    by `python -m bench.bad_input_report`; here the time limit only catches a hang, whatever the machine's load."""
     case, res = corpus[name], bounded(name)
     assert res.killed is None, f"{name}: killed past the ceiling ({res.killed}) after {res.seconds:.1f} s"
-    assert res.peak_mb < MAX_PEAK_MB and res.seconds < MAX_SECONDS, (res.peak_mb, res.seconds)
+    assert res.peak_mb < MAX_PEAK_MB, (res.peak_mb, res.seconds)
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.rc == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert case.needle in lines[0].lower(), lines[0]

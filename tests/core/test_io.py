@@ -26,8 +26,8 @@ from retention_core.io import (
     read_table,
 )
 from retention_core.sheets import choose_sheet, describes
-from tests.badinput.bounded import address_space_ceiling
-from tests.badinput.corpus import dictionary_workbook
+from bench.badinput.bounded import address_space_ceiling
+from bench.badinput.corpus import dictionary_workbook
 from tests.conftest import real_path
 
 ROWS = [["customer_id", "order_date", "amount"], ["00042", "2023-01-05", "12.50"], ["00043", "2023-02-06", "7.25"],

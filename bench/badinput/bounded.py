@@ -119,11 +119,11 @@ def inspect_bounded(case, *, max_mb: float = MAX_PEAK_MB, timeout: float = 60) -
 
 
 def upload_bounded(case, *, max_mb: float = MAX_PEAK_MB + 512, timeout: float = 120) -> tuple[Bounded, dict | None]:
-    """A corpus file uploaded on the Data page (tests/badinput/child.py) in a child process under the ceiling; the
+    """A corpus file uploaded on the Data page (bench/badinput/child.py) in a child process under the ceiling; the
     run and the child's JSON report (None when it was killed or printed none). The app alone takes about 350 MB, so
     the ceiling here leaves room to measure a file that goes past 1 GB rather than kill it."""
     limit = ["--max-mb", str(case.max_mb)] if case.max_mb is not None else []
-    res = run_bounded([sys.executable, "-m", "tests.badinput.child", str(case.path), "--name", case.name, *limit],
+    res = run_bounded([sys.executable, "-m", "bench.badinput.child", str(case.path), "--name", case.name, *limit],
                       max_mb=max_mb, timeout=timeout, env=_env(), cwd=ROOT)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     return res, (json.loads(lines[-1]) if res.killed is None and lines else None)

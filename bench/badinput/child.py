@@ -1,6 +1,6 @@
 """One corpus file through the app's Data page in a process of its own, so its peak memory and time can be measured.
 
-    python -m tests.badinput.child FILE [--name NAME] [--max-mb MB]
+    python -m bench.badinput.child FILE [--name NAME] [--max-mb MB]
 
 Starts the app under streamlit.testing AppTest (not timed), uploads FILE as an analyst would (a read table goes on to
 "Build dataset"), switches back to the built-in sample, and prints one JSON line: ``outcome`` (read | error | crash),
@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 
 @dataclass
@@ -40,7 +36,7 @@ def main() -> None:
     import retention_core.io as rio
 
     streamlit.logger.set_log_level("error")  # no "no runtime" notices: the app runs headless here
-    from tests.app.test_bad_inputs_app import APP, back_to_sample, upload_outcome
+    from bench.badinput.app_upload import APP, back_to_sample, upload_outcome
 
     path = Path(a.file)
     at = AppTest.from_file(APP, default_timeout=120)

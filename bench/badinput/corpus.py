@@ -5,11 +5,11 @@ Every case says what a careful product does with it: ``ok`` (a sane table is rea
 crash is not). ``max_mb`` is the upload size limit the case is run under (the compressed-bomb case needs a small one).
 ``heavy`` files are small files that would take gigabytes and minutes if the bounds checked before parsing were lost
 (a one-line gzip bomb, a Parquet file of 50 million zeros, 60,001 columns ...): the tests run them in a child process
-under a memory and time ceiling (tests/badinput/bounded.py) before, and instead of, reading them in the test process.
+under a memory and time ceiling (bench/badinput/bounded.py) before, and instead of, reading them in the test process.
 Nothing binary is kept in the repository: :func:`build_corpus` writes every file from code (the biggest, a 12 MB
 long line, only in the temp folder; the 120 MB bomb is a 120 KB gzip written piece by piece).
 
-    from tests.badinput.corpus import build_corpus
+    from bench.badinput.corpus import build_corpus
     cases = build_corpus(tmp_path)          # [Case(...), ...], each with .path
 """
 from __future__ import annotations
