@@ -31,7 +31,6 @@ _BLOCK = 1 << 24  # bytes of text scanned at a time for line ends
 _CANDIDATES = (b",", b";", b"\t", b"|")
 _QUOTED = re.compile(rb'"[^"]*"')
 _BINARY_STARTS = (b"PAR1", b"PK\x03\x04", b"\x1f\x8b", b"\xd0\xcf\x11\xe0")
-_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", r"\s+": "spaces"}
 
 
 def _mb(n: float) -> str:
@@ -194,10 +193,6 @@ def _check_line(data: bytes, arr: np.ndarray, start: int, end: int, line: int, d
     n = _fields(data, arr, start, end, delimiter)
     if n > limits.columns:
         raise too_wide(name, n, limits, line=line)
-
-
-def delimiter_name(delimiter: str) -> str:
-    return _DELIMITER_NAMES.get(delimiter, repr(delimiter))
 
 
 # ------------------------------------------------------------------------------------------------ Parquet, zip

@@ -9,7 +9,7 @@ of the features, and the leakage tests check it.
 
 Speed (10M events on 2 cores: about 3 s for one cutoff, see ``bench/``): text enters DuckDB as integer codes; the many
 counts (orders, lines, returns, active days, events per type, over each window) are packed into a few float columns
-and summed together (:class:`_Packing`), since DuckDB pays per aggregate; only users some snapshot can hold are
+and summed together (:class:`Packing`), since DuckDB pays per aggregate; only users some snapshot can hold are
 aggregated; and NumPy prepares event and user columns on two threads.
 
 Features (all per user and snapshot):
@@ -138,7 +138,7 @@ def _in_population(user: np.ndarray, bucket: np.ndarray, purchase: np.ndarray, n
     return keep
 
 
-class _Packing:
+class Packing:
     """Where each count lives in the packed count columns ``n0, n1, ...`` of the events and of ``daily``.
 
     Most features are counts (orders, lines, returns, active days, events per type, each over several windows), and
@@ -268,7 +268,7 @@ def _user_columns(ev: pd.DataFrame, attributes: list[str], user, row_user, n_use
 
 
 def _event_classes(row_user, et_codes, top_types, start, purchase, ret, cancel, rated) -> tuple:
-    """Each event's class (five flags and the event type: a few hundred classes) and the :class:`_Packing` of the
+    """Each event's class (five flags and the event type: a few hundred classes) and the :class:`Packing` of the
     counts, with each class's packed counts (one list per packed column, looked up by class in DuckDB).
 
     Counts per event: orders it starts, purchase lines, returns, cancellations, browsing events, ratings, events and
@@ -278,7 +278,7 @@ def _event_classes(row_user, et_codes, top_types, start, purchase, ret, cancel, 
     fields = (["orders", "days"] + [f"et_{i}" for i in range(k)] + ["purchase_days", "lines", "returns", "events",
               "browsing"] + ["cancels"] * (cancel is not None) + ["ratings"] * (rated is not None))
     largest = int(np.bincount(row_user + 1).max()) if len(row_user) else 1  # events of the busiest user
-    packing = _Packing(fields, largest)
+    packing = Packing(fields, largest)
     type_index = np.full(max(int(et_codes.max(initial=-1)) + 2, 1), k, dtype=np.uint16)  # k: not a top type
     for i, (code, _) in enumerate(top_types):
         type_index[code] = i
@@ -306,7 +306,7 @@ def _event_types(codes: np.ndarray, values: np.ndarray) -> list[tuple[int, str]]
 def _prepare(con: duckdb.DuckDBPyConnection, ev: pd.DataFrame, attributes: list[str],
              windows: list[tuple[int, int]] | None = None) -> tuple[list[str], dict]:
     """Load events and build the per user-day table ``daily`` (plus ``gaps`` between purchase days and the first
-    purchase day of each product ``up`` and category ``uc``); ``daily`` keeps its counts packed (:class:`_Packing`),
+    purchase day of each product ``up`` and category ``uc``); ``daily`` keeps its counts packed (:class:`Packing`),
     with orders, returns and browsing events also read out. Returns the event types used as features and the values
     behind the integer codes. With ``windows`` (see :func:`_arrow`), only users a snapshot can hold are aggregated."""
     tab, values = _arrow(ev, attributes, windows)
@@ -355,7 +355,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, ev: pd.DataFrame, attributes: list[
     return [t for _, t in coded_types], values
 
 
-def _count_sql(P: _Packing, windows: tuple[int, ...], types: list[str]) -> tuple[list[str], list[str]]:
+def _count_sql(P: Packing, windows: tuple[int, ...], types: list[str]) -> tuple[list[str], list[str]]:
     """The aggregates over a snapshot's days (``agg``: sums of packed counts, over all days and per window) and the
     features read from them (``base``), in the order of the feature table."""
     windowed = P.holding(["orders", "days"] + [f"et_{i}" for i in range(len(types))])
@@ -415,7 +415,7 @@ def _population(con, dates: list[pd.Timestamp], lookback: int) -> None:
     """)
 
 
-def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: _Packing, per_user=()) -> pd.DataFrame:
+def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: Packing, per_user=()) -> pd.DataFrame:
     H, L = int(cfg.horizon_days), int(cfg.lookback_days)
     _population(con, dates, L)
     agg, base = _count_sql(P, cfg.windows, types)

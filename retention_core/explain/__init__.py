@@ -53,7 +53,7 @@ model of theirs is first explained.
 """
 from __future__ import annotations
 
-from .aggregates import (SegmentShap, beeswarm_data, dependence, global_importance, segment_importance,
+from .aggregates import (SegmentShap, beeswarm_data, dependence, global_importance,
                          segment_mean_abs_shap)
 from .explainer import GRADIENT_SAMPLES, EnsembleExplainer, Explainer, make_explainer
 from .run import explainer_for_run, top_reasons
@@ -79,7 +79,6 @@ __all__ = [
     "make_explainer",
     "reason_texts",
     "sample_for_explanation",
-    "segment_importance",
     "segment_mean_abs_shap",
     "top_reasons",
 ]

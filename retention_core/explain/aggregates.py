@@ -120,20 +120,3 @@ def segment_mean_abs_shap(shap_df: pd.DataFrame, segments: Any, *, sort: bool = 
     names = labels[keep].astype(str) if as_text else labels[keep]
     grouped = absv[keep].groupby(names.to_numpy(), sort=sort)
     return SegmentShap(grouped.mean(), grouped.size(), absv.mean())
-
-
-def segment_importance(shap_df: pd.DataFrame, segments: pd.Series) -> pd.DataFrame:
-    """Mean |SHAP| per feature per segment against the whole population: ``segment``, ``feature``, ``label``,
-    ``users``, ``mean_abs_shap``, ``population_mean_abs_shap``, ``difference`` (segment minus population). Users with
-    no segment are left out of the segments (they count in the population)."""
-    agg = segment_mean_abs_shap(shap_df, segments)
-    rows = []
-    for name, means in agg.means.iterrows():
-        for c in shap_df.columns:
-            pop = agg.population[c]
-            rows.append({"segment": name, "feature": c, "label": feature_label(c), "users": int(agg.users[name]),
-                         "mean_abs_shap": float(means[c]), "population_mean_abs_shap": float(pop),
-                         "difference": float(means[c] - pop)})
-    cols = ["segment", "feature", "label", "users", "mean_abs_shap", "population_mean_abs_shap", "difference"]
-    out = pd.DataFrame(rows, columns=cols)
-    return out.sort_values(["segment", "mean_abs_shap"], ascending=[True, False], kind="stable").reset_index(drop=True)

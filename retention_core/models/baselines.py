@@ -251,7 +251,7 @@ def _validate_xtT(x: Any, t_x: Any, T: Any, *, what: str = "BG/NBD") -> tuple[np
     return np.round(x), np.minimum(t_x, T), T
 
 
-def _loglik_terms(
+def loglik_terms(
     logp: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, grad: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Per-row log-likelihood (and its gradient w.r.t. the log parameters, shape (4, n))."""
@@ -291,7 +291,7 @@ def bgnbd_loglik(params: BGNBDParams, frequency: Any, recency: Any, T: Any) -> n
     """Per-customer BG/NBD log-likelihood (eq. 6 of the paper, on the log scale)."""
     x, t_x, T = _validate_xtT(frequency, recency, T)
     logp = np.log([params.r, params.alpha, params.a, params.b])
-    ll, _ = _loglik_terms(logp, x.ravel(), t_x.ravel(), T.ravel(), grad=False)
+    ll, _ = loglik_terms(logp, x.ravel(), t_x.ravel(), T.ravel(), grad=False)
     return ll.reshape(x.shape)
 
 
@@ -337,7 +337,7 @@ def fit_bgnbd(
     best = _minimise(objective, _starting_points(x, T, wn))
 
     logp = np.asarray(best.x, dtype=float)
-    ll, _ = _loglik_terms(logp, x, t_x, T, grad=False)
+    ll, _ = loglik_terms(logp, x, t_x, T, grad=False)
     r, alpha, a, b = (float(v) for v in np.exp(logp))
     at_bound = bool(np.any(np.abs(logp) >= _LOG_BOUND - 1e-6))
     return BGNBDParams(
@@ -392,7 +392,7 @@ def _fit_objective(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, wn: np.ndarray
     finite, so the optimiser backs off)."""
 
     def objective(logp: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, g = _loglik_terms(logp, x, t_x, T, grad=True)
+        ll, g = loglik_terms(logp, x, t_x, T, grad=True)
         theta = np.exp(logp)
         f = -float(np.dot(wn, ll)) + pen * float(np.sum(theta**2))
         grad = -(g @ wn) + 2.0 * pen * theta**2
@@ -599,18 +599,3 @@ class BGNBDModel(ParamsMixin):
         if self.score == "not_alive":
             return 1.0 - prob_alive(self.params_, x, t_x, T)
         return prob_no_purchase(self.params_, self.horizon_weeks_, x, t_x, T)
-
-    def explain_frame(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per user: ``p_alive`` (at the cutoff), ``expected_purchases`` (in the horizon) and ``churn_probability``
-        (P(no purchase in the horizon), what the product shows), indexed like ``X``."""
-        self._check_fitted()
-        x, t_x, T = self._xtT_weeks(X)
-        h = self.horizon_weeks_
-        return pd.DataFrame(
-            {
-                "p_alive": prob_alive(self.params_, x, t_x, T),
-                "expected_purchases": expected_purchases(self.params_, h, x, t_x, T),
-                "churn_probability": prob_no_purchase(self.params_, h, x, t_x, T),
-            },
-            index=X.index,
-        )

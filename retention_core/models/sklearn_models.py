@@ -173,12 +173,6 @@ class LogisticModel(_SklearnModel):
         return {"scale": True, "log_heavy": True, "encoding": "onehot", "clip": bool(self.clip),
                 "skew_threshold": -np.inf if self.log_all else 1.0}
 
-    def coefficients(self) -> pd.Series:
-        """Coefficient per encoded column (on the scaled inputs), largest effect first."""
-        self._check_fitted()
-        coef = self.pipeline_.named_steps["model"].coef_.ravel()
-        s = pd.Series(coef, index=self.feature_names_out_, name="coefficient")
-        return s.reindex(s.abs().sort_values(ascending=False).index)
 
 
 class RandomForestModel(_SklearnModel):
@@ -292,7 +286,7 @@ class GradientBoostingModel(_SklearnModel):
         return {"scale": False, "log_heavy": False, "encoding": "ordinal"}
 
     def _proba(self, X: pd.DataFrame) -> np.ndarray:
-        proba = _binned_proba(self.pipeline_.named_steps["model"], self.pipeline_[:-1].transform(X))
+        proba = binned_proba(self.pipeline_.named_steps["model"], self.pipeline_[:-1].transform(X))
         return proba if proba is not None else self.pipeline_.predict_proba(X)
 
     def _fit_pipeline(self, pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, X_val: Any, y_val: Any) -> None:
@@ -317,7 +311,7 @@ class GradientBoostingModel(_SklearnModel):
         return {"max_iter": max(1, int(round(self.n_iter_ * max(1.0, float(scale))))), "early_stopping": False}
 
 
-def _binned_proba(est: Any, Z: np.ndarray) -> np.ndarray | None:
+def binned_proba(est: Any, Z: np.ndarray) -> np.ndarray | None:
     """The fitted HistGradientBoosting's probabilities for the encoded rows ``Z``, through its binned trees; None when
     this scikit-learn lacks the internals used (the caller then predicts the plain way).
 

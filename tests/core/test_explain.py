@@ -16,7 +16,7 @@ from retention_core.explain import (
     global_importance,
     reason_texts,
     sample_for_explanation,
-    segment_importance,
+    segment_mean_abs_shap,
     top_reasons,
 )
 from retention_core.models import make_model
@@ -360,12 +360,11 @@ def test_global_importance_beeswarm_dependence_segments(data):
     dep = dependence(sv, vals, "recency_days")
     assert list(dep.columns) == ["value", "shap"] and len(dep) == len(rows)
     assert dependence(sv, vals, "country", color="recency_days")["value"].iloc[0] in {"UK", "DE", "FR", "ES"}
-    seg = segment_importance(sv, rows["country"])
-    assert set(seg["segment"]) == {"UK", "DE", "FR", "ES"}
-    es = seg[(seg["segment"] == "ES") & (seg["feature"] == "country")].iloc[0]
-    pop = sv["country"].abs().mean()
-    assert es["difference"] == pytest.approx(sv.loc[rows["country"] == "ES", "country"].abs().mean() - pop)
-    assert es["users"] == int((rows["country"] == "ES").sum())
+    seg = segment_mean_abs_shap(sv, rows["country"])
+    assert set(seg.means.index) == {"UK", "DE", "FR", "ES"}
+    assert seg.population["country"] == pytest.approx(sv["country"].abs().mean())
+    assert seg.means.loc["ES", "country"] == pytest.approx(sv.loc[rows["country"] == "ES", "country"].abs().mean())
+    assert seg.users["ES"] == int((rows["country"] == "ES").sum())
 
 
 def test_forest_values_in_parallel_chunks_match_one_pass(data):

@@ -137,7 +137,7 @@ def test_a_very_busy_user_keeps_every_count_exact(generated):
 def test_packed_counts_read_back_their_sums(largest):
     """Each group's counts, summed in DuckDB as packed floats, read back exactly: with the busiest group at the
     largest count its fields allow (127 fills 7 bits), and with wide fields (one count per column)."""
-    from retention_core.features import _Packing, connect
+    from retention_core.features import Packing, connect
 
     rng = np.random.default_rng(largest % 97)
     fields = [f"f{i}" for i in range(9)]
@@ -145,7 +145,7 @@ def test_packed_counts_read_back_their_sums(largest):
     counts = {f: rng.integers(0, 2, len(groups)) for f in fields}
     counts["f0"][groups == 7] = 0
     counts["f0"][np.flatnonzero(groups == 7)[0]] = largest  # one group reaches the largest count
-    P = _Packing(fields, largest)
+    P = Packing(fields, largest)
     assert len(P.columns) == -(-len(fields) // max(1, 52 // P.bits))
     frame = pd.DataFrame({"g": groups, **dict(zip(P.columns, P.pack(counts)))})
     con = connect()
