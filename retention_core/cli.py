@@ -38,6 +38,7 @@ def _role_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--event-col", help="event type column")
     g.add_argument("--product-col", help="product column")
     g.add_argument("--category-col", help="category column")
+    g.add_argument("--description-col", help="product name column (shown with offers)")
     g.add_argument("--purchase-value", action="append",
                    help="event type value that counts as a purchase (repeat or comma-separate for several)")
 
@@ -101,9 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reasons", type=int, default=0, help="add the top N reasons per user")
     s.add_argument("--model", help="score with this model of the run (default: the run's best; the leaderboard and "
                                    "metrics.json list the keys)")
+    s.add_argument("--offers", type=int, default=0, metavar="N",
+                   help="add offer_1..offer_N: the top N product offers per user (event logs with a product column)")
     s.add_argument("--pseudonymise-key-env", metavar="VAR",
                    help="replace user ids by keyed pseudonyms (HMAC-SHA256) using the key in environment variable VAR "
                         "(the key never appears on the command line)")
+    _recommend_parser(sub)
     return p
 
 
@@ -111,7 +115,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     ov: dict = {}
     mapping = {"user_col": "user_id", "time_col": "timestamp", "order_col": "order_id", "amount_col": "amount",
                "quantity_col": "quantity", "price_col": "price", "event_col": "event_type", "product_col": "product",
-               "category_col": "category", "label": "label"}
+               "category_col": "category", "label": "label", "description_col": "description"}
     for arg, role in mapping.items():
         v = getattr(args, arg, None)
         if v:
@@ -237,7 +241,49 @@ def cmd_score(args) -> int:
     return score_cli(args)
 
 
-COMMANDS = {"inspect": cmd_inspect, "build-dataset": cmd_build_dataset, "train": cmd_train, "score": cmd_score}
+# ---------------------------------------------------------------------------------------- recommend (offers per user)
+def _recommend_parser(sub) -> None:
+    s = sub.add_parser("recommend", help="product offers per user from an event log (own products first, then "
+                                         "similar products and best sellers)")
+    s.add_argument("data")
+    s.add_argument("--out", required=True, help="output file (.csv, .csv.gz or .parquet): one row per offer")
+    _role_options(s)
+    s.add_argument("--as-of", help="make offers from the events up to this date (default: the end of the data)")
+    s.add_argument("--top", type=int, default=10, help="offers per user (default 10)")
+    s.add_argument("--users", help="file with a user_id column: offers for these users (default: users who bought in "
+                                   "the lookback window)")
+    s.add_argument("--lookback", type=int, default=365, help="days before --as-of in which a user must have bought "
+                                                             "to get offers (default 365)")
+    s.add_argument("--horizon", type=int, default=90, help="days ahead the offers aim at (default 90)")
+    s.add_argument("--reasons", action="store_true", help="add a reason column (why each offer is made)")
+
+
+def cmd_recommend(args) -> int:
+    from .recommend import RecommenderConfig
+    from .recommend.offers import CLI_COLUMNS, offers_from_table, read_user_ids
+    from .scoring import write_table
+
+    t0 = time.perf_counter()
+    if args.top < 1:
+        raise UsageError(f"--top must be at least 1, got {args.top}.")
+    df, schema, report = load(args)
+    _fail_on_errors(report)
+    users = read_user_ids(args.users) if args.users else None
+    cfg = RecommenderConfig(horizon_days=args.horizon, lookback_days=args.lookback)
+    offers = offers_from_table(df, schema, as_of=args.as_of, users=users, n=args.top, config=cfg)
+    cols = CLI_COLUMNS + [c for c in ("product_name", "reason") if c in offers.columns
+                          and (c != "reason" or args.reasons)]
+    write_table(offers[cols], args.out)
+    blend = offers.attrs.get("blend", {})
+    print(f"offers as of {offers.attrs.get('as_of')}: {offers['user_id'].nunique():,} users, {len(offers):,} offers "
+          f"(own products first, up to {blend.get('depth')}; then {blend.get('discovery')} products); wrote {args.out} "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK
+# ---------------------------------------------------------------------------------------- end of recommend
+
+
+COMMANDS = {"inspect": cmd_inspect, "build-dataset": cmd_build_dataset, "train": cmd_train, "score": cmd_score,
+            "recommend": cmd_recommend}
 
 
 def main(argv: list[str] | None = None) -> int:

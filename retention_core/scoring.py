@@ -235,6 +235,10 @@ def score_cli(args) -> int:
                               sequences=seq[idx] if seq is not None else None, model=key)
         for i in range(args.reasons):
             out.insert(4 + i, f"reason_{i + 1}", reasons[i] if i < len(reasons) else "")
+    if getattr(args, "offers", 0):  # offer_1..offer_N (retention_core.recommend)
+        from .recommend.offers import offers_for_run
+
+        out = offers_for_run(run, df, out, n=args.offers, as_of=args.as_of)
     if getattr(args, "pseudonymise_key_env", None):
         key = os.environ.get(args.pseudonymise_key_env, "")
         if not key:
