@@ -16,6 +16,7 @@ When the history before ``T`` is too short for an inner split, own products are 
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +49,7 @@ class RecommenderConfig:
     use_als: bool = True  # let the inner split consider ALS for discovery
     learn: bool = True  # learn the repeat model and the blend on an inner split
     max_train_users: int = 20_000
+    max_train_rows: int = 200_000  # (user, own product) rows the repeat model learns from, at most
     min_history_days: int = 60  # the inner split needs this much history before T'
     depths: tuple[int, ...] = (10, 9, 8, 7, 5)  # own products before discovery, tried on the inner split (k = 10)
     seed: int = 0
@@ -92,46 +94,78 @@ def own_features(stats: C.PairStats, rows: np.ndarray) -> np.ndarray:
 def _repeat_model(seed: int):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=100,
+    return HistGradientBoostingClassifier(max_iter=60, learning_rate=0.15, max_leaf_nodes=15, min_samples_leaf=100,
                                           l2_regularization=1.0, early_stopping=False, random_state=seed)
 
 
-def rank_own(model, stats: C.PairStats, users: np.ndarray, max_own: int) -> tuple[np.ndarray, ...]:
-    """(user, product, score) of own products: the repeat model's probability, or the buy-again weight."""
+def rank_own(model, stats: C.PairStats, users: np.ndarray, max_own: int, pool=None) -> tuple[np.ndarray, ...]:
+    """(user, product, score) of own products: the repeat model's probability, or the buy-again weight. With a
+    thread ``pool``, half the rows are scored on it (each row's score is independent, so the result is the same)."""
     rows = own_rows(stats, users, max_own)
     if model is None or len(rows) == 0:
         return stats.pu[rows].astype(np.int64), stats.pi[rows].astype(np.int64), stats.weight[rows]
+    X = own_features(stats, rows)
     with C.single_thread():
-        p = model.predict_proba(own_features(stats, rows))[:, 1]
+        if pool is not None and len(rows) > 100_000:
+            half = len(rows) // 2
+            later = pool.submit(model.predict_proba, X[half:])
+            p = np.concatenate([model.predict_proba(X[:half])[:, 1], later.result()[:, 1]])
+        else:
+            p = model.predict_proba(X)[:, 1]
     return stats.pu[rows].astype(np.int64), stats.pi[rows].astype(np.int64), p
 
 
 # ------------------------------------------------------------------------------------------------ assembling lists
+def best_per_user(cands, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``n`` best (user, product, score) of each user, sorted by user then score (best first)."""
+    u, p, s = cands
+    return C.top_n(np.asarray(u, np.int64), np.asarray(p, np.int64), np.asarray(s, np.float64), n)
+
+
 def assemble(own, disc, disc_basis: int, pop: np.ndarray, users: np.ndarray, n: int, depth: int) -> dict:
     """Per user: own products (best first) up to ``depth``, then discovery, then the remaining own products, then
-    popular products, without repeats, ``n`` in all. Returns coded columns ``user, pos, product, basis, basis_pos,
-    raw``."""
-    parts = []
-    for (u, p, s), basis in ((own, OWN), (disc, disc_basis)):
-        u, p, s = C.top_n(np.asarray(u, np.int64), np.asarray(p, np.int64), np.asarray(s, np.float64), 10**9)
-        bpos = _positions(u)
-        group = np.where(bpos < depth, 0, 2) if basis == OWN else np.ones(len(u), np.int64)
-        parts.append((u, p, s, np.full(len(u), basis), bpos, group))
-    top = pop[:n].astype(np.int64)
-    m = len(top)
-    parts.append((np.repeat(users.astype(np.int64), m), np.tile(top, len(users)), np.tile(-np.arange(m, dtype=float),
-                  len(users)), np.full(len(users) * m, POPULAR), np.tile(np.arange(m), len(users)),
-                  np.full(len(users) * m, 3)))
-    u, p, s, b, bpos, g = (np.concatenate([x[j] for x in parts]) for j in range(6))
-    order = np.lexsort((bpos, g, u))
-    u, p, s, b, bpos, g = u[order], p[order], s[order], b[order], bpos[order], g[order]
-    key = u * (int(p.max()) + 1 if len(p) else 1) + p
-    _, first = np.unique(key, return_index=True)
-    keep = np.sort(first)
-    u, p, s, b, bpos = u[keep], p[keep], s[keep], b[keep], bpos[keep]
-    pos = _positions(u)
-    k = pos < n
-    return {"user": u[k], "pos": pos[k], "product": p[k], "basis": b[k], "basis_pos": bpos[k], "raw": s[k]}
+    popular products, without repeats, ``n`` in all. ``own`` and ``disc`` come from :func:`best_per_user` (at most
+    ``n`` per user, disjoint). Returns coded columns ``user, pos, product, basis, basis_pos, raw`` sorted by user
+    and position; each part is placed by arithmetic on positions, with no sort."""
+    users = np.unique(np.asarray(users, np.int64))
+    nu = len(users)
+    slots = np.full((nu, n), -1, np.int64)  # product per (user, position)
+    basis = np.full((nu, n), -1, np.int64)
+    bpos = np.zeros((nu, n), np.int64)
+    raw = np.zeros((nu, n))
+    ou, op, os_ = own
+    ui_o = np.searchsorted(users, ou)
+    j_o = _positions(ou)
+    n_own = np.bincount(ui_o, minlength=nu)
+    du, dp, ds = disc
+    ui_d = np.searchsorted(users, du)
+    j_d = _positions(du)
+    n_disc = np.bincount(ui_d, minlength=nu)
+    head = np.minimum(n_own, depth)
+    pos_o = np.where(j_o < depth, j_o, head[ui_o] + n_disc[ui_o] + j_o - depth)
+    pos_d = head[ui_d] + j_d
+    for ui, pos, p, sc, b, j in ((ui_o, pos_o, op, os_, OWN, j_o), (ui_d, pos_d, dp, ds, disc_basis, j_d)):
+        k = pos < n
+        slots[ui[k], pos[k]], basis[ui[k], pos[k]], raw[ui[k], pos[k]], bpos[ui[k], pos[k]] = p[k], b, sc[k], j[k]
+    top = np.asarray(pop[:n], np.int64)
+    if len(top):
+        where = np.full(max(int(top.max()), int(op.max(initial=0)), int(dp.max(initial=0))) + 1, -1, np.int64)
+        where[top] = np.arange(len(top))  # product -> its place among the best sellers
+        fresh = np.ones((nu, len(top)), bool)
+        for ui, p in ((ui_o, op), (ui_d, dp)):
+            w = where[p]
+            fresh[ui[w >= 0], w[w >= 0]] = False  # already listed as own or discovery
+        rank = np.cumsum(fresh, axis=1) - 1
+        pos = (n_own + n_disc)[:, None] + rank
+        k = fresh & (pos < n)
+        ui = np.broadcast_to(np.arange(nu)[:, None], k.shape)[k]
+        slots[ui, pos[k]] = np.broadcast_to(top[None, :], k.shape)[k]
+        basis[ui, pos[k]], bpos[ui, pos[k]] = POPULAR, np.broadcast_to(np.arange(len(top))[None, :], k.shape)[k]
+        raw[ui, pos[k]] = -bpos[ui, pos[k]]
+    filled = slots >= 0
+    ui, pos = np.nonzero(filled)
+    return {"user": users[ui], "pos": pos, "product": slots[filled], "basis": basis[filled], "basis_pos": bpos[filled],
+            "raw": raw[filled]}
 
 
 def _positions(sorted_users: np.ndarray) -> np.ndarray:
@@ -151,21 +185,22 @@ def learn_blend(log: Log, cfg: RecommenderConfig, n: int = 10) -> tuple[object, 
         return None, Blend(depth=n, discovery="similar", learned=False, inner_cutoff=None,
                            note=f"Not enough history before {Ti.date()} to learn from: own products are ranked by "
                                 "recency and frequency, then similar products.")
-    stats = C.pair_stats(inner, cfg.half_life_days)
-    users = inner.active_users(cfg.lookback_days)
-    if len(users) > cfg.max_train_users:
-        rng = np.random.default_rng(cfg.seed)
-        users = np.sort(rng.choice(users, cfg.max_train_users, replace=False))
-    truth = log.bought_between(Ti, T)
-    truth = truth[np.isin(truth // log.n_items, users)]
-    rows = own_rows(stats, users, cfg.max_own)
-    y = np.isin(stats.pu[rows].astype(np.int64) * log.n_items + stats.pi[rows], truth)
-    model = None
-    if y.sum() >= 20 and (~y).sum() >= 20:
-        with C.single_thread():
+    with C.single_thread(), ThreadPoolExecutor(1) as pool:  # ALS learns on the second core meanwhile
+        stats = C.pair_stats(inner, cfg.half_life_days)
+        users, rows = _training_users(inner, stats, cfg)
+        als = pool.submit(C.fit_als, inner, factors=cfg.als_factors, iterations=cfg.als_iterations, seed=cfg.seed,
+                          users=users) if cfg.use_als else None
+        truth = log.bought_between(Ti, T)
+        truth = truth[np.isin(truth // log.n_items, users)]
+        y = np.isin(stats.pu[rows].astype(np.int64) * log.n_items + stats.pi[rows], truth)
+        model = None
+        if y.sum() >= 20 and (~y).sum() >= 20:
             model = _repeat_model(cfg.seed).fit(own_features(stats, rows), y)
-    own = rank_own(model, stats, users, cfg.max_own)
-    options = _discovery_options(inner, stats, users, cfg)
+        own = best_per_user(rank_own(model, stats, users, cfg.max_own), n)
+        sim = C.item_similarity(stats, inner.n_items, neighbours=cfg.neighbours)
+        options = {"similar": (C.similar_scores(sim, stats, users, cfg.discovery, exclude_own=True), SIMILAR)}
+        if als is not None:
+            options["als"] = (C.als_scores(als.result(), users, cfg.discovery, exclude_own=True), ALS)
     blend = _choose(options, own, C.popularity(stats, cfg.popularity_days), users, truth, log.n_items, n, cfg)
     blend.inner_cutoff = Ti
     blend.learned = model is not None
@@ -175,19 +210,26 @@ def learn_blend(log: Log, cfg: RecommenderConfig, n: int = 10) -> tuple[object, 
     return model, blend
 
 
-def _discovery_options(inner: Log, stats: C.PairStats, users: np.ndarray, cfg: RecommenderConfig) -> dict:
-    sim = C.item_similarity(stats, inner.n_items, neighbours=cfg.neighbours)
-    out = {"similar": (C.similar_scores(sim, stats, users, cfg.discovery, exclude_own=True), SIMILAR)}
-    if cfg.use_als:
-        als = C.fit_als(inner, factors=cfg.als_factors, iterations=cfg.als_iterations, seed=cfg.seed)
-        out["als"] = (C.als_scores(als, users, cfg.discovery, exclude_own=True), ALS)
-    return out
+def _training_users(inner: Log, stats: C.PairStats, cfg: RecommenderConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(users, their own-product rows) the inner split learns from: the active users, a seeded sample of at most
+    ``max_train_users`` users whose rows number at most ``max_train_rows``."""
+    users = inner.active_users(cfg.lookback_days)
+    if len(users) > cfg.max_train_users:
+        users = np.sort(np.random.default_rng(cfg.seed).choice(users, cfg.max_train_users, replace=False))
+    rows = own_rows(stats, users, cfg.max_own)
+    if len(rows) > cfg.max_train_rows:  # fewer users, all of each user's products
+        per_user = np.bincount(np.searchsorted(users, stats.pu[rows]), minlength=len(users))
+        order = np.random.default_rng(cfg.seed + 1).permutation(len(users))
+        users = np.sort(users[order[np.cumsum(per_user[order]) <= cfg.max_train_rows]])
+        rows = own_rows(stats, users, cfg.max_own)
+    return users, rows
 
 
 def _choose(options: dict, own, pop, users, truth, n_items: int, n: int, cfg: RecommenderConfig) -> Blend:
     truth_users = np.unique(truth // n_items)
     rows, best, best_lists = [], None, None
     for name, (disc, basis) in options.items():
+        disc = best_per_user(disc, n)
         for depth in sorted({min(d, n) for d in cfg.depths}, reverse=True):
             lists = assemble(own, disc, basis, pop, users, n, depth)
             p, g = precision_from_codes(lists["user"], lists["product"], lists["pos"], truth, truth_users, n_items, n)

@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +55,13 @@ class PairStats:
         return offs + np.arange(lens.sum())
 
 
+def _sorted_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unique keys, counts) by sorting (faster than ``np.unique`` on millions of int64 keys)."""
+    k = np.sort(keys)
+    starts = _group_bounds(k)
+    return k[starts], np.diff(np.append(starts, len(k)))
+
+
 def _group_bounds(keys: np.ndarray) -> np.ndarray:
     """Start index of each run of equal values in a sorted array."""
     if len(keys) == 0:
@@ -66,7 +75,7 @@ def pair_stats(log: Log, half_life_days: float = 90.0) -> PairStats:
     d0 = int(d.min()) if len(d) else 0
     span = int(d.max()) - d0 + 1 if len(d) else 1
     key = (u.astype(np.int64) * ni + i) * span + (d - d0)
-    kd, lines = np.unique(key, return_counts=True)  # one row per (user, product, day)
+    kd, lines = _sorted_counts(key)  # one row per (user, product, day)
     pk, day = kd // span, (kd % span + d0).astype(np.int32)
     starts = _group_bounds(pk)
     ends = np.append(starts[1:], len(pk))
@@ -78,7 +87,7 @@ def pair_stats(log: Log, half_life_days: float = 90.0) -> PairStats:
     n_lines = np.add.reduceat(lines, starts).astype(np.int32) if len(starts) else np.zeros(0, np.int32)
     first_day, last_day = day[starts], day[ends - 1]
 
-    ud = np.unique(u.astype(np.int64) * span + (d - d0))
+    ud, _ = _sorted_counts(u.astype(np.int64) * span + (d - d0))
     ud_u, ud_day = ud // span, ud % span + d0
     user_days = np.bincount(ud_u, minlength=nu).astype(np.int32)
     user_days_90 = np.bincount(ud_u[ud_day > T - 90], minlength=nu).astype(np.int32)
@@ -140,7 +149,7 @@ def item_similarity(stats: PairStats, n_items: int, *, neighbours: int = 50, shr
     customer's ``max_items_per_user`` most recent products; pairs bought together by fewer than ``min_common``
     customers are left out), keeping the ``neighbours`` strongest per product."""
     pu, pi, last = stats.pu, stats.pi, stats.last_day
-    if max_items_per_user:
+    if max_items_per_user and len(pu) and np.bincount(pu).max() > max_items_per_user:
         order = np.lexsort((pi, -last, pu))
         starts = _group_bounds(pu[order])
         rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
@@ -161,16 +170,19 @@ def item_similarity(stats: PairStats, n_items: int, *, neighbours: int = 50, shr
 
 def dense_top(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row, col, score) of the ``n`` best finite entries of each row of a dense score block, best first (ties: the
-    lower column)."""
+    lower column). The block is overwritten."""
     n_rows, n_cols = scores.shape
     n = min(n, n_cols)
     if n == 0 or n_rows == 0:
         return _cat([])
-    idx = np.argpartition(-scores, n - 1, axis=1)[:, :n] if n < n_cols else np.tile(np.arange(n_cols), (n_rows, 1))
-    vals = np.take_along_axis(scores, idx, axis=1)
-    rows = np.repeat(np.arange(n_rows), idx.shape[1])
+    neg = np.negative(scores, out=scores)  # in place (the block is the caller's scratch): smallest = best
+    idx = np.argpartition(neg, n - 1, axis=1)[:, :n] if n < n_cols else np.tile(np.arange(n_cols), (n_rows, 1))
+    vals = -np.take_along_axis(neg, idx, axis=1)
+    order = np.lexsort((idx, -vals), axis=1)
+    idx, vals = np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)
+    rows = np.repeat(np.arange(n_rows), n)
     ok = np.isfinite(vals.ravel())
-    return top_n(rows[ok], idx.ravel()[ok].astype(np.int64), vals.ravel()[ok].astype(np.float64), n)
+    return rows[ok], idx.ravel()[ok].astype(np.int64), vals.ravel()[ok].astype(np.float64)
 
 
 def similar_scores(model: ItemSimilarity, stats: PairStats, users: np.ndarray, n: int, *, exclude_own: bool,
@@ -204,14 +216,30 @@ def strongest_link(model: ItemSimilarity, stats: PairStats, users: np.ndarray, p
     lens = np.searchsorted(stats.pu, users, side="right") - starts
     offer = np.repeat(np.arange(len(users)), lens)
     rows = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())
-    own = stats.pi[rows]
-    contrib = np.asarray(model.sim[own, np.repeat(products, lens)]).ravel() * stats.weight[rows]
-    order = np.lexsort((own, -contrib, offer))
-    first = _group_bounds(offer[order])
-    best = order[first]
-    ok = contrib[best] > 0
-    out[offer[best][ok]] = own[best][ok]
+    own = stats.pi[rows].astype(np.int64)
+    contrib = similarity_of(model.sim, own, np.repeat(np.asarray(products, np.int64), lens)) * stats.weight[rows]
+    has = lens > 0
+    if not has.any():
+        return out
+    best = np.maximum.reduceat(contrib, (np.cumsum(lens) - lens)[has])
+    top = np.flatnonzero(contrib == np.repeat(best, lens[has]))  # the first maximum of each offer: lowest code
+    first = top[_group_bounds(offer[top])]
+    ok = contrib[first] > 0
+    out[offer[first][ok]] = own[first][ok]
     return out
+
+
+def similarity_of(sim: sp.csr_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``sim[a, b]`` elementwise, by binary search in the sorted (row, column) keys of the sparse matrix."""
+    sim = sim.tocsr()
+    sim.sort_indices()
+    n = sim.shape[1]
+    rows = np.repeat(np.arange(sim.shape[0], dtype=np.int64), np.diff(sim.indptr))
+    keys = rows * n + sim.indices
+    want = a.astype(np.int64) * n + b
+    pos = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
+    found = (keys[pos] == want) if len(keys) else np.zeros(len(want), bool)
+    return np.where(found, sim.data[pos] if len(keys) else 0.0, 0.0)
 
 
 def _cat(parts):
@@ -235,13 +263,32 @@ def interest_matrix(log: Log) -> sp.csr_matrix:
     return X
 
 
+_LIMIT_LOCK = threading.Lock()
+_LIMIT_DEPTH = 0
+
+
+@contextmanager
 def single_thread():
     """One thread for BLAS and OpenMP inside the block: deterministic results, and no oversubscription when several
-    analysts share the machine. The libraries are loaded first so the limit reaches them."""
-    import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime of the repeat model)
-    from threadpoolctl import threadpool_limits
+    analysts share the machine. Re-entrant: nested blocks and worker threads started inside keep the outer limit.
+    The libraries are loaded first so the limit reaches them."""
+    global _LIMIT_DEPTH
+    with _LIMIT_LOCK:
+        first = _LIMIT_DEPTH == 0
+        _LIMIT_DEPTH += 1
+    ctl = None
+    try:
+        if first:
+            import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime of the repeat model)
+            from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=1)
+            ctl = threadpool_limits(limits=1)
+        yield
+    finally:
+        if ctl is not None:
+            ctl.restore_original_limits()
+        with _LIMIT_LOCK:
+            _LIMIT_DEPTH -= 1
 
 
 @dataclass
@@ -251,12 +298,18 @@ class ALSModel:
 
 
 def fit_als(log: Log, *, factors: int = 32, iterations: int = 15, regularization: float = 0.05, alpha: float = 5.0,
-            seed: int = 0) -> ALSModel:
-    """Implicit-feedback ALS (``implicit.cpu.als``): confidence ``1 + alpha * log(1 + interest)``, one thread."""
+            seed: int = 0, users: np.ndarray | None = None) -> ALSModel:
+    """Implicit-feedback ALS (``implicit.cpu.als``): confidence ``1 + alpha * log(1 + interest)``, one thread
+    (``users``: learn from these users' rows only; the others get zero factors)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from implicit.cpu.als import AlternatingLeastSquares
 
     X = interest_matrix(log)
+    if users is not None:
+        keep = np.zeros(X.shape[0], np.float32)
+        keep[users] = 1.0
+        X = sp.diags(keep) @ X
+        X.eliminate_zeros()
     C = X.copy()
     C.data = (1.0 + alpha * np.log1p(C.data)).astype(np.float32)
     with single_thread():

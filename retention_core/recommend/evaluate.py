@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from . import candidates as C
-from .blend import RecommenderConfig, assemble
+from .blend import ALS, POPULAR, SIMILAR, RecommenderConfig, assemble, best_per_user
 from .data import build_log, future_purchases
 from .metrics import METRICS, ranking_metrics
 from .model import Recommender
@@ -31,17 +31,17 @@ def _lists(name: str, rec: Recommender, users: np.ndarray, k: int) -> dict:
     st, cfg, pop = rec.stats_, rec.cfg, rec.popular_
     none = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
     if name == "popularity":
-        return assemble(none, none, C.POPULAR if hasattr(C, "POPULAR") else 3, pop, users, k, k)
+        return assemble(none, none, POPULAR, pop, users, k, k)
     if name in ("buy_again", "buy_again_count"):
         r = st.rows(users)
         score = st.weight[r] if name == "buy_again" else st.n_lines[r] + (st.last_day[r] - st.t_day) / 1e5
-        return assemble((st.pu[r], st.pi[r], score), none, 1, pop, users, k, k)
+        return assemble(best_per_user((st.pu[r], st.pi[r], score), k), none, SIMILAR, pop, users, k, k)
     if name == "similar":
-        return assemble(none, C.similar_scores(rec.similarity_, st, users, k, exclude_own=False), 1, pop, users, k, 0)
+        sim = C.similar_scores(rec.similarity_, st, users, k, exclude_own=False)
+        return assemble(none, best_per_user(sim, k), SIMILAR, pop, users, k, 0)
     if name == "als":
         als = rec.als_ or C.fit_als(rec.log_, factors=cfg.als_factors, iterations=cfg.als_iterations, seed=cfg.seed)
-        rec.als_eval_ = als
-        return assemble(none, C.als_scores(als, users, k, exclude_own=False), 2, pop, users, k, 0)
+        return assemble(none, best_per_user(C.als_scores(als, users, k, exclude_own=False), k), ALS, pop, users, k, 0)
     return rec.recommend_codes(users, k)
 
 

@@ -3,13 +3,15 @@ line make: one row per offer with ``user_id, rank, product, score, basis, reason
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError
 from . import candidates as C
-from .blend import ALS, BASES, OWN, POPULAR, SIMILAR, Blend, RecommenderConfig, assemble, learn_blend, rank_own
+from .blend import (ALS, BASES, OWN, POPULAR, SIMILAR, Blend, RecommenderConfig, assemble, best_per_user, learn_blend,
+                    rank_own)
 from .data import Log, build_log
 
 BASIS_LABELS = {"buy_again": "Bought before", "similar": "Often bought together", "als": "Customers like you",
@@ -35,16 +37,22 @@ class Recommender:
     def fit(self, log: Log) -> "Recommender":
         cfg, t0 = self.cfg, time.perf_counter()
         self.log_ = log
-        self.model_, self.blend_ = learn_blend(log, cfg)
-        t1 = time.perf_counter()
+        with C.single_thread(), ThreadPoolExecutor(1) as pool:  # the candidates at T on the second core
+            outer = pool.submit(self._candidates, log)
+            self.model_, self.blend_ = learn_blend(log, cfg)
+            t1 = time.perf_counter()
+            outer.result()
+            if self.blend_.discovery == "als":
+                self.als_ = C.fit_als(log, factors=cfg.als_factors, iterations=cfg.als_iterations, seed=cfg.seed)
+        self.seconds_ = {"inner split": t1 - t0, "fit": time.perf_counter() - t0}
+        return self
+
+    def _candidates(self, log: Log) -> None:
+        cfg = self.cfg
         self.stats_ = C.pair_stats(log, cfg.half_life_days)
         self.similarity_ = C.item_similarity(self.stats_, log.n_items, neighbours=cfg.neighbours)
-        self.als_ = None
-        if self.blend_.discovery == "als":
-            self.als_ = C.fit_als(log, factors=cfg.als_factors, iterations=cfg.als_iterations, seed=cfg.seed)
         self.popular_ = C.popularity(self.stats_, cfg.popularity_days)
-        self.seconds_ = {"inner split": t1 - t0, "candidates": time.perf_counter() - t1}
-        return self
+        self.als_ = None
 
     def _discovery(self, users: np.ndarray):
         cfg = self.cfg
@@ -55,9 +63,15 @@ class Recommender:
     def recommend_codes(self, users: np.ndarray, n: int = 10) -> dict:
         """Coded offers (``user, pos, product, basis, basis_pos, raw``) for user codes, ``n`` each."""
         users = np.unique(np.asarray(users, dtype=np.int64))
-        own = rank_own(self.model_, self.stats_, users, self.cfg.max_own)
-        disc, basis = self._discovery(users)
-        return assemble(own, disc, basis, self.popular_, users, n, min(self.blend_.depth, n))
+        with C.single_thread():
+            return self._lists(users, n)
+
+    def _lists(self, users: np.ndarray, n: int) -> dict:
+        with ThreadPoolExecutor(1) as pool:  # discovery on the second core while the repeat model ranks
+            found = pool.submit(self._discovery, users)
+            own = best_per_user(rank_own(self.model_, self.stats_, users, self.cfg.max_own, pool), n)
+            disc, basis = found.result()
+        return assemble(own, best_per_user(disc, n), basis, self.popular_, users, n, min(self.blend_.depth, n))
 
     def recommend(self, users: np.ndarray | None = None, n: int = 10) -> pd.DataFrame:
         """One row per offer for user codes (default: users active in the lookback window)."""
@@ -85,13 +99,19 @@ def _scores(rec: Recommender, lists: dict) -> np.ndarray:
     return out
 
 
+def _per_value(values: np.ndarray, text) -> np.ndarray:
+    """``text(v)`` for each value, computed once per distinct value."""
+    uniq, inv = np.unique(np.asarray(values), return_inverse=True)
+    return np.array([text(v) for v in uniq], dtype=object)[inv.ravel()]
+
+
 def _times(n: np.ndarray) -> np.ndarray:
     words = {1: "once", 2: "twice"}
-    return np.array([words.get(int(x), f"{int(x)} times") for x in n], dtype=object)
+    return _per_value(n, lambda x: words.get(int(x), f"{int(x)} times"))
 
 
 def _ago(d: np.ndarray) -> np.ndarray:
-    return np.array(["today" if x <= 0 else "yesterday" if x == 1 else f"{int(x)} days ago" for x in d], dtype=object)
+    return _per_value(d, lambda x: "today" if x <= 0 else "yesterday" if x == 1 else f"{int(x)} days ago")
 
 
 def reasons(rec: Recommender, lists: dict) -> np.ndarray:
@@ -114,7 +134,7 @@ def reasons(rec: Recommender, lists: dict) -> np.ndarray:
     m = b == POPULAR
     if m.any():
         buyers = st.item_buyers_90[p[m]]
-        out[m] = np.array([f"popular: bought by {int(x):,} customers in the last 90 days" for x in buyers], dtype=object)
+        out[m] = _per_value(buyers, lambda x: f"popular: bought by {int(x):,} customers in the last 90 days")
     return out
 
 
