@@ -266,8 +266,7 @@ def cmd_recommend(args) -> int:
     t0 = time.perf_counter()
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}.")
-    df, schema, report = load(args)
-    _fail_on_errors(report)
+    df, schema, _ = load(args)  # training checks (enough users, labels) do not apply to offers
     users = read_user_ids(args.users) if args.users else None
     cfg = RecommenderConfig(horizon_days=args.horizon, lookback_days=args.lookback)
     offers = offers_from_table(df, schema, as_of=args.as_of, users=users, n=args.top, config=cfg)

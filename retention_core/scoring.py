@@ -256,7 +256,7 @@ def score_cli(args) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- at-risk lists
-METHODS = ("threshold", "top_k", "budget", "value")
+METHODS = ("threshold", "top_k", "budget", "value", "expected_value")
 #: Columns that hold a user's past revenue, the first present is the user's value.
 REVENUE_COLUMNS = ("revenue_365d", "revenue_total")
 #: Columns that hold a user's past orders: the expected purchases a churner takes away, when there is no revenue.
@@ -385,7 +385,7 @@ def at_risk_list(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, met
                  threshold: float | None = None, k: int | None = None, budget: float | None = None,
                  cost_per_contact: float | None = None, value_col: str | None = None,
                  segment_filter: dict | None = None, segment_cols: list[str] | None = None, reasons=None,
-                 model: str | None = None, date: str | None = None) -> pd.DataFrame:
+                 model: str | None = None, date: str | None = None, save_rate: float | None = None) -> pd.DataFrame:
     """The users to contact, most at risk first.
 
     ``scores`` comes from :func:`score` and ``frame`` is its feature rows (same rows, same order). Users are first
@@ -396,7 +396,11 @@ def at_risk_list(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, met
     - ``"top_k"``: the ``k`` users most at risk;
     - ``"budget"``: as many of the users most at risk as ``budget / cost_per_contact`` pays for;
     - ``"value"``: ranked by value at risk (churn probability x the user's value), keeping the top ``k``, or what
-      the budget pays for, or everyone above ``threshold`` (whichever is given, in that order), else everyone.
+      the budget pays for, or everyone above ``threshold`` (whichever is given, in that order), else everyone;
+    - ``"expected_value"``: ranked by expected net value of a contact (churn probability x value x ``save_rate`` -
+      ``cost_per_contact``; defaults and wording in :mod:`retention_core.campaign`), keeping the top ``k``, or what the
+      budget pays for among users worth contacting, else every user worth contacting (the curve's best point); adds
+      ``expected_net_value`` and the assumptions (``save_rate, cost_per_contact, value_basis``) to every row.
 
     A user's value is ``value_col`` when given, else past revenue (``revenue_365d``, ``revenue_total``), else past
     orders (the purchases a churner takes away), else 1. ``reasons`` (optional) are per-user reason texts aligned
@@ -454,6 +458,11 @@ def at_risk_list(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, met
         if budget is None or cost_per_contact is None:
             raise ConfigError("Give both the campaign budget and the cost per contact.")
         chosen = by_rank[:budget_contacts(budget, cost_per_contact)]
+    elif method == "expected_value":  # retention_core.campaign
+        from .campaign import choose_by_expected_value
+
+        chosen, env, assumed = choose_by_expected_value(p, value, by_rank, k=k, budget=budget, save_rate=save_rate,
+                                                        cost_per_contact=cost_per_contact)
     else:
         by_value = by_rank[np.argsort(-var[by_rank], kind="stable")]
         if k is not None:
@@ -479,6 +488,11 @@ def at_risk_list(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, met
     out["threshold"] = float(threshold) if threshold is not None else np.nan
     out["model"] = model if model is not None else ""
     out["scoring_date"] = date or scoring_date(fr)
+    if method == "expected_value":  # retention_core.campaign
+        from .campaign import Assumptions, with_assumptions
+
+        out.insert(out.columns.get_loc("value_at_risk") + 1, "expected_net_value", env[chosen])
+        out = with_assumptions(out, Assumptions(assumed.save_rate, assumed.cost_per_contact, basis))
     out.attrs["value_basis"] = basis
     out.attrs["method"] = method
     out.attrs["eligible"] = int(len(keep))

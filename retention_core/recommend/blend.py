@@ -182,9 +182,9 @@ def learn_blend(log: Log, cfg: RecommenderConfig, n: int = 10) -> tuple[object, 
     inner = log.cut(Ti)
     first = int(inner.ts.min() // DAY_NS) if len(inner.ts) else None
     if not cfg.learn or first is None or Ti.value // DAY_NS - first < cfg.min_history_days:
+        why = "Learning is switched off" if not cfg.learn else f"Not enough history before {Ti.date()} to learn from"
         return None, Blend(depth=n, discovery="similar", learned=False, inner_cutoff=None,
-                           note=f"Not enough history before {Ti.date()} to learn from: own products are ranked by "
-                                "recency and frequency, then similar products.")
+                           note=f"{why}: own products are ranked by recency and frequency, then similar products.")
     with C.single_thread(), ThreadPoolExecutor(1) as pool:  # ALS learns on the second core meanwhile
         stats = C.pair_stats(inner, cfg.half_life_days)
         users, rows = _training_users(inner, stats, cfg)
