@@ -167,8 +167,9 @@ def choose_by_expected_value(p: np.ndarray, value: np.ndarray, eligible: np.ndar
                              budget: float | None = None, save_rate: float | None = None,
                              cost_per_contact: float | None = None) -> tuple[np.ndarray, np.ndarray, Assumptions]:
     """(chosen positions, every user's expected net value, assumptions) for
-    :func:`retention_core.scoring.at_risk_list`: the ``eligible`` users ranked by expected net value, keeping the top ``k``, or what ``budget`` pays for among
-    those worth contacting, or (neither) everyone worth contacting (the best point of the curve)."""
+    :func:`retention_core.scoring.at_risk_list`: the ``eligible`` users ranked by expected net value, keeping the top
+    ``k``, or what ``budget`` pays for among those worth contacting, or (neither) everyone worth contacting (the best
+    point of the curve)."""
     save_rate = DEFAULT_SAVE_RATE if save_rate is None else save_rate
     cost_per_contact = DEFAULT_COST if cost_per_contact is None else cost_per_contact
     check_assumptions(save_rate, cost_per_contact)
