@@ -102,18 +102,23 @@ def cost(sizes: list[int], cache: Path) -> list[dict]:
 
 
 def cost_markdown(rows: list[dict]) -> str:
+    """The cost table. Targets are judged on wall time and on CPU time: nothing in the timed part waits for the disk,
+    so on two idle cores the wall time lies between half the CPU time and the CPU time; on a shared machine the wall
+    time also counts the time other processes held the cores (the load is shown)."""
     target = {1_000_000: 10, 10_000_000: 60}
     out = [f"Cores: {os.cpu_count()}. Fit + 10 offers for every customer active in the last 365 days, from the "
-           "canonical event table; each step in a fresh process.", "",
-           "| events | customers | recommender | wall s | CPU s (all threads) | peak RSS MB | popularity wall s | "
-           "target |", "|---|---|---|---|---|---|---|---|"]
+           "canonical event table; each step in a fresh process. On idle cores the wall time is at most the CPU time "
+           "(all threads; nothing waits for the disk).", "",
+           "| events | customers | blend chosen | wall s | CPU s | peak RSS MB | popularity wall s (CPU s) | load | "
+           "target | on wall | on CPU |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     by = {(r["size"], r["step"]): r for r in rows}
     for n in sorted({r["size"] for r in rows}):
         p, b = by[(n, "product")], by[(n, "popularity")]
         t = target.get(n)
-        verdict = "" if t is None else f"< {t} s: {'pass' if p['seconds'] < t else 'FAIL'} (load {p['load_1min']:.1f})"
+        ok = (lambda v: "" if t is None else ("pass" if v < t else "FAIL"))
         out.append(f"| {p['events']:,} | {p['users']:,} | {p['blend']} | {p['seconds']:.1f} | {p['cpu_seconds']:.1f} | "
-                   f"{p['peak_rss_mb']:.0f} | {b['seconds']:.2f} | {verdict} |")
+                   f"{p['peak_rss_mb']:.0f} | {b['seconds']:.2f} ({b['cpu_seconds']:.2f}) | {p['load_1min']:.1f} | "
+                   f"{'' if t is None else f'< {t} s'} | {ok(p['seconds'])} | {ok(p['cpu_seconds'])} |")
     return "\n".join(out)
 
 
@@ -192,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quality", action="store_true", help="measure quality on the real data and the sample")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "recommend"), help="folder for results")
     ap.add_argument("--cache", default=None, help="folder of generated logs (default OUT/cache)")
+    ap.add_argument("--rebuild", action="store_true", help="rewrite results.md from OUT/results.json, measuring nothing")
     ap.add_argument("--child", choices=["product", "popularity"], help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     out = Path(a.out)
@@ -200,11 +206,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(a.child, a.events[0], cache)))
         return 0
     results, md = {"cores": os.cpu_count()}, []
-    if a.events:
+    if a.rebuild:
+        results = json.loads((out / "results.json").read_text())
+    if a.events and not a.rebuild:
         results["cost"] = cost(a.events, cache)
+    if "cost" in results:
         md += ["## Offers: cost", "", cost_markdown(results["cost"]), ""]
-    if a.quality:
+    if a.quality and not a.rebuild:
         results["quality"] = quality()
+    if "quality" in results:
         md += ["## Offers: quality (time split, horizon 90 days, top 10)", "", quality_markdown(results["quality"]), ""]
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))

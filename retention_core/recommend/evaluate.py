@@ -45,7 +45,7 @@ def _lists(name: str, rec: Recommender, users: np.ndarray, k: int) -> dict:
     return rec.recommend_codes(users, k)
 
 
-def evaluate_recommenders(ev: pd.DataFrame, T, horizon: int = 90, k: int = 10, *,
+def evaluate_recommenders(ev: pd.DataFrame, T=None, horizon: int = 90, k: int = 10, *,
                           config: RecommenderConfig | None = None,
                           candidates: tuple[str, ...] = tuple(CANDIDATES)) -> pd.DataFrame:
     """One row per recommender: ``recommender, label, precision, recall, ndcg, hit_rate, novelty, users, coverage,
@@ -53,8 +53,13 @@ def evaluate_recommenders(ev: pd.DataFrame, T, horizon: int = 90, k: int = 10, *
 
     Only events at or before ``T`` are used to make the offers; ``users`` counts the active users who bought in the
     horizon (those the metrics average over). ``seconds`` is the time to fit and list for every active user.
+    ``T`` defaults to the last date whose horizon is fully observed.
     """
+    from ..events import data_end
+
     cfg = config or RecommenderConfig()
+    if T is None:
+        T = data_end(ev) - pd.Timedelta(days=int(horizon))
     log = build_log(ev, T)
     T = log.cutoff
     users = log.active_users(cfg.lookback_days)

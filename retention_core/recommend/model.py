@@ -184,6 +184,10 @@ def recommend(ev: pd.DataFrame, *, as_of=None, users=None, n: int = 10, config: 
     if int(n) < 1:
         raise DataError(f"The number of offers per user must be at least 1, got {n}.")
     log = build_log(ev, as_of, names=names)
+    cfg = config or RecommenderConfig()
     codes = None if users is None else user_codes(log, users, unknown=unknown)
-    rec = Recommender(config).fit(log)
+    if codes is None and len(log.active_users(cfg.lookback_days)) == 0:
+        raise DataError(f"No customer bought in the {cfg.lookback_days} days before {log.cutoff.date()}: there is "
+                        "nobody to make offers to. Pick an earlier date, a longer lookback or list the users.")
+    rec = Recommender(cfg).fit(log)
     return rec.recommend(codes, int(n))

@@ -188,6 +188,8 @@ def test_users_given_unknown_users_and_empty_history(shop_events):
     assert set(out["user_id"]) == {"U001"}
     with pytest.raises(DataError, match="No purchase of a product"):
         recommend(shop_events, as_of="2020-01-01", config=FAST)
+    with pytest.raises(DataError, match="nobody to make offers to"):
+        recommend(shop_events, as_of="2026-01-01", config=FAST)
 
 
 def test_logs_without_products_say_offers_need_a_product_column(real_file):
