@@ -242,10 +242,13 @@ def _choose(options: dict, own, pop, users, truth, n_items: int, n: int, cfg: Re
     return Blend(depth=depth, discovery=name, learned=True, note="", calibration=calib, table=table)
 
 
-def _calibration(lists: dict, truth: np.ndarray, truth_users: np.ndarray, n_items: int) -> dict:
-    """Purchase rate of each (basis, position within basis) on the inner split, over all listed users."""
+def _calibration(lists: dict, truth: np.ndarray, truth_users: np.ndarray, n_items: int, prior: float = 20.0) -> dict:
+    """Purchase rate of each (basis, position within basis) on the inner split, over all listed users, shrunk towards
+    the basis's overall rate as if ``prior`` more offers had that rate (so a position seen a few times is not 0)."""
     key = lists["user"] * n_items + lists["product"]
     hit = np.isin(key, truth)
     df = pd.DataFrame({"basis": lists["basis"], "pos": np.minimum(lists["basis_pos"], 19), "hit": hit})
-    rate = df.groupby(["basis", "pos"])["hit"].agg(["mean", "size"])
-    return {(int(b), int(p)): float(r["mean"]) for (b, p), r in rate.iterrows() if r["size"] >= 20}
+    overall = df.groupby("basis")["hit"].mean()
+    rate = df.groupby(["basis", "pos"])["hit"].agg(["sum", "size"])
+    return {(int(b), int(p)): float((r["sum"] + prior * overall[b]) / (r["size"] + prior))
+            for (b, p), r in rate.iterrows()}
