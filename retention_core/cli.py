@@ -42,7 +42,8 @@ ROLE_FLAGS = {"user_id": ("--user-col", "user id column"), "timestamp": ("--time
               "order_id": ("--order-col", "order / invoice id column"),
               "amount": ("--amount-col", "line or order value column"), "quantity": ("--quantity-col", "quantity column"),
               "price": ("--price-col", "unit price column"), "event_type": ("--event-col", "event type column"),
-              "product": ("--product-col", "product column"), "category": ("--category-col", "category column")}
+              "product": ("--product-col", "product column"), "category": ("--category-col", "category column"),
+              "description": ("--description-col", "product name column (shown with offers)")}
 #: Request fields of library errors (``RetentionError.field``) and the option that sets each.
 FIELD_FLAGS = {"top": "--top", "threshold": "--threshold", "reasons": "--reasons", "as_of": "--as-of",
                "cutoff": "--cutoff", "horizon_days": "--horizon", "lookback_days": "--lookback",
@@ -120,12 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reasons", type=int, default=0, help="add the top N reasons per user")
     s.add_argument("--model", help="score with this model of the run (default: the run's best; the leaderboard and "
                                    "metrics.json list the keys)")
+    s.add_argument("--offers", type=int, default=0, metavar="N",
+                   help="add offer_1..offer_N: the top N product offers per user (event logs with a product column)")
     s.add_argument("--pseudonymise-key-env", metavar="VAR",
                    help="replace user ids by keyed pseudonyms (HMAC-SHA256) using the key in environment variable VAR "
                         "(the key never appears on the command line)")
     s.add_argument("--no-record", action="store_true", help="do not record this scoring in the workspace's scoring "
                    "history (RETENTION_WORKSPACE/history.duckdb), which monitor reads")
     _monitor_parser(sub)
+    _recommend_parser(sub)
     return p
 
 
@@ -292,7 +296,7 @@ def cmd_score(args) -> int:
     run = load_run(args.run)
     df = read_table(args.data, sheet=args.sheet)
     result = score_file(run, df, as_of=args.as_of, model=args.model, top=args.top, threshold=args.threshold,
-                        reasons=args.reasons, pseudonymise_key=key)
+                        reasons=args.reasons, offers=args.offers, pseudonymise_key=key)
     write_table(result.chosen, args.out)
     print(f"scored {len(result.scores):,} users with {result.model}; wrote {len(result.chosen):,} rows to "
           f"{args.out} in {time.perf_counter() - t0:.1f} s")
@@ -371,8 +375,46 @@ def _f(v) -> str:
     return "n/a" if v is None or v != v else f"{float(v):.3f}"
 
 
-COMMANDS = {"inspect": cmd_inspect, "build-dataset": cmd_build_dataset, "train": cmd_train, "score": cmd_score}
-COMMANDS["monitor"] = cmd_monitor
+# ---------------------------------------------------------------------------------------- recommend (offers per user)
+def _recommend_parser(sub) -> None:
+    s = sub.add_parser("recommend", help="product offers per user from an event log (own products first, then "
+                                         "similar products and best sellers)")
+    s.add_argument("data")
+    s.add_argument("--out", required=True, help="output file (.csv, .csv.gz or .parquet): one row per offer")
+    _role_options(s)
+    s.add_argument("--as-of", help="make offers from the events up to this date (default: the end of the data)")
+    s.add_argument("--top", type=int, default=10, help="offers per user (default 10)")
+    s.add_argument("--users", help="file with a user_id column: offers for these users (default: users who bought in "
+                                   "the lookback window)")
+    s.add_argument("--lookback", type=int, default=365, help="days before --as-of in which a user must have bought "
+                                                             "to get offers (default 365)")
+    s.add_argument("--horizon", type=int, default=90, help="days ahead the offers aim at (default 90)")
+    s.add_argument("--reasons", action="store_true", help="add a reason column (why each offer is made)")
+
+
+def cmd_recommend(args) -> int:
+    from .recommend import RecommenderConfig  # scikit-learn and implicit: loaded by the commands that need them
+    from .recommend.offers import CLI_COLUMNS, offers_from_table, read_user_ids
+
+    t0 = time.perf_counter()
+    if args.top < 1:
+        raise UsageError(f"--top must be at least 1, got {args.top}.")
+    df, schema, _ = load(args)  # training checks (enough users, labels) do not apply to offers
+    users = read_user_ids(args.users) if args.users else None
+    cfg = RecommenderConfig(horizon_days=args.horizon, lookback_days=args.lookback)
+    offers = offers_from_table(df, schema, as_of=args.as_of, users=users, n=args.top, config=cfg)
+    cols = CLI_COLUMNS + [c for c in ("product_name", "reason") if c in offers.columns
+                          and (c != "reason" or args.reasons)]
+    write_table(offers[cols], args.out)
+    blend = offers.attrs.get("blend", {})
+    print(f"offers as of {offers.attrs.get('as_of')}: {offers['user_id'].nunique():,} users, {len(offers):,} offers "
+          f"(own products first, up to {blend.get('depth')}; then {blend.get('discovery')} products); wrote {args.out} "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK
+
+
+COMMANDS = {"inspect": cmd_inspect, "build-dataset": cmd_build_dataset, "train": cmd_train, "score": cmd_score,
+            "monitor": cmd_monitor, "recommend": cmd_recommend}
 
 
 def main(argv: list[str] | None = None) -> int:

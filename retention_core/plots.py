@@ -20,7 +20,7 @@ RETENTION_SCALE = [[0.0, "#F7FBFF"], [0.15, "#DEEBF7"], [0.35, "#9ECAE1"], [0.6,
 _FONT = dict(family="Source Sans Pro, Segoe UI, Helvetica, Arial, sans-serif", size=13)
 
 
-def _base_layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
+def base_layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
     fig.update_layout(title=dict(text=title, x=0, xanchor="left") if title else None, height=height,
                       margin=dict(l=10, r=10, t=50 if title else 20, b=10), font=_FONT,
                       plot_bgcolor="white", paper_bgcolor="white",
@@ -50,7 +50,7 @@ def cohort_heatmap(matrix: pd.DataFrame, *, title: str | None = "Cohort retentio
         fig.add_annotation(text="No purchases to build cohorts from", showarrow=False, font=dict(size=14))
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False)
-        return _base_layout(fig, title, 240)
+        return base_layout(fig, title, 240)
 
     values = matrix[periods].to_numpy(dtype="float64") * 100
     sizes = matrix["cohort_size"].to_numpy() if "cohort_size" in matrix else np.full(len(matrix), np.nan)
@@ -73,7 +73,7 @@ def cohort_heatmap(matrix: pd.DataFrame, *, title: str | None = "Cohort retentio
     fig.update_yaxes(autorange="reversed", type="category", showgrid=False, ticks="")
     fig.update_xaxes(side="top", type="category", showgrid=False, ticks="")
     height = max(260, 90 + 30 * len(matrix))
-    fig = _base_layout(fig, title, height)
+    fig = base_layout(fig, title, height)
     if title:
         fig.update_layout(margin=dict(t=80))
     return fig
@@ -106,7 +106,7 @@ def label_balance(summary: pd.DataFrame, *, title: str | None = "Label balance p
     fig.update_layout(barmode="stack", bargap=0.35)
     fig.update_xaxes(type="category", title=None)
     fig.update_yaxes(title="users", gridcolor="#EEEEEE", rangemode="tozero")
-    fig = _base_layout(fig, title, 360)
+    fig = base_layout(fig, title, 360)
     fig.update_layout(legend=dict(traceorder="normal"))
     return fig
 
@@ -168,7 +168,7 @@ def feature_histogram(frame: pd.DataFrame, column: str, by: str = "churned", *, 
         fig.update_layout(barmode="group")
         fig.update_xaxes(type="category", title=column)
     fig.update_yaxes(title="% of group", gridcolor="#EEEEEE", rangemode="tozero")
-    fig = _base_layout(fig, title, 380)
+    fig = base_layout(fig, title, 380)
     fig.update_layout(legend=dict(traceorder="normal"))
     return fig
 
@@ -215,7 +215,7 @@ def roc_curves(frames: dict[str, pd.DataFrame] | pd.DataFrame, *, aucs: dict[str
                                       + ("<br>threshold %{customdata:.3f}" if "threshold" in f else "")
                                       + "<extra></extra>")
     _unit_axes(fig, "False positive rate (retained users flagged)", "True positive rate (churners found)")
-    return _base_layout(fig, title, 400)
+    return base_layout(fig, title, 400)
 
 
 def pr_curves(frames: dict[str, pd.DataFrame] | pd.DataFrame, *, base_rate: float | None = None,
@@ -233,7 +233,7 @@ def pr_curves(frames: dict[str, pd.DataFrame] | pd.DataFrame, *, base_rate: floa
                         line=dict(color=_colour(i), width=_line_width(name, highlight), shape="hv"),
                         hovertemplate=f"{name}<br>recall %{{x:.2f}}<br>precision %{{y:.2f}}<extra></extra>")
     _unit_axes(fig, "Recall (share of churners found)", "Precision (share of flagged users who churn)")
-    return _base_layout(fig, title, 400)
+    return base_layout(fig, title, 400)
 
 
 def calibration_plot(frames: dict[str, pd.DataFrame] | pd.DataFrame, *,
@@ -250,7 +250,7 @@ def calibration_plot(frames: dict[str, pd.DataFrame] | pd.DataFrame, *,
                         hovertemplate=f"{name}<br>predicted %{{x:.1%}}<br>observed %{{y:.1%}}"
                                       "<br>%{customdata:,.0f} users<extra></extra>")
     _unit_axes(fig, "Mean predicted churn probability", "Observed churn rate")
-    return _base_layout(fig, title, 400)
+    return base_layout(fig, title, 400)
 
 
 def lift_chart(frame: pd.DataFrame, *, title: str | None = "Lift per risk decile") -> go.Figure:
@@ -265,7 +265,7 @@ def lift_chart(frame: pd.DataFrame, *, title: str | None = "Lift per risk decile
                     hoverinfo="skip")
     fig.update_xaxes(title="Risk decile (1 = highest risk)", dtick=1, gridcolor=_GRID)
     fig.update_yaxes(title="Lift over the average", gridcolor=_GRID, rangemode="tozero")
-    return _base_layout(fig, title, 360)
+    return base_layout(fig, title, 360)
 
 
 def cumulative_gains(frames: dict[str, pd.DataFrame] | pd.DataFrame, *,
@@ -283,7 +283,7 @@ def cumulative_gains(frames: dict[str, pd.DataFrame] | pd.DataFrame, *,
     _unit_axes(fig, "Share of users contacted (riskiest first)", "Share of churners found")
     fig.update_xaxes(tickformat=".0%")
     fig.update_yaxes(tickformat=".0%")
-    return _base_layout(fig, title, 360)
+    return base_layout(fig, title, 360)
 
 
 def threshold_plot(frame: pd.DataFrame, threshold: float | None = None, *,
@@ -308,7 +308,7 @@ def threshold_plot(frame: pd.DataFrame, threshold: float | None = None, *,
                             hovertemplate=f"chosen threshold {threshold:.3f}<br>%{{y:.1%}}<extra></extra>")
     _unit_axes(fig, "Threshold (flag users at or above this churn probability)", "Value")
     fig.update_yaxes(tickformat=".0%")
-    return _base_layout(fig, title, 360)
+    return base_layout(fig, title, 360)
 
 
 def confusion_heatmap(matrix: pd.DataFrame, *, title: str | None = "Confusion matrix") -> go.Figure:
@@ -322,7 +322,7 @@ def confusion_heatmap(matrix: pd.DataFrame, *, title: str | None = "Confusion ma
                                xgap=3, ygap=3, hovertemplate="%{y}, %{x}: %{z:,.0f} users<extra></extra>"))
     fig.update_yaxes(autorange="reversed", type="category", showgrid=False)
     fig.update_xaxes(type="category", side="top", showgrid=False)
-    return _base_layout(fig, title, 300)
+    return base_layout(fig, title, 300)
 
 
 def profit_curve(frame: pd.DataFrame, *, threshold: float | None = None, best: float | None = None,
@@ -348,7 +348,7 @@ def profit_curve(frame: pd.DataFrame, *, threshold: float | None = None, best: f
         mark(threshold, "Chosen threshold", "#222222", "diamond")
     fig.update_xaxes(title="Threshold", range=[0, 1], gridcolor=_GRID)
     fig.update_yaxes(title=f"Expected profit{f' ({currency})' if currency else ''}", gridcolor=_GRID)
-    return _base_layout(fig, title, 360)
+    return base_layout(fig, title, 360)
 
 
 def leaderboard_bar(board: pd.DataFrame, metric: str = "roc_auc", *, best: str | None = None,
@@ -365,7 +365,7 @@ def leaderboard_bar(board: pd.DataFrame, metric: str = "roc_auc", *, best: str |
                            hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
     fig.update_xaxes(title=metric_label or metric, gridcolor=_GRID, rangemode="tozero")
     fig.update_yaxes(type="category")
-    fig = _base_layout(fig, title, max(200, 70 + 40 * len(b)))
+    fig = base_layout(fig, title, max(200, 70 + 40 * len(b)))
     fig.update_layout(showlegend=False)
     return fig
 
@@ -383,7 +383,7 @@ def backtest_lines(frame: pd.DataFrame, metric: str = "roc_auc", *, labels: dict
                             hovertemplate=f"{name}<br>%{{x|%Y-%m-%d}}: %{{y:.3f}}<extra></extra>")
     fig.update_xaxes(title="Validation cutoff", gridcolor=_GRID)
     fig.update_yaxes(title=metric_label or metric, gridcolor=_GRID)
-    return _base_layout(fig, title, 340)
+    return base_layout(fig, title, 340)
 
 
 def segment_bars(frame: pd.DataFrame, metric: str = "roc_auc", *, metric_label: str | None = None,
@@ -406,7 +406,7 @@ def segment_bars(frame: pd.DataFrame, metric: str = "roc_auc", *, metric_label: 
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=names.tolist())
     fig.update_yaxes(title=metric_label or metric, gridcolor=_GRID, rangemode="tozero")
     fig.update_layout(barmode="overlay")
-    return _base_layout(fig, title, 340)
+    return base_layout(fig, title, 340)
 
 
 # ================================================================================================ explanations
@@ -423,7 +423,7 @@ def _empty(title: str | None, text: str, height: int = 240) -> go.Figure:
     fig.add_annotation(text=text, showarrow=False, font=dict(size=14))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return _base_layout(fig, title, height)
+    return base_layout(fig, title, height)
 
 
 def importance_bar(importance: pd.DataFrame, *, top: int = 15, unit: str = "pts",
@@ -442,7 +442,7 @@ def importance_bar(importance: pd.DataFrame, *, top: int = 15, unit: str = "pts"
                            hovertemplate=f"%{{y}}<br>mean effect %{{x:.2f}} {unit}<br>%{{customdata}}<extra></extra>"))
     fig.update_xaxes(title=f"Mean absolute effect on churn probability ({unit})", gridcolor=_GRID)
     fig.update_yaxes(type="category")
-    return _base_layout(fig, title, max(300, 60 + 24 * len(f)))
+    return base_layout(fig, title, max(300, 60 + 24 * len(f)))
 
 
 def beeswarm(data: pd.DataFrame, *, unit: str = "pts", seed: int = 0,
@@ -481,7 +481,7 @@ def beeswarm(data: pd.DataFrame, *, unit: str = "pts", seed: int = 0,
     fig.update_xaxes(title=f"Effect on churn probability ({unit}); right of 0 raises risk", gridcolor=_GRID,
                      zeroline=False)
     fig.update_layout(showlegend=False)
-    return _base_layout(fig, title, max(320, 60 + 28 * len(labels)))
+    return base_layout(fig, title, max(320, 60 + 28 * len(labels)))
 
 
 def dependence_plot(data: pd.DataFrame, feature_label: str, *, color_label: str | None = None, unit: str = "pts",
@@ -516,7 +516,7 @@ def dependence_plot(data: pd.DataFrame, feature_label: str, *, color_label: str 
     fig.add_hline(y=0, line=_REFERENCE)
     fig.update_xaxes(title=feature_label, gridcolor=_GRID)
     fig.update_yaxes(title=f"Effect on churn probability ({unit})", gridcolor=_GRID, zeroline=False)
-    return _base_layout(fig, title, 380)
+    return base_layout(fig, title, 380)
 
 
 def waterfall(effects: pd.Series, *, base: float, prediction: float | None = None, labels: dict | None = None,
@@ -549,7 +549,7 @@ def waterfall(effects: pd.Series, *, base: float, prediction: float | None = Non
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(title=f"Churn probability (%), effects in {unit}", gridcolor=_GRID)
     fig.update_layout(showlegend=False)
-    return _base_layout(fig, title, max(320, 80 + 28 * (len(names) + 2)))
+    return base_layout(fig, title, max(320, 80 + 28 * (len(names) + 2)))
 
 
 def segment_heatmap(matrix: pd.DataFrame, *, flags: pd.DataFrame | None = None, labels: dict | None = None,
@@ -586,7 +586,7 @@ def segment_heatmap(matrix: pd.DataFrame, *, flags: pd.DataFrame | None = None, 
                                colorbar=bar, hovertemplate=hover, hoverongaps=False))
     fig.update_yaxes(autorange="reversed", type="category", showgrid=False)
     fig.update_xaxes(type="category", showgrid=False, tickangle=-35)
-    return _base_layout(fig, title, max(300, 140 + 30 * len(matrix)))
+    return base_layout(fig, title, max(300, 140 + 30 * len(matrix)))
 
 
 def segment_drivers(segment_values: pd.Series, population: pd.Series, *, labels: dict | None = None,
@@ -608,4 +608,4 @@ def segment_drivers(segment_values: pd.Series, population: pd.Series, *, labels:
     fig.update_layout(barmode="group")
     fig.update_xaxes(title=f"Mean absolute effect on churn probability ({unit})", gridcolor=_GRID)
     fig.update_yaxes(type="category")
-    return _base_layout(fig, title, max(300, 80 + 40 * len(order)))
+    return base_layout(fig, title, max(300, 80 + 40 * len(order)))

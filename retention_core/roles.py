@@ -16,11 +16,11 @@ from .errors import ConfigError, DataError
 from .cells import datetime_share
 
 ROLES = ("user_id", "timestamp", "order_id", "amount", "quantity", "price", "event_type", "product", "category",
-         "rating", "label")
+         "rating", "label", "description")
 ROLE_LABELS = {
     "user_id": "User id", "timestamp": "Timestamp", "order_id": "Order id", "amount": "Amount (line or order value)",
     "quantity": "Quantity", "price": "Unit price", "event_type": "Event type", "product": "Product",
-    "category": "Category", "rating": "Rating", "label": "Churn label",
+    "category": "Category", "rating": "Rating", "label": "Churn label", "description": "Product name",
 }
 
 _INVERTED_NAMES = (r"^(retained|isretained|retention|active|isactive|stillactive|stayed|renewed|isrenewed|returning|"
@@ -42,10 +42,14 @@ _PATTERNS: dict[str, list[str]] = {
     "price": [r"^(unit)?price$", r"^(unitprice|priceeach|itemprice|price)", r"price$"],
     "event_type": [r"^(event|action|activity|interaction)(type|name|kind)?$", r"^(type|eventtype|kind)$",
                    r"(event|action)(type|name)$"],
-    "product": [r"^(product|item|sku|stockcode|article|asin|variant)(id|code|no|name)?$", r"(stockcode|sku|productid|itemid)"],
+    "product": [r"^(product|item|sku|stockcode|article|asin|variant)(id|code|no)?$", r"(stockcode|sku|productid|itemid)",
+                r"^(product|item|article|variant)name$"],
     "category": [r"^(category|categoryname|categorycode|department|productcategory|dept|cat|genre|class)$",
                  r"category"],
     "rating": [r"^(rating|stars|score|reviewscore|reviewrating)$", r"rating$"],
+    # the product's name, shown with offers (optional; only read when a product column is set)
+    "description": [r"^(description|desc|productdescription|itemdescription|productname|itemname|producttitle|"
+                    r"itemtitle|title|articlename|skuname)$", r"(description|productname|itemname|producttitle)"],
     "label": [r"^(churn|churned|ischurn|ischurned|churnflag|churnlabel|label|target|attrition|attrited|exited|left|"
               r"lapsed|islapsed|y)$",
               r"churn", _INVERTED_NAMES],
@@ -187,6 +191,9 @@ def _candidates(role: str, prof: dict[str, _Profile]) -> list[tuple[float, str]]
                 continue
         elif role in ("order_id", "product"):
             if score == 0 or not p.whole or p.dt_share > 0.8:
+                continue
+        elif role == "description":
+            if score == 0 or not p.text or p.dt_share > 0.8:
                 continue
         elif score == 0:
             continue
@@ -340,7 +347,7 @@ def _check_overrides(df: pd.DataFrame, overrides: dict) -> None:
 
 #: The order roles are inferred in: a column taken by an earlier role is not offered to a later one.
 INFERENCE_ORDER = ["user_id", "timestamp", "order_id", "event_type", "amount", "quantity", "price", "product",
-                   "category", "rating", "label"]
+                   "category", "rating", "label", "description"]
 
 
 def _assign_roles(prof: dict, overrides: dict, n_sample: int) -> dict[str, str | None]:

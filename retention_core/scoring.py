@@ -4,11 +4,11 @@ risk, within segments), with reasons. What is handed out is written by :mod:`ret
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 import numpy as np
 import pandas as pd
 
+from .campaign import ID_COLUMNS, Assumptions, budget_contacts, choose_by_expected_value, user_value, with_assumptions
 from .dataset import SnapshotConfig, scoring_snapshot
 from .errors import ConfigError, DataError
 from .events import canonical_events
@@ -16,6 +16,7 @@ from .explain import top_reasons
 from .export import pseudonymise_list
 from .features import apply_user_spec
 from .models import REGISTRY, for_population
+from .recommend.offers import offers_for_run
 from .roles import Schema, infer_schema
 from .segments import risk_deciles
 
@@ -119,7 +120,8 @@ class ScoredFile:
 
 
 def score_file(run, df: pd.DataFrame, *, as_of=None, model: str | None = None, top: int | None = None,
-               threshold: float | None = None, reasons: int = 0, pseudonymise_key: str | None = None) -> ScoredFile:
+               threshold: float | None = None, reasons: int = 0, offers: int = 0,
+               pseudonymise_key: str | None = None) -> ScoredFile:
     """Score a table with a saved run (its best model unless ``model`` is named) and choose users by top-K or a
     probability threshold (all when neither), most at risk first, with the top ``reasons`` per user, the user's
     attributes, the model, its threshold and the scoring date; ids replaced by keyed pseudonyms when a key is given."""
@@ -139,6 +141,8 @@ def score_file(run, df: pd.DataFrame, *, as_of=None, model: str | None = None, t
                             sequences=seq[idx] if seq is not None else None, model=key)
         for i in range(reasons):
             out.insert(4 + i, f"reason_{i + 1}", texts[i] if i < len(texts) else "")
+    if offers:  # offer_1..offer_N, made before the ids are pseudonymised
+        out = offers_for_run(run, df, out, n=offers, as_of=as_of)
     if pseudonymise_key is not None:
         out = pseudonymise_list(out, pseudonymise_key)
     out["model"] = key
@@ -148,13 +152,8 @@ def score_file(run, df: pd.DataFrame, *, as_of=None, model: str | None = None, t
 
 
 # ----------------------------------------------------------------------------------------------- at-risk lists
-METHODS = ("threshold", "top_k", "budget", "value")
-#: Columns that hold a user's past revenue, the first present is the user's value.
-REVENUE_COLUMNS = ("revenue_365d", "revenue_total")
-#: Columns that hold a user's past orders: the expected purchases a churner takes away, when there is no revenue.
-PURCHASE_COLUMNS = ("orders_365d", "orders_total", "frequency")
+METHODS = ("threshold", "top_k", "budget", "value", "expected_value")
 SCORE_COLUMNS = ["user_id", "churn_probability", "risk_decile", "rank"]
-_NOT_SEGMENTS = {"user_id", "snapshot_date", "churned", "cutoff"}
 
 
 def scoring_date(frame: pd.DataFrame | None) -> str:
@@ -172,7 +171,7 @@ def segment_columns(frame: pd.DataFrame | None) -> list[str]:
         return []
     out = []
     for c in frame.columns:
-        if c in _NOT_SEGMENTS or str(c).startswith("p:") or str(c).startswith("reason_"):
+        if c in ID_COLUMNS or str(c).startswith("p:") or str(c).startswith("reason_"):
             continue
         dt = frame[c].dtype
         if dt == object or pd.api.types.is_string_dtype(dt) or isinstance(dt, pd.CategoricalDtype) or \
@@ -186,56 +185,6 @@ def segment_values(frame: pd.DataFrame, column: str, limit: int = 200) -> list[s
     s = frame[column]
     txt = s.astype(object).where(s.notna(), "(missing)").astype(str)
     return sorted(txt.unique().tolist())[:limit]
-
-
-def value_columns(frame: pd.DataFrame | None) -> list[str]:
-    """Numeric columns of the scored users that can stand for a user's value (revenue and orders first)."""
-    if frame is None:
-        return []
-    cols = [c for c in frame.columns if c not in _NOT_SEGMENTS and not str(c).startswith("p:")
-            and pd.api.types.is_numeric_dtype(frame[c].dtype) and not pd.api.types.is_bool_dtype(frame[c].dtype)]
-    first = [c for c in REVENUE_COLUMNS + PURCHASE_COLUMNS if c in cols]
-    return first + [c for c in cols if c not in first]
-
-
-def value_basis(frame: pd.DataFrame | None, value_col: str | None = None) -> str | None:
-    """The column a user's value is read from: ``value_col`` when given, else past revenue (``revenue_365d``,
-    ``revenue_total``), else past orders (the purchases a churner takes away); None when the rows hold none."""
-    if value_col is not None:
-        if frame is None or value_col not in frame.columns:
-            raise ConfigError(f"The value column {value_col!r} is not among the scored users' columns.")
-        if not pd.api.types.is_numeric_dtype(frame[value_col].dtype):
-            raise ConfigError(f"The value column {value_col!r} must hold numbers.")
-        return value_col
-    if frame is None:
-        return None
-    for c in REVENUE_COLUMNS + PURCHASE_COLUMNS:
-        if c in frame.columns and pd.api.types.is_numeric_dtype(frame[c].dtype):
-            return c
-    return None
-
-
-def user_value(frame: pd.DataFrame | None, n: int, value_col: str | None = None) -> tuple[np.ndarray, str | None]:
-    """Each user's value (missing and negative values count as 0; 1 per user when the rows hold no value)."""
-    col = value_basis(frame, value_col)
-    if col is None:
-        return np.ones(n, dtype=float), None
-    v = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    return np.clip(np.nan_to_num(v, nan=0.0), 0, None), col
-
-
-def budget_contacts(budget: float, cost_per_contact: float) -> int:
-    """How many users a budget pays for: ``floor(budget / cost_per_contact)``, exact for amounts typed in decimals."""
-    try:
-        b, c = Decimal(str(budget)), Decimal(str(cost_per_contact))
-    except (InvalidOperation, ValueError):
-        raise ConfigError(f"Budget and cost per contact must be numbers, got {budget!r} and "
-                          f"{cost_per_contact!r}.") from None
-    if not b.is_finite() or b < 0:
-        raise ConfigError(f"The budget must be 0 or more, got {budget!r}.")
-    if not c.is_finite() or c <= 0:
-        raise ConfigError(f"The cost per contact must be more than 0, got {cost_per_contact!r}.")
-    return int(b // c)
 
 
 def _segment_mask(table: pd.DataFrame, segment_filter: dict | None) -> np.ndarray:
@@ -275,7 +224,7 @@ def at_risk_list(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, met
                  threshold: float | None = None, k: int | None = None, budget: float | None = None,
                  cost_per_contact: float | None = None, value_col: str | None = None,
                  segment_filter: dict | None = None, segment_cols: list[str] | None = None, reasons=None,
-                 model: str | None = None, date: str | None = None) -> pd.DataFrame:
+                 model: str | None = None, date: str | None = None, save_rate: float | None = None) -> pd.DataFrame:
     """The users to contact, most at risk first.
 
     ``scores`` comes from :func:`score` and ``frame`` is its feature rows (same rows, same order). Users are first
@@ -286,7 +235,11 @@ def at_risk_list(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, met
     - ``"top_k"``: the ``k`` users most at risk;
     - ``"budget"``: as many of the users most at risk as ``budget / cost_per_contact`` pays for;
     - ``"value"``: ranked by value at risk (churn probability x the user's value), keeping the top ``k``, or what
-      the budget pays for, or everyone above ``threshold`` (whichever is given, in that order), else everyone.
+      the budget pays for, or everyone above ``threshold`` (whichever is given, in that order), else everyone;
+    - ``"expected_value"``: ranked by expected net value of a contact (churn probability x value x ``save_rate`` -
+      ``cost_per_contact``; defaults and wording in :mod:`retention_core.campaign`), keeping the top ``k``, or what the
+      budget pays for among users worth contacting, else every user worth contacting (the curve's best point); adds
+      ``expected_net_value`` and the assumptions (``save_rate, cost_per_contact, value_basis``) to every row.
 
     A user's value is ``value_col`` when given, else past revenue (``revenue_365d``, ``revenue_total``), else past
     orders (the purchases a churner takes away), else 1. ``reasons`` (optional) are per-user reason texts aligned
@@ -322,8 +275,12 @@ def at_risk_list(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, met
     var = p * value
     keep = np.flatnonzero(_segment_mask(lookup, segment_filter))
     by_rank = keep[np.argsort(base["rank"].to_numpy()[keep], kind="stable")]
-    chosen = _choose(method, by_rank, p, var, threshold=threshold, k=k, budget=budget,
-                     cost_per_contact=cost_per_contact)
+    if method == "expected_value":
+        chosen, env, assumed = choose_by_expected_value(p, value, by_rank, k=k, budget=budget, save_rate=save_rate,
+                                                        cost_per_contact=cost_per_contact)
+    else:
+        chosen = _choose(method, by_rank, p, var, threshold=threshold, k=k, budget=budget,
+                         cost_per_contact=cost_per_contact)
     out = lookup.iloc[chosen].reset_index(drop=True)
     out = out[SCORE_COLUMNS + [c for c in segs if c not in SCORE_COLUMNS]]
     rf = _reason_frame(reasons, n)
@@ -336,6 +293,9 @@ def at_risk_list(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, met
     out["threshold"] = float(threshold) if threshold is not None else np.nan
     out["model"] = model if model is not None else ""
     out["scoring_date"] = date or scoring_date(fr)
+    if method == "expected_value":  # retention_core.campaign
+        out.insert(out.columns.get_loc("value_at_risk") + 1, "expected_net_value", env[chosen])
+        out = with_assumptions(out, Assumptions(assumed.save_rate, assumed.cost_per_contact, basis))
     out.attrs["value_basis"] = basis
     out.attrs["method"] = method
     out.attrs["eligible"] = int(len(keep))

@@ -1,8 +1,8 @@
 """Shared test helpers: where the real public data lives and how to skip when it is absent.
 
 The real files (Online Retail II, CDNOW, Telco; see ``shared/data/README.md``) sit in ``../shared/data`` next to the
-repository and are never copied into it. Tests that need one call :func:`real_path`, which skips the test with a
-clear reason when the file is missing.
+repository and are never copied into it. Tests that need one call :func:`real_path` (or take the ``real_file``
+fixture), which skips the test with a clear reason when the file is missing.
 """
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ def real_path(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"real data not available: {name} not found in ../shared/data next to the repository")
     return path
+
+
+@pytest.fixture(scope="session")
+def real_file():
+    """A function ``real_file(name) -> Path`` that skips the calling test when that real file is absent."""
+    return real_path
 
 
 @pytest.fixture(scope="session")

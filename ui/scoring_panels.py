@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from retention_core import io as rio
-from retention_core import scoring
+from retention_core import campaign, scoring
 
 from . import cache, run_picker, state, tables
 from .state import Key, widget_key
@@ -116,16 +116,16 @@ def _method_inputs(method: str, n: int, threshold: float, frame, k) -> dict:
         kw["cost_per_contact"] = float(c[1].number_input("Cost per contact", 0.01, 1e9, 2.0, 0.5, key=k("cost"),
                                                          help="What one retention contact costs (voucher, call)."))
         with guard("working out the budget") as g:
-            paid = scoring.budget_contacts(kw["budget"], kw["cost_per_contact"])
+            paid = campaign.budget_contacts(kw["budget"], kw["cost_per_contact"])
         if not g.failed:
             st.caption(f"The budget pays for **{paid:,}** contacts, given to the users most at risk.")
     else:
         c = st.columns(2)
-        col = c[0].selectbox("User value", ["(automatic)"] + scoring.value_columns(frame), key=k("value_col"),
+        col = c[0].selectbox("User value", ["(automatic)"] + campaign.value_columns(frame), key=k("value_col"),
                              help="Past revenue by default (last 365 days, else in total), else past orders.")
         kw["value_col"] = None if col == "(automatic)" else col
         kw["k"] = int(c[1].number_input("Users to contact (K)", 1, max(n, 1), top_default, key=k("value_k")))
-        basis = kw["value_col"] or scoring.value_basis(frame)
+        basis = kw["value_col"] or campaign.value_basis(frame)
         st.caption(f"Value at risk = churn probability x **{basis or 'one per user'}**; users ranked by it."
                    if basis else "The data holds no revenue or orders: every user counts as 1.")
     return kw

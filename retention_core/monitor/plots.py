@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..plots import CHURNED, RETAINED, UNLABELLED, _base_layout, _empty
+from ..plots import CHURNED, RETAINED, UNLABELLED, base_layout, _empty
 from .drift import BANDS
 
 BAND_COLOURS = {"stable": "#54A24B", "moderate": "#F2A93B", "act": CHURNED, None: UNLABELLED}
@@ -47,7 +47,7 @@ def realised_quality(scorings: pd.DataFrame, metrics=("roc_auc", "recall_at_10pc
                             line=dict(color=colour, width=1.5, dash="dash"), hoverinfo="skip")
     fig.update_xaxes(title="Scoring date (as of)", type="category", gridcolor=_GRID)
     fig.update_yaxes(title="Realised figure", range=[0, 1.02], gridcolor=_GRID)
-    return _base_layout(fig, title, 360)
+    return base_layout(fig, title, 360)
 
 
 def predicted_vs_realised(scorings: pd.DataFrame, *,
@@ -66,7 +66,7 @@ def predicted_vs_realised(scorings: pd.DataFrame, *,
     fig.update_xaxes(title="Scoring date (as of)", type="category")
     fig.update_yaxes(title="Share of users", tickformat=".0%", rangemode="tozero", gridcolor=_GRID)
     fig.update_layout(barmode="group")
-    return _base_layout(fig, title, 340)
+    return base_layout(fig, title, 340)
 
 
 def calibration_by_decile(calibration: pd.DataFrame, as_of: str | None = None, *,
@@ -88,7 +88,7 @@ def calibration_by_decile(calibration: pd.DataFrame, as_of: str | None = None, *
                     hovertemplate="decile %{x}<br>realised %{y:.1%}<extra></extra>")
     fig.update_xaxes(title=f"Risk decile at scoring (1 = most at risk), scored {as_of}", dtick=1)
     fig.update_yaxes(title="Churn", tickformat=".0%", range=[0, 1.02], gridcolor=_GRID)
-    return _base_layout(fig, title, 340)
+    return base_layout(fig, title, 340)
 
 
 def drift_bars(drift: pd.DataFrame, score_drift: dict | None = None, *, top: int = 20,
@@ -111,7 +111,7 @@ def drift_bars(drift: pd.DataFrame, score_drift: dict | None = None, *, top: int
         fig.add_vline(x=x, line=_DASH, annotation_text=f"{x} ({name} above)", annotation_position="top")
     fig.update_xaxes(title="Population stability index", rangemode="tozero", gridcolor=_GRID)
     fig.update_yaxes(type="category")
-    return _base_layout(fig, title, max(260, 24 * len(f) + 90))
+    return base_layout(fig, title, max(260, 24 * len(f) + 90))
 
 
 def segment_outcomes(segments: pd.DataFrame, column: str, as_of: str | None = None, *,
@@ -134,4 +134,4 @@ def segment_outcomes(segments: pd.DataFrame, column: str, as_of: str | None = No
     fig.update_xaxes(type="category", title=f"{column} (grey: too few users to judge), scored {as_of}")
     fig.update_yaxes(title="Churn", tickformat=".0%", rangemode="tozero", gridcolor=_GRID)
     fig.update_layout(barmode="group")
-    return _base_layout(fig, title or f"Predicted against realised churn per {column}", 340)
+    return base_layout(fig, title or f"Predicted against realised churn per {column}", 340)

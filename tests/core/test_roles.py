@@ -99,7 +99,8 @@ def test_shipped_sample_event_log(sample_events_path):
     assert s.kind == "events"
     assert s.roles == {"user_id": "customer_id", "timestamp": "event_time", "order_id": "order_id", "amount": None,
                        "quantity": "quantity", "price": "unit_price", "event_type": "event_type",
-                       "product": "product_id", "category": "category", "rating": "rating", "label": None}
+                       "product": "product_id", "category": "category", "rating": "rating", "label": None,
+                       "description": None}
     assert s.purchase_values == ["purchase"]
     assert set(df["event_type"].dropna()) - set(s.purchase_values)  # views, carts ... are not purchases
     assert {"country", "channel", "device"} <= set(s.attributes)

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from retention_core.errors import ConfigError
-from retention_core.scoring import at_risk_list, attach_reasons, budget_contacts, list_summary
+from retention_core.campaign import budget_contacts
+from retention_core.scoring import at_risk_list, attach_reasons, list_summary
 from retention_core.export import export_csv, export_csv_bytes, pseudonymise, pseudonymise_list, write_table
 from retention_core.segments import risk_deciles
 
