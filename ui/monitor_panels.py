@@ -238,9 +238,8 @@ def _nothing_observed(report: monitor.MonitorReport, data_name: str) -> None:
 
 def scorings_table(report: monitor.MonitorReport, key: str) -> None:
     st.subheader("Scorings", anchor=False)
-    cols = ["as_of", "model", "source", "data_name", "users", "observed", "status", "observable_from",
-            "predicted_rate", "churn_rate", "roc_auc", "validation_roc_auc", "recall_at_10pct",
-            "validation_recall_at_10pct"]
+    cols = ["as_of", "model", "users", "observed", "status", "observable_from", "predicted_rate", "churn_rate",
+            "roc_auc", "validation_roc_auc", "recall_at_10pct", "validation_recall_at_10pct", "source", "data_name"]
     show = report.scorings[[c for c in cols if c in report.scorings.columns]]
     st.dataframe(show, hide_index=True, width="stretch", key=_k(key, "scorings"), column_config={
         "as_of": st.column_config.TextColumn("scored as of"), "source": st.column_config.TextColumn("from"),
@@ -256,9 +255,10 @@ def scorings_table(report: monitor.MonitorReport, key: str) -> None:
     waiting = report.scorings[report.scorings["status"] == "waiting"]
     if len(waiting):
         nxt = waiting.sort_values("observable_from").iloc[0]
-        st.caption(f":material/hourglass_top: {len(waiting)} scoring{'s' if len(waiting) > 1 else ''} waiting for "
-                   f"its horizon; the next can be checked from {nxt['observable_from']} (scored as of "
-                   f"{nxt['as_of']}).")
+        many = len(waiting) > 1
+        st.caption(f":material/hourglass_top: {len(waiting)} scoring{'s' if many else ''} waiting for "
+                   f"{'their' if many else 'its'} horizon; the next can be checked from {nxt['observable_from']} "
+                   f"(scored as of {nxt['as_of']}).")
 
 
 def _closer_look(report: monitor.MonitorReport, key: str) -> pd.Series | None:
@@ -282,7 +282,9 @@ def quality_panel(report: monitor.MonitorReport, key: str) -> None:
                "share of churners found among the 10% of users ranked most at risk.")
 
 
-def calibration_panel(report: monitor.MonitorReport, row: pd.Series | None, key: str) -> None:
+def calibration_panel(report: monitor.MonitorReport, key: str) -> None:
+    with st.columns(2)[0]:
+        row = _closer_look(report, f"{key}:calibration")
     if row is None:
         st.caption("Calibration shows once a scoring's horizon is observed.")
         return
@@ -302,7 +304,8 @@ def drift_panel(report: monitor.MonitorReport, key: str) -> None:
                f"against the run's {info.get('reference') or 'reference'} ({info.get('reference_rows') or 0:,} rows). "
                "Population stability index: below 0.1 stable, 0.1 to 0.25 moderate, above 0.25 act.")
     if score.get("psi") is not None:
-        st.metric("Drift of the churn probability (PSI)", f"{score['psi']:.3f}", help=BANDS.get(score.get("band")))
+        st.metric("Drift of the churn probability (PSI)", f"{score['psi']:.3f} · {score.get('band')}",
+                  help=f"Band: {BANDS.get(score.get('band'), score.get('band'))}.")
     st.plotly_chart(plots.drift_bars(report.drift, report.score_drift), width="stretch", key=_k(key, "drift"))
     table = report.drift.assign(band=report.drift["band"].map(lambda b: BANDS.get(b, b)))
     st.dataframe(table, hide_index=True, width="stretch", key=_k(key, "drift", "table"), column_config={
@@ -311,7 +314,10 @@ def drift_panel(report: monitor.MonitorReport, key: str) -> None:
         "missing_reference": _pct("missing (reference)"), "missing_current": _pct("missing (current)")})
 
 
-def segments_panel(report: monitor.MonitorReport, row: pd.Series | None, key: str) -> None:
+def segments_panel(report: monitor.MonitorReport, key: str) -> None:
+    c = st.columns(2)
+    with c[0]:
+        row = _closer_look(report, f"{key}:segments")
     segs = report.segments
     if row is None or not len(segs):
         st.caption("Outcomes per segment show once a scoring's horizon is observed (for runs with user attributes).")
@@ -321,7 +327,7 @@ def segments_panel(report: monitor.MonitorReport, row: pd.Series | None, key: st
     if not columns:
         st.caption("This scoring kept no segment column.")
         return
-    column = st.selectbox("Split by", columns, key=_k(key, "segment"))
+    column = c[1].selectbox("Split by", columns, key=_k(key, "segment"))
     part = segs[segs["column"] == column]
     st.plotly_chart(plots.segment_outcomes(part, column, row["as_of"]), width="stretch", key=_k(key, "segments"))
     st.dataframe(part.drop(columns=["scoring_id", "as_of", "column"]), hide_index=True, width="stretch",
@@ -342,8 +348,8 @@ def report_view(report: monitor.MonitorReport, key: str, data_name: str) -> None
     with tabs[0]:
         quality_panel(report, key)
     with tabs[1]:
-        calibration_panel(report, _closer_look(report, f"{key}:calibration"), key)
+        calibration_panel(report, key)
     with tabs[2]:
         drift_panel(report, key)
     with tabs[3]:
-        segments_panel(report, _closer_look(report, f"{key}:segments"), key)
+        segments_panel(report, key)

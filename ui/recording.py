@@ -4,7 +4,7 @@ compare them with what happened.
 A scoring is one run version (its manifest digest), one table (its content key), one as-of date and one model. Reruns
 of a page, the same file scored again on the Models page, or the page opened again in a new session after a reload do
 not add another copy: the session remembers what it recorded, and the history is asked whether the same scoring (same
-run version, model, as-of date, data, users and mean probability) is already in it. Scoring a run's own validation
+run version, model, as-of date, users and mean probability) is already in it. Scoring a run's own validation
 users is not a scoring of new data and is never recorded.
 """
 from __future__ import annotations
@@ -35,16 +35,16 @@ def come_back_note(run, as_of: str) -> str:
     return f"come back after {due} (as of {as_of} + {int(horizon)}-day horizon) to see how it did"
 
 
-def _already_kept(run, scores: pd.DataFrame, as_of: str, model: str, data_name: str) -> bool:
-    """Whether the history already holds this very scoring (recorded by an earlier session of the app)."""
+def _already_kept(run, scores: pd.DataFrame, as_of: str, model: str) -> bool:
+    """Whether the history already holds this very scoring (same run version, model, as-of date, users scored and
+    mean probability: recorded by an earlier session, or by the score command, whatever the file was called)."""
     if not (cache.workspace_root() / monitor.HISTORY_FILE).is_file():
         return False
     h = monitor.scorings(run)
     if not len(h):
         return False
     mean = float(pd.to_numeric(scores["churn_probability"], errors="coerce").mean())
-    same = h[(h["model"] == model) & (h["as_of"] == as_of) & (h["users"] == len(scores))
-             & (h["source"] == "app") & (h["data_name"] == data_name)]
+    same = h[(h["model"] == model) & (h["as_of"] == as_of) & (h["users"] == len(scores))]
     return any(math.isclose(float(m), mean, rel_tol=0, abs_tol=1e-9) for m in same["mean_probability"])
 
 
@@ -57,7 +57,7 @@ def record_once(run, scores: pd.DataFrame, frame: pd.DataFrame, *, model: str, d
     note = state.recorded(key)
     if note is None:
         try:
-            if _already_kept(run, scores, as_of, model, data_name):
+            if _already_kept(run, scores, as_of, model):
                 note = f"Already in the scoring history: {come_back_note(run, as_of)}."
             else:
                 monitor.record_scoring(run, (scores, frame), model=model, source="app", data_name=data_name)

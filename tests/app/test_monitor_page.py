@@ -113,7 +113,7 @@ def test_a_scoring_on_the_at_risk_page_is_recorded_once(trained):
     assert "Recorded in the scoring history: come back after 2025-03-31" in texts(at), texts(at)
     h = _history(tmp)
     assert len(h) == before + 1
-    new = h.iloc[-1]
+    new = h.sort_values("recorded_at").iloc[-1]
     assert new["source"] == "app" and new["run_name"] == RUN and new["as_of"] == "2024-12-31"
     assert new["data_name"] == "sample_events.csv.gz"
     # reruns, another page and back, the validation users: nothing more is recorded
@@ -125,6 +125,15 @@ def test_a_scoring_on_the_at_risk_page_is_recorded_once(trained):
     at.radio(key=_k(RUN, "source")).set_value("table").run()
     no_exception(at)
     assert len(_history(tmp)) == before + 1
+    # the same file scored on the Models page is the same scoring
+    at.switch_page("app_pages/models.py").run()
+    at.file_uploader(key=widget_key(Key.W_MODELS, "score", "file")).set_value(
+        ("the same events.csv.gz", SAMPLE.read_bytes(), "application/gzip"))
+    at.run()
+    no_exception(at)
+    assert "Users scored" in [m.label for m in at.metric]
+    assert "in the scoring history: come back after 2025-03-31" in texts(at)
+    assert len(_history(tmp)) == before + 1
     # a new session (a reload) scoring the same data: already kept
     again = AppTest.from_file(APP, default_timeout=TIMEOUT)
     again.run()
@@ -132,6 +141,22 @@ def test_a_scoring_on_the_at_risk_page_is_recorded_once(trained):
     no_exception(again)
     assert "Already in the scoring history" in texts(again), texts(again)
     assert len(_history(tmp)) == before + 1
+
+
+def test_a_new_file_scored_on_the_models_page_is_recorded(trained):
+    at, tmp = trained
+    before = len(_history(tmp))
+    raw = io.read_table(SAMPLE)
+    older = raw[raw["event_time"] < "2024-11-01"].to_csv(index=False).encode()
+    at.switch_page("app_pages/models.py").run()
+    at.file_uploader(key=widget_key(Key.W_MODELS, "score", "file")).set_value(("october.csv", older, "text/csv"))
+    at.run()
+    no_exception(at)
+    h = _history(tmp)
+    assert len(h) == before + 1
+    new = h.sort_values("recorded_at").iloc[-1]
+    assert new["data_name"] == "october.csv" and new["source"] == "app" and new["as_of"] < "2024-11-02"
+    assert f"Recorded in the scoring history: come back after {new['observable_from']}" in texts(at)
 
 
 def test_the_page_shows_the_librarys_realised_figures(trained):
@@ -154,7 +179,8 @@ def test_the_page_shows_the_librarys_realised_figures(trained):
         assert float(shown.loc["2024-08-01", col]) == pytest.approx(float(want.loc["2024-08-01", col]), abs=1e-12)
     assert direct.verdict.text.split(": ", 1)[1] in _alerts(at)
     assert len(at.get("plotly_chart")) >= 5
-    assert "2025-03-31" in texts(at)  # the waiting scoring and when it can be checked
+    # the waiting scoring and when it can be checked
+    assert shown.loc["2024-12-31", "observable_from"] == "2025-03-31" and "waiting for" in texts(at)
 
 
 def test_a_table_without_the_runs_columns_is_refused_and_nothing_is_lost(trained):
@@ -180,3 +206,25 @@ def test_a_table_without_the_runs_columns_is_refused_and_nothing_is_lost(trained
     no_exception(at)
     assert not [e.value for e in at.error if "column" in e.value]
     assert len(_table(at, "observable_from")) == len(kept)
+
+
+def test_a_run_deleted_since_it_scored_can_still_be_monitored(trained, tmp_path):
+    at, tmp = trained
+    at.switch_page(AT_RISK).run()  # at least one scoring recorded
+    folder = tmp / "workspace" / "runs" / RUN
+    shutil.move(folder, tmp_path / RUN)
+    try:
+        fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        fresh.switch_page(MONITOR).run()
+        no_exception(fresh)
+        assert "Load the newer data on the Data page" in texts(fresh)  # no table on screen yet
+        fresh.switch_page("app_pages/data.py").run()  # the sample
+        fresh.switch_page(MONITOR).run()
+        no_exception(fresh)
+        assert not fresh.error, [e.value for e in fresh.error]
+        assert "deleted from the workspace" in texts(fresh)
+        assert "the score's drift needs its model" in texts(fresh)
+        assert len(_table(fresh, "observable_from")) == len(_history(tmp))
+        assert _table(fresh, "psi")["band"].notna().all()
+    finally:
+        shutil.move(tmp_path / RUN, folder)
