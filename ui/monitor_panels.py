@@ -51,11 +51,11 @@ def empty_state() -> None:
     names, _ = run_picker.run_names()
     if not names:
         nothing_to_show([
-            "see how each scoring of a saved run turned out once its horizon passed: realised ROC-AUC and recall in "
-            "the top 10% against the validation figures",
+            ("see how each scoring of a saved run turned out once its horizon passed: realised ROC-AUC and recall in "
+             "the top 10% against the validation figures"),
             "compare predicted with realised churn, overall, per risk decile and per segment",
-            "watch each feature drift from the training population (PSI, with its 0.1 and 0.25 bands) and read a "
-            "plain verdict: holding up, watch, or retrain",
+            ("watch each feature drift from the training population (PSI, with its 0.1 and 0.25 bands) and read a "
+             "plain verdict: holding up, watch, or retrain"),
         ])
     else:
         active = state.get_active_run_name()
@@ -154,8 +154,9 @@ def pick_run(h: pd.DataFrame) -> tuple[Any, pd.DataFrame] | None:
         return None
     where = "saved in the workspace" if name in saved else "deleted from the workspace; the history keeps what " \
         "monitoring needs"
+    first, last = mine["as_of"].min(), mine["as_of"].max()
     c[1].caption(f":material/history: {len(mine):,} scoring{'s' if len(mine) > 1 else ''} recorded, as of "
-                 f"{mine['as_of'].min()} to {mine['as_of'].max()}. Run {where}.")
+                 f"{first if first == last else f'{first} to {last}'}. Run {where}.")
     return run, mine
 
 
@@ -179,7 +180,7 @@ def load_report(run, mine: pd.DataFrame, table: LoadedTable) -> monitor.MonitorR
     """The report of the run against the table (cached), or None with the error and what to do."""
     with guard("comparing the scorings with the data") as g:
         report = monitor_cache.report(monitor_cache.run_key(run), table.table_key, len(mine),
-                                      str(mine["scoring_id"].iloc[-1]), run, table.df)
+                                      str(mine["scoring_id"].max()), run, table.df)
     if g.failed:
         st.caption(":material/lock: The recorded scorings are kept as they were. Load a table with the run's "
                    "columns on the Data page (the newer version of the data it scored) and come back.")

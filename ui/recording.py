@@ -69,4 +69,4 @@ def record_once(run, scores: pd.DataFrame, frame: pd.DataFrame, *, model: str, d
         state.set_recorded(key, note)
     c = st.columns([4, 1], vertical_alignment="center")
     c[0].caption(f":material/history: {note}")
-    c[1].page_link(MONITOR_PAGE, label="Monitor", icon=":material/monitor_heart:")
+    c[1].page_link(MONITOR_PAGE, label="Open Monitor", icon=":material/monitor_heart:")
