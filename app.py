@@ -24,7 +24,10 @@ PAGES = {
         st.Page("app_pages/explain.py", title="Explain", icon=":material/psychology:"),
         st.Page("app_pages/segments.py", title="Segments", icon=":material/donut_small:"),
     ],
-    "Action": [st.Page("app_pages/at_risk.py", title="At-risk", icon=":material/person_alert:")],
+    "Action": [
+        st.Page("app_pages/at_risk.py", title="At-risk", icon=":material/person_alert:"),
+        st.Page("app_pages/monitor.py", title="Monitor", icon=":material/monitor_heart:"),
+    ],
 }
 
 pg = st.navigation(PAGES)

@@ -11,7 +11,7 @@ import streamlit as st
 from retention_core import io as rio
 from retention_core import campaign, scoring
 
-from . import cache, run_picker, state, tables
+from . import cache, recording, run_picker, state, tables
 from .state import Key, widget_key
 from .tables import UPLOAD_TYPES, LoadedTable
 from .widgets import EVALUATE_PAGE, at_risk_table, guard, leaderboard_table, list_download
@@ -95,6 +95,11 @@ def score_panel(data: cache.RunData, model: str) -> Scored | None:
                    icon=":material/warning:")
         return None
     st.caption(f"{len(scored.scores):,} users scored; as of {scoring.scoring_date(scored.frame)}.")
+    # -- monitoring: a scoring of new data is kept in the scoring history once (never the validation users)
+    if scored.data_key != "validation" and table is not None:
+        recording.record_once(run_picker.open_run(data.name), scored.scores, scored.frame, model=model,
+                              data_key=scored.data_key, data_name=table.name)
+    # -- end monitoring
     return scored
 
 
@@ -316,6 +321,9 @@ def score_file_panel(names: list[str]) -> None:
     c[0].metric("Users scored", f"{len(scored):,}")
     c[1].metric("At risk", f"{flagged:,}", help=f"Churn probability at least {threshold:.3f} (the run's threshold).")
     c[2].metric("Expected churners", f"{scoring.list_summary(scored)['expected_churners']:,.0f}")
+    # -- monitoring: the scoring of the file is kept in the scoring history once
+    recording.record_once(run, scores, frame, model=model, data_key=table.table_key, data_name=table.name)
+    # -- end monitoring
     at_risk_table(scored, _m("score", "table"))
     list_download(scored, f"scores_{name.replace(' ', '_')}_{scoring.scoring_date(frame)}.csv",
                   _m("score", "download"), label="Download the scores (CSV)")

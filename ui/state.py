@@ -61,6 +61,9 @@ class Key(StrEnum):
     W_MODELS = "w_models"
     INSIGHT = "insight"  # run name -> InsightChoice: the model and sample the Explain and Segments pages look at
     SEGMENT_FILTERS = "segment_filters"  # run name -> the custom segment conditions built on the Segments page
+    RECORDED = "recorded"  # scoring key (run version, data, as-of date, model) -> what was said when it was recorded
+    MONITOR_DEMO = "monitor_demo"  # the Monitor page's demo on the sample (a MonitorReport), while it is shown
+    W_MONITOR = "w_monitor"
 
 
 def widget_key(base: Key, *parts: Any) -> str:
@@ -427,3 +430,20 @@ def set_segment_filter(run: str, conditions: list) -> None:
     all_filters = dict(_get(Key.SEGMENT_FILTERS, {}))
     all_filters[run] = [tuple(c) for c in conditions]
     _set(Key.SEGMENT_FILTERS, all_filters)
+
+
+# ----------------------------------------------------------------------------------------------- monitoring
+def recorded(key: str) -> str | None:
+    return _get(Key.RECORDED, {}).get(key)
+
+
+def set_recorded(key: str, note: str) -> None:
+    _set(Key.RECORDED, {**_get(Key.RECORDED, {}), key: note})
+
+
+def get_monitor_demo() -> Any:
+    return _get(Key.MONITOR_DEMO)
+
+
+def set_monitor_demo(report: Any) -> None:
+    _set(Key.MONITOR_DEMO, report)

@@ -14,7 +14,14 @@ from ui.state import Key
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 PAGES = ["app_pages/data.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/models.py",
-         "app_pages/explain.py", "app_pages/segments.py", "app_pages/at_risk.py"]
+         "app_pages/explain.py", "app_pages/segments.py", "app_pages/at_risk.py", "app_pages/monitor.py"]
+
+
+@pytest.fixture(autouse=True)
+def _empty_workspace(tmp_path, monkeypatch):
+    """A workspace of its own, with no run and no scoring history: what other tests saved or recorded elsewhere
+    never changes what these pages show."""
+    monkeypatch.setenv("RETENTION_WORKSPACE", str(tmp_path / "workspace"))
 
 
 def _texts(at: AppTest) -> str:

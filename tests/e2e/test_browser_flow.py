@@ -2,10 +2,10 @@
 
 Open the app, upload an order export (one formula-like user id in it), confirm the detected column roles, build the
 dataset, train a fast model and a Keras model, move the threshold on Evaluate, look at Explain and Segments, download
-the at-risk list and check it, then score the same file with the saved run on Models. The export is a slice of the
-real CDNOW log when ``../shared/data`` is present, otherwise a shop made by the sample generator in ``assets/``,
-written in CDNOW's layout: the whole flow runs on a fresh clone. Every page is screenshotted to
-test-artifacts/screenshots/ and must show no exception box.
+the at-risk list and check it, score the same file with the saved run on Models, and find that scoring (recorded
+once) on the Monitor page. The export is a slice of the real CDNOW log when ``../shared/data`` is present, otherwise a
+shop made by the sample generator in ``assets/``, written in CDNOW's layout: the whole flow runs on a fresh clone.
+Every page is screenshotted to test-artifacts/screenshots/ and must show no exception box.
 
 The steps are ordered tests sharing one browser tab; when one fails or is skipped (or cannot set up), the later ones
 are skipped (they need its result).
@@ -296,6 +296,7 @@ def test_08_at_risk_download(app_page, screenshot, tmp_path):
     scored.wait_for(timeout=WORK_TIMEOUT_MS)
     n_scored = int(re.search(r"([\d,]+) users scored", scored.inner_text()).group(1).replace(",", ""))
     _flow["n_scored"] = n_scored
+    page.get_by_text("Recorded in the scoring history: come back after").wait_for(timeout=WORK_TIMEOUT_MS)
     # Everyone with a churn probability at least 0: the whole scored population, the formula-like id included.
     slider = widget(page, "stSlider", "Churn probability at least").get_by_role("slider")
     slider.focus()
@@ -348,3 +349,23 @@ def test_09_models_score_file(app_page, events_csv, screenshot):
     assert page.get_by_test_id("stDataFrame").count() >= 1
     no_exception(page, "Models page")
     shot(page, screenshot, "10_models_score")
+
+
+def test_10_monitor_sees_the_recorded_scoring(app_page, screenshot):
+    """The scoring made on At-risk (and the same file scored again on Models: the same scoring) is on the Monitor
+    page once, waiting for its horizon: the uploaded export ends on the day it was scored."""
+    page = app_page
+    go(page, "Monitor")
+    page.get_by_text(re.compile(r"1 scoring recorded, as of")).wait_for(timeout=WORK_TIMEOUT_MS)
+    assert combo(page, "Run").input_value().startswith(RUN)
+    page.get_by_text(re.compile(r"1 scoring waiting for its horizon; the next can be checked from "
+                                r"\d{4}-\d{2}-\d{2}")).wait_for(timeout=WORK_TIMEOUT_MS)
+    page.get_by_text(re.compile(r"No scoring can be checked with .* yet")).wait_for()
+    settle(page, timeout_s=WORK_TIMEOUT_MS / 1000)
+    assert page.get_by_test_id("stException").count() == 0
+    # the one red box allowed is a verdict that says to retrain (drift alone can call for it); its icon's name is
+    # part of the box's text
+    for text in page.get_by_test_id("stAlertContentError").all_inner_texts():
+        assert "Retrain:" in text, text
+    assert page.get_by_test_id("stPlotlyChart").count() >= 1
+    shot(page, screenshot, "11_monitor")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 #: The app's navigation as app.py declares it: section -> page titles, in order.
 APP_NAV = {"Data": ["Data"], "Models": ["Train", "Evaluate", "Models"], "Insight": ["Explain", "Segments"],
-           "Action": ["At-risk"]}
+           "Action": ["At-risk", "Monitor"]}
 APP_TITLES = [t for titles in APP_NAV.values() for t in titles]
 RENDER_MS = 90_000
 
