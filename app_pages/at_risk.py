@@ -1,22 +1,26 @@
-"""At-risk: the users most likely to churn, ready to export for a retention campaign."""
+"""At-risk: the users most likely to churn (or most worth contacting), what to offer them, ready to export for a
+retention campaign."""
 from __future__ import annotations
 
 import streamlit as st
 
-from ui import run_picker, scoring_panels
+from ui import offers_panels, run_picker, scoring_panels
 from ui.widgets import nothing_to_show, page_header
 
 
 def main() -> None:
     page_header("At-risk", ":material/person_alert:",
-                "List the users most likely to churn, with the reasons, and download them for a campaign.")
+                "List the users most likely to churn (or most worth contacting), with the reasons and what to offer "
+                "them, and download them for a campaign.")
     names, _ = run_picker.run_names()
     if not names:
         nothing_to_show([
             "score the latest data (or the run's validation users) with a trained model",
-            "keep everyone above the threshold, the top K users, what a campaign budget pays for, or the most value "
-            "at risk, within the segments you choose",
-            "download the list as CSV with the top reasons for each user, optionally with pseudonymised ids",
+            "keep everyone above the threshold, the top K users, what a campaign budget pays for, the most value "
+            "at risk, or the users worth contacting by expected net value, within the segments you choose",
+            "offer each user the products they are most likely to buy, with the reason for each offer",
+            "download the list as CSV with the top reasons and offers for each user, optionally with pseudonymised "
+            "ids",
         ])
         return
     picked = run_picker.run_and_model_picker()
@@ -31,8 +35,10 @@ def main() -> None:
     list_df = scoring_panels.who_to_contact(data, model, scored, threshold)
     if list_df is None:
         return
+    list_df, offers = offers_panels.add_offers(data, scored, list_df)
     st.divider()
     scoring_panels.list_panel(data, scored, list_df)
+    offers_panels.offer_details(data, scored, list_df, offers)
 
 
 main()

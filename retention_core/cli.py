@@ -48,7 +48,7 @@ ROLE_FLAGS = {"user_id": ("--user-col", "user id column"), "timestamp": ("--time
 FIELD_FLAGS = {"top": "--top", "threshold": "--threshold", "reasons": "--reasons", "as_of": "--as-of",
                "cutoff": "--cutoff", "horizon_days": "--horizon", "lookback_days": "--lookback",
                "n_snapshots": "--snapshots", "step_days": "--step", "label": "--label", "model": "--model",
-               "sheet": "--sheet"}
+               "sheet": "--sheet", "offers": "--offers"}
 
 
 def _role_options(p: argparse.ArgumentParser) -> None:

@@ -11,13 +11,13 @@ import streamlit as st
 from retention_core import io as rio
 from retention_core import campaign, scoring
 
-from . import cache, recording, run_picker, state, tables
+from . import cache, campaign_panels, recording, run_picker, state, tables
 from .state import Key, widget_key
 from .tables import UPLOAD_TYPES, LoadedTable
 from .widgets import EVALUATE_PAGE, at_risk_table, guard, leaderboard_table, list_download
 
 METHODS = {"threshold": "Above the threshold", "top_k": "Top K users", "budget": "Campaign budget",
-           "value": "Most value at risk"}
+           "value": "Most value at risk", "expected_value": "Expected net value"}
 SOURCES = {"table": "The data loaded on the Data page", "validation": "The run's validation users"}
 MAX_FILTER_COLUMNS = 4
 REASON_CHUNK = 250  # users explained per step of the progress bar
@@ -115,6 +115,8 @@ def _method_inputs(method: str, n: int, threshold: float, frame, k) -> dict:
             kw["threshold"] = threshold  # keep the exact chosen threshold until the slider is moved
     elif method == "top_k":
         kw["k"] = int(st.number_input("Users to contact (K)", 1, max(n, 1), top_default, key=k("top_k")))
+    elif method == "expected_value":  # campaigns ranked by expected net value: ui/campaign_panels.py
+        kw.update(campaign_panels.campaign_inputs(frame, n, k))
     elif method == "budget":
         c = st.columns(2)
         kw["budget"] = float(c[0].number_input("Campaign budget", 0.0, 1e12, 1000.0, 100.0, key=k("budget")))
@@ -191,6 +193,8 @@ def who_to_contact(data: cache.RunData, model: str, scored: Scored, threshold: f
         list_df = scoring.at_risk_list(scored.scores, scored.frame, segment_filter=segment_filter, model=model, **kw)
     if g.failed:
         return None
+    if method == "expected_value":
+        campaign_panels.campaign_panel(scored.scores, scored.frame, list_df, kw, segment_filter, k("ev_chart"))
     want_reasons = st.toggle("Add the top 3 reasons for each user", value=len(list_df) <= 10_000, key=k("reasons"),
                              help="Worked out for the users in the list only.")
     if want_reasons and len(list_df):

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from retention_core import export
+from retention_core import campaign, export
 from retention_core.errors import RetentionError
 
 from . import jobs, state
@@ -177,9 +177,15 @@ def at_risk_table(list_df: pd.DataFrame, key: str) -> None:
            "value": st.column_config.NumberColumn("value", format="localized"),
            "value_at_risk": st.column_config.NumberColumn("value at risk", format="localized",
                                                           help="Churn probability x the user's value"),
-           "threshold": st.column_config.NumberColumn("threshold", format="%.3f")}
+           "threshold": st.column_config.NumberColumn("threshold", format="%.3f"),
+           "expected_net_value": st.column_config.NumberColumn(
+               "expected net value", format="localized",
+               help="Churn probability x value at stake x save rate - cost per contact"),
+           "save_rate": st.column_config.NumberColumn("save rate", format="percent"),
+           "cost_per_contact": st.column_config.NumberColumn("cost per contact", format="localized"),
+           "value_basis": st.column_config.TextColumn("value at stake")}
     for c in list_df.columns:
-        if str(c).startswith("reason_"):
+        if str(c).startswith(("reason_", "offer_")):
             cfg[c] = st.column_config.TextColumn(str(c).replace("_", " "), width="large")
     st.dataframe(show, hide_index=True, width="stretch", column_config=cfg, key=key)
 
@@ -201,6 +207,8 @@ def list_download(list_df: pd.DataFrame, file_name: str, key: str, label: str = 
 
     def data() -> bytes:
         out = export.pseudonymise_list(list_df, secret) if pseudo else list_df
+        if out.attrs.get("assumptions"):  # an expected-value campaign: its assumptions in every row
+            return campaign.campaign_export(out)
         return export.export_csv_bytes(out)
 
     st.download_button(label, data=data, file_name=file_name, mime="text/csv", icon=":material/download:",

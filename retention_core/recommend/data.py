@@ -24,7 +24,7 @@ _VIEW_WORDS = re.compile(r"view|click|detail|visit|impression|browse", re.IGNORE
 DAY_NS = 86_400 * 10**9
 
 NO_PRODUCT = ("Offers need a product column: this log has no column recognised as the product (a product id, SKU or "
-              "stock code per line). Choose it in the column mapping (or pass --product-col COLUMN).")
+              "stock code per line). Choose it in the column mapping.")
 
 
 def as_cutoff(value) -> pd.Timestamp:
@@ -136,7 +136,7 @@ def has_products(ev: pd.DataFrame) -> bool:
 
 def require_products(ev: pd.DataFrame) -> None:
     if not has_products(ev):
-        raise ConfigError(NO_PRODUCT)
+        raise ConfigError(NO_PRODUCT, roles=["product"])
 
 
 def product_names(df: pd.DataFrame, schema) -> pd.Series:

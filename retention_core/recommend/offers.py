@@ -129,7 +129,7 @@ def schema_for_run(run, df: pd.DataFrame):
 def offers_for_run(run, df: pd.DataFrame, list_df: pd.DataFrame, *, n: int, as_of=None) -> pd.DataFrame:
     """``list_df`` (scored users of ``run``) with ``offer_1..offer_n`` from the log ``df`` as of ``as_of``."""
     if n < 1:
-        raise ConfigError(f"--offers must be at least 1, got {n}.")
+        raise ConfigError(f"The number of offers per user must be at least 1, got {n}.", field="offers", value=n)
     schema = schema_for_run(run, df)
     offers = offers_from_table(df, schema, as_of=as_of, users=list_df["user_id"].astype(str).tolist(), n=n,
                                unknown="skip")

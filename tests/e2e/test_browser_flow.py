@@ -5,7 +5,9 @@ dataset, train a fast model and a Keras model, move the threshold on Evaluate, l
 the at-risk list and check it, score the same file with the saved run on Models, and find that scoring (recorded
 once) on the Monitor page. The export is a slice of the real CDNOW log when ``../shared/data`` is present, otherwise a
 shop made by the sample generator in ``assets/``, written in CDNOW's layout: the whole flow runs on a fresh clone.
-Every page is screenshotted to test-artifacts/screenshots/ and must show no exception box.
+Neither has a product column, so the At-risk page says offers need one; the last step goes back to the built-in sample
+(which has products), trains a fast run on it and downloads a campaign ranked by expected net value with
+``offer_1..offer_3``. Every page is screenshotted to test-artifacts/screenshots/ and must show no exception box.
 
 The steps are ordered tests sharing one browser tab; when one fails or is skipped (or cannot set up), the later ones
 are skipped (they need its result).
@@ -22,7 +24,8 @@ import pandas as pd
 import pytest
 
 from assets.generator import generate_events
-from bench.browser import sidebar_link, wait_settled
+from bench.browser import main_area, sidebar_link, wait_settled
+from retention_core.recommend import NO_PRODUCT
 from tests.conftest import DATA_DIR
 
 expect = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright Python package "
@@ -31,6 +34,7 @@ expect = pytest.importorskip("playwright.sync_api", reason="browser tests need t
 pytestmark = pytest.mark.e2e
 
 RUN = "e2e run"
+SAMPLE_RUN = "e2e sample run"
 FORMULA_ID = "=1+1"
 N_CUSTOMERS = 8000
 GENERATED_CUSTOMERS = 3000
@@ -303,6 +307,8 @@ def test_08_at_risk_download(app_page, screenshot, tmp_path):
     slider.press("Home")
     page.get_by_test_id("stMetricValue").first.filter(has_text=f"{n_scored:,}").wait_for(timeout=WORK_TIMEOUT_MS)
     settle(page, timeout_s=WORK_TIMEOUT_MS / 1000)
+    # An order export has no product column: the page says so in one line and the list works as before.
+    main_area(page).get_by_text(NO_PRODUCT).wait_for()
     no_exception(page, "At-risk page")
     shot(page, screenshot, "09_at_risk")
     with page.expect_download(timeout=WORK_TIMEOUT_MS) as info:
@@ -329,6 +335,7 @@ def test_08_at_risk_download(app_page, screenshot, tmp_path):
         assert bad.empty, f"column {col!r} holds cells a spreadsheet would run: {bad.head().tolist()}"
     assert ("'" + FORMULA_ID) in set(df["user_id"]), "the formula-like user id comes out quoted"
     assert FORMULA_ID not in set(df["user_id"])
+    assert not any(c.startswith("offer_") for c in df.columns), "no offers without a product column"
 
 
 def test_09_models_score_file(app_page, events_csv, screenshot):
@@ -369,3 +376,77 @@ def test_10_monitor_sees_the_recorded_scoring(app_page, screenshot):
         assert "Retrain:" in text, text
     assert page.get_by_test_id("stPlotlyChart").count() >= 1
     shot(page, screenshot, "11_monitor")
+
+
+def _download_csv(page, tmp_path: Path, label: str = "Download the list (CSV)") -> pd.DataFrame:
+    with page.expect_download(timeout=WORK_TIMEOUT_MS) as info:
+        page.get_by_role("button", name=label).click()
+    path = tmp_path / "download.csv"
+    info.value.save_as(path)
+    return pd.read_csv(path, dtype={"user_id": str}, keep_default_na=False, na_values=[""])
+
+
+def _train_fast_on_the_sample(page, timings) -> None:
+    """Back to the built-in sample (it has a product column) on the Data page, its dataset built, a fast run trained."""
+    if not page.url.startswith("http"):  # this step run alone
+        page.goto(page.app_server.url)
+        main_area(page).get_by_text("What we understood").wait_for(timeout=90_000)
+    go(page, "Data")
+    page.get_by_test_id("stRadio").filter(has_text="Data source").get_by_text("Built-in sample").click()
+    main_area(page).get_by_text("What we understood").wait_for(timeout=WORK_TIMEOUT_MS)
+    settle(page)
+    page.get_by_role("button", name="Build dataset").click()
+    page.get_by_text("Dataset ready:").wait_for(timeout=WORK_TIMEOUT_MS)
+    settle(page)
+    go(page, "Train")
+    rebuild = page.get_by_role("button", name="Rebuild the dataset for training")
+    if rebuild.count():
+        rebuild.click()
+        settle(page)
+    page.get_by_role("button", name="Fast").click()
+    settle(page)
+    name = page.get_by_label("Run name", exact=True)
+    name.fill(SAMPLE_RUN)
+    name.press("Tab")
+    t0 = time.monotonic()
+    page.get_by_role("button", name="Train models").click()
+    page.get_by_text(f"Leaderboard of '{SAMPLE_RUN}'").wait_for(timeout=TRAIN_TIMEOUT_MS)
+    timings["train_fast_sample_s"] = round(time.monotonic() - t0, 2)
+    settle(page)
+    no_exception(page, "Train page (sample)")
+
+
+def test_11_offers_and_campaign_on_the_sample(app_page, screenshot, timings, tmp_path):
+    """On the built-in sample: users ranked by expected net value, the best point shown, each with three offers and
+    their reasons; the downloaded CSV carries offer_1..offer_3 and the assumptions in every row, formula-safe."""
+    page = app_page
+    _train_fast_on_the_sample(page, timings)
+    go(page, "At-risk")
+    page.get_by_text(re.compile(r"[\d,]+ users scored; as of")).wait_for(timeout=WORK_TIMEOUT_MS)
+    main_area(page).get_by_text("What to offer", exact=True).wait_for(timeout=WORK_TIMEOUT_MS)
+    segment(page, "Choose users", "Expected net value")
+    best = main_area(page).get_by_text(re.compile(r"Best point: contact [\d,]+ of [\d,]+ users"))
+    best.wait_for(timeout=WORK_TIMEOUT_MS)
+    settle(page, timeout_s=WORK_TIMEOUT_MS / 1000)
+    n_best = int(re.search(r"contact ([\d,]+) of", best.inner_text()).group(1).replace(",", ""))
+    page.get_by_role("tab", name="How good are the offers?").click()
+    page.get_by_role("button", name="Evaluate the offers").click()
+    page.get_by_text("Each customer's own products come first").last.wait_for(timeout=WORK_TIMEOUT_MS)
+    settle(page, timeout_s=WORK_TIMEOUT_MS / 1000)
+    no_exception(page, "At-risk page (sample, expected net value, offers)")
+    shot(page, screenshot, "12_at_risk_offers_campaign")
+
+    df = _download_csv(page, tmp_path)
+    assert len(df) == n_best > 0, (len(df), n_best)
+    offers = [c for c in df.columns if c.startswith("offer_")]
+    assert offers == ["offer_1", "offer_2", "offer_3"], list(df.columns)
+    assert df["offer_1"].notna().mean() > 0.9, "almost every listed user has an offer"
+    env = df["expected_net_value"].to_numpy(float)
+    assert (env > 0).all() and (np.diff(env) <= 1e-9).all(), "ranked by expected net value, all worth contacting"
+    assert (df["save_rate"] == 0.1).all() and (df["cost_per_contact"] == 1.0).all() and df["value_basis"].notna().all()
+    text_cols = [c for c in df.columns if pd.api.types.is_string_dtype(df[c].dtype)]
+    assert set(offers) <= set(text_cols), (text_cols, df.dtypes)
+    for col in text_cols:
+        raw = df[col].dropna().astype(str)
+        bad = raw[raw.str.startswith(FORMULA_START)]
+        assert bad.empty, f"column {col!r} holds cells a spreadsheet would run: {bad.head().tolist()}"
