@@ -41,7 +41,26 @@ def _q(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
+# --- one shared database for a long-lived process (the scoring service) -------------------------------------------
+_SHARED: dict = {}
+
+
+def share_database(threads: int = 1) -> None:
+    """From now on, every feature computation of this process opens a cursor on one in-memory database with
+    ``threads`` threads (about 1 ms) instead of a new database (5-20 ms): for the scoring service, which computes the
+    features of a few users per request. Each computation's tables stay its own (temporary tables of its cursor)."""
+    import threading
+
+    db = duckdb.connect()
+    db.execute("SET enable_progress_bar = false")
+    db.execute(f"SET threads = {int(threads)}")
+    _SHARED.update(db=db, lock=threading.Lock())
+
+
 def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    if _SHARED:
+        with _SHARED["lock"]:
+            return _SHARED["db"].cursor()
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")  # no progress bar on the analyst's terminal
     if threads:
