@@ -529,6 +529,21 @@ def _decode(frame: pd.DataFrame, values: dict, attributes: list[str]) -> pd.Data
     return frame
 
 
+#: Counts whose column a snapshot's table lacks when no event of the log had what they count, by the role of the
+#: column that holds it (``events_<type>_...``: ``event_type``).
+_COUNTS_OF = {"ratings_count": "rating", "n_products": "product", "n_categories": "category", "units_total": "quantity"}
+
+
+def zero_when_absent(feature: str, roles: set[str] | frozenset[str]) -> bool:
+    """Whether ``feature``, absent from a snapshot's table, counts events the log could have held but did not: a type
+    no event had (``events_<type>_30d`` ...) in a log with event types, ratings, products, categories or units in a
+    log with that column (``roles``: the roles the log's columns hold). A bigger log has the column, with 0 for every
+    user without such events, so the value is 0, not unknown; e.g. one customer's events that hold no return."""
+    if feature.startswith("events_") and feature != "events_total":
+        return "event_type" in roles
+    return _COUNTS_OF.get(feature) in roles
+
+
 def feature_columns(frame: pd.DataFrame, attributes: list[str]) -> tuple[list[str], list[str]]:
     """(numeric, categorical) model inputs: identifiers, the snapshot date and the label are never features."""
     skip = {"user_id", "snapshot_date", "churned"}

@@ -24,7 +24,7 @@ from .dataset import SnapshotConfig, scoring_snapshot
 from .errors import ConfigError, DataError
 from .events import canonical_events
 from .explain import top_reasons
-from .features import apply_user_spec
+from .features import apply_user_spec, zero_when_absent
 from .models import REGISTRY, for_population
 from .roles import Schema, infer_schema
 from .segments import risk_deciles
@@ -144,8 +144,10 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None):
     cols = run.info["numeric"] + run.info["categorical"]
     missing = [c for c in cols if c not in frame.columns]
     if missing:
-        for c in missing:  # a feature the new data cannot have (e.g. no ratings column): unknown, not zero
-            frame[c] = np.nan
+        held = {r for r, c in schema.roles.items() if c} if saved.kind == "events" else set()
+        for c in missing:  # a count of events the data could hold but does not (no return at all): 0; a feature
+            # the new data cannot have (e.g. no ratings column): unknown, not zero
+            frame[c] = 0.0 if zero_when_absent(c, held) else np.nan
     if len(missing) == len(cols):
         raise DataError("None of the model's features can be computed from this file. Score data of the same kind "
                         "and columns as the training data.")

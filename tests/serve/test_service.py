@@ -172,12 +172,31 @@ def test_events_score_like_batch_scoring(service, shop, raw):
 
 
 def test_one_user_at_a_time_scores_like_batch(service, shop, raw):
-    for u in list(shop["scores"].index[::40]):
+    for u in list(shop["scores"].index[::15]):
         r = service.post("/v1/score", json={"events": _rows(raw[raw.customer_id == u]), "as_of": AS_OF})
         assert r.status_code == 200, r.text
         (s,) = r.json()["scores"]
         assert s["user_id"] == u
         assert abs(s["churn_probability"] - shop["scores"].loc[u, "churn_probability"]) <= 1e-9
+
+
+def test_counts_of_events_a_user_never_had_are_zero(shop, raw):
+    """One customer's events hold no return: the request's table has no return column, and the run's return counts
+    are 0 for them (as in batch scoring of the whole log), not unknown."""
+    from retention_core.bundle import load_run
+    from retention_core.scoring import features_for_run
+    from retention_core.serve import events_frame
+
+    counts = raw.groupby("customer_id")["event_type"].apply(lambda t: (t == "return").sum())
+    u = next(u for u in shop["scores"].index if counts.get(u, 1) == 0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RETENTION_BUNDLE_KEY", "serve-tests-key")
+        run = load_run(shop["run"])
+        frame, _ = features_for_run(run, events_frame(_rows(raw[raw.customer_id == u])), as_of=AS_OF)
+    returns = [c for c in run.info["numeric"] if c.startswith("events_return")]
+    assert returns and (frame[returns] == 0).all(axis=None)
+    batch = shop["frame"].set_index("user_id").loc[u]
+    assert (batch[returns] == 0).all()
 
 
 def test_feature_rows_score_like_batch(service, shop):
