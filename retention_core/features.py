@@ -498,9 +498,15 @@ def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: _Packing,
 def _tidy(frame: pd.DataFrame, ev: pd.DataFrame, attributes: list[str]) -> pd.DataFrame:
     """Numbers as float64, the snapshot date as a timestamp, and no column for what the log does not record."""
     frame["churned"] = frame["churned"].astype("Float64").astype("float64")
-    for c in frame.columns:
-        if c not in ("user_id", "snapshot_date") and c not in attributes and pd.api.types.is_numeric_dtype(frame[c]):
-            frame[c] = frame[c].astype("float64")
+    convert = {c for c, t in frame.dtypes.items() if c not in ("user_id", "snapshot_date") and c not in attributes
+               and pd.api.types.is_numeric_dtype(t) and t != np.float64}
+    if len(frame) <= 10_000:  # a few users (the scoring service): one new table, not one column at a time
+        frame = pd.DataFrame({c: frame[c].to_numpy(dtype="float64", na_value=np.nan) if c in convert else frame[c]
+                              for c in frame.columns}, index=frame.index)
+    else:
+        for c in frame.columns:
+            if c in convert:
+                frame[c] = frame[c].astype("float64")
     frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"])
     if ev["rating"].isna().all():
         frame = frame.drop(columns=["ratings_count", "rating_mean", "rating_min"])

@@ -57,7 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from .bundle import load_run, refit_note
 from .errors import DataError, RetentionError
-from .io import _NA_VALUES, coerce_types
+from .io import _NA_SET, coerce_types
 from .models import REGISTRY
 from .scoring import features_for_run, scoring_date
 from .threads import one_math_thread
@@ -148,19 +148,19 @@ def _where(loc) -> str:
 def events_frame(records: list[dict], field: str = "events") -> pd.DataFrame:
     """JSON rows as the table the file reader would give for the same cells in a CSV: column names trimmed, the
     same missing-value markers ('' 'NA' 'null' ...) missing, then the reader's own typing (:func:`coerce_types`)."""
-    df = pd.DataFrame.from_records(records)
-    names = [str(c).strip() for c in df.columns]
+    columns: dict[str, list] = {}
+    n = len(records)
+    for i, row in enumerate(records):
+        for key, v in row.items():
+            col = columns.get(key)
+            if col is None:
+                col = columns[key] = [None] * n
+            col[i] = None if v.__class__ is str and v in _NA_SET else v
+    names = [str(c).strip() for c in columns]
     if len(set(names)) < len(names):
-        dup = next(n for n in names if names.count(n) > 1)
+        dup = next(name for name in names if names.count(name) > 1)
         raise RequestError(f"two columns are both named {dup!r} once trimmed.", (field,))
-    df.columns = names
-    for c in names:
-        s = df[c]
-        if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
-            missing = s.isin(_NA_VALUES)
-            if missing.any():
-                df[c] = s.astype(object).mask(missing.to_numpy(), None)
-    return coerce_types(df)
+    return coerce_types(pd.DataFrame(dict(zip(names, columns.values())), index=pd.RangeIndex(n)))
 
 
 def feature_frame(rows: list[dict], numeric: list[str], categorical: list[str], field: str = "users"

@@ -180,6 +180,26 @@ def test_one_user_at_a_time_scores_like_batch(service, shop, raw):
         assert abs(s["churn_probability"] - shop["scores"].loc[u, "churn_probability"]) <= 1e-9
 
 
+def test_rows_are_typed_as_the_file_reader_types_the_same_cells(shop, raw, tmp_path):
+    """The same text cells give the same table, sent as JSON or read from a CSV file (missing markers, numbers,
+    identifiers); Online Retail II's own cells too when the real data is present."""
+    from retention_core.io import read_table
+    from retention_core.serve import events_frame
+
+    samples = [raw.head(2000)]
+    if (DATA / "online_retail_ii_2009_2010.parquet").is_file():
+        r = pd.read_parquet(DATA / "online_retail_ii_2009_2010.parquet").head(3000)
+        r.to_csv(tmp_path / "or.csv", index=False)
+        samples.append(pd.read_csv(tmp_path / "or.csv", dtype=str, keep_default_na=False))
+    odd = pd.DataFrame({" id ": ["a", "b", "c", "d"], "n": ["1", "NA", "", "2"], "code": ["007", "12", "x", "-"],
+                        "price": ["1,234.50", "2", "", "3.5"]})
+    for df in samples + [odd]:
+        from_file = read_table(df.to_csv(index=False).encode(), name="rows.csv")
+        from_json = events_frame(json.loads(json.dumps(_rows(df))))
+        from_file.attrs, from_json.attrs = {}, {}
+        pd.testing.assert_frame_equal(from_json, from_file)
+
+
 def test_counts_of_events_a_user_never_had_are_zero(shop, raw):
     """One customer's events hold no return: the request's table has no return column, and the run's return counts
     are 0 for them (as in batch scoring of the whole log), not unknown."""
