@@ -34,8 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]  # run as python -m bench.bench_serve from the project root
 
 EVENTS_PER_REQUEST = 50
 BATCH = 1_000
