@@ -308,6 +308,7 @@ def cmd_serve(args) -> int:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
+    _check_port_free(args.host, args.port)
     if args.workers == 1:
         app = create_app(args.run)
         target, factory = app, False
@@ -320,6 +321,22 @@ def cmd_serve(args) -> int:
     uvicorn.run(target, factory=factory, host=args.host, port=args.port, workers=args.workers, access_log=False,
                 log_level="warning")
     return EXIT_OK
+
+
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise UsageError(f"--host {host!r} is not an address of this machine") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
 
 
 COMMANDS = {"inspect": cmd_inspect, "build-dataset": cmd_build_dataset, "train": cmd_train, "score": cmd_score,

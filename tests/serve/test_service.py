@@ -370,3 +370,37 @@ def test_online_retail_users_score_like_batch(tmp_path):
     got = {float(s["user_id"]): s["churn_probability"] for s in scorer.score(body)["scores"]}
     assert set(users) <= set(got)
     assert max(abs(got[u] - want[u]) for u in users) <= 1e-9
+
+
+@pytest.mark.skipif(not (DATA / "telco_customer_churn.csv").is_file(),
+                    reason="real data not available: ../shared/data/telco_customer_churn.csv not found")
+def test_user_table_rows_score_like_batch(tmp_path):
+    """A run trained on a user table (IBM Telco) scores the table's own rows, sent as text cells, exactly as batch
+    scoring does; raw events are refused for it (the service's scoring code in this process)."""
+    from retention_core.bundle import load_run
+    from retention_core.dataset import user_dataset
+    from retention_core.errors import RetentionError
+    from retention_core.io import read_table
+    from retention_core.roles import infer_schema
+    from retention_core.scoring import score
+    from retention_core.serve import Scorer, ScoreRequest
+    from retention_core.training import TrainConfig, train_and_save
+    from retention_core.validation import validate
+
+    path = DATA / "telco_customer_churn.csv"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RETENTION_BUNDLE_KEY", "serve-tests-key")
+        table = read_table(path)
+        schema = infer_schema(table, {})
+        report = validate(table, schema)
+        run = tmp_path / "telco"
+        train_and_save(run, user_dataset(table, schema, report), schema, TrainConfig(models=["logreg"]), snapshot={},
+                       digest="test", excluded=report.excluded_features)
+        want = score(load_run(run), table)[0].set_index("user_id")["churn_probability"]
+        scorer = Scorer(run)
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False).sample(150, random_state=0)
+    got = scorer.score(ScoreRequest(users=raw.to_dict("records")))["scores"]
+    assert len(got) == 150
+    assert max(abs(s["churn_probability"] - want[s["user_id"]]) for s in got) <= 1e-9
+    with pytest.raises(RetentionError, match="user table"):
+        scorer.score(ScoreRequest(events=raw.head(2).to_dict("records")))
