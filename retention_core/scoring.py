@@ -113,12 +113,12 @@ def format_dates(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------------------------- scoring a run
-def features_for_run(run, df: pd.DataFrame, *, as_of=None):
+def features_for_run(run, df: pd.DataFrame, *, as_of=None, cancel_ids: bool | None = None):
     """The saved run's feature rows for new data, computed with the same code path as training.
 
     Event logs: features as of ``as_of`` (default: the end of the data) for users who bought in the lookback window.
     User tables: the saved feature specification. The saved column roles are applied by column name; a role whose
-    column is missing is inferred again.
+    column is missing is inferred again. ``cancel_ids``: see :func:`retention_core.events.canonical_events`.
     """
 
     saved = Schema.from_dict(run.info["schema"])
@@ -133,7 +133,7 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None):
         overrides.pop("label", None)
     schema = infer_schema(df, overrides)
     if saved.kind == "events":
-        ev = canonical_events(df, schema)
+        ev = canonical_events(df, schema, cancel_ids=cancel_ids)
         snap = {k: v for k, v in run.info["snapshot"].items() if k in SnapshotConfig.__dataclass_fields__}
         snap["cutoff"] = None
         needs_seq = bool(run.info.get("sequence_weeks"))

@@ -261,6 +261,7 @@ class Scorer:
         self.schema = self.run.schema()
         self._validation = self.run.validation()
         self.reference, self.reference_source = self._reference()
+        self.cancel_ids = self._cancel_convention()
         self._explainer = None
         self._lock = threading.Lock()
 
@@ -276,6 +277,17 @@ class Scorer:
             source = f"the run's {len(p):,} validation users, as scored at validation"
         p = np.sort(p[np.isfinite(p)])
         return p, source
+
+    def _cancel_convention(self) -> bool | None:
+        """Whether order ids 'C' + digit mark cancellations in this shop, as the run's log showed: one customer's
+        lines cannot tell (the rule holds when such lines are a minority). Known when the log has no event type, so
+        that its cancellations came from order ids alone, and some validation user cancelled; else decided per request
+        as batch scoring decides per file."""
+        val, roles = self._validation, self.schema.roles
+        if self.kind != "events" or not roles.get("order_id") or roles.get("event_type") \
+                or "cancels_total" not in val.columns:
+            return None
+        return True if bool((val["cancels_total"] > 0).any()) else None
 
     def predict(self, X: pd.DataFrame, sequences) -> np.ndarray:
         """Churn probabilities as ``score`` computes them, without refitting BG/NBD on the request."""
@@ -315,7 +327,8 @@ class Scorer:
                 raise RequestError("this run was trained on a user table: send 'users' rows with its columns.",
                                    ("events",))
             df = self._table(req.events, "events")
-            frame, seq = features_for_run(self.run, df, as_of=req.as_of or pd.Timestamp.now())
+            frame, seq = features_for_run(self.run, df, as_of=req.as_of or pd.Timestamp.now(),
+                                          cancel_ids=self.cancel_ids)
             ids, X, as_of = frame["user_id"].astype(str).tolist(), frame[self.features], scoring_date(frame)
         elif self.kind == "events":
             ids, X = feature_frame(req.users, self.numeric, self.categorical)

@@ -370,6 +370,14 @@ def test_online_retail_users_score_like_batch(tmp_path):
     got = {float(s["user_id"]): s["churn_probability"] for s in scorer.score(body)["scores"]}
     assert set(users) <= set(got)
     assert max(abs(got[u] - want[u]) for u in users) <= 1e-9
+    # one customer alone, half or more of whose lines are cancellations ('C' invoices): still cancellations
+    share = raw[raw.uid.isin(list(want))].groupby("uid")["Invoice"].apply(lambda s: s.str.startswith("C").mean())
+    alone = list(share[share >= 0.5].index[:5])
+    assert alone
+    for u in alone:
+        body = ScoreRequest(events=raw[raw.uid == u].drop(columns="uid").to_dict("records"), as_of="2010-06-01")
+        (s,) = scorer.score(body)["scores"]
+        assert abs(s["churn_probability"] - want[u]) <= 1e-9
 
 
 @pytest.mark.skipif(not (DATA / "telco_customer_churn.csv").is_file(),
