@@ -153,6 +153,9 @@ def test_model_info_describes_the_run(service, shop):
 def test_openapi_documents_the_endpoints(service):
     paths = httpx.get(str(service.base_url) + "/openapi.json").json()["paths"]
     assert {"/v1/health", "/v1/model", "/v1/score"} <= set(paths)
+    body = paths["/v1/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"events", "users", "as_of", "reasons"} <= set(body["properties"])
+    assert httpx.get(str(service.base_url) + "/docs").status_code == 200
 
 
 # ----------------------------------------------------------------------------------------------- same as score
