@@ -207,23 +207,26 @@ def _median_ms(f, n: int) -> float:
 
 # ----------------------------------------------------------------------------------------------- report
 def table(results: dict) -> str:
-    lines = ["| model | request | concurrency | p50 ms | p99 ms | server CPU ms / request | bare model ms |",
+    """Two markdown tables: latency of one user per request, and batches of 1,000 users."""
+    lines = ["| model | one user from | concurrency | p50 ms | p99 ms | server CPU ms / request | bare model ms |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for key, r in results["models"].items():
-        for name, label in (("feature_rows", "1 user, feature rows"), ("events", f"1 user, {EVENTS_PER_REQUEST} raw "
-                                                                                 "events")):
+        for name, label in (("feature_rows", "feature rows"), ("events", f"{EVENTS_PER_REQUEST} raw events")):
             for m in r[name]:
                 lines.append(f"| {key} | {label} | {m['concurrency']} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | "
                              f"{m['server_cpu_ms']:.1f} | {r['bare']['one_ms']:.2f} |")
+    lines += ["", f"| model | batches of {BATCH:,} users (feature rows) | users/s | users per server CPU second | "
+              "bare model ms per batch |", "|---|---:|---:|---:|---:|"]
+    for key, r in results["models"].items():
         b = r["batch"]
-        lines.append(f"| {key} | batches of {BATCH:,} users, feature rows | 1 | {b['ms_per_batch']:.0f} per batch | "
-                     f"{b['users_per_s']:,.0f} users/s ({b['users_per_cpu_s']:,.0f} per server CPU s) | "
-                     f"{BATCH * 1000 / b['users_per_s'] / BATCH:.3f} per user | {r['bare']['batch_ms']:.1f} "
-                     f"per batch |")
-        if "keras_predict_ms" in r["bare"]:
-            k = r["bare"]
-            lines.append(f"| {key} | Keras, 1 row, in process | - | predict_on_batch {k['keras_predict_on_batch_ms']:.2f}"
-                         f" | direct call {k['keras_direct_call_ms']:.2f} | predict {k['keras_predict_ms']:.1f} | |")
+        lines.append(f"| {key} | {b['ms_per_batch']:.0f} ms per batch | {b['users_per_s']:,.0f} | "
+                     f"{b['users_per_cpu_s']:,.0f} | {r['bare']['batch_ms']:.1f} |")
+    for key, r in results["models"].items():
+        k = r["bare"]
+        if "keras_predict_ms" in k:
+            lines.append(f"\n{key}, one row in process: predict_on_batch {k['keras_predict_on_batch_ms']:.2f} ms "
+                         f"(what the product calls), direct call of the model {k['keras_direct_call_ms']:.2f} ms, "
+                         f"model.predict {k['keras_predict_ms']:.1f} ms.")
     m = results["machine"]
     lines.append(f"\n{m['cores']} cores, load average {m['load_before']:.1f} before and {m['load_after']:.1f} after; "
                  f"Python {m['python']}.")
