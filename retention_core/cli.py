@@ -1,4 +1,5 @@
-"""Command line: ``python -m retention_core inspect | build-dataset | train | score`` (the calls the app makes).
+"""Command line: ``python -m retention_core inspect | build-dataset | train | score | serve`` (the calls the app
+makes, and the scoring service).
 
 Exit status 0 on success; 2 on bad input or usage, with one ``error: ...`` line on stderr and no traceback; 1 on an
 internal failure (set ``RETENTION_DEBUG=1`` to see its traceback).
@@ -130,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "history (RETENTION_WORKSPACE/history.duckdb), which monitor reads")
     _monitor_parser(sub)
     _recommend_parser(sub)
+
+    # --- serve (the scoring service, retention_core.serve) ---
+    s = sub.add_parser("serve", help="answer churn-scoring requests over HTTP from a saved run")
+    s.add_argument("run")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    s.add_argument("--workers", type=int, default=1, help="worker processes, one per core (default 1)")
     return p
 
 
@@ -413,8 +421,54 @@ def cmd_recommend(args) -> int:
     return EXIT_OK
 
 
+
+# --- serve (the scoring service, retention_core.serve) ---
+def cmd_serve(args) -> int:
+    """Verify and load the run, then answer scoring requests over HTTP until stopped (Ctrl+C). A bad run stops
+    here, before the port is bound."""
+    import uvicorn
+
+    from .serve import RUN_ENV, create_app
+
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
+    _check_port_free(args.host, args.port)
+    if args.workers == 1:
+        app = create_app(args.run)
+        target, factory = app, False
+    else:  # each worker loads the run itself; it is verified once here first
+        load_run(args.run)
+        os.environ[RUN_ENV] = os.path.abspath(args.run)
+        target, factory = "retention_core.serve:app_from_environment", True
+    print(f"serving run {os.path.basename(os.path.abspath(args.run))} on http://{args.host}:{args.port} "
+          f"(API documentation at /docs); Ctrl+C stops", file=sys.stderr, flush=True)
+    uvicorn.run(target, factory=factory, host=args.host, port=args.port, workers=args.workers, access_log=False,
+                log_level="warning")
+    return EXIT_OK
+
+
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise UsageError(f"--host {host!r} is not an address of this machine") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
+
+
+
+
 COMMANDS = {"inspect": cmd_inspect, "build-dataset": cmd_build_dataset, "train": cmd_train, "score": cmd_score,
-            "monitor": cmd_monitor, "recommend": cmd_recommend}
+            "monitor": cmd_monitor, "recommend": cmd_recommend, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,11 +41,13 @@ def _text(s: pd.Series) -> pd.Series:
     return pd.Series(cat, index=s.index)
 
 
-def canonical_events(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+def canonical_events(df: pd.DataFrame, schema: Schema, *, cancel_ids: bool | None = None) -> pd.DataFrame:
     """The raw log in the product's canonical columns (``CANONICAL`` + user attributes under their own names).
 
     Rows without a user id or a readable timestamp and exact duplicate rows are dropped (the validation report says so);
-    counts are in ``out.attrs["cleaning"]``.
+    counts are in ``out.attrs["cleaning"]``. ``cancel_ids``: whether order ids ``C`` + digit mark cancellations in
+    this shop's logs (None: decide from this log, see :func:`cancelled_orders`; the scoring service knows it from the
+    run, since one customer's lines cannot tell).
     """
     if schema.kind != "events":
         raise ConfigError("This table was read as a user table, not an event log. Switch the kind to 'event log' "
@@ -79,7 +81,7 @@ def canonical_events(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     et = out["event_type"]
     is_cancel = _per_value(et, lambda t: t.str.contains(CANCEL_WORDS, na=False))
     if r.get("order_id"):
-        is_cancel |= cancelled_orders(out["order_id"])
+        is_cancel |= cancelled_orders(out["order_id"], known=cancel_ids)
     is_return = _per_value(et, lambda t: t.str.contains(RETURN_WORDS, na=False)) | (out["amount"] < 0).fillna(False)
     if q is not None:
         is_return |= (q < 0).fillna(False)
@@ -128,11 +130,13 @@ def _per_value(s: pd.Series, test) -> pd.Series:
     return pd.Series(np.asarray(test(s.astype("string")), dtype=bool), index=s.index)
 
 
-def cancelled_orders(order_ids: pd.Series) -> pd.Series:
+def cancelled_orders(order_ids: pd.Series, known: bool | None = None) -> pd.Series:
     """Cancellation lines by order id: ``C`` followed by a digit (as in ``C489449``), when that pattern is a minority
-    of the ids (so a shop whose every order id starts with ``C`` is not read as all cancellations)."""
+    of the ids (so a shop whose every order id starts with ``C`` is not read as all cancellations); ``known``: whether
+    the pattern marks cancellations in this shop, decided elsewhere (None: by this rule)."""
     c = _per_value(order_ids, lambda t: t.str.match(r"^[Cc]\d", na=False).fillna(False))
-    return c if 0 < c.mean() < 0.5 else pd.Series(False, index=order_ids.index)
+    holds = (0 < c.mean() < 0.5) if known is None else known
+    return c if holds else pd.Series(False, index=order_ids.index)
 
 
 def non_product_lines(codes: pd.Series) -> pd.Series:

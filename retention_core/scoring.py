@@ -14,19 +14,19 @@ from .errors import ConfigError, DataError
 from .events import canonical_events
 from .explain import top_reasons
 from .export import pseudonymise_list
-from .features import apply_user_spec
+from .features import apply_user_spec, zero_when_absent
 from .models import REGISTRY, for_population
 from .recommend.offers import offers_for_run
 from .roles import Schema, infer_schema
 from .segments import risk_deciles
 
 # ----------------------------------------------------------------------------------------------- scoring a run
-def features_for_run(run, df: pd.DataFrame, *, as_of=None):
+def features_for_run(run, df: pd.DataFrame, *, as_of=None, cancel_ids: bool | None = None):
     """The saved run's feature rows for new data, computed with the same code path as training.
 
     Event logs: features as of ``as_of`` (default: the end of the data) for users who bought in the lookback window.
     User tables: the saved feature specification. The saved column roles are applied by column name; a role whose
-    column is missing is inferred again.
+    column is missing is inferred again. ``cancel_ids``: see :func:`retention_core.events.canonical_events`.
     """
 
     saved = Schema.from_dict(run.info["schema"])
@@ -41,7 +41,7 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None):
         overrides.pop("label", None)
     schema = infer_schema(df, overrides)
     if saved.kind == "events":
-        ev = canonical_events(df, schema)
+        ev = canonical_events(df, schema, cancel_ids=cancel_ids)
         snap = {k: v for k, v in run.info["snapshot"].items() if k in SnapshotConfig.__dataclass_fields__}
         snap["cutoff"] = None
         needs_seq = bool(run.info.get("sequence_weeks"))
@@ -52,8 +52,10 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None):
     cols = run.info["numeric"] + run.info["categorical"]
     missing = [c for c in cols if c not in frame.columns]
     if missing:
-        for c in missing:  # a feature the new data cannot have (e.g. no ratings column): unknown, not zero
-            frame[c] = np.nan
+        held = {r for r, c in schema.roles.items() if c} if saved.kind == "events" else set()
+        for c in missing:  # a count of events the data could hold but does not (no return at all): 0; a feature
+            # the new data cannot have (e.g. no ratings column): unknown, not zero
+            frame[c] = 0.0 if zero_when_absent(c, held) else np.nan
     if len(missing) == len(cols):
         raise DataError("None of the model's features can be computed from this file. Score data of the same kind "
                         "and columns as the training data.")
