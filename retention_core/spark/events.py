@@ -37,20 +37,31 @@ class SparkEvents:
     attributes: list[str] = field(default_factory=list)  # attribute names, in the order of columns a0, a1, ...
     cleaning: dict = field(default_factory=dict)
     _stats: dict | None = None
+    _types: pd.DataFrame | None = None
 
     @property
     def spark(self):
         return self.df.sparkSession
 
-    def stats(self) -> dict:
-        """One pass over the log: first and last timestamp (ns), rows, and which optional columns hold any value."""
-        if self._stats is None:
+    def type_counts(self) -> pd.DataFrame:
+        """Events per event type (``n``) with the first row of each (``first``), and per type the first and last
+        timestamp and the values of the optional columns: one pass over the log gives :meth:`stats` too."""
+        if self._types is None:
             from pyspark.sql import functions as F
 
-            row = self.df.agg(F.min("ns").alias("first"), F.max("ns").alias("last"), F.count(F.lit(1)).alias("rows"),
-                              *[F.count(c).alias(c) for c in ("amount", "quantity", "rating", "product", "category")]
-                              ).collect()[0].asDict()
-            self._stats = row
+            opt = ("amount", "quantity", "rating", "product", "category")
+            self._types = self.df.groupBy("event_type").agg(
+                F.count(F.lit(1)).alias("n"), F.min("pos").alias("first"), F.min("ns").alias("t0"),
+                F.max("ns").alias("t1"), *[F.count(c).alias("has_" + c) for c in opt]).toPandas()
+        return self._types
+
+    def stats(self) -> dict:
+        """First and last timestamp (ns), rows, and how many values each optional column holds."""
+        if self._stats is None:
+            t = self.type_counts()
+            self._stats = {"first": int(t["t0"].min()) if len(t) else None,
+                           "last": int(t["t1"].max()) if len(t) else None, "rows": int(t["n"].sum()),
+                           **{c[4:]: int(t[c].sum()) for c in t.columns if c.startswith("has_")}}
         return self._stats
 
     def bounds(self) -> pd.DataFrame:

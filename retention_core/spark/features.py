@@ -33,10 +33,9 @@ def top_event_types(events: SparkEvents) -> list[str]:
     """The ``MAX_EVENT_TYPES`` most frequent event types of the whole log, most frequent first (ties: seen first)."""
     from pyspark.sql import functions as F
 
-    rows = (events.df.where(F.col("event_type").isNotNull()).groupBy("event_type")
-            .agg(F.count(F.lit(1)).alias("n"), F.min("pos").alias("first"))
-            .orderBy(F.col("n").desc(), F.col("first").asc()).limit(MAX_EVENT_TYPES).collect())
-    return [r["event_type"] for r in rows]
+    counts = events.type_counts()
+    counts = counts[counts["event_type"].notna()].sort_values(["n", "first"], ascending=[False, True], kind="stable")
+    return [str(t) for t in counts["event_type"].head(MAX_EVENT_TYPES)]
 
 
 def type_names(types: list[str], suffix: str) -> list[str]:
@@ -65,23 +64,33 @@ def _seconds(ns_col):
     return F.expr(f"{ns_col} div {SECOND_NS}") if isinstance(ns_col, str) else ns_col
 
 
-def daily_table(events: SparkEvents, types: list[str], windows: list[tuple[int, int]] | None = None):
-    """One row per user and day bucket: purchase instants, revenue, units, ratings, counts, event types, the latest
-    attributes of the day, the gap to the previous purchase day, and the products and categories first bought that
-    day. With ``windows`` (``(start, end]`` day ranges), only users with a purchase in one of them are kept: the
-    others reach no snapshot."""
-    from pyspark.sql import Window
+def prepared_events(events: SparkEvents, windows: list[tuple[int, int]] | None = None):
+    """The events partitioned by user (the one shuffle of the log); with ``windows`` (``(start, end]`` day ranges),
+    only users with a purchase in one of them: the others reach no snapshot and are not aggregated."""
     from pyspark.sql import functions as F
 
     E = events.df
-    p = F.col("is_purchase")
     if windows:
         bought = F.lit(False)
         for start, end in windows:
             bought = bought | ((F.col("b") > start) & (F.col("b") <= end))
-        kept = E.where(p & bought).select("user_id").distinct()
-        E = E.join(kept, "user_id", "left_semi")
-    E = E.repartition("user_id")
+        kept = E.where(F.col("is_purchase") & bought).select("user_id").distinct()
+        E = E.join(F.broadcast(kept) if _small(events) else kept, "user_id", "left_semi")
+    return E.repartition("user_id")
+
+
+def _small(events: SparkEvents) -> bool:
+    return int(events.stats()["rows"]) <= 2_000_000
+
+
+def daily_table(E, types: list[str], n_attributes: int):
+    """One row per user and day bucket of the prepared events (:func:`prepared_events`): purchase instants, revenue,
+    units, ratings, counts, event types, the latest attributes of the day, the gap to the previous purchase day, and
+    the products and categories first bought that day."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    p = F.col("is_purchase")
     sold = p & ~F.col("is_nonproduct")
     one = lambda cond: F.sum(F.when(cond, 1).otherwise(0))  # noqa: E731
     aggs = [
@@ -98,7 +107,7 @@ def daily_table(events: SparkEvents, types: list[str], windows: list[tuple[int, 
     ]
     aggs += [one(F.col("event_type") == F.lit(t)).alias(f"et{k}") for k, t in enumerate(types)]
     aggs += [F.max_by(F.col(f"a{i}"), F.when(F.col(f"a{i}").isNotNull(), F.struct(F.col("ns"), -F.col("pos"))))
-             .alias(f"a{i}") for i in range(len(events.attributes))]
+             .alias(f"a{i}") for i in range(n_attributes)]
     daily = E.groupBy("user_id", "b").agg(*aggs)
     for col, name in (("product", "new_products"), ("category", "new_categories")):
         first = (E.where(sold & F.col(col).isNotNull()).groupBy("user_id", col).agg(F.min("b").alias("b"))
@@ -117,7 +126,7 @@ def snapshot_frame(events: SparkEvents, days: list[int], cfg: SnapshotConfig, en
 
     H, L = int(cfg.horizon_days), int(cfg.lookback_days)
     if daily is None:
-        daily = daily_table(events, types, [(T - L, T) for T in days])
+        daily = daily_table(prepared_events(events, [(T - L, T) for T in days]), types, len(events.attributes))
     cut = events.spark.createDataFrame([(int(T),) for T in days], "T int")
     X = daily.join(F.broadcast(cut), F.col("b") <= F.col("T") + H)
     b, T = F.col("b"), F.col("T")
@@ -206,7 +215,8 @@ def compute(events: SparkEvents, dates: list[pd.Timestamp], cfg: SnapshotConfig,
     end_day = (pd.Timestamp(end.date()) - pd.Timestamp("1970-01-01")).days
     types = top_event_types(events)
     L = int(cfg.lookback_days)
-    daily = daily_table(events, types, [(T - L, T) for T in days])
+    E = prepared_events(events, [(T - L, T) for T in days]).persist()  # read by the days, products, categories
+    daily = daily_table(E, types, len(events.attributes))
     if sequences:
         daily = daily.persist()
     try:
@@ -216,6 +226,7 @@ def compute(events: SparkEvents, dates: list[pd.Timestamp], cfg: SnapshotConfig,
     finally:
         if sequences:
             daily.unpersist()
+        E.unpersist()
     return frame, seq
 
 
