@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label", help="label column (user tables)")
     s.add_argument("--positive", help="label value that means churned (user tables)")
     _snapshot_options(s)
+    _engine_options(s)
 
     s = sub.add_parser("train", help="train and compare models; save the run")
     s.add_argument("data")
@@ -104,7 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pseudonymise-key-env", metavar="VAR",
                    help="replace user ids by keyed pseudonyms (HMAC-SHA256) using the key in environment variable VAR "
                         "(the key never appears on the command line)")
+    _engine_options(s)
     return p
+
+
+# --- engine options (the Spark engine lives in retention_core/spark; PySpark and Java are optional) ----------------
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                   help="where features are built: duckdb (embedded, the default) or spark (for logs beyond one "
+                        "machine; a Parquet file or folder is then read by Spark itself)")
+    g.add_argument("--spark-master", metavar="URL",
+                   help="Spark master for --engine spark (default local[*]; e.g. spark://host:7077, yarn)")
+# --- end of engine options -----------------------------------------------------------------------------------------
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
@@ -202,14 +215,19 @@ def cmd_build_dataset(args) -> int:
     from .validation import validate_dataset
 
     t0 = time.perf_counter()
-    df, schema, report = load(args)
-    _fail_on_errors(report)
-    if schema.kind == "events":
-        ev = canonical_events(df, schema)
-        cfg = snapshot_config(args, ev)
-        ds = build_dataset(ev, cfg)
+    if getattr(args, "engine", "duckdb") == "spark":  # --- Spark engine: retention_core/spark/cli.py ---
+        from .spark.cli import build_dataset_from_args
+
+        ds = build_dataset_from_args(args)
     else:
-        ds = user_dataset(df, schema, report)
+        df, schema, report = load(args)
+        _fail_on_errors(report)
+        if schema.kind == "events":
+            ev = canonical_events(df, schema)
+            cfg = snapshot_config(args, ev)
+            ds = build_dataset(ev, cfg)
+        else:
+            ds = user_dataset(df, schema, report)
     out = format_dates(ds.frame)
     out["churned"] = out["churned"].astype("Int64")  # 0/1, empty where the horizon is not observed yet
     write_table(out, args.out)

@@ -280,9 +280,19 @@ class Dataset:
 
 
 def build_dataset(ev: pd.DataFrame, cfg: SnapshotConfig | None = None, *, sequences: bool = False,
-                  cutoffs: list | None = None) -> Dataset:
-    """Features and labels at each cutoff (``cutoffs`` given, or :func:`snapshot_dates` of ``cfg``)."""
+                  cutoffs: list | None = None, engine: str = "duckdb") -> Dataset:
+    """Features and labels at each cutoff (``cutoffs`` given, or :func:`snapshot_dates` of ``cfg``).
+
+    ``engine="spark"`` builds the same Dataset on Spark (:mod:`retention_core.spark`, proven equal column by column).
+    """
     from . import features
+
+    if engine != "duckdb":  # --- engine choice ---
+        if engine != "spark":
+            raise ConfigError(f"engine must be 'duckdb' or 'spark', got {engine!r}.")
+        from . import spark
+
+        return spark.build_dataset(ev, cfg, sequences=sequences, cutoffs=cutoffs)
 
     cfg = cfg or default_config(ev)
     dates = [to_cutoff(c) for c in cutoffs] if cutoffs is not None else snapshot_dates(ev, cfg)
@@ -300,8 +310,13 @@ def build_dataset(ev: pd.DataFrame, cfg: SnapshotConfig | None = None, *, sequen
     return Dataset(frame, numeric, categorical, seq, channels, conf, "events")
 
 
-def scoring_snapshot(ev: pd.DataFrame, cfg: SnapshotConfig, as_of=None, *, sequences: bool = False) -> Dataset:
+def scoring_snapshot(ev: pd.DataFrame, cfg: SnapshotConfig, as_of=None, *, sequences: bool = False,
+                     engine: str = "duckdb") -> Dataset:
     """The snapshot to score: features as of ``as_of`` (default: the end of the data); labels are not known."""
+    if engine == "spark":  # --- engine choice ---
+        from . import spark
+
+        return spark.scoring_snapshot(ev, cfg, as_of, sequences=sequences)
     T = to_cutoff(as_of) if as_of is not None else data_end(ev)
     ds = build_dataset(ev, cfg, sequences=sequences, cutoffs=[T])
     ds.frame["churned"] = ds.frame["churned"].where(pd.Series(False, index=ds.frame.index))

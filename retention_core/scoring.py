@@ -159,9 +159,21 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None):
     return frame, seq
 
 
-def score(run, df: pd.DataFrame, *, as_of=None, model: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, object]:
-    """Churn probability, risk decile and rank for every user; returns (scores, feature rows, sequences)."""
+def score(run, df: pd.DataFrame, *, as_of=None, model: str | None = None, engine: str = "duckdb",
+          spark_master: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, object]:
+    """Churn probability, risk decile and rank for every user; returns (scores, feature rows, sequences).
+
+    ``engine="spark"`` builds the features on Spark and applies the model to their partitions
+    (:func:`retention_core.spark.scoring.score`; ``df`` may then also be the path of a Parquet file or folder).
+    """
     from .models import REGISTRY, for_population
+
+    if engine != "duckdb":  # --- engine choice ---
+        if engine != "spark":
+            raise ConfigError(f"engine must be 'duckdb' or 'spark', got {engine!r}.")
+        from .spark.scoring import score as spark_score
+
+        return spark_score(run, df, as_of=as_of, model=model, master=spark_master)
 
     key = model or run.best
     m = run.model(key)  # an unknown key: a message listing the run's models
@@ -218,9 +230,16 @@ def score_cli(args) -> int:
     if args.reasons < 0:
         raise ConfigError(f"--reasons must be 0 or more, got {args.reasons}.")
     run = load_run(args.run)
-    df = read_table(args.data, sheet=args.sheet)
     key = args.model or run.best
-    scores, frame, seq = score(run, df, as_of=args.as_of, model=key)
+    if getattr(args, "engine", "duckdb") == "spark":  # --- Spark engine: Parquet is read by Spark itself ---
+        from .spark.source import is_parquet_source
+
+        data = args.data if is_parquet_source(args.data) else read_table(args.data, sheet=args.sheet)
+        scores, frame, seq = score(run, data, as_of=args.as_of, model=key, engine="spark",
+                                   spark_master=args.spark_master)
+    else:
+        df = read_table(args.data, sheet=args.sheet)
+        scores, frame, seq = score(run, df, as_of=args.as_of, model=key)
     full = scores.copy()
     for a in run.info["categorical"]:
         if a in frame.columns:

@@ -211,23 +211,54 @@ def compute(events: SparkEvents, dates: list[pd.Timestamp], cfg: SnapshotConfig,
             sequences: bool = False) -> tuple[pd.DataFrame, np.ndarray | None]:
     """The Spark twin of :func:`retention_core.features.compute`: the same frame (rows, columns, order, types) and
     the same weekly sequences, computed on Spark and collected to the driver."""
-    days = [(pd.Timestamp(d.date()) - pd.Timestamp("1970-01-01")).days for d in dates]
-    end_day = (pd.Timestamp(end.date()) - pd.Timestamp("1970-01-01")).days
-    types = top_event_types(events)
-    L = int(cfg.lookback_days)
-    E = prepared_events(events, [(T - L, T) for T in days]).persist()  # read by the days, products, categories
-    daily = daily_table(E, types, len(events.attributes))
-    if sequences:
-        daily = daily.persist()
-    try:
-        sdf = snapshot_frame(events, days, cfg, end_day, types, daily)
-        frame = finish(sdf.toPandas(), events, cfg)
-        seq = _sequences(events, daily, frame, cfg.sequence_weeks) if sequences else None
-    finally:
-        if sequences:
-            daily.unpersist()
-        E.unpersist()
+    with Snapshots(events, dates, cfg, end=end, keep_daily=sequences) as snap:
+        frame = finish(snap.frame.toPandas(), events, cfg)
+        seq = _sequences(events, snap.daily, frame, cfg.sequence_weeks) if sequences else None
     return frame, seq
+
+
+class Snapshots:
+    """The feature rows of some cutoffs as a Spark DataFrame (``frame``: attributes as ``a0, a1, ...``, the cutoff
+    as day number ``T``; :func:`finish` turns it into the product's frame), with the per-day table behind it. A
+    context manager: the prepared events (and ``daily`` with ``keep_daily``) stay cached until it closes."""
+
+    def __init__(self, events: SparkEvents, dates: list[pd.Timestamp], cfg: SnapshotConfig, *, end: pd.Timestamp,
+                 keep_daily: bool = False):
+        self.days = [(pd.Timestamp(d.date()) - pd.Timestamp("1970-01-01")).days for d in dates]
+        end_day = (pd.Timestamp(end.date()) - pd.Timestamp("1970-01-01")).days
+        self.types = top_event_types(events)
+        L = int(cfg.lookback_days)
+        self._E = prepared_events(events, [(T - L, T) for T in self.days]).persist()  # days, products, categories
+        self.daily = daily_table(self._E, self.types, len(events.attributes))
+        if keep_daily:
+            self.daily = self.daily.persist()
+        self._keep = keep_daily
+        self.frame = snapshot_frame(events, self.days, cfg, end_day, self.types, self.daily)
+
+    def __enter__(self) -> "Snapshots":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._keep:
+            self.daily.unpersist()
+        self._E.unpersist()
+
+
+def dropped_columns(events: SparkEvents, columns: list[str]) -> list[str]:
+    """The feature columns the product drops because the log lacks their input everywhere (no rating, amount,
+    quantity, category or product), as the DuckDB engine drops them."""
+    drop = []
+    if not events.has("rating"):
+        drop += ["ratings_count", "rating_mean", "rating_min"]
+    if not events.has("amount"):
+        drop += [c for c in columns if "revenue" in c or c == "avg_order_value"]
+    if not events.has("quantity"):
+        drop += ["units_total"]
+    if not events.has("category"):
+        drop += ["n_categories"]
+    if not events.has("product"):
+        drop += ["n_products"]
+    return [c for c in drop if c in columns]
 
 
 def finish(raw: pd.DataFrame, events: SparkEvents, cfg: SnapshotConfig) -> pd.DataFrame:
@@ -249,18 +280,7 @@ def finish(raw: pd.DataFrame, events: SparkEvents, cfg: SnapshotConfig) -> pd.Da
         elif c not in ("user_id", "snapshot_date"):
             frame[c] = frame[c].astype("float64")
     frame["user_id"] = frame["user_id"].to_numpy(dtype=object)
-    drop = []
-    if not events.has("rating"):
-        drop += ["ratings_count", "rating_mean", "rating_min"]
-    if not events.has("amount"):
-        drop += [c for c in frame.columns if "revenue" in c or c == "avg_order_value"]
-    if not events.has("quantity"):
-        drop += ["units_total"]
-    if not events.has("category"):
-        drop += ["n_categories"]
-    if not events.has("product"):
-        drop += ["n_products"]
-    return frame.drop(columns=drop).reset_index(drop=True)
+    return frame.drop(columns=dropped_columns(events, list(frame.columns))).reset_index(drop=True)
 
 
 def _sequences(events: SparkEvents, daily, frame: pd.DataFrame, weeks: int) -> np.ndarray:

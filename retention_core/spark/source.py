@@ -92,10 +92,12 @@ def read_raw(spark, path):
 def _sample(raw, n: int, nanos: set[str]) -> pd.DataFrame:
     """At most ``n`` rows spread over the log, in log order, typed as the product reads a Parquet file."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     total = raw.count()
     part = raw if total <= n else raw.sample(fraction=min(1.0, 1.2 * n / total), seed=0)
-    table = part.orderBy("__pos").limit(n).drop("__pos").toArrow()
+    table = part.limit(n).toArrow()
+    table = table.take(pc.sort_indices(table["__pos"])).drop_columns(["__pos"])  # in log order
     mapper = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype(), pa.int16(): pd.Int64Dtype(),
               pa.int8(): pd.Int64Dtype()}
     df = table.to_pandas(types_mapper=mapper.get)
@@ -334,11 +336,10 @@ def read_parquet_events(spark, path, overrides: dict | None = None, *, sample_ro
     # text cells stripped and empty cells missing, then exact duplicates dropped (the first copy kept)
     kinds = {f.name: _kind(f.dataType) for f in raw.schema.fields}
     cols = [(_clean_text(F.col(f"`{c}`")) if kinds[c] == "text" else F.col(f"`{c}`")).alias(c) for c in names]
-    df = raw.select(*cols, "__pos")
-    df = df.groupBy(*[F.col(f"`{c}`") for c in names]).agg(F.min("__pos").alias("__pos"))
+    raw = raw.select(*cols, "__pos")
 
     r = {role: by_name[col] for role, col in schema.roles.items() if col}
-    cl = _Cleaner(df, sample.rename(columns={stripped[c]: c for c in names}), nanos)
+    cl = _Cleaner(raw, sample.rename(columns={stripped[c]: c for c in names}), nanos)
     for role in ("user_id", "order_id", "event_type", "product", "category"):
         if r.get(role):
             cl.plan_text(r[role])
@@ -349,7 +350,9 @@ def read_parquet_events(spark, path, overrides: dict | None = None, *, sample_ro
         if r.get(role):
             cl.plan_number(r[role])
     cl.plan_time(r["timestamp"])
-    found = df.agg(*[v.alias(k) for k, v in cl.checks.items()]).collect()[0].asDict() if cl.checks else {}
+    # whole-column checks (exact duplicates cannot change an all, a min or a max: read before dropping them)
+    found = raw.agg(*[v.alias(k) for k, v in cl.checks.items()]).collect()[0].asDict() if cl.checks else {}
+    df = raw.groupBy(*[F.col(f"`{c}`") for c in names]).agg(F.min("__pos").alias("__pos"))
 
     null_text = F.lit(None).cast("string")
     ev = df.select(
@@ -366,6 +369,9 @@ def read_parquet_events(spark, path, overrides: dict | None = None, *, sample_ro
         ev = ev.withColumn("amount", q * p if q is not None and p is not None else (p if p is not None else F.lit(None).cast("double")))
         ev = ev.withColumn("amount", F.when(~F.isnan("amount") & (F.abs("amount") != float("inf")), F.col("amount")))
 
+    # kept (memory, then disk): every later step reads the cleaned rows, not the files, the duplicates and the dates
+    ev = ev.persist()
+
     # flags, with the whole-log shares of canonical_events (computed before rows without a user are dropped)
     shares = {}
     if r.get("order_id"):
@@ -373,7 +379,7 @@ def read_parquet_events(spark, path, overrides: dict | None = None, *, sample_ro
     if r.get("product"):
         shares["digit_share"] = F.avg(F.coalesce(F.col("product").rlike("[0-9]"), F.lit(False)).cast("double"))
         shares["any_product"] = F.count("product")
-    got = ev.agg(*[v.alias(k) for k, v in shares.items()]).collect()[0].asDict() if shares else {}
+    got = ev.agg(F.count(F.lit(1)).alias("_rows"), *[v.alias(k) for k, v in shares.items()]).collect()[0].asDict()
     et = F.col("event_type")
     cancel = F.coalesce(et.rlike("(?i)" + CANCEL_WORDS.pattern), F.lit(False))
     if r.get("order_id") and 0 < (got.get("c_share") or 0) < 0.5:
