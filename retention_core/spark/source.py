@@ -309,9 +309,14 @@ class _Cleaner:
         return F.lit(None).cast("long")
 
 
-def read_parquet_events(spark, path, overrides: dict | None = None, *, sample_rows: int = 200_000):
+def read_parquet_events(spark, path, overrides: dict | None = None, *, sample_rows: int = 200_000,
+                        timings: dict | None = None):
     """A Parquet file or folder as :class:`SparkEvents`, with the schema inferred on a sample and its validation
-    report (on the sample). Raises ConfigError/DataError as ``canonical_events`` would."""
+    report (on the sample). Raises ConfigError/DataError as ``canonical_events`` would. ``timings`` (a dict) gets the
+    seconds of each phase: ``sample`` (files, sample, roles, validation), ``checks`` (whole-log checks) and ``clean``
+    (duplicates, dates, flags' shares: the cleaned log is cached)."""
+    import time
+
     from pyspark.sql import functions as F
 
     from ..events import CANONICAL, NON_PRODUCT_CODES
@@ -319,6 +324,8 @@ def read_parquet_events(spark, path, overrides: dict | None = None, *, sample_ro
     from ..roles import CANCEL_WORDS, RETURN_WORDS, infer_schema, require_roles
     from ..validation import validate
 
+    clock = time.perf_counter()
+    timings = timings if timings is not None else {}
     raw, nanos = read_raw(spark, path)
     names = [c for c in raw.columns if c != "__pos"]
     stripped = {c: str(c).strip() for c in names}
@@ -332,6 +339,7 @@ def read_parquet_events(spark, path, overrides: dict | None = None, *, sample_ro
                           "from event logs; use the DuckDB engine for a user table.")
     require_roles(schema, "user_id", "timestamp")
     by_name = {stripped[c]: c for c in names}  # role names are the stripped names the sample shows
+    timings["sample"], clock = time.perf_counter() - clock, time.perf_counter()
 
     # text cells stripped and empty cells missing, then exact duplicates dropped (the first copy kept)
     kinds = {f.name: _kind(f.dataType) for f in raw.schema.fields}
@@ -353,6 +361,7 @@ def read_parquet_events(spark, path, overrides: dict | None = None, *, sample_ro
     # whole-column checks (exact duplicates cannot change an all, a min or a max: read before dropping them)
     found = raw.agg(*[v.alias(k) for k, v in cl.checks.items()]).collect()[0].asDict() if cl.checks else {}
     df = raw.groupBy(*[F.col(f"`{c}`") for c in names]).agg(F.min("__pos").alias("__pos"))
+    timings["checks"], clock = time.perf_counter() - clock, time.perf_counter()
 
     null_text = F.lit(None).cast("string")
     ev = df.select(
@@ -380,6 +389,7 @@ def read_parquet_events(spark, path, overrides: dict | None = None, *, sample_ro
         shares["digit_share"] = F.avg(F.coalesce(F.col("product").rlike("[0-9]"), F.lit(False)).cast("double"))
         shares["any_product"] = F.count("product")
     got = ev.agg(F.count(F.lit(1)).alias("_rows"), *[v.alias(k) for k, v in shares.items()]).collect()[0].asDict()
+    timings["clean"] = time.perf_counter() - clock
     et = F.col("event_type")
     cancel = F.coalesce(et.rlike("(?i)" + CANCEL_WORDS.pattern), F.lit(False))
     if r.get("order_id") and 0 < (got.get("c_share") or 0) < 0.5:
