@@ -312,3 +312,23 @@ def test_spark_scoring_refuses_a_tampered_run(spark, saved_run):
         fh.write(" ")
     with pytest.raises(BundleError):
         spark_score(path, raw)
+
+
+def test_score_command_with_engine_spark(spark, saved_run, tmp_path):
+    """``score RUN DATA --engine spark`` writes the same list as the default engine (Parquet read by Spark)."""
+    from retention_core.cli import main
+
+    path, raw, _ = saved_run
+    src = tmp_path / "log.parquet"
+    raw.to_parquet(src, index=False)
+    outs = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RETENTION_HOME", str(path.parent / "home"))
+        for engine in ("duckdb", "spark"):
+            outs[engine] = tmp_path / f"scores_{engine}.csv"
+            assert main(["score", str(path), str(src), "--out", str(outs[engine]), "--top", "50",
+                         "--engine", engine]) == 0
+    a, b = pd.read_csv(outs["duckdb"]), pd.read_csv(outs["spark"])
+    assert list(a.columns) == list(b.columns) and len(a) == len(b) == 50
+    assert (a["user_id"].astype(str) == b["user_id"].astype(str)).all()
+    np.testing.assert_allclose(b["churn_probability"], a["churn_probability"], rtol=RTOL, atol=1e-12)
