@@ -21,9 +21,8 @@ DEFAULT_MASTER = "local[*]"
 def java_version() -> str | None:
     """The first line of ``java -version`` (None when no Java runtime is found)."""
     home = os.environ.get("JAVA_HOME")
-    java = os.path.join(home, "bin", "java") if home and os.path.exists(os.path.join(home, "bin", "java")) \
-        else shutil.which("java")
-    if not java:
+    java = os.path.join(home, "bin", "java") if home else shutil.which("java")  # Spark uses JAVA_HOME when set
+    if not java or not os.path.exists(java):
         return None
     try:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
@@ -40,7 +39,8 @@ def unavailable() -> str | None:
     except ImportError:
         return "PySpark is not installed: pip install -r requirements-spark.txt"
     if java_version() is None:
-        return "no Java runtime found (Spark needs Java 17 or later): install openjdk-17-jre-headless or set JAVA_HOME"
+        return ("no Java runtime found (Spark needs Java 17 or later): install openjdk-17-jre-headless or set JAVA_HOME"
+                + (f" (JAVA_HOME={os.environ['JAVA_HOME']} has no bin/java)" if os.environ.get("JAVA_HOME") else ""))
     return None
 
 
