@@ -318,7 +318,7 @@ def scoring_snapshot(ev: pd.DataFrame, cfg: SnapshotConfig, as_of=None, *, seque
 
         return spark.scoring_snapshot(ev, cfg, as_of, sequences=sequences)
     T = to_cutoff(as_of) if as_of is not None else data_end(ev)
-    ds = build_dataset(ev, cfg, sequences=sequences, cutoffs=[T])
+    ds = build_dataset(ev, cfg, sequences=sequences, cutoffs=[T], engine=engine)
     ds.frame["churned"] = ds.frame["churned"].where(pd.Series(False, index=ds.frame.index))
     return ds
 
