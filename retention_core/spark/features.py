@@ -14,8 +14,11 @@ users with a purchase day in ``(T - lookback, T]``. Written in the DataFrame API
   non-missing value (ties at one instant: the earlier row, as DuckDB's ``arg_max`` in scan order);
 - the event types counted are the log's most frequent ones (ties: the type seen first), named as DuckDB names them.
 
-Shuffles: the events are partitioned by user once; ``daily``, the gap window, the first-purchase days and the
-snapshot aggregation all keep that partitioning, so the log is shuffled once (plus the distinct order ids of a day).
+Shuffles (the physical plan, Spark 4.0): the events are partitioned by user and cached (:func:`prepared_events`);
+the per-day aggregation shuffles them again by user, day and order id (the distinct orders of a day, planned with an
+``Expand``) and then by user and day; the product and category lines go by user and product, then by user and day;
+the per-day table goes by user for the gap window; the cutoffs are broadcast and the snapshot aggregation runs where
+the per-day rows are. Keeping one partitioning throughout is the obvious next speed-up (see ``docs/scale.md``).
 """
 from __future__ import annotations
 
