@@ -172,7 +172,7 @@ def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------------------- dates
-_DATE_FORMATS = [
+DATE_FORMATS = [
     "ISO8601", "%Y%m%d",
     "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y", "%m/%d/%Y",
     "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y", "%d-%m-%Y %H:%M", "%d-%m-%Y %H:%M:%S", "%d-%m-%Y",
@@ -181,7 +181,7 @@ _DATE_FORMATS = [
     "%d %b %Y", "%d %B %Y", "%b %d %Y", "%b %d, %Y", "%B %d, %Y", "%d-%b-%Y", "%d %b %Y %H:%M",
 ]
 # A time-zone designator after a time of day: 10:00Z, 10:00:00+02:00, 10:00:00.123-0500, 10:00 UTC.
-_TZ_SUFFIX = re.compile(r"\d:\d\d(?::\d\d(?:\.\d+)?)?\s?(?:Z|[+-]\d{2}(?::?\d{2})?|UTC|GMT)$", re.IGNORECASE)
+TZ_SUFFIX = re.compile(r"\d:\d\d(?::\d\d(?:\.\d+)?)?\s?(?:Z|[+-]\d{2}(?::?\d{2})?|UTC|GMT)$", re.IGNORECASE)
 _NAT = "datetime64[ns]"
 
 
@@ -201,19 +201,19 @@ def _ns(out: pd.Series) -> pd.Series:
         return out.where(ok).astype(_NAT)
 
 
-def _to_naive(out: pd.Series) -> pd.Series:
+def to_naive(out: pd.Series) -> pd.Series:
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
     return _ns(out)
 
 
-def _mixed(txt: pd.Series, dayfirst: bool) -> pd.Series:
+def mixed_dates(txt: pd.Series, dayfirst: bool) -> pd.Series:
     """The flexible (slow) parser, for a minority of cells or a column no single format fits."""
     try:
         out = pd.to_datetime(txt, errors="coerce", format="mixed", dayfirst=dayfirst, utc=True)
     except (TypeError, ValueError, OverflowError):
         return _empty_dates(txt)
-    return _to_naive(out)
+    return to_naive(out)
 
 
 def parse_datetime(s: pd.Series) -> pd.Series:
@@ -225,7 +225,7 @@ def parse_datetime(s: pd.Series) -> pd.Series:
     NaT; :mod:`validation` counts them.
     """
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
-        return _to_naive(s)
+        return to_naive(s)
     if pd.api.types.is_bool_dtype(s.dtype):
         return _empty_dates(s)
     if pd.api.types.is_numeric_dtype(s.dtype):
@@ -249,17 +249,17 @@ def parse_datetime(s: pd.Series) -> pd.Series:
         return _empty_dates(s)
     sample = nn.sample(min(len(nn), 2000), random_state=0) if len(nn) > 2000 else nn
     dayfirst = bool(sample.str.match(r"^(1[3-9]|2\d|3[01])[/.-]").any())
-    if sample.str.contains(_TZ_SUFFIX).mean() > 0.5:
+    if sample.str.contains(TZ_SUFFIX).mean() > 0.5:
         ok = pd.to_datetime(sample, errors="coerce", format="ISO8601", utc=True)
         if ok.notna().mean() >= 0.98:
-            out = _to_naive(pd.to_datetime(txt, errors="coerce", format="ISO8601", utc=True))
+            out = to_naive(pd.to_datetime(txt, errors="coerce", format="ISO8601", utc=True))
             rest = out.isna() & txt.notna()
             if rest.any():
-                out[rest] = _mixed(txt[rest], dayfirst)
+                out[rest] = mixed_dates(txt[rest], dayfirst)
             return out
-        return _mixed(txt, dayfirst)
+        return mixed_dates(txt, dayfirst)
     best, best_ok = None, 0.0
-    for fmt in _DATE_FORMATS:
+    for fmt in DATE_FORMATS:
         try:
             ok = pd.to_datetime(sample, format=fmt, errors="coerce").notna().mean()
         except (TypeError, ValueError, OverflowError):
@@ -270,17 +270,17 @@ def parse_datetime(s: pd.Series) -> pd.Series:
             break
     if best is not None and best_ok >= 0.9:
         out = pd.to_datetime(txt, format=best, errors="coerce")
-        out = _to_naive(out)
+        out = to_naive(out)
         rest = out.isna() & txt.notna()
         if rest.any():  # a minority in another format: try the flexible parser on those only
-            out[rest] = _mixed(txt[rest], best.startswith("%d") or dayfirst)
+            out[rest] = mixed_dates(txt[rest], best.startswith("%d") or dayfirst)
         return out
     # No single format fits: the flexible parser, if it reads more of the sample than the best format.
-    mixed_ok = _mixed(sample, dayfirst).notna().mean()
+    mixed_ok = mixed_dates(sample, dayfirst).notna().mean()
     if mixed_ok > best_ok and mixed_ok > 0:
-        return _mixed(txt, dayfirst)
+        return mixed_dates(txt, dayfirst)
     if best is not None and best_ok > 0:
-        return _to_naive(pd.to_datetime(txt, format=best, errors="coerce"))
+        return to_naive(pd.to_datetime(txt, format=best, errors="coerce"))
     return _empty_dates(s)
 
 

@@ -14,7 +14,13 @@ import time
 from typing import TYPE_CHECKING
 
 from .bundle import load_run
-from .dataset import SnapshotConfig, build_dataset, default_config, training_cutoffs, user_dataset
+from .dataset import (
+    SnapshotConfig,
+    build_dataset,
+    default_config,
+    training_cutoffs,
+    user_dataset,
+)
 from .errors import RetentionError
 from .events import canonical_events
 from .export import format_dates, write_table
@@ -91,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label", help="label column (user tables)")
     s.add_argument("--positive", help="label value that means churned (user tables)")
     _snapshot_options(s)
+    _engine_options(s)
 
     s = sub.add_parser("train", help="train and compare models; save the run")
     s.add_argument("data")
@@ -129,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the key never appears on the command line)")
     s.add_argument("--no-record", action="store_true", help="do not record this scoring in the workspace's scoring "
                    "history (RETENTION_WORKSPACE/history.duckdb), which monitor reads")
+    _engine_options(s)
     _monitor_parser(sub)
     _recommend_parser(sub)
 
@@ -139,6 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     s.add_argument("--workers", type=int, default=1, help="worker processes, one per core (default 1)")
     return p
+
+
+# --- engine options (the Spark engine lives in retention_core/spark; PySpark and Java are optional) ----------------
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                   help="where features are built: duckdb (embedded, the default) or spark (for logs beyond one "
+                        "machine; a Parquet file or folder is then read by Spark itself)")
+    g.add_argument("--spark-master", metavar="URL",
+                   help="Spark master for --engine spark (default local[*]; e.g. spark://host:7077, yarn)")
+# --- end of engine options -----------------------------------------------------------------------------------------
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
@@ -221,16 +240,37 @@ def cmd_inspect(args) -> int:
     return EXIT_OK
 
 
+def _spark_dataset(args):
+    """``build-dataset --engine spark``: a Parquet file or folder is read by Spark itself (the log never passes
+    through pandas); another file is read by the product's reader and sent to Spark. A user table needs no engine."""
+    from . import spark  # PySpark is optional: loaded by the commands that ask for it
+
+    if spark.is_parquet_source(args.data):
+        session = spark.get_session(args.spark_master)
+        events, schema, report = spark.read_parquet_events(session, args.data, overrides_from_args(args))
+        _fail_on_errors(report)
+    else:
+        df, schema, report = load(args)
+        _fail_on_errors(report)
+        if schema.kind != "events":
+            return user_dataset(df, schema, report)
+        events = spark.SparkEvents.from_pandas(spark.get_session(args.spark_master), canonical_events(df, schema))
+    return spark.build_dataset(events, snapshot_config(args, events.bounds()))
+
+
 def cmd_build_dataset(args) -> int:
     t0 = time.perf_counter()
-    df, schema, report = load(args)
-    _fail_on_errors(report)
-    if schema.kind == "events":
-        ev = canonical_events(df, schema)
-        cfg = snapshot_config(args, ev)
-        ds = build_dataset(ev, cfg)
+    if args.engine == "spark":
+        ds = _spark_dataset(args)
     else:
-        ds = user_dataset(df, schema, report)
+        df, schema, report = load(args)
+        _fail_on_errors(report)
+        if schema.kind == "events":
+            ev = canonical_events(df, schema)
+            cfg = snapshot_config(args, ev)
+            ds = build_dataset(ev, cfg)
+        else:
+            ds = user_dataset(df, schema, report)
     out = format_dates(ds.frame)
     out["churned"] = out["churned"].astype("Int64")  # 0/1, empty where the horizon is not observed yet
     write_table(out, args.out)
@@ -248,7 +288,10 @@ def cmd_build_dataset(args) -> int:
 
 def cmd_train(args) -> int:
     """Build the training dataset, train, validate, refit, save the run and print the leaderboard."""
-    from .training import TrainConfig, train_and_save  # scikit-learn: loaded by the commands that model only
+    from .training import (  # scikit-learn: loaded by the commands that model only
+        TrainConfig,
+        train_and_save,
+    )
 
     t0 = time.perf_counter()
     df, schema, report = load(args)
@@ -289,10 +332,22 @@ def _print_progress(event: TrainProgress) -> None:
         print(f"  {event.message}", file=sys.stderr)
 
 
+def _spark_scores(run, args, choice: dict):
+    """``score --engine spark``: features built and the model applied on Spark (a Parquet file or folder is read by
+    Spark itself), then the list made as for any scoring."""
+    from . import spark  # PySpark is optional: loaded by the commands that ask for it
+    from .scoring import scored_list
+
+    data = args.data if spark.is_parquet_source(args.data) else read_table(args.data, sheet=args.sheet)
+    key = args.model or run.best
+    scores, frame, seq = spark.score(run, data, as_of=args.as_of, model=key, master=args.spark_master)
+    return scored_list(run, key, scores, frame, seq, df=data if not isinstance(data, str) else None, **choice)
+
+
 def cmd_score(args) -> int:
     """Score a file with a saved run and write the users chosen, most at risk first."""
-    from .scoring import score_file
     from .export import write_table
+    from .scoring import score_file
 
     t0 = time.perf_counter()
     key = None
@@ -302,9 +357,13 @@ def cmd_score(args) -> int:
             raise UsageError(f"Environment variable {args.pseudonymise_key_env} is empty or not set: put the "
                              "pseudonymisation key in it.")
     run = load_run(args.run)
-    df = read_table(args.data, sheet=args.sheet)
-    result = score_file(run, df, as_of=args.as_of, model=args.model, top=args.top, threshold=args.threshold,
-                        reasons=args.reasons, offers=args.offers, pseudonymise_key=key)
+    choice = dict(as_of=args.as_of, top=args.top, threshold=args.threshold, reasons=args.reasons, offers=args.offers,
+                  pseudonymise_key=key)
+    if args.engine == "spark":
+        result = _spark_scores(run, args, choice)
+    else:
+        df = read_table(args.data, sheet=args.sheet)
+        result = score_file(run, df, model=args.model, **choice)
     write_table(result.chosen, args.out)
     print(f"scored {len(result.scores):,} users with {result.model}; wrote {len(result.chosen):,} rows to "
           f"{args.out} in {time.perf_counter() - t0:.1f} s")
@@ -337,8 +396,8 @@ def _record(run, result, args) -> None:
 
 def cmd_monitor(args) -> int:
     """Realised outcomes of a run's recorded scorings in new data, drift and the verdict."""
-    from .monitor import monitor_report
     from .export import atomic_target
+    from .monitor import monitor_report
 
     df = read_table(args.data, sheet=args.sheet)
     report = monitor_report(args.run, df)
@@ -401,7 +460,9 @@ def _recommend_parser(sub) -> None:
 
 
 def cmd_recommend(args) -> int:
-    from .recommend import RecommenderConfig  # scikit-learn and implicit: loaded by the commands that need them
+    from .recommend import (
+        RecommenderConfig,  # scikit-learn and implicit: loaded by the commands that need them
+    )
     from .recommend.offers import CLI_COLUMNS, offers_from_table, read_user_ids
 
     t0 = time.perf_counter()

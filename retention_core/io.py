@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, Union
 
 import pandas as pd
+import pyarrow as pa
 
 from . import bounds
 from .bounds import Limits
@@ -195,6 +196,8 @@ def read_table(source: Source, *, name: str | None = None, sheet: str | int | No
     width (``RETENTION_MAX_COLUMNS``) and ``max_line_mb`` for one line of text (``RETENTION_MAX_LINE_MB``).
     """
     max_bytes = int((max_mb if max_mb is not None else DEFAULT_MAX_MB) * 1e6)
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():  # a partitioned Parquet dataset
+        return read_parquet_folder(source, name=name, max_bytes=max_bytes)
     data, src_name = _load_bytes(source, max_bytes)
     name = name or src_name
     if blank(data):
@@ -247,6 +250,60 @@ def _unpack(data: bytes, name: str, limits: Limits, info: ReadInfo) -> bytes:
             break
     info.compression = " + ".join(layers) or None
     return payload
+
+
+# --- Parquet folders (a partitioned dataset, as data lakes and Spark write them); read alike by both engines -------
+def parquet_files(folder: str | os.PathLike) -> list[Path]:
+    """The Parquet files of a folder, in the order both engines read them: every ``*.parquet`` / ``*.pq`` file below
+    it (``key=value`` sub-folders included), sorted by path; hidden and ``_``-prefixed files (``_SUCCESS``,
+    ``_metadata``, ``.crc``) are not data. DataError when there is none."""
+    root = Path(folder)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in (".parquet", ".pq")
+                   and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts))
+    if not files:
+        raise DataError(f"{root.name} is a folder without Parquet files (*.parquet). Give a CSV, Parquet or Excel file, "
+                        "or a folder of Parquet files.")
+    return files
+
+
+def read_parquet_folder(folder: str | os.PathLike, *, name: str | None = None,
+                        max_bytes: int | None = None) -> pd.DataFrame:
+    """Read a folder of Parquet files (:func:`parquet_files`) as one table: the files' rows one after the other, with
+    the same checks and type rules as a single Parquet file. Files must share their columns."""
+    import pyarrow.parquet as pq
+
+    root = Path(folder)
+    files = parquet_files(root)
+    name = name or root.name
+    size = sum(f.stat().st_size for f in files)
+    if max_bytes is not None and size > max_bytes:
+        raise DataError(f"{name} holds {_mb(size)} of Parquet files, over the size limit of {_mb(max_bytes)}. "
+                        "Filter or sample it first, raise the limit, or build the dataset with --engine spark.")
+    check_memory(size, name, compressed=True)
+    try:
+        tables = [pq.read_table(f) for f in files]
+        table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+        check_columns(table.column_names)
+        df = table.to_pandas()
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{name}: its Parquet files cannot be read as one table ({short(exc)}).") from None
+    df, info = _finish_parquet(df, name, size)
+    df.attrs["read_info"] = info.as_dict()
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    df.attrs["digest"] = h.hexdigest()[:16]
+    return df
+
+
+def _finish_parquet(df: pd.DataFrame, name: str, size: int) -> tuple[pd.DataFrame, ReadInfo]:
+    df.columns = [str(c).strip() for c in df.columns]
+    if len(df.columns) == 0 or len(df) == 0:
+        raise DataError(f"{name} has no rows of data.")
+    return coerce_types(df), ReadInfo(name=name, format="parquet", size_bytes=size)
+# --- end of Parquet folders ---------------------------------------------------------------------------------------
 
 
 #: A table in memory takes several times its text size (text cells become Python strings).

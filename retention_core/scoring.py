@@ -8,7 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .campaign import ID_COLUMNS, Assumptions, budget_contacts, choose_by_expected_value, user_value, with_assumptions
+from .campaign import (
+    ID_COLUMNS,
+    Assumptions,
+    budget_contacts,
+    choose_by_expected_value,
+    user_value,
+    with_assumptions,
+)
 from .dataset import SnapshotConfig, scoring_snapshot
 from .errors import ConfigError, DataError
 from .events import canonical_events
@@ -19,6 +26,7 @@ from .models import REGISTRY, for_population
 from .recommend.offers import offers_for_run
 from .roles import Schema, infer_schema
 from .segments import risk_deciles
+
 
 # ----------------------------------------------------------------------------------------------- scoring a run
 def features_for_run(run, df: pd.DataFrame, *, as_of=None, cancel_ids: bool | None = None):
@@ -63,8 +71,8 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None, cancel_ids: bool | No
 
 
 def score(run, df: pd.DataFrame, *, as_of=None, model: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, object]:
-    """Churn probability, risk decile and rank for every user; returns (scores, feature rows, sequences)."""
-
+    """Churn probability, risk decile and rank for every user; returns (scores, feature rows, sequences). The same on
+    Spark: :func:`retention_core.spark.scoring.score`."""
     key = model or run.best
     m = run.model(key)  # an unknown key: a message listing the run's models
     frame, seq = features_for_run(run, df, as_of=as_of)
@@ -125,12 +133,24 @@ def score_file(run, df: pd.DataFrame, *, as_of=None, model: str | None = None, t
                threshold: float | None = None, reasons: int = 0, offers: int = 0,
                pseudonymise_key: str | None = None) -> ScoredFile:
     """Score a table with a saved run (its best model unless ``model`` is named) and choose users by top-K or a
-    probability threshold (all when neither), most at risk first, with the top ``reasons`` per user, the user's
-    attributes, the model, its threshold and the scoring date; ids replaced by keyed pseudonyms when a key is given."""
+    probability threshold (all when neither), most at risk first (:func:`scored_list`)."""
     if reasons < 0:
         raise ConfigError(f"The number of reasons must be 0 or more, got {reasons}.", field="reasons", value=reasons)
     key = model or run.best
     scores, frame, seq = score(run, df, as_of=as_of, model=key)
+    return scored_list(run, key, scores, frame, seq, df=df, as_of=as_of, top=top, threshold=threshold,
+                       reasons=reasons, offers=offers, pseudonymise_key=pseudonymise_key)
+
+
+def scored_list(run, key: str, scores: pd.DataFrame, frame: pd.DataFrame, seq, *, df: pd.DataFrame | None = None,
+                as_of=None, top: int | None = None, threshold: float | None = None, reasons: int = 0,
+                offers: int = 0, pseudonymise_key: str | None = None) -> ScoredFile:
+    """The users chosen from scores (by top-K or a probability threshold, all when neither), most at risk first, with
+    the top ``reasons`` per user, ``offer_1..offer_N`` made from the raw log ``df``, the user's attributes, the model,
+    its threshold and the scoring date; ids replaced by keyed pseudonyms when a key is given. Whichever engine scored
+    (DuckDB or Spark), the list is made here."""
+    if reasons < 0:
+        raise ConfigError(f"The number of reasons must be 0 or more, got {reasons}.", field="reasons", value=reasons)
     full = scores.copy()
     for a in run.info["categorical"]:
         if a in frame.columns:
@@ -144,6 +164,9 @@ def score_file(run, df: pd.DataFrame, *, as_of=None, model: str | None = None, t
         for i in range(reasons):
             out.insert(4 + i, f"reason_{i + 1}", texts[i] if i < len(texts) else "")
     if offers:  # offer_1..offer_N, made before the ids are pseudonymised
+        if not isinstance(df, pd.DataFrame):
+            raise ConfigError("Offers are made from a table read on this machine, not from a Parquet source read by "
+                              "Spark: score without offers, or read the log as a file.", field="offers", value=offers)
         out = offers_for_run(run, df, out, n=offers, as_of=as_of)
     if pseudonymise_key is not None:
         out = pseudonymise_list(out, pseudonymise_key)

@@ -1,0 +1,90 @@
+"""The Spark session the engine runs on, and whether Spark can run here at all.
+
+PySpark is an optional extra (``requirements-spark.txt``) and needs a Java 17+ runtime; the app and the DuckDB engine
+need neither. :func:`unavailable` says why Spark cannot run (in words a person can act on), :func:`get_session` starts
+or reuses a session with the settings the engine's results depend on:
+
+- ``spark.sql.session.timeZone=UTC``: the engine reads timestamps as UTC instants, as the canonical table does;
+- Arrow for moving frames between the JVM and Python (driver collects and ``mapInPandas`` workers);
+- a modest number of shuffle partitions for local masters (adaptive execution merges them further);
+- ``SPARK_LOCAL_IP=127.0.0.1`` for local masters, so a laptop or CI box never binds a public interface.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from ..errors import ConfigError
+
+DEFAULT_MASTER = "local[*]"
+
+
+def java_version() -> str | None:
+    """The first line of ``java -version`` (None when no Java runtime is found)."""
+    home = os.environ.get("JAVA_HOME")
+    java = os.path.join(home, "bin", "java") if home else shutil.which("java")  # Spark uses JAVA_HOME when set
+    if not java or not os.path.exists(java):
+        return None
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = (out.stderr or out.stdout).strip().splitlines()
+    return text[0] if text else None
+
+
+def unavailable() -> str | None:
+    """Why the Spark engine cannot run here, or None when it can."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "PySpark is not installed: pip install -r requirements-spark.txt"
+    if java_version() is None:
+        return ("no Java runtime found (Spark needs Java 17 or later): install openjdk-17-jre-headless or set JAVA_HOME"
+                + (f" (JAVA_HOME={os.environ['JAVA_HOME']} has no bin/java)" if os.environ.get("JAVA_HOME") else ""))
+    return None
+
+
+def require_spark() -> None:
+
+    why = unavailable()
+    if why:
+        raise ConfigError(f"The Spark engine cannot run: {why}. The DuckDB engine (the default) needs neither.")
+
+
+def get_session(master: str | None = None, *, app: str = "retention-studio", conf: dict | None = None):
+    """A Spark session on ``master`` (default ``local[*]``; an existing active session is reused as it is, with the
+    session time zone set to UTC)."""
+    require_spark()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None and master is None:
+        active.conf.set("spark.sql.session.timeZone", "UTC")
+        return active
+    master = master or DEFAULT_MASTER
+    local = master.startswith("local")
+    if local:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+    builder = (SparkSession.builder.master(master).appName(app)
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
+               .config("spark.sql.adaptive.enabled", "true")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.parquet.inferTimestampNTZ.enabled", "false"))
+    if local:
+        cores = os.cpu_count() or 2
+        if master.startswith("local[") and master[6:-1].isdigit():
+            cores = int(master[6:-1])
+        builder = (builder.config("spark.ui.enabled", "false")
+                   .config("spark.sql.shuffle.partitions", str(max(4, 4 * cores)))
+                   .config("spark.driver.host", os.environ.get("SPARK_LOCAL_IP", "127.0.0.1")))
+    for k, v in (conf or {}).items():
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    return spark
