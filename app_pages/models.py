@@ -1,4 +1,5 @@
-"""Models: the runs saved in the workspace: open one, compare them, delete one, score a new file with one."""
+"""Models: the runs saved in the workspace: open one, compare them, score a new file with one, serve one over HTTP,
+delete one."""
 from __future__ import annotations
 
 import streamlit as st
@@ -20,7 +21,7 @@ def main() -> None:
                 "score a newly uploaded file with a saved run and download the scores",
             ])
         return
-    tabs = st.tabs(["Open", "Compare", "Score a file", "Delete"])
+    tabs = st.tabs(["Open", "Compare", "Score a file", "Serve", "Delete"])
     with tabs[0]:
         scoring_panels.open_panel(names)
     with tabs[1]:
@@ -28,6 +29,8 @@ def main() -> None:
     with tabs[2]:
         scoring_panels.score_file_panel(names)
     with tabs[3]:
+        scoring_panels.serve_panel(names)
+    with tabs[4]:
         scoring_panels.delete_panel(names)
     with listing:  # drawn last, so a deletion just made is reflected
         scoring_panels.runs_table(cache.workspace_runs())

@@ -17,6 +17,7 @@ import os
 import platform
 import re
 import secrets
+import shlex
 import shutil
 import sys
 import time
@@ -331,3 +332,26 @@ def delete_run(name: str, root: str | os.PathLike | None = None) -> None:
         trash = p.parent / f".{p.name}.del-{secrets.token_hex(4)}"
         os.replace(p, trash)
         shutil.rmtree(trash, ignore_errors=True)
+
+
+#: Where the scoring service listens unless told otherwise (``python -m retention_core serve``).
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
+
+
+def serve_command(run_dir: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                  workers: int = 1) -> str:
+    """The command that serves a run over HTTP (shown on the Models page), e.g.
+    ``python -m retention_core serve workspace/runs/shop --port 8000``; the run's path is relative to the working
+    folder when it lies inside it."""
+    path = Path(run_dir)
+    try:
+        path = path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        pass
+    parts = ["python", "-m", "retention_core", "serve", shlex.quote(str(path))]
+    if host != DEFAULT_HOST:
+        parts += ["--host", shlex.quote(str(host))]
+    parts += ["--port", str(int(port))]
+    if workers != 1:
+        parts += ["--workers", str(int(workers))]
+    return " ".join(parts)

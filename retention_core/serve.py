@@ -40,11 +40,9 @@ import gc
 import hmac
 import os
 import re
-import shlex
 import threading
 from datetime import date
 from itertools import chain
-from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
@@ -66,10 +64,12 @@ from pydantic import (
     field_validator,
 )
 
-from .bundle import load_run, refit_note
+# serve_command (in bundle, so the app shows it without loading the web stack) is part of the service's API too
+from .bundle import DEFAULT_HOST, DEFAULT_PORT, load_run, refit_note, serve_command  # noqa: F401
 from .cells import coerce_types
 from .errors import DataError, RetentionError
 from .models import REGISTRY
+from .monitor import record_scoring
 from .scoring import features_for_run, scoring_date
 from .text_tables import NA_SET
 from .threads import one_math_thread
@@ -83,7 +83,6 @@ RUN_ENV = "RETENTION_SERVE_RUN"
 MAX_REASONS = 10
 #: Requests with more rows than this are scored on a worker thread, so the event loop keeps answering.
 INLINE_ROWS = 2_000
-DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 Cell = Union[StrictStr, StrictInt, StrictFloat, StrictBool, None]
@@ -109,6 +108,8 @@ class ScoreRequest(BaseModel):
     as_of: str | None = Field(None, description="Score as of this date, YYYY-MM-DD: events before it count (raw "
                               "events; default: now).", examples=["2010-09-10"])
     reasons: int = Field(0, ge=0, le=MAX_REASONS, description="Top reasons per user (0 = none).")
+    record: bool = Field(False, description="Keep this scoring in the workspace's scoring history (as `score` does), "
+                         "so `monitor` can check it once the horizon has passed; recorded after the scores are made.")
 
     @field_validator("as_of")
     @classmethod
@@ -350,7 +351,22 @@ class Scorer:
                                ("users",))
         p = self.predict(X, seq)
         reasons = self.reasons(frame, seq, req.reasons) if req.reasons else None
-        return {"model": self.key, "as_of": as_of, "scores": self._rows(ids, p, reasons)}
+        rows = self._rows(ids, p, reasons)
+        if req.record:
+            self._record(rows, frame, as_of)
+        return {"model": self.key, "as_of": as_of, "scores": rows}
+
+    def _record(self, rows: list[dict], frame: pd.DataFrame, as_of) -> None:
+        """Keep the scoring in the history the monitor reads (the same store as batch scoring), as of its date."""
+        scores = pd.DataFrame({"user_id": [r["user_id"] for r in rows],
+                               "churn_probability": [r["churn_probability"] for r in rows],
+                               "risk_decile": [r["risk_decile"] for r in rows]})
+        scores["rank"] = scores["churn_probability"].rank(ascending=False, method="first").astype(int)
+        if as_of is None and self.kind == "events":
+            raise RequestError("give 'as_of' to record a scoring of feature rows: outcomes are matched from it.",
+                               ("as_of",))
+        segments = frame if "user_id" in frame.columns else None
+        record_scoring(self.run, scores, model=self.key, as_of=as_of, frame=segments, source="service")
 
     def _table(self, rows: list[dict], field: str) -> pd.DataFrame:
         df = events_frame(rows, field)
@@ -537,7 +553,7 @@ def create_app(run_dir: str | os.PathLike, *, token: str | None = None, max_body
     The run is verified and loaded here, once: a run that was changed, or not saved by this installation, raises
     :class:`~retention_core.errors.BundleError` before anything listens. ``token`` (default: ``RETENTION_API_TOKEN``)
     protects /v1/model and /v1/score; ``max_body_bytes`` (default: ``RETENTION_API_MAX_BODY_MB`` or 20 MB) bounds
-    each request. Scoring history is not recorded by the service yet.
+    each request. A request with ``"record": true`` is kept in the workspace's scoring history.
     """
     one_math_thread()
     from threadpoolctl import threadpool_limits
@@ -612,22 +628,3 @@ _CELL_TYPES = {"str", "int", "float", "bool", "none"}
 def app_from_environment() -> FastAPI:
     """The app for a worker started by uvicorn (``--workers N``): the run named by ``RETENTION_SERVE_RUN``."""
     return create_app(os.environ[RUN_ENV])
-
-
-def serve_command(run_dir: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                  workers: int = 1) -> str:
-    """The command that serves a run over HTTP (shown on the Models page), e.g.
-    ``python -m retention_core serve workspace/runs/shop --port 8000``; the run's path is relative to the working
-    folder when it lies inside it."""
-    path = Path(run_dir)
-    try:
-        path = path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        pass
-    parts = ["python", "-m", "retention_core", "serve", shlex.quote(str(path))]
-    if host != DEFAULT_HOST:
-        parts += ["--host", shlex.quote(str(host))]
-    parts += ["--port", str(int(port))]
-    if workers != 1:
-        parts += ["--workers", str(int(workers))]
-    return " ".join(parts)

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from retention_core import io as rio
-from retention_core import campaign, scoring
+from retention_core import bundle, campaign, scoring
 
 from . import cache, campaign_panels, recording, run_picker, state, tables
 from .state import Key, widget_key
@@ -256,6 +256,19 @@ def open_panel(names: list[str]) -> None:
         if not g.failed:
             st.success(f"Run {name!r} is open and active: the Evaluate, Explain, Segments and At-risk pages now use "
                        "it.", icon=":material/check_circle:")
+
+
+def serve_panel(names: list[str]) -> None:
+    """The command that serves a saved run over HTTP, for a shop's site or CRM to ask one customer's risk."""
+    st.subheader("Serve a run in real time", anchor=False)
+    st.caption("A shop's site or CRM can ask how likely a customer is to leave, and why, at the moment they log in "
+               "or call: run this where the workspace is, then POST raw events or feature rows to /v1/score "
+               "(API documentation at /docs; set RETENTION_API_TOKEN to require a bearer token).")
+    name = _run_box(names, "Run", _m("serve"))
+    with guard("finding the run") as g:
+        run = run_picker.open_run(name)
+    if not g.failed:
+        st.code(bundle.serve_command(run.path), language="bash")
 
 
 def compare_panel(names: list[str]) -> None:

@@ -149,6 +149,11 @@ def test_models_page_lists_opens_compares_and_scores_a_file(trained):
     scored = _list(at)
     assert len(scored) > 100 and scored["rank"].tolist() == list(range(1, len(scored) + 1))
     assert any(b.label == "Download the scores (CSV)" for b in at.get("download_button"))
+    # the command that serves the chosen run over HTTP
+    at.selectbox(key=_m("serve")).set_value(RUN).run()
+    command = next(c.value for c in at.code if "retention_core serve" in c.value)
+    assert command.startswith("python -m retention_core serve ") and RUN.replace(" ", "") in command.replace(" ", "")
+    assert command.endswith("--port 8000")
 
 
 def test_tampered_run_is_refused_and_the_app_stays_usable(trained):

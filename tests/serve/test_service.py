@@ -173,6 +173,25 @@ def test_events_score_like_batch_scoring(service, shop, raw):
         assert got[u]["at_risk"] == (p >= thr) and 1 <= got[u]["risk_decile"] <= 10 and got[u]["reasons"] == []
 
 
+def test_a_scoring_asked_to_be_recorded_lands_in_the_history(service, shop, raw):
+    """`"record": true` keeps the scoring in the workspace's history (the store `monitor` reads), as of its date;
+    without it nothing is recorded."""
+    from retention_core import monitor
+
+    ws = os.environ["RETENTION_WORKSPACE"]  # the service runs in the tests' workspace
+    before = len(monitor.scorings("run", workspace=ws))
+    users = list(shop["scores"].index[:7])
+    body = {"events": _rows(raw[raw["customer_id"].isin(users)]), "as_of": AS_OF}
+    assert service.post("/v1/score", json=body).status_code == 200
+    assert len(monitor.scorings("run", workspace=ws)) == before
+    r = service.post("/v1/score", json={**body, "record": True})
+    assert r.status_code == 200, r.text
+    rec = monitor.scorings("run", workspace=ws)
+    assert len(rec) == before + 1
+    last = rec.iloc[-1]
+    assert last["users"] == 7 and str(last["as_of"])[:10] == AS_OF and last["source"] == "service"
+
+
 def test_one_user_at_a_time_scores_like_batch(service, shop, raw):
     for u in list(shop["scores"].index[::15]):
         r = service.post("/v1/score", json={"events": _rows(raw[raw.customer_id == u]), "as_of": AS_OF})
