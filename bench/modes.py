@@ -19,6 +19,9 @@ MODES = {
         "app_upload_events": 200_000,
         "quality_cutoffs": 1,
         "quality_deep": False,
+        "offer_events": [200_000],
+        "offer_cutoffs": 1,
+        "spark_events": [200_000],
     },
     "full": {
         "runs": 3,
@@ -38,5 +41,8 @@ MODES = {
         "app_upload_events": 1_000_000,
         "quality_cutoffs": 2,
         "quality_deep": True,
+        "offer_events": [1_000_000, 10_000_000],
+        "offer_cutoffs": 2,
+        "spark_events": [1_000_000, 10_000_000],
     },
 }
