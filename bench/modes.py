@@ -22,6 +22,10 @@ MODES = {
         "offer_events": [200_000],
         "offer_cutoffs": 1,
         "spark_events": [200_000],
+        "serve_models": ["gbm"],
+        "serve_users": 3_000,
+        "serve_requests": 100,
+        "serve_batches": 10,
     },
     "full": {
         "runs": 3,
@@ -44,5 +48,9 @@ MODES = {
         "offer_events": [1_000_000, 10_000_000],
         "offer_cutoffs": 2,
         "spark_events": [1_000_000, 10_000_000],
+        "serve_models": ["gbm", "mlp"],
+        "serve_users": 3_000,
+        "serve_requests": 200,
+        "serve_batches": 20,
     },
 }

@@ -3,7 +3,7 @@
     python -m bench.run --quick [--out bench/results]      # small sizes, one run per step: a few minutes
     python -m bench.run --full  [--out bench/results]      # 1M and 10M events, three runs per step
     python -m bench.run --quick --only features,app        # some sections only (features, training, scoring,
-                                                           # shap, app, quality, offers, spark)
+                                                           # shap, app, quality, offers, spark, serve)
     python -m bench.run --merge A,B --out C                # one report from partial runs in folders A and B
 
 Every step runs in a fresh Python process, so its peak memory (RSS) is its own and steps do not warm each other up.
