@@ -1,32 +1,31 @@
-"""Latency and throughput of the scoring service, over real HTTP against the real server.
+"""Latency and throughput of the scoring service, over real HTTP against the real server: what the benchmark's serve
+section measures (``bench/sections/serve.py`` plans and reports it).
 
-    python -m bench.bench_serve [--users 3000] [--requests 200] [--models gbm,mlp] [--out bench/results/serve.json]
+    python -m bench.run --quick --only serve        # gradient boosting, 100 requests per measurement
+    python -m bench.run --full --only serve         # gradient boosting and a neural network (MLP), 200 requests
 
-For each model (gradient boosting, and a neural network): trains a run on a generated shop log, starts
-``python -m retention_core serve RUN`` in a subprocess (one worker, math libraries on one thread), and measures with
-a keep-alive HTTP client (httpx, one connection per concurrent client):
+For each model: a run trained on a generated shop log (:func:`make_log`, :func:`train`), the real server started with
+``python -m retention_core serve RUN`` in a subprocess (one worker, math libraries on one thread), and a keep-alive HTTP
+client (httpx, one connection per concurrent client) measuring (:func:`service`):
 
 - one user from feature rows, and one user from 50 raw events (as CSV text cells), at concurrency 1 and 8:
   p50 and p99 latency, and the server's CPU time per request (from /proc: unlike wall time, it hardly moves with
   the load other processes put on the machine);
 - batches of 1,000 users from feature rows: users per second;
-- beside each, the reference: the bare model's ``predict_proba`` in this process on the same rows (what the service
-  adds is HTTP, JSON, checks, features and deciles); for the neural network also the three ways to call Keras for one
-  row (``predict_on_batch``, which the product uses, a direct call of the model, and ``model.predict``).
+- beside each, the reference (:func:`bare_model`): the bare model's ``predict_proba`` in one process on the same rows
+  (what the service adds is HTTP, JSON, checks, features and deciles); for the neural network also the three ways to
+  call Keras for one row (``predict_on_batch``, which the product uses, a direct call of the model, and
+  ``model.predict``).
 
-Prints a markdown table and writes the JSON. The client runs on the same machine as the server: on 2 cores the
-figures at concurrency 8 include the client's own CPU.
+The client runs on the same machine as the server: on 2 cores the figures at concurrency 8 include the client's own
+CPU.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]  # run as python -m bench.bench_serve from the project root
+ROOT = Path(__file__).resolve().parents[1]  # the project root: the server runs from it
 
 EVENTS_PER_REQUEST = 50
 BATCH = 1_000
@@ -205,79 +204,38 @@ def _median_ms(f, n: int) -> float:
     return float(np.median(times) * 1000)
 
 
-# ----------------------------------------------------------------------------------------------- report
-def table(results: dict) -> str:
-    """Two markdown tables: latency of one user per request, and batches of 1,000 users."""
-    lines = ["| model | one user from | concurrency | p50 ms | p99 ms | server CPU ms / request | bare model ms |",
-             "|---|---|---:|---:|---:|---:|---:|"]
-    for key, r in results["models"].items():
-        for name, label in (("feature_rows", "feature rows"), ("events", f"{EVENTS_PER_REQUEST} raw events")):
-            for m in r[name]:
-                lines.append(f"| {key} | {label} | {m['concurrency']} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | "
-                             f"{m['server_cpu_ms']:.1f} | {r['bare']['one_ms']:.2f} |")
-    lines += ["", f"| model | batches of {BATCH:,} users (feature rows) | users/s | users per server CPU second | "
-              "bare model ms per batch |", "|---|---:|---:|---:|---:|"]
-    for key, r in results["models"].items():
-        b = r["batch"]
-        lines.append(f"| {key} | {b['ms_per_batch']:.0f} ms per batch | {b['users_per_s']:,.0f} | "
-                     f"{b['users_per_cpu_s']:,.0f} | {r['bare']['batch_ms']:.1f} |")
-    for key, r in results["models"].items():
-        k = r["bare"]
-        if "keras_predict_ms" in k:
-            lines.append(f"\n{key}, one row in process: predict_on_batch {k['keras_predict_on_batch_ms']:.2f} ms "
-                         f"(what the product calls), direct call of the model {k['keras_direct_call_ms']:.2f} ms, "
-                         f"model.predict {k['keras_predict_ms']:.1f} ms.")
-    m = results["machine"]
-    lines.append(f"\n{m['cores']} cores, load average {m['load_before']:.1f} before and {m['load_after']:.1f} after; "
-                 f"Python {m['python']}.")
-    return "\n".join(lines)
+# ----------------------------------------------------------------------------------------------- the service
+def use_signing_key() -> None:
+    """Runs are signed: the benchmark's own key unless one is set (the server inherits it)."""
+    os.environ.setdefault("RETENTION_BUNDLE_KEY", "bench-serve")
 
 
-def bench_model(key: str, csv: Path, as_of: str, folder: Path, env: dict, a) -> dict:
-    run = train(csv, key, folder / f"run_{key}")
-    p = payloads(csv, run, as_of, max(20, a.requests))
-    out = {"bare": bare_model(run, key, p["X"])}
-    proc, base = start_server(run, env)
+def server_env() -> dict:
+    """The server's environment: math libraries on one thread, the runs' signing key, no API token."""
+    use_signing_key()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("RETENTION_API_TOKEN", None)
+    return env
+
+
+def peak_mb(pid: int) -> float | None:
+    """The peak resident memory of a running process (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def service(run: Path, p: dict, requests: int, rounds: int) -> dict:
+    """Start the real server on ``run`` and measure it with the bodies of :func:`payloads`: one user from feature rows
+    and from raw events at concurrency 1 and 8, then batches; with the server's own peak memory."""
+    proc, base = start_server(run, server_env())
     try:
-        out["feature_rows"] = [measure(base, proc.pid, p["one"], a.requests, c) for c in (1, 8)]
-        out["events"] = [measure(base, proc.pid, p["events"], a.requests, c) for c in (1, 8)]
-        out["batch"] = batches(base, proc.pid, p["batch"], a.batches)
+        out = {"feature_rows": [measure(base, proc.pid, p["one"], requests, c) for c in (1, 8)],
+               "events": [measure(base, proc.pid, p["events"], requests, c) for c in (1, 8)],
+               "batch": batches(base, proc.pid, p["batch"], rounds)}
+        out["server_peak_mb"] = peak_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--users", type=int, default=3000, help="users in the generated log")
-    ap.add_argument("--requests", type=int, default=200, help="requests per measurement")
-    ap.add_argument("--batches", type=int, default=20, help="batches of 1,000 users")
-    ap.add_argument("--models", default="gbm,mlp")
-    ap.add_argument("--out", help="JSON file to write (default: print only)")
-    a = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-               "RETENTION_BUNDLE_KEY": os.environ.get("RETENTION_BUNDLE_KEY", "bench-serve")}
-        env.pop("RETENTION_API_TOKEN", None)
-        os.environ["RETENTION_BUNDLE_KEY"] = env["RETENTION_BUNDLE_KEY"]
-        csv, as_of = make_log(a.users, folder)
-        results = {"machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                               "load_before": os.getloadavg()[0]},
-                   "config": vars(a) | {"events_per_request": EVENTS_PER_REQUEST, "batch": BATCH, "as_of": as_of},
-                   "models": {}}
-        for key in [k.strip() for k in a.models.split(",") if k.strip()]:
-            results["models"][key] = bench_model(key, csv, as_of, folder, env, a)
-        results["machine"]["load_after"] = os.getloadavg()[0]
-    print(table(results))
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(results, indent=1))
-    else:
-        print(json.dumps(results, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

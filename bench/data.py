@@ -1,15 +1,22 @@
-"""The data the steps measure on: generated event logs (kept in the cache folder and reused between runs) and
-synthetic user tables; the ``generate`` step prepares the logs before any measured step runs."""
+"""The data the steps measure on: generated event logs (kept in the cache folder and reused between runs), their
+canonical tables, and synthetic user tables; the ``generate`` and ``canonical`` steps prepare the files before any
+measured step runs."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from bench.common import size_label
+from bench.measures import Job
 from bench.registry import step
 
 
 def events_file(cache: str, n: int) -> Path:
     return Path(cache) / f"events_{n}.parquet"
+
+
+def canonical_file(cache: str, n: int) -> Path:
+    return Path(cache) / f"canonical_{n}.parquet"
 
 
 def load_raw(cache: str, n: int):
@@ -27,8 +34,9 @@ def canonical(raw):
 
 @step("generate", section="prep")
 def generate(cache: str, n: int, csv: bool = False) -> dict:
-    """Generate a log of about ``n`` events once and keep it (Parquet; gzip CSV too for the upload test)."""
-    from assets.generator import generate_for_events
+    """Generate a log of about ``n`` events once and keep it (Parquet, as the generator writes it; gzip CSV too for
+    the upload test)."""
+    from assets.generator import generate_for_events, write_events
 
     path = events_file(cache, n)
     info = {}
@@ -36,7 +44,7 @@ def generate(cache: str, n: int, csv: bool = False) -> dict:
         t = time.perf_counter()
         raw = generate_for_events(n, seed=0)
         info["generate_seconds"] = time.perf_counter() - t
-        raw.to_parquet(path)
+        write_events(raw, path)
     if csv:
         gz = Path(cache) / f"events_{n}.csv.gz"
         if not gz.exists():
@@ -44,6 +52,22 @@ def generate(cache: str, n: int, csv: bool = False) -> dict:
             raw.to_csv(gz, index=False, compression={"method": "gzip", "compresslevel": 1})
         info["csv_mb"] = gz.stat().st_size / 1e6
     return {"measures": {}, "info": info}
+
+
+@step("canonical", section="prep")
+def canonical_log(cache: str, n: int) -> dict:
+    """The canonical event table of the generated log of ``n`` events, kept beside it (steps that start from the
+    canonical table read it, so their peak memory is not the cleaning's)."""
+    path = canonical_file(cache, n)
+    if not path.exists():
+        ev = canonical(load_raw(cache, n))
+        ev.to_parquet(path)
+    return {"measures": {}, "info": {"canonical_mb": path.stat().st_size / 1e6}}
+
+
+def canonical_job(cache: str, n: int) -> Job:
+    """The preparation job that writes :func:`canonical_file` (a section plans it in its ``Plan.prep``)."""
+    return Job("prep", f"canonical/{size_label(n)}", "canonical", {"cache": cache, "n": n})
 
 
 def synthetic(rows: int, extra: int = 0):

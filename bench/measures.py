@@ -50,6 +50,15 @@ def info(job: Job | None, name: str, default=None):
     return default
 
 
+def load_text(job: Job | None) -> str:
+    """The machine's 1-minute load average around the job's runs (the runner records it before and after each)."""
+    loads = [x for r in (job.results if job else []) for x in r.get("load") or []]
+    if not loads:
+        return "—"
+    lo, hi = f"{min(loads):.1f}", f"{max(loads):.1f}"
+    return lo if lo == hi else f"{lo} to {hi}"
+
+
 def peak(job: Job | None) -> float | None:
     return max(job.peaks) if job and job.peaks else None
 
@@ -62,6 +71,12 @@ class Rows:
         self.by = {j.key: j for j in jobs}
         self.rows: list[dict] = []
         self.quality: list[dict] = []  # model quality on real data (section 6), one row per dataset/cutoff/model
+        self.tables: dict[str, list[str]] = {}  # section -> markdown lines shown after its speed table
+        self.details: dict[str, dict] = {}  # section -> what its report derived beyond rows, kept in results.json
+
+    def section_jobs(self, section: str, prefix: str = "") -> list[Job]:
+        """The jobs of a section (whose key starts with ``prefix``), in plan order."""
+        return [j for j in self.jobs if j.section == section and j.key.startswith(prefix)]
 
     def job(self, key: str) -> Job | None:
         return self.by.get(key)

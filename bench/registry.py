@@ -14,7 +14,9 @@ from typing import Callable
 @dataclass(frozen=True)
 class Step:
     """One measured (or preparation) step: ``run(**params)`` returns ``{"measures": {name: seconds}, "info": {...},
-    "rows": [...]}``; set-up outside the measures is not timed."""
+    "rows": [...]}``; set-up outside the measures is not timed. A step whose child processes outlive it (the JVM of
+    Spark) adds ``"peak_tree_mb"``, the peak it sampled over its whole process tree; the runner keeps the larger of
+    that and the peak ``wait4`` reports."""
     name: str
     section: str
     run: Callable[..., dict]
@@ -35,21 +37,24 @@ def step(name: str, section: str) -> Callable:
 
 @dataclass
 class Plan:
-    """A section's jobs for one mode, and the generated event logs they read (size -> a gzip CSV is needed too)."""
+    """A section's jobs for one mode, the generated event logs they read (size -> a gzip CSV is needed too) and the
+    preparation jobs that derive files from those logs (run once, after the logs exist and before any measured step;
+    a key planned by two sections runs once)."""
     jobs: list = field(default_factory=list)
     events: dict[int, bool] = field(default_factory=dict)
+    prep: list = field(default_factory=list)
 
 
-def _no_targets(rows: list[dict], quality: list[dict], cfg: dict) -> list[dict]:
+def _no_targets(t) -> list[dict]:
     return []
 
 
 @dataclass(frozen=True)
 class Section:
-    """A section of the report: ``plan(cfg, cache) -> Plan``; ``report(rows)`` adds its rows to a
-    :class:`bench.measures.Rows`; ``targets(rows, quality, cfg)`` judges them."""
+    """A section of the report: ``plan(cfg, cache) -> Plan``; ``report(t)`` adds its rows (and any table and details
+    of its own) to a :class:`bench.measures.Rows` ``t``; ``targets(t)`` judges what the report holds."""
     name: str
     title: str
     plan: Callable[[dict, str], Plan]
     report: Callable
-    targets: Callable[[list, list, dict], list] = _no_targets
+    targets: Callable[..., list] = _no_targets

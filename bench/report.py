@@ -14,27 +14,30 @@ def build_report(jobs: list[Job], cfg: dict, mode: str, meta: dict) -> tuple[dic
     t = Rows(jobs, cfg, meta)
     for section in SECTIONS.values():
         section.report(t)
-    targets = [x for section in SECTIONS.values() for x in section.targets(t.rows, t.quality, cfg)]
-    result = {"mode": mode, "meta": meta, "config": cfg, "rows": t.rows, "quality": t.quality, "targets": targets,
-              "jobs": [j.as_dict() for j in jobs]}
+    targets = [x for section in SECTIONS.values() for x in section.targets(t)]
+    result = {"mode": mode, "meta": meta, "config": cfg, "rows": t.rows, "quality": t.quality, "tables": t.tables,
+              "details": t.details, "targets": targets, "jobs": [j.as_dict() for j in jobs]}
     return result, markdown(result)
 
 
-def _speed_tables(rows: list[dict]) -> list[str]:
+def _speed_tables(rows: list[dict], tables: dict[str, list[str]]) -> list[str]:
+    """Each section's speed rows, followed by the tables of its own it added (offer quality, Spark's phases)."""
     lines = []
     for name, section in SECTIONS.items():
         sec_rows = [r for r in rows if r["section"] == name]
-        if not sec_rows:
+        if not sec_rows and not tables.get(name):
             continue
-        lines += [f"## {section.title}", "",
-                  "| step | size | seconds | reference | ref. seconds | vs reference | peak RSS MB | notes |",
-                  "|---|---|---:|---|---:|---|---:|---|"]
+        lines += [f"## {section.title}", ""]
+        if sec_rows:
+            lines += ["| step | size | seconds | reference | ref. seconds | vs reference | peak RSS MB | notes |",
+                      "|---|---|---:|---|---:|---|---:|---|"]
         for r in sec_rows:
             note = r["note"] + ("; ERROR: " + "; ".join(e[:160] for e in r["errors"]) if r["errors"] else "")
             peak = f"{r['peak_rss_mb']:,.0f}" if r["peak_rss_mb"] else "—"
             lines.append(f"| {r['step']} | {r['size']} | {fmt_seconds(r['seconds'])} | {r['reference']} | "
                          f"{fmt_seconds(r['reference_seconds'])} | {ratio_text(r['ratio'])} | {peak} | {note} |")
-        lines.append("")
+        lines += [""] if sec_rows else []
+        lines += [*tables[name], ""] if tables.get(name) else []
     return lines
 
 
@@ -53,7 +56,6 @@ def _quality_table(quality: list[dict]) -> list[str]:
         users = f"{q['users']:,}" if q.get("users") else ""
         lines.append(f"| {q['dataset']} | {q['cutoff']} | {q['model']} | {fmt_number(q.get('roc_auc'))} | "
                      f"{fmt_number(q.get('pr_auc'))} | {users} | {fmt_number(q.get('churn_rate'), 3)} |")
-    lines.append("")
     return lines
 
 
@@ -78,9 +80,10 @@ def markdown(result: dict) -> str:
              f"total {meta['total_seconds'] / 60:.1f} min.", "",
              "Ratio: the product's time against the reference measured in the same run. Peak RSS: the step's own "
              "process and the processes it started (data set-up included).", ""]
-    lines += _speed_tables(result["rows"])
-    if result["quality"]:
-        lines += _quality_table(result["quality"])
+    tables = dict(result.get("tables") or {})
+    if result["quality"]:  # right after the quality section's training times
+        tables["quality"] = _quality_table(result["quality"]) + tables.get("quality", [])
+    lines += _speed_tables(result["rows"], tables)
     if result["targets"]:
         lines += _targets_table(result["targets"])
     return "\n".join(lines)

@@ -2,8 +2,8 @@
 
     python -m bench.run --quick [--out bench/results]      # small sizes, one run per step: a few minutes
     python -m bench.run --full  [--out bench/results]      # 1M and 10M events, three runs per step
-    python -m bench.run --quick --only features,app        # some sections only
-                                                           # (features, training, scoring, shap, app, quality)
+    python -m bench.run --quick --only features,app        # some sections only (features, training, scoring,
+                                                           # shap, app, quality, offers, spark, serve)
     python -m bench.run --merge A,B --out C                # one report from partial runs in folders A and B
 
 Every step runs in a fresh Python process, so its peak memory (RSS) is its own and steps do not warm each other up.
@@ -58,6 +58,7 @@ def run_child(job: Job, tmpdir: str) -> dict:
     result = Path(tmpdir) / f"result_{time.monotonic_ns()}.json"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
     errf = tempfile.TemporaryFile()
+    load = os.getloadavg()[0]
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "bench.run", "--step", job.step, "--params",
                              json.dumps(job.params), "--result", str(result)], cwd=str(ROOT), env=env,
@@ -73,8 +74,10 @@ def run_child(job: Job, tmpdir: str) -> dict:
         out = {"error": "the step process ended without a result: "
                         + errf.read().decode(errors="replace")[-1500:]}
     errf.close()
-    out["peak_rss_mb"] = usage.ru_maxrss / 1024
+    # a step whose children outlive it (Spark's JVM) samples its whole process tree: the larger peak counts
+    out["peak_rss_mb"] = max(usage.ru_maxrss / 1024, out.pop("peak_tree_mb", None) or 0)
     out["wall_seconds"] = wall
+    out["load"] = [load, os.getloadavg()[0]]  # 1-minute load average before and after: how busy the machine was
     return out
 
 
@@ -89,9 +92,11 @@ def run_job(job: Job, tmpdir: str, log) -> None:
 
 
 def plan(cfg: dict, sections: list[str], cache: str) -> tuple[list[Job], list[Job]]:
-    """(preparation jobs, measured jobs) for the chosen sections, in report order."""
+    """(preparation jobs, measured jobs) for the chosen sections, in report order: the generated logs first, then the
+    files the sections derive from them."""
     jobs: list[Job] = []
     events: dict[int, bool] = {}  # generated logs to prepare: size -> a gzip CSV too
+    derived: dict[str, Job] = {}
     for name, section in SECTIONS.items():
         if name not in sections:
             continue
@@ -99,9 +104,11 @@ def plan(cfg: dict, sections: list[str], cache: str) -> tuple[list[Job], list[Jo
         jobs += part.jobs
         for n, csv in part.events.items():
             events[n] = events.get(n, False) or csv
+        for job in part.prep:
+            derived.setdefault(job.key, job)
     prep = [Job("prep", f"generate/{size_label(n)}", "generate", {"cache": cache, "n": n, "csv": csv})
             for n, csv in sorted(events.items())]
-    return prep, jobs
+    return prep + list(derived.values()), jobs
 
 
 def measure(cfg: dict, mode: str, sections: list[str], out: Path, cache: Path) -> int:

@@ -148,7 +148,8 @@ def report(t: Rows) -> None:
               "nav_train_upload", r, "nav_train_upload", same, done("nav_train_upload"))
 
 
-def targets(rows: list[dict], quality: list[dict], cfg: dict) -> list[dict]:
+def targets(t: Rows) -> list[dict]:
+    rows = t.rows
     app_rows = find_rows(rows, NAME, "`streamlit run`")
     if not app_rows:
         return []

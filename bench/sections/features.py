@@ -127,7 +127,8 @@ def report(t: Rows) -> None:
               f"lifetimes covers {info(lt, 'users', 0):,} users (every buyer, no lookback window)")
 
 
-def targets(rows: list[dict], quality: list[dict], cfg: dict) -> list[dict]:
+def targets(t: Rows) -> list[dict]:
+    rows, cfg = t.rows, t.cfg
     out = []
     biggest = size_label(max(cfg["feature_events"]))
     tot = find_rows(rows, NAME, "Product: roles", biggest)

@@ -139,7 +139,8 @@ def _holdout_groups(quality: list[dict]) -> dict[tuple, dict]:
     return groups
 
 
-def targets(rows: list[dict], quality: list[dict], cfg: dict) -> list[dict]:
+def targets(t: Rows) -> list[dict]:
+    quality = t.quality
     from bench.bench_quality import MARGIN
 
     out = []

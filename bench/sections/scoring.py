@@ -154,7 +154,8 @@ def report(t: Rows) -> None:
               "plain DataFrame.to_csv (not formula-safe)", f"{info(p, 'csv_mb', 0):,.0f} MB CSV")
 
 
-def targets(rows: list[dict], quality: list[dict], cfg: dict) -> list[dict]:
+def targets(t: Rows) -> list[dict]:
+    rows, cfg = t.rows, t.cfg
     sc = find_rows(rows, NAME, "Saved gbm bundle")
     if not (sc and sc[0]["seconds"]):
         return []
