@@ -238,6 +238,8 @@ def test_event_types_ratings_and_awkward_lines(awkward):
 def test_build_dataset_picks_the_engine_by_size(awkward, monkeypatch):
     few = awkward[awkward["user_id"].isin(awkward["user_id"].unique()[:20])].reset_index(drop=True)
     cfg = SnapshotConfig()
+    assert len(awkward) <= features_small.SMALL_EVENTS and features_small.fits(awkward, cfg)
+    monkeypatch.setattr(features_small, "SMALL_EVENTS", len(few))
     assert features_small.fits(few, cfg) and not features_small.fits(awkward, cfg)
     assert not features_small.fits(few, SnapshotConfig(windows=(7, 30)))  # the trends read the 90-day window
     called = []
