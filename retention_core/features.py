@@ -564,8 +564,8 @@ def feature_columns(frame: pd.DataFrame, attributes: list[str]) -> tuple[list[st
     """(numeric, categorical) model inputs: identifiers, the snapshot date and the label are never features."""
     skip = {"user_id", "snapshot_date", "churned"}
     categorical = [a for a in attributes if a in frame.columns]
-    numeric = [c for c in frame.columns if c not in skip and c not in categorical
-               and pd.api.types.is_numeric_dtype(frame[c])]
+    numeric = [c for c, t in frame.dtypes.items() if c not in skip and c not in categorical
+               and pd.api.types.is_numeric_dtype(t)]
     return numeric, categorical
 
 
