@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import features
+from . import features, features_small
 from .errors import ConfigError, DataError
 from .events import CANONICAL
 from .roles import label_series
@@ -139,7 +139,8 @@ def build_dataset(ev: pd.DataFrame, cfg: SnapshotConfig | None = None, *, sequen
     if not dates:
         raise ConfigError("No snapshot fits in the data with these settings. Use fewer snapshots, a shorter step or "
                           "a later cutoff.")
-    frame, seq = features.compute(ev, dates, cfg, end=data_end(ev), sequences=sequences)
+    engine = features_small if features_small.fits(ev, cfg) else features  # a few users: NumPy, the same values
+    frame, seq = engine.compute(ev, dates, cfg, end=data_end(ev), sequences=sequences)
     if frame.empty:
         raise DataError(f"No user made a purchase in the {cfg.lookback_days} days before the cutoff(s) "
                         f"{', '.join(str(d.date()) for d in dates)}. Check the purchase settings or the cutoff.")

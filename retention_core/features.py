@@ -510,17 +510,25 @@ def _tidy(frame: pd.DataFrame, ev: pd.DataFrame, attributes: list[str]) -> pd.Da
             if c in convert:
                 frame[c] = frame[c].astype("float64")
     frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"])
-    if ev["rating"].isna().all():
-        frame = frame.drop(columns=["ratings_count", "rating_mean", "rating_min"])
-    if ev["amount"].isna().all():
-        frame = frame.drop(columns=[c for c in frame.columns if "revenue" in c or c == "avg_order_value"])
-    if ev["quantity"].isna().all():
-        frame = frame.drop(columns=["units_total"])
-    if ev["category"].isna().all():
-        frame = frame.drop(columns=["n_categories"])
-    if ev["product"].isna().all():
-        frame = frame.drop(columns=["n_products"])
-    return frame.reset_index(drop=True)
+    lacks = {c for c in ("rating", "amount", "quantity", "category", "product") if ev[c].isna().all()}
+    return frame.drop(columns=dropped_columns(list(frame.columns), lacks)).reset_index(drop=True)
+
+
+def dropped_columns(columns: list[str], lacks: set[str]) -> list[str]:
+    """The feature columns a snapshot's table leaves out because the log lacks their input everywhere (``lacks``:
+    which of rating, amount, quantity, category and product no event has): one rule for every engine."""
+    drop = []
+    if "rating" in lacks:
+        drop += ["ratings_count", "rating_mean", "rating_min"]
+    if "amount" in lacks:
+        drop += [c for c in columns if "revenue" in c or c == "avg_order_value"]
+    if "quantity" in lacks:
+        drop += ["units_total"]
+    if "category" in lacks:
+        drop += ["n_categories"]
+    if "product" in lacks:
+        drop += ["n_products"]
+    return [c for c in drop if c in columns]
 
 
 def _decode(frame: pd.DataFrame, values: dict, attributes: list[str]) -> pd.DataFrame:
@@ -556,8 +564,8 @@ def feature_columns(frame: pd.DataFrame, attributes: list[str]) -> tuple[list[st
     """(numeric, categorical) model inputs: identifiers, the snapshot date and the label are never features."""
     skip = {"user_id", "snapshot_date", "churned"}
     categorical = [a for a in attributes if a in frame.columns]
-    numeric = [c for c in frame.columns if c not in skip and c not in categorical
-               and pd.api.types.is_numeric_dtype(frame[c])]
+    numeric = [c for c, t in frame.dtypes.items() if c not in skip and c not in categorical
+               and pd.api.types.is_numeric_dtype(t)]
     return numeric, categorical
 
 

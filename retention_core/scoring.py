@@ -61,9 +61,9 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None, cancel_ids: bool | No
     missing = [c for c in cols if c not in frame.columns]
     if missing:
         held = {r for r, c in schema.roles.items() if c} if saved.kind == "events" else set()
-        for c in missing:  # a count of events the data could hold but does not (no return at all): 0; a feature
-            # the new data cannot have (e.g. no ratings column): unknown, not zero
-            frame[c] = 0.0 if zero_when_absent(c, held) else np.nan
+        # a count of events the data could hold but does not (no return at all): 0; a feature the new data cannot
+        # have (e.g. no ratings column): unknown, not zero (added together: one new table, not one per column)
+        frame = frame.assign(**{c: 0.0 if zero_when_absent(c, held) else np.nan for c in missing})
     if len(missing) == len(cols):
         raise DataError("None of the model's features can be computed from this file. Score data of the same kind "
                         "and columns as the training data.")

@@ -52,7 +52,7 @@ from retention_core.errors import BundleError, ConfigError, ModelError
 from .base import ParamsMixin, Progress, check_frame, check_labels
 from .keras_backend import load_keras, load_keras_file
 from .keras_builders import build_cnn_model, build_gru_model, build_mlp_model, build_transformer_model, positive_int
-from .preprocessing import infer_columns, make_preprocessor
+from .preprocessing import infer_columns, make_preprocessor, transform_rows
 
 __all__ = [
     "CNNModel",
@@ -161,7 +161,7 @@ class _KerasModel(ParamsMixin):
         return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
 
     def _static(self, X: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.preprocessor_.transform(X), dtype=np.float32)
+        return np.asarray(transform_rows(self.preprocessor_, X), dtype=np.float32)  # a few rows: no fixed cost
 
     def model_inputs(self, X: pd.DataFrame, sequences: Any = None) -> list[np.ndarray]:
         """The arrays the Keras model reads for these rows, in input order (``[static]`` for the MLP,

@@ -30,7 +30,7 @@ from sklearn.pipeline import Pipeline
 from retention_core.errors import ModelError
 
 from .base import ParamsMixin, Progress, check_choice, check_frame, check_labels, check_number, report_progress
-from .preprocessing import infer_columns, make_preprocessor
+from .preprocessing import infer_columns, make_preprocessor, transform_rows
 
 # Runs saved before the models package was split into modules name these classes, and the one-hot column naming
 # function, by this module's path inside their pickles: they stay reachable here so that those runs still load.
@@ -117,8 +117,12 @@ class _SklearnModel(ParamsMixin):
         return np.concatenate([self._proba(X.iloc[s:s + n])[:, k] for s in range(0, len(X), n)]).astype("float64")
 
     def _proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Class probabilities of the fitted pipeline for a block of rows."""
-        return self.pipeline_.predict_proba(X)
+        """Class probabilities of the fitted pipeline for a block of rows (a few rows skip the ColumnTransformer's
+        fixed cost, the same numbers: :func:`~retention_core.models.preprocessing.transform_rows`)."""
+        return self.pipeline_.named_steps["model"].predict_proba(self._encoded(X))
+
+    def _encoded(self, X: pd.DataFrame) -> np.ndarray:
+        return transform_rows(self.pipeline_.named_steps["preprocess"], X)
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """The encoded matrix the estimator sees (columns named by ``feature_names_out_``)."""
@@ -286,8 +290,9 @@ class GradientBoostingModel(_SklearnModel):
         return {"scale": False, "log_heavy": False, "encoding": "ordinal"}
 
     def _proba(self, X: pd.DataFrame) -> np.ndarray:
-        proba = binned_proba(self.pipeline_.named_steps["model"], self.pipeline_[:-1].transform(X))
-        return proba if proba is not None else self.pipeline_.predict_proba(X)
+        Z = self._encoded(X)
+        proba = binned_proba(self.pipeline_.named_steps["model"], Z)
+        return proba if proba is not None else self.pipeline_.named_steps["model"].predict_proba(Z)
 
     def _fit_pipeline(self, pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, X_val: Any, y_val: Any) -> None:
         if not (self.early_stopping and X_val is not None and y_val is not None and len(X_val) > 0):

@@ -218,3 +218,121 @@ def test_exact_duplicates_match_pandas():
     pd.testing.assert_series_equal(exact_duplicates(df), df.duplicated(), check_names=False)
     df["d"] = [[i % 2] for i in range(3000)]  # unhashable cells
     assert exact_duplicates(df).sum() == df.astype(str).duplicated().sum()
+
+
+# ----------------------------------------------------------------------------------------------- the same table, faster
+# canonical_events gathers its columns before making the table and skips cleaning values it cannot change (one
+# request's few dozen rows); bench/reference_events.py keeps the plain version it replaced. The two must give the
+# same table: values, types, column order, index and cleaning counts.
+def _same_canonical(raw: pd.DataFrame, schema, **kw) -> pd.DataFrame:
+    from bench.reference_events import reference_canonical_events
+
+    got = canonical_events(raw, schema, **kw)
+    pd.testing.assert_frame_equal(got, reference_canonical_events(raw, schema, **kw), check_exact=True)
+    assert got.attrs == reference_canonical_events(raw, schema, **kw).attrs
+    return got
+
+
+def _as_request(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows as the scoring service builds its table from JSON: every cell a string, typed as a CSV reader types
+    them."""
+    from retention_core.serve import events_frame
+
+    return events_frame(rows.astype(str).replace({"nan": "", "<NA>": "", "None": ""}).to_dict("records"))
+
+
+def test_canonical_table_equals_the_plain_version_for_requests(sample_events_path):
+    raw = read_table(sample_events_path)
+    schema = infer_schema(raw)
+    users = raw["customer_id"].astype(str).unique()
+    for u in users[::97]:
+        one = _as_request(raw[raw["customer_id"].astype(str) == u])
+        _same_canonical(one, schema)
+        _same_canonical(one, schema, cancel_ids=True)
+    _same_canonical(raw, schema)  # the whole log: 2,000 users, many values per column
+
+
+def test_canonical_table_equals_the_plain_version_on_awkward_values():
+    """Padded and empty cells, numbers as ids (whole floats too), text no fast path may touch (leading or trailing
+    punctuation, non-breaking and other Unicode spaces, non-ASCII letters), order ids that are cancellations,
+    postage codes in any case, duplicates, rows without a user or a readable time, a missing column."""
+    rows = pd.DataFrame({
+        "customer_id": ["a", " a ", "7", "7.0", None, "", "b\u00a0", "ü", "c", "c", "d", "e", "f"],
+        "event_time": ["2024-01-01 10:00", "2024-01-02", "2024-01-03", "2024-01-03", "2024-01-04", "2024-01-05",
+                       "2024-01-06", "not a date", "2024-01-07", "2024-01-07", "2024-01-08 00:00:00", "2024-01-09",
+                       "2024-01-10"],
+        "order_id": ["1", "C2", "c3 ", "4", "5", "6", "Ｃ7", "8", "9", "9", None, "-10", "11."],
+        "event_type": ["Purchase", "purchase ", "REFUND", "cancelled", "view", "Void", "purchase", "purchase",
+                       "purchase", "purchase", "Kauf", "purchase", "İpurchase"],
+        "product_id": ["POST", " post", "A1", "A2", "m", "M", "DOT", "85123A", "85123A", "85123A", "\u2003x", "B1", "B2"],
+        "quantity": ["1", "2", "-1", "1", "1", "0", "1", "1", "3", "3", "1", "1", "1"],
+        "price": ["1.5", "2", "3", "0", "1", "1", "1", "1", "2.5", "2.5", "1", "1", "1"],
+        "country": ["DE", " DE", "FR ", "", None, "NL", "NL", "PT", "PT", "PT", "ES", "ES.", "É"],
+    })
+    schema = infer_schema(rows, {"user_id": "customer_id", "timestamp": "event_time", "order_id": "order_id",
+                                 "event_type": "event_type", "product": "product_id", "quantity": "quantity",
+                                 "price": "price", "attributes": ["country"], "purchase_values": ["purchase"],
+                                 "kind": "events"})
+    plain = rows.iloc[[0, 3, 5, 8, 9]].copy()  # plain ASCII values only: the Python tests run instead of pandas'
+    plain["order_id"] = ["Cx", "C2", "c9", "9", "9"]
+    assert plain.map(lambda v: v is None or str(v).isascii()).all().all()
+    for table in (rows, _as_request(rows), rows.drop(columns=["order_id"]), rows.astype({"quantity": "Float64"}),
+                  plain, _as_request(plain)):
+        s = infer_schema(table, {**schema.roles, "attributes": ["country"], "purchase_values": ["purchase"],
+                                 "kind": "events"} | ({"order_id": None} if "order_id" not in table else {}))
+        for cancel_ids in (None, True, False):
+            _same_canonical(table, s, cancel_ids=cancel_ids)
+
+
+@needs_data
+def test_canonical_table_equals_the_plain_version_online_retail():
+    raw = read_table(DATA / "online_retail_ii_2009_2010.parquet")
+    schema = infer_schema(raw)
+    part = raw[raw["Customer ID"].isin(raw["Customer ID"].dropna().unique()[:300])].reset_index(drop=True)
+    _same_canonical(part, schema)
+    for u in part["Customer ID"].unique()[:20]:
+        _same_canonical(_as_request(part[part["Customer ID"] == u]), schema, cancel_ids=True)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402  (the property test below only)
+
+_CELL = st.one_of(st.none(), st.sampled_from(["", " ", "POST", "post ", "C123", "c9", "Cx", "purchase", "Purchase",
+                                               "return", "void", "A1", "85123A", "M", "10", "007", "1.0", "x\u00a0",
+                                               "\u00e9t\u00e9", "I\u0307", "a-b", "-1", "\t7"]),
+                  st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=6))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["u1", "u2", " u3"]), st.integers(0, 40), _CELL, _CELL, _CELL, _CELL),
+                min_size=1, max_size=25), st.booleans(), st.sampled_from([None, True]))
+def test_fast_paths_equal_the_plain_version_on_random_text(rows, plain_ascii, cancel_ids):
+    """Random cells (any Unicode, whitespace, digits, cancellation and postage look-alikes; or plain ASCII values
+    only, where the Python tests replace pandas'): the table with the fast paths equals the plain version's."""
+    if plain_ascii:
+        rows = [(u, d, *(_ascii_cell(c, i) for i, c in enumerate(cells))) for u, d, *cells in rows]
+    from retention_core.errors import RetentionError
+
+    df = pd.DataFrame([(u, f"2024-01-{1 + d % 28:02d} {d % 24:02d}:00", o, t, p, c) for u, d, o, t, p, c in rows],
+                      columns=["customer_id", "event_time", "order_id", "event_type", "product_id", "country"])
+    df["price"] = "2.5"
+    schema = infer_schema(df, {"user_id": "customer_id", "timestamp": "event_time", "order_id": "order_id",
+                               "event_type": "event_type", "product": "product_id", "price": "price",
+                               "attributes": ["country"], "purchase_values": ["purchase"], "kind": "events"})
+    try:
+        _same_canonical(df, schema, cancel_ids=cancel_ids)
+    except RetentionError:  # no usable rows: the plain version must refuse the same table
+        from bench.reference_events import reference_canonical_events
+
+        with pytest.raises(RetentionError):
+            reference_canonical_events(df, schema, cancel_ids=cancel_ids)
+
+
+_ASCII_CELLS = ["POST", "post", "Post", "m", "M", "DOT", "C123", "c9", "Cx", "xC1", "purchase", "Purchase",
+                "PURCHASE", "Refund", "voided", "ReturnX", "A1", "85123A", "7", "10", "a b", "q-9"]
+
+
+def _ascii_cell(cell, i: int):
+    """A plain ASCII stand-in for a random cell (the same cell always gives the same stand-in)."""
+    if cell is None:
+        return None
+    return _ASCII_CELLS[(sum(map(ord, cell)) + i) % len(_ASCII_CELLS)]
