@@ -112,7 +112,86 @@ def _text_cells(s: pd.Series) -> pa.Array:
     return pc.if_else(pc.equal(arr, ""), pa.nulls(len(arr), arr.type), arr)
 
 
+#: Text columns up to this many rows whose cells are printable ASCII are typed in Python (:func:`_coerce_few`): a
+#: scoring request's few dozen cells cost more to hand to Arrow than to check one by one.
+FEW_CELLS = 256
+_PY = {name: re.compile(pattern) for name, pattern in [
+    ("plain_int", _PLAIN_INT), ("numberish", _NUMBERISH), ("currency", _CURRENCY), ("int", _INT), ("float", _FLOAT),
+    ("us", _US_NUMBER), ("eu", _EU_NUMBER), ("leading_zero", _LEADING_ZERO),
+    ("after_currency", r"^[-+]?[\d.,]*\d[\d.,]*(?:[eE][-+]?\d+)?$"), ("strip_currency", r"\s?[$£€¥]\s?")]}
+_INT64 = (-2**63, 2**63 - 1)
+
+
+def _few_cells(s: pd.Series) -> list[str | None] | None:
+    """The cells of a short column of text as :func:`_text_cells` gives them (stripped, empty = None), or None when
+    a cell is not missing and not printable ASCII text: there Python's and Arrow's rules (white space, digits, line
+    ends) are the same, so both paths type the column the same (tested)."""
+    out: list[str | None] = []
+    for v in s.tolist():
+        if v is None or v is pd.NA or (v.__class__ is float and v != v):
+            out.append(None)
+        elif v.__class__ is str and v.isascii() and v.isprintable():
+            out.append(v.strip(" ") or None)
+        else:
+            return None
+    return out
+
+
+def _parse_few(valid: list[str]) -> np.ndarray | None:
+    """:func:`_parse_numbers` for a few printable ASCII cells, in Python: the same patterns and the same answers."""
+    def every(name, vals):
+        return all(_PY[name].search(v) for v in vals)
+
+    if every("plain_int", valid):
+        ints = [int(v) for v in valid]
+        return np.array(ints, dtype=np.int64) if all(_INT64[0] <= i <= _INT64[1] for i in ints) else None
+    if not every("numberish", valid):
+        return None
+    if any(_PY["currency"].search(v) for v in valid):
+        valid = [_PY["strip_currency"].sub("", v) for v in valid]
+        if not every("after_currency", valid):
+            return None
+    valid = [v[1:] if v.startswith("+") else v for v in valid]
+    if any(_PY["leading_zero"].search(v) for v in valid):
+        return None
+    if every("int", valid):
+        ints = [int(v) for v in valid]
+        return np.array(ints, dtype=np.int64) if all(_INT64[0] <= i <= _INT64[1] for i in ints) else None
+    if every("float", valid):
+        texts = valid
+    elif every("us", valid) and any("," in v for v in valid):
+        texts = [v.replace(",", "") for v in valid]
+    elif every("eu", valid) and any("," in v for v in valid):
+        texts = [v.replace(".", "").replace(",", ".") for v in valid]
+    else:
+        return None
+    values = np.array([float(v) for v in texts], dtype="float64")
+    return values if np.isfinite(values).all() else None
+
+
+def _coerce_few(s: pd.Series) -> pd.Series | None:
+    """:func:`_coerce_text` for a short column of printable ASCII text (None for any other column)."""
+    cells = _few_cells(s)
+    if cells is None:
+        return None
+    present = np.array([c is not None for c in cells], dtype=bool)
+    if not present.any():
+        return pd.Series([None] * len(s), index=s.index, dtype=object)
+    values = _parse_few([c for c in cells if c is not None])
+    if values is None:
+        return pd.Series(cells, index=s.index, name=s.name, dtype=_TEXT)
+    return _numbers_to_series(values, present, s.index)
+
+
 def _coerce_text(s: pd.Series) -> pd.Series:
+    if len(s) <= FEW_CELLS:
+        few = _coerce_few(s)
+        if few is not None:
+            return few
+    return _coerce_arrow(s)
+
+
+def _coerce_arrow(s: pd.Series) -> pd.Series:
     arr = _text_cells(s)
     valid = arr.is_valid()
     present = np.asarray(valid.to_numpy(zero_copy_only=False), dtype=bool)

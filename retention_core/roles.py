@@ -116,12 +116,19 @@ class _Profile:
 
     def __init__(self, s: pd.Series):
         self.s = s
-        self.nn = s.dropna()
+        self._nn: pd.Series | None = None
         self.numeric = _is_numeric(s)
         self.text = _is_text(s)
         self._k: int | None = None
         self._dt: float | None = None
         self._whole: bool | None = None
+
+    @property
+    def nn(self) -> pd.Series:
+        """The column without missing cells (computed on first use: roles given by name never need it)."""
+        if self._nn is None:
+            self._nn = self.s.dropna()
+        return self._nn
 
     @property
     def k(self) -> int:

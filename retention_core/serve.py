@@ -43,14 +43,16 @@ import re
 import threading
 from datetime import date
 from itertools import chain
+from operator import itemgetter
 from typing import Any, Union
 
 import numpy as np
+import orjson
 import pandas as pd
 from fastapi import FastAPI, HTTPException, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import (
     BaseModel,
@@ -189,7 +191,8 @@ def feature_frame(rows: list[dict], numeric: list[str], categorical: list[str], 
     if not set(map(type, ids)) <= {str, int} or "" in ids:
         i = next(i for i, u in enumerate(ids) if type(u) not in (str, int) or u == "")
         raise RequestError("give the user's id as text or a whole number.", (field, i, "user_id"))
-    values = [[row[c] for c in numeric] for row in rows]
+    take = itemgetter(*numeric) if len(numeric) > 1 else (lambda row: tuple(row[c] for c in numeric))
+    values = [take(row) for row in rows]
     if not set(map(type, chain.from_iterable(values))) <= {int, float, type(None)}:
         for i, vals in enumerate(values):  # find the first cell that is not a number
             for v, c in zip(vals, numeric):
@@ -197,7 +200,11 @@ def feature_frame(rows: list[dict], numeric: list[str], categorical: list[str], 
     num = np.array(values, dtype="float64").reshape(len(rows), len(numeric))  # null -> NaN
     X = pd.DataFrame(num, columns=numeric, copy=False)
     for c in categorical:
-        X[c] = np.array([_category(row[c], (field, i, c)) for i, row in enumerate(rows)], dtype=object)
+        cells = [row[c] for row in rows]
+        if set(map(type, cells)) <= {str, type(None)}:  # the usual case, checked in one pass
+            X[c] = np.array([v if v is None else (v.strip() or None) for v in cells], dtype=object)
+        else:
+            X[c] = np.array([_category(v, (field, i, c)) for i, v in enumerate(cells)], dtype=object)
     return [str(u) for u in ids], X
 
 
@@ -601,13 +608,46 @@ def _routes(app: FastAPI, scorer: Scorer, info: dict, guard: list) -> None:
         req = parse_request(await request.body())
         rows = len(req.events or ()) + len(req.users or ())
         if rows > INLINE_ROWS or req.reasons:
-            return JSONResponse(await run_in_threadpool(scorer.score, req))
-        return JSONResponse(scorer.score(req))
+            return _json(await run_in_threadpool(scorer.score, req))
+        return _json(scorer.score(req))
+
+
+_CELL_CLASSES = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain_rows(rows) -> bool:
+    """Whether ``rows`` is what the request's ``events``/``users`` field accepts: absent, or a non-empty list of
+    objects whose cells are text, numbers, true/false or null (the check the model's ``Cell`` type makes)."""
+    if rows is None:
+        return True
+    if rows.__class__ is not list or not rows or not all(r.__class__ is dict for r in rows):
+        return False
+    return set(map(type, chain.from_iterable(r.values() for r in rows))) <= _CELL_CLASSES
+
+
+def _json(answer: dict) -> Response:
+    """The answer as JSON, written by orjson (a 1,000-user answer several times faster than the standard library)."""
+    return Response(orjson.dumps(answer), media_type="application/json")
 
 
 def parse_request(body: bytes) -> ScoreRequest:
-    """The request from its JSON text, parsed and checked in one pass (pydantic's own parser: a 1,000-user body
-    costs about a third of parsing it to Python objects first and checking those)."""
+    """The request from its JSON text, checked by :class:`ScoreRequest`.
+
+    The body is read by orjson; when its rows are plain (a list of objects of cells), only the rest of the request
+    goes through the model's checks and the rows are checked in one pass over their cell types: a 1,000-user body
+    in about a quarter of the time pydantic's own parser takes. Anything else (bad JSON, a wrong type anywhere) is
+    parsed by pydantic, whose errors name each field at fault.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:  # pydantic says where the JSON breaks
+        data = None
+    if data.__class__ is dict and _plain_rows(data.get("events")) and _plain_rows(data.get("users")):
+        rows = {f: data.pop(f) for f in ("events", "users") if data.get(f) is not None}
+        try:
+            return ScoreRequest.model_validate(data).model_copy(update=rows)
+        except ValidationError:
+            pass  # the full parse below reports it as for any request
     try:
         return ScoreRequest.model_validate_json(body)
     except ValidationError as exc:
