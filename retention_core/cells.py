@@ -5,6 +5,7 @@ ways dates are written into timestamps.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -295,6 +296,33 @@ def mixed_dates(txt: pd.Series, dayfirst: bool) -> pd.Series:
     return to_naive(out)
 
 
+_ISO_DAY_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?")
+
+
+def _few_iso_dates(s: pd.Series) -> pd.Series | None:
+    """:func:`parse_datetime` for a short column whose every non-empty cell is a valid ISO date or date and time
+    without a time zone (``2011-06-30``, ``2011-06-30 10:05:00``), read in Python; None for any other column.
+
+    Such a column is read in full by the first format tried (``ISO8601``), so the general path gives these very
+    values (tested); a request's 50 cells cost less in Python than the half dozen pandas steps of that path.
+    """
+    cells = _few_cells(s)
+    if cells is None or all(c is None for c in cells):
+        return None
+    out = []
+    for c in cells:
+        if c is None:
+            out.append(None)
+            continue
+        if _ISO_DAY_TIME.fullmatch(c) is None:
+            return None
+        try:
+            out.append(datetime.fromisoformat(c))
+        except ValueError:  # 2011-02-30: the general path decides what such a column is
+            return None
+    return pd.Series(np.array(out, dtype="datetime64[ns]"), index=s.index, name=s.name)
+
+
 def parse_datetime(s: pd.Series) -> pd.Series:
     """Parse a column of dates/timestamps to naive ``datetime64[ns]``.
 
@@ -321,6 +349,10 @@ def parse_datetime(s: pd.Series) -> pd.Series:
         if nn.between(20000, 80000).all():  # Excel serial day numbers
             return _ns(pd.to_datetime(v, unit="D", origin="1899-12-30", errors="coerce"))
         return _empty_dates(s)
+    if len(s) <= FEW_CELLS:
+        few = _few_iso_dates(s)
+        if few is not None:
+            return few
     txt = s.astype("string").str.strip()
     txt = txt.mask(txt == "")
     nn = txt.dropna()

@@ -225,8 +225,12 @@ def exact_duplicates(df: pd.DataFrame) -> pd.Series:
     """Rows that repeat an earlier row exactly (the first copy is not marked).
 
     Rows are hashed first and compared cell by cell only where a hash repeats, which is exact and about twice as fast
-    as comparing every row on a large log.
+    as comparing every row on a large log. A few rows (a scoring request) are compared as Python tuples instead.
     """
+    if len(df) <= FEW_ROWS:
+        few = _few_duplicates(df)
+        if few is not None:
+            return few
     try:
         h = pd.util.hash_pandas_object(df, index=False)
     except TypeError:  # unhashable cells: compare their text
@@ -240,6 +244,34 @@ def exact_duplicates(df: pd.DataFrame) -> pd.Series:
         except TypeError:
             out.loc[sub.index] = sub.astype(str).duplicated().to_numpy()
     return out
+
+
+#: Up to this many rows, :func:`exact_duplicates` compares rows as Python tuples.
+FEW_ROWS = 256
+_MISSING = object()  # every missing cell as one value (Python's NaNs are not even equal to each other)
+
+
+def _few_duplicates(df: pd.DataFrame) -> pd.Series | None:
+    """:func:`exact_duplicates` for a few rows of two columns or more (None otherwise, or when a cell cannot be
+    hashed). As in pandas' rule for several columns, every missing cell (None, NaN, NA, NaT) is the same value."""
+    if len(df.columns) < 2:  # pandas' one-column rule tells None from NaN: left to it
+        return None
+
+    def cells(col):
+        return [_MISSING if v is None or v is pd.NA or v is pd.NaT or (v.__class__ is float and v != v) else v
+                for v in df[col].tolist()]
+
+    seen: set = set()
+    out = np.zeros(len(df), dtype=bool)
+    try:
+        for i, row in enumerate(zip(*(cells(c) for c in df.columns))):
+            if row in seen:
+                out[i] = True
+            else:
+                seen.add(row)
+    except TypeError:  # unhashable cells: the general path compares their text
+        return None
+    return pd.Series(out, index=df.index)
 
 
 _SAFE = re.compile(r"[^0-9a-zA-Z]+")

@@ -61,3 +61,60 @@ def test_coerce_types_is_the_same_for_short_and_long_tables():
         long = pd.DataFrame({c: v * (FEW_CELLS // 6 + 1) for c, v in cols.items()}, dtype="str")
         a, b = coerce_types(short), coerce_types(long).iloc[:6]
         pd.testing.assert_frame_equal(a, b)
+
+
+# ------------------------------------------------------------------------------------------- dates and duplicates
+from retention_core import cells  # noqa: E402
+from retention_core.cells import _few_iso_dates, parse_datetime  # noqa: E402
+from retention_core.events import _few_duplicates, exact_duplicates  # noqa: E402
+
+DATES = st.one_of(
+    st.datetimes(min_value=pd.Timestamp("1990-01-01").to_pydatetime(),
+                 max_value=pd.Timestamp("2030-12-31").to_pydatetime()).flatmap(lambda d: st.sampled_from([
+                     d.strftime("%Y-%m-%d"), d.strftime("%Y-%m-%d %H:%M"), d.strftime("%Y-%m-%d %H:%M:%S"),
+                     d.strftime("%Y-%m-%dT%H:%M:%S"), d.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                     d.strftime(" %Y-%m-%d %H:%M "), d.strftime("%d/%m/%Y"), d.strftime("%Y-%m-%d %H:%M:%SZ")])),
+    st.sampled_from(["2011-02-30", "2011-13-01", "", "  ", "not a date", "20110630"]), st.none())
+
+
+def _general_dates(s: pd.Series) -> pd.Series:
+    saved, cells.FEW_CELLS = cells.FEW_CELLS, 0
+    try:
+        return parse_datetime(s)
+    finally:
+        cells.FEW_CELLS = saved
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(DATES, min_size=1, max_size=10))
+def test_python_reading_of_few_iso_dates_equals_the_general_path(values):
+    s = pd.Series(values, dtype="str", name="when")
+    few = _few_iso_dates(s)
+    if few is not None:
+        pd.testing.assert_series_equal(few, _general_dates(s))
+    pd.testing.assert_series_equal(parse_datetime(s), _general_dates(s))
+
+
+def test_iso_dates_are_read_in_python_and_others_are_not():
+    assert _few_iso_dates(pd.Series(["2011-06-30 10:05:00", None, "2011-01-02"], dtype="str")) is not None
+    for other in (["30/06/2011"], ["2011-06-30 10:00:00+02:00"], ["2011-02-30"], [None, ""], ["20110630"]):
+        assert _few_iso_dates(pd.Series(other, dtype="str")) is None
+
+
+FRAME_CELLS = st.one_of(st.none(), st.sampled_from(["a", "b", " a", "1"]), st.integers(0, 2), st.sampled_from([
+    0.0, -0.0, 1.0, 1.5, float("nan")]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(2, 4).flatmap(lambda k: st.lists(st.lists(FRAME_CELLS, min_size=k, max_size=k), min_size=1,
+                                                        max_size=12)), st.booleans())
+def test_duplicates_of_few_rows_equal_pandas(rows, typed):
+    df = pd.DataFrame(rows, columns=[f"c{i}" for i in range(len(rows[0]))])
+    if typed:
+        from retention_core.cells import coerce_types
+        df = coerce_types(df.astype(str).replace({"None": None, "nan": None}))
+    few = _few_duplicates(df)
+    assert few is not None
+    assert _few_duplicates(df[["c0"]]) is None  # one column: pandas' own rule
+    np.testing.assert_array_equal(few.to_numpy(), df.duplicated().to_numpy())
+    np.testing.assert_array_equal(exact_duplicates(df).to_numpy(), df.duplicated().to_numpy())
