@@ -612,6 +612,7 @@ def _routes(app: FastAPI, scorer: Scorer, info: dict, guard: list) -> None:
         return _json(scorer.score(req))
 
 
+_LONG_NUMBER = re.compile(rb"\d{19}")
 _CELL_CLASSES = frozenset({str, int, float, bool, type(None)})
 
 
@@ -639,7 +640,8 @@ def parse_request(body: bytes) -> ScoreRequest:
     parsed by pydantic, whose errors name each field at fault.
     """
     try:
-        data = orjson.loads(body)
+        # a number of 19 digits or more may be an integer beyond 64 bits, which some orjson versions read as a float
+        data = None if _LONG_NUMBER.search(body) else orjson.loads(body)
     except orjson.JSONDecodeError:  # pydantic says where the JSON breaks
         data = None
     if data.__class__ is dict and _plain_rows(data.get("events")) and _plain_rows(data.get("users")):

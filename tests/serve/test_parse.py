@@ -1,0 +1,62 @@
+"""The request reader: orjson with the rows checked in one pass must accept exactly what the request model accepts,
+give the same request, and leave every error to the model's own messages."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.exceptions import RequestValidationError
+from hypothesis import given, settings, strategies as st
+
+from retention_core.serve import ScoreRequest, parse_request
+
+CELLS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False, allow_infinity=False),
+                  st.text(max_size=6), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2),
+                                                                                         st.integers(), max_size=1))
+ROWS = st.lists(st.dictionaries(st.sampled_from(["user_id", "a", "b", " c "]), CELLS, max_size=4), max_size=3)
+BODIES = st.fixed_dictionaries({}, optional={
+    "events": st.one_of(ROWS, st.none(), st.integers()), "users": st.one_of(ROWS, st.none(), st.text(max_size=3)),
+    "as_of": st.one_of(st.sampled_from(["2010-09-10", "2010-02-30", "10/09/2010"]), st.none(), st.integers()),
+    "reasons": st.one_of(st.integers(-1, 12), st.text(max_size=2)), "record": st.one_of(st.booleans(), st.integers(0, 2)),
+    "extra": st.integers()})
+
+
+def _pydantic(body: bytes):
+    try:
+        return ScoreRequest.model_validate_json(body)
+    except Exception as exc:  # noqa: BLE001 - only whether it was refused matters here
+        return type(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(BODIES)
+def test_the_fast_reader_accepts_and_refuses_what_the_model_does(body):
+    raw = json.dumps(body).encode()
+    expected = _pydantic(raw)
+    if isinstance(expected, ScoreRequest):
+        got = parse_request(raw)
+        assert got == expected
+        assert got.model_dump() == expected.model_dump()
+    else:
+        with pytest.raises(RequestValidationError):
+            parse_request(raw)
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[]", b'{"users": [{"user_id": 1}]', b'{"users": [{"a": 1e999}]}', b"",
+                                 b'{"users": [{"a": 123456789012345678901234567890}]}', b'{"users": []}',
+                                 b'{"users": [[1, 2]]}', b'{"events": [{"a": {"b": 1}}]}'])
+def test_awkward_bodies_get_the_models_answer(raw):
+    expected = _pydantic(raw)
+    if isinstance(expected, ScoreRequest):
+        assert parse_request(raw) == expected
+    else:
+        with pytest.raises(RequestValidationError) as err:
+            parse_request(raw)
+        assert err.value.errors()  # each error names where it is
+
+
+def test_errors_name_the_field():
+    with pytest.raises(RequestValidationError) as err:
+        parse_request(b'{"users": [{"user_id": "1", "recency_days": [3]}], "reasons": 99}')
+    locs = {tuple(e["loc"]) for e in err.value.errors()}
+    assert ("body", "users", 0, "recency_days") in locs and ("body", "reasons") in locs
