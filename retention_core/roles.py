@@ -89,6 +89,31 @@ class Schema:
             d["label_positive"] = d["label_positive"].item()
         return d
 
+    def for_new_data(self, columns, *, label: bool = True, attributes: bool = True) -> dict:
+        """This saved schema as ``infer_schema`` overrides for new data with ``columns`` (scoring, monitoring,
+        offers, on either engine): a role keeps its saved column when the data has it and is inferred again when the
+        data lacks it; a role the run had no column for stays without one, so that a column which merely looks
+        like one (an ``amount``, an event type) cannot change what the run's features mean. ``label``: keep the
+        label's column (when False it is inferred again); ``attributes``: the saved attributes the data has (when False
+        they are inferred again)."""
+        have = set(columns)
+        out: dict[str, Any] = {}
+        for role, col in self.roles.items():
+            if role == "label" and not label:
+                continue
+            if not col:
+                out[role] = None
+            elif col in have:
+                out[role] = col
+        out["kind"] = self.kind
+        if attributes:
+            out["attributes"] = [a for a in self.attributes if a in have]
+        if self.purchase_values:
+            out["purchase_values"] = self.purchase_values
+        if self.label_positive is not None:
+            out["label_positive"] = self.label_positive
+        return out
+
     @classmethod
     def from_dict(cls, d: dict) -> "Schema":
         return cls(**{k: d[k] for k in ("kind", "roles", "attributes", "label_positive", "purchase_values", "notes") if k in d})

@@ -33,21 +33,12 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None, cancel_ids: bool | No
     """The saved run's feature rows for new data, computed with the same code path as training.
 
     Event logs: features as of ``as_of`` (default: the end of the data) for users who bought in the lookback window.
-    User tables: the saved feature specification. The saved column roles are applied by column name; a role whose
-    column is missing is inferred again. ``cancel_ids``: see :func:`retention_core.events.canonical_events`.
+    User tables: the saved feature specification. The saved column roles are applied by column name
+    (:meth:`~retention_core.roles.Schema.for_new_data`). ``cancel_ids``: see :func:`retention_core.events.canonical_events`.
     """
 
     saved = Schema.from_dict(run.info["schema"])
-    overrides = {r: c for r, c in saved.roles.items() if c and c in df.columns}
-    overrides["kind"] = saved.kind
-    overrides["attributes"] = [a for a in saved.attributes if a in df.columns]
-    if saved.purchase_values:
-        overrides["purchase_values"] = saved.purchase_values
-    if saved.label_positive is not None:
-        overrides["label_positive"] = saved.label_positive
-    if saved.kind == "users":
-        overrides.pop("label", None)
-    schema = infer_schema(df, overrides)
+    schema = infer_schema(df, saved.for_new_data(df.columns, label=saved.kind != "users"))
     if saved.kind == "events":
         ev = canonical_events(df, schema, cancel_ids=cancel_ids)
         snap = {k: v for k, v in run.info["snapshot"].items() if k in SnapshotConfig.__dataclass_fields__}

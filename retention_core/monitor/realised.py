@@ -81,15 +81,7 @@ def segment_outcomes(y, p, segments: pd.DataFrame) -> pd.DataFrame:
 def schema_for_run(run, df: pd.DataFrame) -> Schema:
     """The run's saved column roles applied to new data by column name (the rules of
     :func:`retention_core.scoring.features_for_run`)."""
-    saved = Schema.from_dict(run.info["schema"])
-    overrides = {r: c for r, c in saved.roles.items() if c and c in df.columns}
-    overrides["kind"] = saved.kind
-    overrides["attributes"] = [a for a in saved.attributes if a in df.columns]
-    if saved.purchase_values:
-        overrides["purchase_values"] = saved.purchase_values
-    if saved.label_positive is not None:
-        overrides["label_positive"] = saved.label_positive
-    return infer_schema(df, overrides)
+    return infer_schema(df, Schema.from_dict(run.info["schema"]).for_new_data(df.columns))
 
 
 def check_columns(run, df: pd.DataFrame, *, need_label: bool = False) -> None:

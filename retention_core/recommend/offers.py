@@ -117,13 +117,9 @@ def segment_offers(offers: pd.DataFrame, segments: pd.DataFrame, column: str, *,
 
 
 def schema_for_run(run, df: pd.DataFrame):
-    """The run's saved column roles applied to ``df`` (roles whose column is missing are inferred again)."""
+    """The run's saved column roles applied to ``df`` (:meth:`~retention_core.roles.Schema.for_new_data`)."""
     saved = Schema.from_dict(run.info["schema"])
-    overrides = {r: c for r, c in saved.roles.items() if c and c in df.columns and r != "label"}
-    overrides["kind"] = saved.kind
-    if saved.purchase_values:
-        overrides["purchase_values"] = saved.purchase_values
-    return infer_schema(df, overrides)
+    return infer_schema(df, saved.for_new_data(df.columns, label=False, attributes=False))
 
 
 def offers_for_run(run, df: pd.DataFrame, list_df: pd.DataFrame, *, n: int, as_of=None) -> pd.DataFrame:

@@ -33,15 +33,7 @@ from .source import is_parquet_source, read_parquet_events, read_raw
 
 def _saved_overrides(run, columns) -> dict:
     """The run's column roles as overrides for new data (as ``features_for_run`` applies them)."""
-    saved = Schema.from_dict(run.info["schema"])
-    overrides = {r: c for r, c in saved.roles.items() if c and c in columns}
-    overrides["kind"] = saved.kind
-    overrides["attributes"] = [a for a in saved.attributes if a in columns]
-    if saved.purchase_values:
-        overrides["purchase_values"] = saved.purchase_values
-    if saved.label_positive is not None:
-        overrides["label_positive"] = saved.label_positive
-    return overrides
+    return Schema.from_dict(run.info["schema"]).for_new_data(columns)
 
 
 def events_for_run(run, data, spark):
