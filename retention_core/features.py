@@ -464,7 +464,13 @@ def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: Packing, 
         FROM agg
     ),
     gap AS (
-        SELECT p.T, p.user_id, avg(g.gap) AS gap_mean_days, stddev_samp(g.gap) AS gap_std_days, max(g.gap) AS gap_max_days
+        SELECT p.T, p.user_id, avg(g.gap) AS gap_mean_days,
+               -- the sample standard deviation from exact integer sums, then one division and one square root:
+               -- the same bits in every engine, whatever order the rows come in (gaps are whole days)
+               CASE WHEN count(g.gap) > 1 THEN sqrt(
+                   CAST(count(g.gap) * sum(g.gap * g.gap) - sum(g.gap) * sum(g.gap) AS DOUBLE)
+                   / CAST(count(g.gap) * (count(g.gap) - 1) AS DOUBLE)) END AS gap_std_days,
+               max(g.gap) AS gap_max_days
         FROM pop p JOIN gaps g ON g.user_id = p.user_id AND g.b <= p.T AND g.gap IS NOT NULL
         GROUP BY 1, 2
     ),

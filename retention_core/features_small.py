@@ -280,12 +280,19 @@ def _gaps(s: _Snapshot) -> dict[str, np.ndarray]:
     gu, gb, gap = u[1:][same], b[1:][same], (b[1:] - b[:-1])[same]  # each gap belongs to its later purchase day
     row = s.row_of[gu]
     m = (gb <= s.T) & (row >= 0)
-    row, gap = row[m], gap[m].astype(np.float64)
+    row, whole = row[m], gap[m].astype(np.int64)
+    gap = whole.astype(np.float64)
     count = np.bincount(row, minlength=s.k)
     mean = _ratio(np.bincount(row, weights=gap, minlength=s.k), count.astype(np.float64))
-    squares = np.bincount(row, weights=(gap - mean[row]) ** 2, minlength=s.k)
+    # the sample spread from exact integer sums, then one division and one square root, as the other engines
+    # compute it: the same bits whatever order the gaps are summed in
+    s1, s2 = np.zeros(s.k, dtype=np.int64), np.zeros(s.k, dtype=np.int64)
+    np.add.at(s1, row, whole)
+    np.add.at(s2, row, whole * whole)
     spread = np.full(s.k, np.nan)
-    np.sqrt(squares / np.maximum(count - 1, 1), out=spread, where=count > 1)
+    many = count > 1
+    n = count[many].astype(np.int64)
+    spread[many] = np.sqrt((n * s2[many] - s1[many] * s1[many]).astype(np.float64) / (n * (n - 1)).astype(np.float64))
     top = np.full(s.k, -np.inf)
     np.maximum.at(top, row, gap)
     return {"gap_mean_days": mean, "gap_std_days": spread, "gap_max_days": np.where(count > 0, top, np.nan)}

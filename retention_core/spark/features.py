@@ -155,7 +155,7 @@ def snapshot_frame(events: SparkEvents, days: list[int], cfg: SnapshotConfig, en
         F.count(F.when(past & bought, 1)).alias("_purchase_days"),
         F.count(F.when(past, 1)).alias("active_days_total"),
         F.avg(F.when(past, F.col("gap"))).alias("gap_mean_days"),
-        F.stddev_samp(F.when(past, F.col("gap"))).alias("gap_std_days"),
+        _gap_spread(F, F.when(past, F.col("gap").cast("long"))).alias("gap_std_days"),
         F.max(F.when(past, F.col("gap"))).alias("gap_max_days"),
         total("new_products").alias("n_products"), total("new_categories").alias("n_categories"),
     ]
@@ -316,3 +316,10 @@ def _sequences(events: SparkEvents, daily, frame: pd.DataFrame, weeks: int) -> n
         for k, ch in enumerate(SEQUENCE_CHANNELS):
             out[i, w, k] = agg[ch].to_numpy(np.float32)
     return out
+
+
+def _gap_spread(F, gap):
+    """The sample standard deviation of whole-day gaps from exact integer sums, then one division and one square root
+    (as the DuckDB and NumPy engines compute it: the same bits whatever order the rows come in)."""
+    n, s1, s2 = F.count(gap), F.sum(gap), F.sum(gap * gap)
+    return F.when(n > 1, F.sqrt((n * s2 - s1 * s1).cast("double") / (n * (n - 1)).cast("double")))
