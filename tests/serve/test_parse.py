@@ -60,3 +60,25 @@ def test_errors_name_the_field():
         parse_request(b'{"users": [{"user_id": "1", "recency_days": [3]}], "reasons": 99}')
     locs = {tuple(e["loc"]) for e in err.value.errors()}
     assert ("body", "users", 0, "recency_days") in locs and ("body", "reasons") in locs
+
+
+def test_plain_bodies_take_the_fast_reader(monkeypatch):
+    """Small fractions print with long digit runs after the point (0.0009241093672147484): they are no huge integers,
+    and a body of them must not fall back to the slow parser (that cost a third of the batch throughput once)."""
+    body = json.dumps({"users": [{"user_id": str(i), "x": 0.0009241093672147484 * i, "y": None, "z": "a"}
+                                 for i in range(1000)], "as_of": "2010-09-10"}).encode()
+    expected = ScoreRequest.model_validate_json(body)
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the slow parser was used")
+
+    monkeypatch.setattr(ScoreRequest, "model_validate_json", refuse)
+    assert parse_request(body) == expected
+
+
+@pytest.mark.parametrize("raw", [b'{"users": [{"user_id": 12345678901234567890}]}',
+                                 b'{"events": [{"n": -9223372036854775809}]}'])
+def test_integers_beyond_64_bits_stay_whole(raw):
+    req = parse_request(raw)
+    cell = (req.users or req.events)[0]
+    assert all(type(v) is int for v in cell.values())
