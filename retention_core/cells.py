@@ -353,22 +353,30 @@ def parse_datetime(s: pd.Series) -> pd.Series:
         few = _few_iso_dates(s)
         if few is not None:
             return few
+    txt = date_text(s)
+    return read_text_dates(txt, text_date_rule(txt))
+
+
+def date_text(s: pd.Series) -> pd.Series:
+    """A column of dates written as text, stripped, empty cells missing: what :func:`text_date_rule` decides on and
+    :func:`read_text_dates` reads."""
     txt = s.astype("string").str.strip()
-    txt = txt.mask(txt == "")
+    return txt.mask(txt == "")
+
+
+def text_date_rule(txt: pd.Series) -> dict:
+    """How to read a column of dates written as text (:func:`date_text`), decided on a sample of its cells: ISO with
+    time zones (``iso_tz``), one format for most cells (``format``; the rest by the flexible parser), one format only
+    (``format_only``), the flexible parser (``mixed``), or nothing readable (``none``). The Spark engine decides on a
+    sample with it and reads its partitions with :func:`read_text_dates`."""
     nn = txt.dropna()
     if nn.empty:
-        return _empty_dates(s)
+        return {"kind": "none"}
     sample = nn.sample(min(len(nn), 2000), random_state=0) if len(nn) > 2000 else nn
     dayfirst = bool(sample.str.match(r"^(1[3-9]|2\d|3[01])[/.-]").any())
     if sample.str.contains(TZ_SUFFIX).mean() > 0.5:
         ok = pd.to_datetime(sample, errors="coerce", format="ISO8601", utc=True)
-        if ok.notna().mean() >= 0.98:
-            out = to_naive(pd.to_datetime(txt, errors="coerce", format="ISO8601", utc=True))
-            rest = out.isna() & txt.notna()
-            if rest.any():
-                out[rest] = mixed_dates(txt[rest], dayfirst)
-            return out
-        return mixed_dates(txt, dayfirst)
+        return {"kind": "iso_tz" if ok.notna().mean() >= 0.98 else "mixed", "dayfirst": dayfirst}
     best, best_ok = None, 0.0
     for fmt in DATE_FORMATS:
         try:
@@ -380,19 +388,32 @@ def parse_datetime(s: pd.Series) -> pd.Series:
         if ok == 1.0:
             break
     if best is not None and best_ok >= 0.9:
-        out = pd.to_datetime(txt, format=best, errors="coerce")
-        out = to_naive(out)
-        rest = out.isna() & txt.notna()
-        if rest.any():  # a minority in another format: try the flexible parser on those only
-            out[rest] = mixed_dates(txt[rest], best.startswith("%d") or dayfirst)
-        return out
+        return {"kind": "format", "fmt": best, "dayfirst": best.startswith("%d") or dayfirst}
     # No single format fits: the flexible parser, if it reads more of the sample than the best format.
     mixed_ok = mixed_dates(sample, dayfirst).notna().mean()
     if mixed_ok > best_ok and mixed_ok > 0:
-        return mixed_dates(txt, dayfirst)
+        return {"kind": "mixed", "dayfirst": dayfirst}
     if best is not None and best_ok > 0:
-        return to_naive(pd.to_datetime(txt, format=best, errors="coerce"))
-    return _empty_dates(s)
+        return {"kind": "format_only", "fmt": best}
+    return {"kind": "none"}
+
+
+def read_text_dates(txt: pd.Series, rule: dict) -> pd.Series:
+    """Naive ``datetime64[ns]`` of a column of dates written as text (:func:`date_text`) read with ``rule``
+    (:func:`text_date_rule`); a minority in another format goes to the flexible parser."""
+    kind = rule["kind"]
+    if kind == "none":
+        return _empty_dates(txt)
+    if kind == "mixed":
+        return mixed_dates(txt, rule["dayfirst"])
+    if kind == "iso_tz":
+        out = to_naive(pd.to_datetime(txt, errors="coerce", format="ISO8601", utc=True))
+    else:
+        out = to_naive(pd.to_datetime(txt, format=rule["fmt"], errors="coerce"))
+    rest = out.isna() & txt.notna()
+    if kind != "format_only" and rest.any():
+        out[rest] = mixed_dates(txt[rest], rule["dayfirst"])
+    return out
 
 
 def datetime_share(s: pd.Series, sample: int = 500) -> float:

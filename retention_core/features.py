@@ -315,6 +315,19 @@ def _event_classes(row_user, et_codes, top_types, start, purchase, ret, cancel, 
     return cls, packing, [np.broadcast_to(t, c.shape).tolist() for t in table]
 
 
+def type_names(types: list[str], suffix: str) -> list[str]:
+    """``events_<slug>_<suffix>`` per type; a repeated name gets ``_1``, ``_2``, ... as DuckDB names repeated result
+    columns (two types with one slug, such as ``Add to cart`` and ``add_to_cart``). The NumPy and Spark engines name
+    their columns with it."""
+    names: list[str] = []
+    for t in types:
+        name, k = f"events_{slug(t)}_{suffix}", 0
+        while (name if k == 0 else f"{name}_{k}") in names:
+            k += 1
+        names.append(name if k == 0 else f"{name}_{k}")
+    return names
+
+
 def _event_types(codes: np.ndarray, values: np.ndarray) -> list[tuple[int, str]]:
     """The most frequent event types as (code, name), most frequent first."""
     counts = np.bincount(codes + 1, minlength=len(values) + 1)[1:]  # code -1 (missing) counts in the first bin
@@ -595,6 +608,12 @@ def _sequences(con, frame: pd.DataFrame, weeks: int) -> np.ndarray:
              AND d.b > CAST(r.T AS DATE) - {int(weeks) * 7}
         GROUP BY 1, 2
     """).df()
+    return fill_sequences(out, agg, weeks)
+
+
+def fill_sequences(out: np.ndarray, agg: pd.DataFrame, weeks: int) -> np.ndarray:
+    """``out`` (rows x weeks x channels) filled from the weekly aggregates ``agg`` (row ``i``, weeks back ``w``, one
+    column per channel): the oldest week first. The Spark engine fills its sequences with it too."""
     if len(agg):
         i = agg["i"].to_numpy(np.int64)
         w = weeks - 1 - agg["w"].to_numpy(np.int64)

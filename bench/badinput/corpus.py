@@ -95,7 +95,8 @@ def user_table(n: int = 120, seed: int = 0) -> pd.DataFrame:
     })
 
 
-def _xlsx(sheets: dict[str, list[list]], hidden: tuple[str, ...] = ()) -> bytes:
+def xlsx_bytes(sheets: dict[str, list[list]], hidden: tuple[str, ...] = ()) -> bytes:
+    """A workbook of these sheets (rows of cells), some hidden."""
     import openpyxl
 
     wb = openpyxl.Workbook()
@@ -111,7 +112,8 @@ def _xlsx(sheets: dict[str, list[list]], hidden: tuple[str, ...] = ()) -> bytes:
     return buf.getvalue()
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    """A zip archive of these files."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for n, b in files.items():
@@ -230,7 +232,7 @@ def _thrice() -> bytes:
 
 
 def _zip_in_zip() -> bytes:
-    return _zip({"export.zip": _zip({"orders.csv": _csv(event_log(seed=28))})})
+    return zip_bytes({"export.zip": zip_bytes({"orders.csv": _csv(event_log(seed=28))})})
 
 
 def _very_wide() -> bytes:
@@ -348,12 +350,12 @@ def dictionary_workbook(n_users: int = 300, seed: int = 31) -> bytes:
     }
     assert list(users) == [c for c, _, _ in DICTIONARY]
     rows = [list(r) for r in zip(*users.values())]
-    return _xlsx({"Data dictionary": [["column", "type", "description"], *map(list, DICTIONARY)],
+    return xlsx_bytes({"Data dictionary": [["column", "type", "description"], *map(list, DICTIONARY)],
                   "Customers": [list(users), *rows]})
 
 
 def _several_csvs() -> bytes:
-    return _zip({"orders_2023.csv": _csv(event_log(seed=7)), "orders_2024.csv": _csv(event_log(seed=8)),
+    return zip_bytes({"orders_2023.csv": _csv(event_log(seed=7)), "orders_2024.csv": _csv(event_log(seed=8)),
                  "readme.txt": b"monthly exports"})
 
 
@@ -364,7 +366,7 @@ def _excel_formulas() -> bytes:
         rows.append([r.customer_id, r.event_time, r.event_type, r.amount, "=1+1",
                      '=HYPERLINK("https://example.com/shop","open")'])
     secret = [["customer_id", "margin"], ["C0001", 0.4], ["C0002", 0.2]]
-    return _xlsx({"Internal": secret, "Orders": rows}, hidden=("Internal",))
+    return xlsx_bytes({"Internal": secret, "Orders": rows}, hidden=("Internal",))
 
 
 _FORMULAS = ["=cmd|' /C calc'!A0", "+1+1", "@SUM(A1)", "-2+3", "=HYPERLINK(\"http://x\")"]
@@ -448,7 +450,7 @@ def _truncated_parquet() -> bytes:
 
 
 def _corrupt_xlsx() -> bytes:
-    good = _xlsx({"Sheet1": [["a", "b"], [1, 2]]})
+    good = xlsx_bytes({"Sheet1": [["a", "b"], [1, 2]]})
     return good[:40] + bytes(np.random.default_rng(22).integers(0, 256, 3000, dtype=np.uint8))
 
 

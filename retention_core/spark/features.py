@@ -26,8 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import SnapshotConfig
-from ..events import slug
-from ..features import MAX_EVENT_TYPES, SEQUENCE_CHANNELS
+from ..features import MAX_EVENT_TYPES, SEQUENCE_CHANNELS, fill_sequences, type_names
 from .events import SparkEvents
 
 SECOND_NS = 10**9
@@ -38,18 +37,6 @@ def top_event_types(events: SparkEvents) -> list[str]:
     counts = events.type_counts()
     counts = counts[counts["event_type"].notna()].sort_values(["n", "first"], ascending=[False, True], kind="stable")
     return [str(t) for t in counts["event_type"].head(MAX_EVENT_TYPES)]
-
-
-def type_names(types: list[str], suffix: str) -> list[str]:
-    """``events_<slug>_<suffix>`` per type; a repeated name gets ``_1``, ``_2``, ... as DuckDB names repeated result
-    columns (two types with one slug, such as ``Add to cart`` and ``add_to_cart``)."""
-    names: list[str] = []
-    for t in types:
-        name, k = f"events_{slug(t)}_{suffix}", 0
-        while (name if k == 0 else f"{name}_{k}") in names:
-            k += 1
-        names.append(name if k == 0 else f"{name}_{k}")
-    return names
 
 
 def _div(x, y):
@@ -310,12 +297,7 @@ def _sequences(events: SparkEvents, daily, frame: pd.DataFrame, weeks: int) -> n
                 F.log(1 + F.greatest(F.sum("revenue"), F.lit(0.0))).alias("revenue_log"),
                 F.log(1 + F.sum("browsing").cast("double")).alias("browsing_log"),
                 F.sum("returns").cast("double").alias("returns"))).toPandas()
-    if len(agg):
-        i = agg["i"].to_numpy(np.int64)
-        w = weeks - 1 - agg["w"].to_numpy(np.int64)
-        for k, ch in enumerate(SEQUENCE_CHANNELS):
-            out[i, w, k] = agg[ch].to_numpy(np.float32)
-    return out
+    return fill_sequences(out, agg, weeks)
 
 
 def _gap_spread(F, gap):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cells import DATE_FORMATS, TZ_SUFFIX, coerce_types, mixed_dates, to_naive
+from ..cells import coerce_types, date_text, read_text_dates, text_date_rule
 from ..errors import ConfigError, DataError
 from ..events import CANONICAL, NON_PRODUCT_CODES
 from ..io import parquet_files
@@ -109,54 +109,9 @@ def _sample(raw, n: int, nanos: set[str]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------------- date text
-def text_date_rule(txt: pd.Series) -> dict:
-    """How :func:`retention_core.io.parse_datetime` reads this text column (decided on a sample of its cells)."""
-    nn = txt.astype("string").str.strip()
-    nn = nn.mask(nn == "").dropna()
-    if nn.empty:
-        return {"kind": "none"}
-    sample = nn.sample(min(len(nn), 2000), random_state=0) if len(nn) > 2000 else nn
-    dayfirst = bool(sample.str.match(r"^(1[3-9]|2\d|3[01])[/.-]").any())
-    if sample.str.contains(TZ_SUFFIX).mean() > 0.5:
-        ok = pd.to_datetime(sample, errors="coerce", format="ISO8601", utc=True)
-        return {"kind": "iso_tz" if ok.notna().mean() >= 0.98 else "mixed", "dayfirst": dayfirst}
-    best, best_ok = None, 0.0
-    for fmt in DATE_FORMATS:
-        try:
-            ok = pd.to_datetime(sample, format=fmt, errors="coerce").notna().mean()
-        except (TypeError, ValueError, OverflowError):
-            continue
-        if ok > best_ok:
-            best, best_ok = fmt, ok
-        if ok == 1.0:
-            break
-    if best is not None and best_ok >= 0.9:
-        return {"kind": "format", "fmt": best, "dayfirst": best.startswith("%d") or dayfirst}
-    mixed_ok = mixed_dates(sample, dayfirst).notna().mean()
-    if mixed_ok > best_ok and mixed_ok > 0:
-        return {"kind": "mixed", "dayfirst": dayfirst}
-    if best is not None and best_ok > 0:
-        return {"kind": "format_only", "fmt": best}
-    return {"kind": "none"}
-
-
 def apply_text_date_rule(s: pd.Series, rule: dict) -> pd.Series:
-    """Nanoseconds since 1970 (missing where unreadable) of text read with ``rule``, as ``parse_datetime`` does."""
-    txt = s.astype("string").str.strip()
-    txt = txt.mask(txt == "")
-    kind = rule["kind"]
-    if kind == "none":
-        out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
-    elif kind == "mixed":
-        out = mixed_dates(txt, rule["dayfirst"])
-    else:
-        if kind == "iso_tz":
-            out = to_naive(pd.to_datetime(txt, errors="coerce", format="ISO8601", utc=True))
-        else:
-            out = to_naive(pd.to_datetime(txt, format=rule["fmt"], errors="coerce"))
-        rest = out.isna() & txt.notna()
-        if kind != "format_only" and rest.any():
-            out[rest] = mixed_dates(txt[rest], rule["dayfirst"])
+    """Nanoseconds since 1970 (missing where unreadable) of text read with ``rule``, as ``parse_datetime`` reads it."""
+    out = read_text_dates(date_text(s), rule)
     missing = out.isna().to_numpy()
     res = pd.array(out.to_numpy(dtype="datetime64[ns]").view(np.int64), dtype="Int64")
     res[missing] = pd.NA
@@ -289,7 +244,8 @@ class _Cleaner:
         if k == "date":
             return F.unix_date(col).cast("long") * DAY_NS
         if k == "text":
-            return _date_udf(text_date_rule(self.sample[c] if c in self.sample else pd.Series([], dtype=str)))(col)
+            sample = self.sample[c] if c in self.sample else pd.Series([], dtype=str)
+            return _date_udf(text_date_rule(date_text(sample)))(col)
         if k in ("int", "float"):
             lo, hi, whole = found.get(f"tmin:{c}"), found.get(f"tmax:{c}"), found.get(f"twhole:{c}")
             v = col.cast("double")

@@ -56,3 +56,15 @@ def sample_run(name: str) -> AppTest:
     train_fast(at, name)
     assert at.session_state[str(Key.ACTIVE_RUN)] == name
     return at
+
+
+def table(at: AppTest, column: str):
+    """The last table on the page that has ``column`` (AppTest does not expose the keys of dataframes)."""
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert found, f"no table with a {column!r} column"
+    return found[-1]
+
+
+def at_risk_list(at: AppTest):
+    """The at-risk list on the At-risk page (the table with a ``value_at_risk`` column)."""
+    return table(at, "value_at_risk")

@@ -14,7 +14,7 @@ from ui.state import Key, widget_key
 
 from tests.app.helpers import APP, ROOT, TIMEOUT, sample_run
 from tests.app.helpers import button as _button
-from tests.app.helpers import env as _env
+from tests.app.helpers import at_risk_list as _list, env as _env, table as _table
 from tests.app.helpers import no_exception as _ok
 
 SAMPLE = ROOT / "assets" / "sample_events.csv.gz"
@@ -31,17 +31,6 @@ def _k(*parts) -> str:
 
 def _m(*parts) -> str:
     return widget_key(Key.W_MODELS, *parts)
-
-
-def _table(at: AppTest, column: str) -> pd.DataFrame:
-    """The table on the page that has ``column`` (AppTest does not expose the keys of dataframes)."""
-    found = [d.value for d in at.dataframe if column in d.value.columns]
-    assert found, f"no table with a {column!r} column"
-    return found[-1]
-
-
-def _list(at: AppTest) -> pd.DataFrame:
-    return _table(at, "value_at_risk")
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from ui.offers_panels import VALIDATION_NOTE
 from ui.state import Key, widget_key
 
 from tests.app.helpers import APP, ROOT, TIMEOUT, button, no_exception, sample_run, texts, train_fast
-from tests.app.helpers import env as _env
+from tests.app.helpers import at_risk_list as _list, env as _env, table as _table
 from tests.app.test_data_page import user_table_csv
 
 RUN = "offers run"
@@ -33,17 +33,6 @@ FORMULA_PRODUCT = "=HYPERLINK(1)"
 
 def _k(*parts) -> str:
     return widget_key(Key.W_AT_RISK, *parts)
-
-
-def _table(at: AppTest, column: str) -> pd.DataFrame:
-    """The last table on the page that has ``column`` (AppTest does not expose the keys of dataframes)."""
-    found = [d.value for d in at.dataframe if column in d.value.columns]
-    assert found, f"no table with a {column!r} column"
-    return found[-1]
-
-
-def _list(at: AppTest) -> pd.DataFrame:
-    return _table(at, "value_at_risk")
 
 
 def _ok(at: AppTest) -> AppTest:

@@ -8,7 +8,6 @@ import time
 import zipfile
 
 import numpy as np
-import openpyxl
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -27,7 +26,7 @@ from retention_core.io import (
 )
 from retention_core.sheets import choose_sheet, describes
 from bench.badinput.bounded import address_space_ceiling
-from bench.badinput.corpus import dictionary_workbook
+from bench.badinput.corpus import dictionary_workbook, xlsx_bytes, zip_bytes
 from tests.conftest import real_path
 
 ROWS = [["customer_id", "order_date", "amount"], ["00042", "2023-01-05", "12.50"], ["00043", "2023-02-06", "7.25"],
@@ -36,28 +35,6 @@ ROWS = [["customer_id", "order_date", "amount"], ["00042", "2023-01-05", "12.50"
 
 def _text(rows, sep=",") -> str:
     return "\n".join(sep.join(r) for r in rows) + "\n"
-
-
-def _xlsx(sheets: dict[str, list[list]], hidden: tuple[str, ...] = ()) -> bytes:
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    for title, rows in sheets.items():
-        ws = wb.create_sheet(title)
-        for r in rows:
-            ws.append(r)
-        if title in hidden:
-            ws.sheet_state = "hidden"
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
-
-
-def _zip(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for n, b in files.items():
-            zf.writestr(n, b)
-    return buf.getvalue()
 
 
 def _parquet(df: pd.DataFrame) -> bytes:
@@ -157,9 +134,9 @@ def test_gzip_and_zip_compressed_csv(tmp_path):
     raw = _text(ROWS).encode()
     gz = read_table(gzip.compress(raw), name="orders.csv.gz")
     assert gz.attrs["read_info"]["compression"] == "gzip" and len(gz) == 3
-    zp = read_table(_zip({"export/orders.csv": raw, "__MACOSX/._orders.csv": b"\x00\x01", ".DS_Store": b"\x00"}))
+    zp = read_table(zip_bytes({"export/orders.csv": raw, "__MACOSX/._orders.csv": b"\x00\x01", ".DS_Store": b"\x00"}))
     assert zp.attrs["read_info"]["compression"] == "zip" and zp["customer_id"].tolist() == ["00042", "00043", "00044"]
-    nested = read_table(_zip({"orders.csv.gz": gzip.compress(raw)}))
+    nested = read_table(zip_bytes({"orders.csv.gz": gzip.compress(raw)}))
     assert len(nested) == 3
     path = tmp_path / "orders.csv.gz"
     path.write_bytes(gzip.compress(raw))
@@ -169,13 +146,13 @@ def test_gzip_and_zip_compressed_csv(tmp_path):
 def test_zip_with_several_tables_is_refused():
     raw = _text(ROWS).encode()
     with pytest.raises(DataError, match="several tables.*one file at a time"):
-        read_table(_zip({"2023.csv": raw, "2024.csv": raw}))
+        read_table(zip_bytes({"2023.csv": raw, "2024.csv": raw}))
 
 
 @pytest.mark.parametrize("kind", ["gzip", "zip"])
 def test_compressed_file_that_expands_past_the_limit_is_refused(kind):
     bomb = b"a,b\n" + b"1,2\n" * 300_000  # 1.2 MB of text, compresses to a few kB
-    data = gzip.compress(bomb) if kind == "gzip" else _zip({"x.csv": bomb})
+    data = gzip.compress(bomb) if kind == "gzip" else zip_bytes({"x.csv": bomb})
     assert len(data) < 20_000
     assert 0.05e6 * MAX_EXPANSION < len(bomb) < 0.1e6 * MAX_EXPANSION
     with pytest.raises(DataError, match="expands to more than"):
@@ -189,7 +166,7 @@ def test_damaged_gzip_and_zip():
     with pytest.raises(DataError, match="gzip file is damaged"):
         read_table(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage-garbage")
     with pytest.raises(DataError, match="zip"):
-        read_table(_zip({"a.csv": _text(ROWS).encode() * 50})[:200])
+        read_table(zip_bytes({"a.csv": _text(ROWS).encode() * 50})[:200])
 
 
 # --------------------------------------------------------------------------------------------------------- parquet
@@ -213,7 +190,7 @@ def test_parquet_damaged():
 
 # ----------------------------------------------------------------------------------------------------------- excel
 def test_excel_first_visible_data_sheet_by_default_and_sheet_choice():
-    data = _xlsx({"Notes": [], "Secret": [["a", "b"], [9, 9]], "Orders": [["user", "qty", "day"],
+    data = xlsx_bytes({"Notes": [], "Secret": [["a", "b"], [9, 9]], "Orders": [["user", "qty", "day"],
                   ["00042", 3, pd.Timestamp("2023-01-05 10:00").to_pydatetime()], ["00043", 4, None]],
                   "Customers": [["user", "country"], ["00042", "UK"]]}, hidden=("Secret",))
     sheets = excel_sheets(data)
@@ -233,18 +210,18 @@ def test_excel_first_visible_data_sheet_by_default_and_sheet_choice():
 
 
 def test_excel_table_below_blank_rows_and_only_hidden_data():
-    data = _xlsx({"Report": [[None], [None], [None], ["user", "value"], ["u1", 1.5], ["u2", 2]]})
+    data = xlsx_bytes({"Report": [[None], [None], [None], ["user", "value"], ["u1", 1.5], ["u2", 2]]})
     assert excel_sheets(data)[0]["has_data"]
     df = read_table(data)
     assert list(df.columns) == ["user", "value"] and df["value"].tolist() == [1.5, 2.0]
-    only_hidden = _xlsx({"Empty": [], "Hidden": [["a"], [1], [2]]}, hidden=("Hidden",))
+    only_hidden = xlsx_bytes({"Empty": [], "Hidden": [["a"], [1], [2]]}, hidden=("Hidden",))
     assert read_table(only_hidden).attrs["read_info"]["sheet"] == "Hidden"
     with pytest.raises(DataError, match="no sheet of this workbook holds data"):
-        read_table(_xlsx({"A": [], "B": []}))
+        read_table(xlsx_bytes({"A": [], "B": []}))
 
 
 def test_excel_damaged_and_duplicate_names():
-    good = _xlsx({"S": [["a", "b"], [1, 2]]})
+    good = xlsx_bytes({"S": [["a", "b"], [1, 2]]})
     with pytest.raises(DataError, match="Excel file.*damaged|Excel file cannot be opened"):
         read_table(good[: len(good) // 2], name="book.xlsx")
     with pytest.raises(DataError, match="Excel"):
@@ -256,7 +233,7 @@ def test_excel_damaged_and_duplicate_names():
     with pytest.raises(DataError, match="Excel file cannot be opened"):
         read_table(broken.getvalue())
     with pytest.raises(DataError, match="duplicate column names: 'a'"):
-        read_table(_xlsx({"S": [["a", "a"], [1, 2]]}))
+        read_table(xlsx_bytes({"S": [["a", "a"], [1, 2]]}))
     with pytest.raises(DataError, match="old Excel"):
         read_table(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600)
 
@@ -279,25 +256,25 @@ def test_a_dictionary_longer_than_the_table_still_steps_aside():
     names = [f"metric_{i}" for i in range(40)]
     dictionary = [["Field", "Meaning"]] + [[n, f"what {n} measures, in words"] for n in names]
     table = [["user"] + names] + [[f"u{r}"] + [r * i for i in range(40)] for r in range(12)]
-    sheets = excel_sheets(_xlsx({"About": dictionary, "Data": table}))
+    sheets = excel_sheets(xlsx_bytes({"About": dictionary, "Data": table}))
     assert [(s["rows"], s["columns"]) for s in sheets] == [(40, 2), (12, 41)]
     assert describes(sheets[0], sheets) == "Data" and describes(sheets[1], sheets) is None
     name, why = choose_sheet(sheets)
     assert name == "Data" and why.startswith("the sheet with the table (12 rows x 41 columns)")
     # a dictionary of no sheet here is recognised by its header alone
-    generic = _xlsx({"Notes": [["column name", "data type", "description"]] + [[f"c{i}", "text", "x"] for i in range(30)],
+    generic = xlsx_bytes({"Notes": [["column name", "data type", "description"]] + [[f"c{i}", "text", "x"] for i in range(30)],
                      "Export": [["a", "b"], [1, 2], [3, 4]]})
     assert read_table(generic).attrs["read_info"]["sheet"] == "Export"
 
 
 def test_sheet_choice_largest_then_first_and_hidden_last():
-    sheets = excel_sheets(_xlsx({"Summary": [["month", "orders"], ["Jan", 3], ["Feb", 4]],
+    sheets = excel_sheets(xlsx_bytes({"Summary": [["month", "orders"], ["Jan", 3], ["Feb", 4]],
                                  "Orders": [["user", "qty"]] + [[f"u{i}", i] for i in range(30)],
                                  "Big but hidden": [["user", "qty"]] + [[f"u{i}", i] for i in range(90)]},
                                 hidden=("Big but hidden",)))
     name, why = choose_sheet(sheets)
     assert name == "Orders" and why == "the largest sheet (30 rows x 2 columns); hidden: 'Big but hidden'"
-    same = excel_sheets(_xlsx({"2023": [["user", "qty"], ["a", 1]], "2024": [["user", "qty"], ["b", 2]]}))
+    same = excel_sheets(xlsx_bytes({"2023": [["user", "qty"], ["a", 1]], "2024": [["user", "qty"], ["b", 2]]}))
     assert choose_sheet(same) == ("2023", "the first of 2 sheets of the same size (1 rows x 2 columns)")
     with pytest.raises(DataError, match="No sheet of this workbook holds data"):
         choose_sheet([{"name": "A", "hidden": False, "has_data": False}])
@@ -305,7 +282,7 @@ def test_sheet_choice_largest_then_first_and_hidden_last():
 
 def test_sheet_size_from_the_recorded_dimension_beyond_the_rows_scanned():
     rows = [["user", "qty"]] + [[f"u{i}", i] for i in range(500)]
-    sheets = excel_sheets(_xlsx({"Long": rows}))
+    sheets = excel_sheets(xlsx_bytes({"Long": rows}))
     assert sheets[0]["rows"] == 500 and sheets[0]["columns"] == 2 and len(sheets[0]["sample"]) < 100
 
 
@@ -380,13 +357,13 @@ def test_nested_compression_two_layers_read_more_refused():
     raw = _text(ROWS).encode()
     twice = read_table(gzip.compress(gzip.compress(raw)))
     assert twice.attrs["read_info"]["compression"] == "gzip + gzip" and len(twice) == 3
-    assert read_table(_zip({"a.csv.gz": gzip.compress(raw)})).attrs["read_info"]["compression"] == "zip + gzip"
+    assert read_table(zip_bytes({"a.csv.gz": gzip.compress(raw)})).attrs["read_info"]["compression"] == "zip + gzip"
     with pytest.raises(DataError, match="compressed three times"):
         read_table(gzip.compress(gzip.compress(gzip.compress(raw))))
     with pytest.raises(DataError, match="the zip file holds a zip file"):
-        read_table(_zip({"inner.zip": _zip({"a.csv": raw})}))
+        read_table(zip_bytes({"inner.zip": zip_bytes({"a.csv": raw})}))
     with pytest.raises(DataError, match="the gzip file holds a zip file"):
-        read_table(gzip.compress(_zip({"a.csv": raw})))
+        read_table(gzip.compress(zip_bytes({"a.csv": raw})))
 
 
 def test_parquet_width_and_rows_are_checked_from_the_footer():
@@ -408,7 +385,7 @@ def test_parquet_width_and_rows_are_checked_from_the_footer():
 
 
 def test_excel_width_is_checked_before_the_sheet_is_read():
-    data = _xlsx({"Wide": [[f"c{i}" for i in range(30)], list(range(30))]})
+    data = xlsx_bytes({"Wide": [[f"c{i}" for i in range(30)], list(range(30))]})
     with pytest.raises(DataError, match="Sheet 'Wide' of upload has 30 columns; the studio reads at most 20"):
         read_table(data, max_columns=20)
     assert read_table(data, max_columns=30).shape == (1, 30)
@@ -602,7 +579,7 @@ def test_real_file_round_trips_through_other_containers():
     csv_bytes = base.to_csv(index=False, sep=";").encode("cp1252")
     buf = io.BytesIO()
     base.to_excel(buf, index=False)
-    for data in (csv_bytes, gzip.compress(csv_bytes), _zip({"s.csv": csv_bytes}), buf.getvalue(), _parquet(base)):
+    for data in (csv_bytes, gzip.compress(csv_bytes), zip_bytes({"s.csv": csv_bytes}), buf.getvalue(), _parquet(base)):
         got = read_table(data)
         pd.testing.assert_frame_equal(got, base, check_dtype=False, check_exact=False)
 
@@ -645,7 +622,7 @@ def test_property_small_tables_round_trip(frame, sep, encoding, compress, crlf):
     if compress == "gzip":
         data = gzip.compress(data)
     elif compress == "zip":
-        data = _zip({"t.csv": data})
+        data = zip_bytes({"t.csv": data})
     got = read_table(data)
     assert list(got.columns) == list(frame.columns)
     assert got.attrs["read_info"]["delimiter"] == sep
@@ -672,7 +649,7 @@ def test_property_random_bytes_raise_only_data_error(prefix, body, wrap):
     if wrap == "gzip":
         data = gzip.compress(data)
     elif wrap == "zip":
-        data = _zip({"x.csv": data})
+        data = zip_bytes({"x.csv": data})
     try:
         df = read_table(data, max_mb=0.01)
     except DataError as exc:
