@@ -121,47 +121,22 @@ def report(t: Rows) -> None:
                       "HGB reference fit")
 
 
-def _holdout_groups(quality: list[dict]) -> dict[tuple, dict]:
-    """(dataset, cutoff) -> the `auto` pick, the baselines and the logistic reference, with their ROC-AUC."""
-    from bench.bench_quality import CEILING, REFERENCE_LR
-
-    groups: dict[tuple, dict] = {}
-    for q in quality:
-        if q.get("roc_auc") is None or q.get("model") in (None, "ERROR"):
-            continue
-        g = groups.setdefault((q["dataset"], q["cutoff"]), {"auto": None, "baselines": [], "reference": None,
-                                                                  "ceiling": None})
-        if str(q["model"]).startswith("auto"):
-            g["auto"] = (q["model"], q["roc_auc"])
-        elif q["model"] in ("recency", "bgnbd"):
-            g["baselines"].append((q["model"], q["roc_auc"]))
-        elif q["model"] == REFERENCE_LR:
-            g["reference"] = (q["model"], q["roc_auc"])
-        elif str(q["model"]).startswith(CEILING):
-            g["ceiling"] = q["roc_auc"]
-    return groups
-
-
 def targets(t: Rows) -> list[dict]:
-    quality = t.quality
-    from bench.bench_quality import MARGIN
+    from bench.bench_quality import MARGIN, judge, margin_text
 
     out = []
-    for (ds, cut), g in _holdout_groups(quality).items():
-        if g["auto"] is not None and not g["baselines"]:
+    for j in judge(t.quality):
+        ds, cut = j["dataset"], j["cutoff"]
+        if j["best"] is None:
             out.append({"target": f"`auto` at or above the best baseline: {ds} {cut}",
                         "value": "no baseline applies (a user table: recency and BG/NBD need an event log)",
                         "pass": None})
-        if g["auto"] is None or not g["baselines"]:
             continue
-        rivals = g["baselines"] + ([g["reference"]] if g["reference"] else [])
-        best = max(rivals, key=lambda b: b[1] if b[1] == b[1] else -1)
         out.append({"target": f"`auto` at least {MARGIN} above the best baseline and the logistic reference: "
                               f"{ds} {cut}",
-                    "value": f"{g['auto'][0]} {g['auto'][1]:.4f} vs {best[0]} {best[1]:.4f} "
-                             f"({g['auto'][1] - best[1]:+.4f}"
-                             + (f"; ceiling {g['ceiling']:.4f}" if g["ceiling"] is not None else "") + ")",
-                    "pass": bool(g["auto"][1] >= best[1] + MARGIN)})
+                    "value": f"{j['auto'][0]} {j['auto'][1]:.4f} vs {j['best'][0]} {j['best'][1]:.4f} "
+                             f"({margin_text(j)})",
+                    "pass": j["pass"]})
     return out
 
 

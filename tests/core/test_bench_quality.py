@@ -49,3 +49,15 @@ def test_the_report_target_shows_the_ceiling():
                 "roc_auc": 0.7437}]
     (t,) = targets(SimpleNamespace(quality=quality))
     assert t["pass"] is False and "(+0.0023; ceiling 0.7437)" in t["value"]
+
+
+def test_a_user_table_is_not_judged_and_the_cli_prints_no_line_for_it():
+    from types import SimpleNamespace
+
+    from bench.sections.quality import targets
+
+    quality = [{"dataset": "telco", "cutoff": "5-fold CV", "model": "auto (logreg)", "roc_auc": 0.8483},
+               {"dataset": "telco", "cutoff": "5-fold CV", "model": "gbm", "roc_auc": float("nan")}]
+    (t,) = targets(SimpleNamespace(quality=quality))
+    assert t["pass"] is None and "no baseline applies" in t["value"]
+    assert target_check(quality) == []
