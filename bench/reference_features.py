@@ -6,7 +6,7 @@ feature family, the way a competent analyst would write it by hand.
 (``retention_core.events.canonical_events``). It is the like-for-like reference of the features benchmark
 (``bench_features --full-reference``) and an independent check of the product's feature definitions
 (``tests/core/test_reference_features.py``). It reads only the configuration and naming helpers of the product
-(``SnapshotConfig``, ``slug``, ``CANONICAL``, ``MAX_EVENT_TYPES``), never its feature code.
+(``SnapshotConfig``, ``CANONICAL``, ``MAX_EVENT_TYPES``, ``type_names``), never its feature code.
 
 The rules it follows (from ``retention_core/events.py`` and ``retention_core/features.py``):
 
@@ -28,9 +28,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from retention_core.events import CANONICAL, slug
+from retention_core.events import CANONICAL
 from retention_core.dataset import SnapshotConfig
-from retention_core.features import MAX_EVENT_TYPES
+from retention_core.features import MAX_EVENT_TYPES, type_names
 
 
 def top_event_types(ev: pd.DataFrame) -> list[str]:
@@ -38,18 +38,6 @@ def top_event_types(ev: pd.DataFrame) -> list[str]:
     counts = ev["event_type"].value_counts(sort=False, dropna=True)
     counts = counts[counts > 0].sort_values(ascending=False, kind="stable")
     return [str(t) for t in counts.index[:MAX_EVENT_TYPES]]
-
-
-def _type_names(types: list[str], suffix: str) -> list[str]:
-    """``events_<slug>_<suffix>`` per event type; a name already taken (two types with the same slug, such as
-    ``Add to cart`` and ``add_to_cart``) gets ``_1``, ``_2``, ... as DuckDB names repeated result columns."""
-    names: list[str] = []
-    for t in types:
-        name, k = f"events_{slug(t)}_{suffix}", 0
-        while (name if k == 0 else f"{name}_{k}") in names:
-            k += 1
-        names.append(name if k == 0 else f"{name}_{k}")
-    return names
 
 
 def _by_user(frame: pd.DataFrame):
@@ -132,13 +120,13 @@ def _windows(out: pd.DataFrame, past: pd.DataFrame, T: pd.Timestamp, cfg: Snapsh
         _put(out, pd.DataFrame({f"orders_{w}d": g["new_order"].sum(), f"revenue_{w}d": g["revenue"].sum(),
                                 f"active_days_{w}d": g["day"].nunique()}))
         if types and w in (30, 90):
-            _put(out, g[et_cols].sum().set_axis(_type_names(types, f"{w}d"), axis=1))
+            _put(out, g[et_cols].sum().set_axis(type_names(types, f"{w}d"), axis=1))
     prev = _by_user(window(T - 180 * days, T - 90 * days))
     _put(out, pd.DataFrame({"orders_prev_90d": prev["new_order"].sum(), "revenue_prev_90d": prev["revenue"].sum()}))
     o30 = _by_user(window(T - 30 * days))["new_order"].sum().reindex(out.index, fill_value=0)
     o180 = _by_user(window(T - 180 * days))["new_order"].sum().reindex(out.index, fill_value=0)
     if types:
-        _put(out, _by_user(past)[et_cols].sum().set_axis(_type_names(types, "total"), axis=1))
+        _put(out, _by_user(past)[et_cols].sum().set_axis(type_names(types, "total"), axis=1))
     return o30, o180
 
 
