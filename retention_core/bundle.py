@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib
+import io
 import json
 import os
 import platform
@@ -20,6 +21,7 @@ import secrets
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -139,15 +141,25 @@ def _save_model(model, key: str, folder: Path) -> dict:
     return {"format": "joblib"}
 
 
-def _load_model(info: dict, folder: Path):
+def _load_model(info: dict, files: dict[str, bytes]):
+    """A model from its files' bytes (already checked against the signed manifest): never read again from disk, so a
+    file swapped after the check is never unpickled."""
     if info["format"] == "keras":
         mod, cls = info["class"].rsplit(".", 1)
         if not mod.startswith("retention_core."):
             raise BundleError("This run refers to code outside the product; it was not saved here.")
-        return getattr(importlib.import_module(mod), cls).load(folder)
+        loader = getattr(importlib.import_module(mod), cls).load
+        with tempfile.TemporaryDirectory(prefix="retention-model-") as private:  # readable by this user only
+            for name, data in files.items():
+                f = Path(private) / name
+                f.parent.mkdir(parents=True, exist_ok=True)
+                f.write_bytes(data)
+            return loader(private)
     import joblib
 
-    return joblib.load(folder / "model.joblib")
+    if "model.joblib" not in files:
+        raise BundleError("The saved model has no model.joblib; the run is damaged. Retrain it.")
+    return joblib.load(io.BytesIO(files["model.joblib"]))
 
 
 def save_run(out: str | os.PathLike, result, *, schema, dataset, snapshot: dict, data_digest: str, train_config,
@@ -239,21 +251,42 @@ def _recover(target: Path) -> None:
         os.replace(olds[-1], target)
 
 
-def verify_run(path: str | os.PathLike) -> dict:
-    """Check the manifest signature and every file hash; return run.json. Raises BundleError when anything is off."""
-    target = Path(path).resolve()
-    _recover(target)
+def _signed_files(target: Path) -> dict[str, str]:
+    """The manifest's file digests, after checking its signature."""
     man = target / "manifest.json"
     if not target.is_dir() or not man.exists():
         raise BundleError(f"{target.name} is not a saved run (no manifest). Train and save a run first.")
     try:
         manifest = json.loads(man.read_text())
-        files = manifest["files"]
-    except (ValueError, KeyError):
+        files = dict(manifest["files"])
+    except (ValueError, KeyError, TypeError):
         raise BundleError(f"The manifest of run {target.name!r} is damaged; the run cannot be trusted.") from None
     if not hmac.compare_digest(str(manifest.get("signature", "")), _sign(files)):
         raise BundleError(f"Run {target.name!r} was not saved by this installation or its manifest was changed; "
                           "it will not be loaded. Retrain it here.")
+    return files
+
+
+def _changed(target: Path, rel: str) -> BundleError:
+    return BundleError(f"File {rel} of run {target.name!r} was changed or removed since the run was saved; "
+                       "it will not be loaded. Retrain or restore the run.")
+
+
+def _read_checked(target: Path, rel: str, digest: str) -> bytes:
+    """The bytes of one file of a run, read once and checked against its signed digest: callers use these bytes,
+    never the file again."""
+    try:
+        data = (target / rel).read_bytes()
+    except OSError:
+        raise _changed(target, rel) from None
+    if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest):
+        raise _changed(target, rel)
+    return data
+
+
+def _verify(target: Path) -> tuple[dict, dict[str, str]]:
+    _recover(target)
+    files = _signed_files(target)
     present = {str(p.relative_to(target)) for p in target.rglob("*") if p.is_file() and p.name != "manifest.json"}
     extra = present - set(files)
     if extra:
@@ -262,19 +295,36 @@ def verify_run(path: str | os.PathLike) -> dict:
     for rel, digest in files.items():
         f = target / rel
         if not f.exists() or _sha(f) != digest:
-            raise BundleError(f"File {rel} of run {target.name!r} was changed or removed since the run was saved; "
-                              "it will not be loaded. Retrain or restore the run.")
-    return json.loads((target / "run.json").read_text())
+            raise _changed(target, rel)
+    if "run.json" not in files:
+        raise _changed(target, "run.json")
+    return json.loads(_read_checked(target, "run.json", files["run.json"])), files
+
+
+def verify_run(path: str | os.PathLike) -> dict:
+    """Check the manifest signature and every file hash; return run.json. Raises BundleError when anything is off."""
+    return _verify(Path(path).resolve())[0]
 
 
 class Run:
-    """A loaded run: its configuration, metrics and models (loaded lazily, after the hash check)."""
+    """A loaded run: its configuration, metrics and models. Every file is checked against the signed manifest when
+    the run is opened, and again, from the very bytes that are then read, each time a model or table is loaded: a
+    file swapped on disk after opening is refused and nothing in it runs."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).resolve()
-        self.info = verify_run(self.path)
-        self.metrics = json.loads((self.path / "metrics.json").read_text())
+        self.info, self._files = _verify(self.path)
+        self.metrics = json.loads(self.read_bytes("metrics.json"))
         self._models: dict = {}
+
+    def read_bytes(self, rel: str) -> bytes:
+        """The bytes of one of the run's files, checked against the manifest signed when it was saved."""
+        if rel not in self._files:
+            raise BundleError(f"Run {self.path.name!r} has no file {rel}.")
+        return _read_checked(self.path, rel, self._files[rel])
+
+    def has_file(self, rel: str) -> bool:
+        return rel in self._files
 
     @property
     def best(self) -> str:
@@ -289,14 +339,21 @@ class Run:
         if key not in self.info["models"]:
             raise BundleError(f"Run {self.path.name!r} has no model {key!r}; it has {', '.join(self.info['models'])}.")
         if key not in self._models:
-            self._models[key] = _load_model(self.info["models"][key], self.path / "models" / key)
+            prefix = f"models/{key}/"
+            on_disk = {str(p.relative_to(self.path)) for p in (self.path / "models" / key).rglob("*") if p.is_file()}
+            extra = on_disk - set(self._files)
+            if extra:
+                raise BundleError(f"Run {self.path.name!r} holds files that were not saved with it "
+                                  f"({', '.join(sorted(extra)[:3])}); model {key!r} will not be loaded.")
+            files = {rel[len(prefix):]: self.read_bytes(rel) for rel in sorted(self._files) if rel.startswith(prefix)}
+            self._models[key] = _load_model(self.info["models"][key], files)
         return self._models[key]
 
     def leaderboard(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / "leaderboard.csv")
+        return pd.read_csv(io.BytesIO(self.read_bytes("leaderboard.csv")))
 
     def validation(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "validation.parquet")
+        return pd.read_parquet(io.BytesIO(self.read_bytes("validation.parquet")))
 
     def schema(self) -> Schema:
         return Schema.from_dict(self.info["schema"])

@@ -172,3 +172,70 @@ def test_saved_models_are_refitted_on_the_latest_labelled_snapshots(trained, tmp
     val = run.validation()
     X = val[run.info["numeric"] + run.info["categorical"]]
     assert not np.allclose(run.model("logreg").predict_proba(X), val["p:logreg"].to_numpy(), atol=1e-6)
+
+
+class _RunsACommand:
+    """A pickle that runs a shell command when it is loaded (what a swapped model file could hold)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _evil_pickle(marker) -> bytes:
+    import pickle
+
+    return pickle.dumps(_RunsACommand(marker))
+
+
+def test_a_model_file_swapped_after_loading_the_run_is_refused_and_never_runs(trained, tmp_path):
+    kw, _ = trained
+    path = bundle.save_run(tmp_path / "r", **kw)
+    run = bundle.load_run(path)  # the whole run is checked here
+    marker = tmp_path / "command-ran"
+    (path / "models" / "logreg" / "model.joblib").write_bytes(_evil_pickle(marker))
+    with pytest.raises(BundleError, match=r"models/logreg/model.joblib .* was changed"):
+        run.model("logreg")
+    assert not marker.exists(), "the swapped pickle was executed"
+    assert run.model("recency") is not None  # the untouched model still loads
+
+
+def test_the_bytes_checked_are_the_bytes_unpickled(trained, tmp_path, monkeypatch):
+    """A file swapped between its check and its loading (a race) is not read again: the checked bytes are loaded."""
+    kw, ds = trained
+    path = bundle.save_run(tmp_path / "r", **kw)
+    run = bundle.load_run(path)
+    marker = tmp_path / "command-ran"
+    checked = bundle._read_checked
+
+    def check_then_swap(target, rel, digest):
+        data = checked(target, rel, digest)
+        if rel.endswith("model.joblib"):
+            (target / rel).write_bytes(_evil_pickle(marker))
+        return data
+
+    monkeypatch.setattr(bundle, "_read_checked", check_then_swap)
+    model = run.model("logreg")
+    assert not marker.exists(), "the file was read again after its check"
+    X = ds.frame[run.info["numeric"] + run.info["categorical"]]
+    np.testing.assert_allclose(model.predict_proba(X), kw["result"].models["logreg"].predict_proba(X))
+
+
+def test_a_file_added_to_a_model_folder_after_loading_is_refused(trained, tmp_path):
+    kw, _ = trained
+    path = bundle.save_run(tmp_path / "r", **kw)
+    run = bundle.load_run(path)
+    (path / "models" / "logreg" / "extra.joblib").write_bytes(b"x")
+    with pytest.raises(BundleError, match="not saved with it"):
+        run.model("logreg")
+
+
+def test_tables_swapped_after_loading_are_refused(trained, tmp_path):
+    kw, _ = trained
+    path = bundle.save_run(tmp_path / "r", **kw)
+    run = bundle.load_run(path)
+    pd.DataFrame({"x": [1]}).to_parquet(path / "validation.parquet")
+    with pytest.raises(BundleError, match="validation.parquet"):
+        run.validation()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import time
 import zipfile
 
 import numpy as np
@@ -336,11 +335,10 @@ def test_a_gzip_of_one_enormous_line_is_refused_for_its_width_in_the_first_megab
     made = []
     feed = bounds.Inflation.feed
     monkeypatch.setattr(bounds.Inflation, "feed", lambda self, chunk: (made.append(len(chunk)), feed(self, chunk)))
-    t0 = time.perf_counter()
     with address_space_ceiling(1024), \
             pytest.raises(DataError, match="has more than 524,288 columns; the studio reads at most 5,000"):
         read_table(bomb, name="bomb.csv.gz")  # (without its bounds the reader took 20 GB: here, a MemoryError)
-    assert sum(made) <= 1 << 20 and time.perf_counter() - t0 < 2  # stopped after the first megabyte
+    assert sum(made) <= 1 << 20  # stopped after the first megabyte (its time: python -m bench.bad_input_report)
     with address_space_ceiling(1024), pytest.raises(DataError, match="more than .* columns"):
         read_table(gzip.compress(bomb), name="bomb.csv.gz.gz")  # gzip inside gzip: the same bounds
 
@@ -523,27 +521,11 @@ def test_datetime_share():
 
 
 # ------------------------------------------------------------------------------------------------- real files
-def _best_of(n: int, fn) -> float:
-    best = float("inf")
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def test_real_online_retail_parquet_reads_fast_with_types():
-    import pyarrow.parquet as pq
-
+def test_real_online_retail_parquet_reads_with_types():
+    # How fast type detection is against the bare cost of objects: python -m bench.bench_reading (not a timed test).
     path = real_path("online_retail_ii_2009_2010.parquet")
     df = read_table(path)
     assert df.shape == (525_461, 8)
-    # Type detection is the costly step of reading. It must stay close to the bare cost of turning the columns into
-    # Python objects (about 1.5 times that; it once took more than 10 times).
-    frame = pq.read_table(path).slice(0, 200_000).to_pandas()
-    bare = _best_of(3, lambda: frame.astype(object))
-    detect = _best_of(3, lambda: coerce_types(frame))
-    assert detect < 5 * bare + 0.05, f"type detection took {detect:.2f} s, converting to objects {bare:.2f} s"
     assert df["Customer ID"].isna().sum() == 107_927
     assert df["Invoice"].str.startswith("C").sum() == 10_206  # cancellations keep the invoice as text
     assert pd.api.types.is_numeric_dtype(df["Quantity"]) and pd.api.types.is_numeric_dtype(df["Price"])
