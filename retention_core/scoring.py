@@ -19,7 +19,7 @@ from .campaign import (
 from .dataset import SnapshotConfig, scoring_snapshot
 from .errors import ConfigError, DataError
 from .events import canonical_events
-from .explain import top_reasons
+from .explain import ScoringExplanation
 from .export import pseudonymise_list
 from .features import apply_user_spec, zero_when_absent
 from .models import REGISTRY, for_population
@@ -149,9 +149,7 @@ def scored_list(run, key: str, scores: pd.DataFrame, frame: pd.DataFrame, seq, *
     chosen = full.loc[select(scores, top=top, threshold=threshold)].sort_values("rank")
     out = chosen.reset_index(drop=True)
     if reasons:
-        idx = chosen.index.to_numpy()
-        texts = top_reasons(run, frame.iloc[idx].reset_index(drop=True), n=reasons,
-                            sequences=seq[idx] if seq is not None else None, model=key)
+        texts = ScoringExplanation(run, key, frame, seq).at(chosen.index.to_numpy(), n=reasons)
         for i in range(reasons):
             out.insert(4 + i, f"reason_{i + 1}", texts[i] if i < len(texts) else "")
     if offers:  # offer_1..offer_N, made before the ids are pseudonymised

@@ -268,10 +268,17 @@ def _explained_columns(info: dict, frame: pd.DataFrame) -> list[str]:
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def explainer(path: str, digest: str, model: str):
-    """The SHAP explainer of one model of a saved run (built once, shared; its background comes from the run's
-    validation rows). Sequence models cannot be explained on those rows: they hold no weekly activity."""
+def run_explanation(path: str, digest: str, model: str):
+    """The explanation of one model of a saved run that does not depend on who is scored (built once, shared; its
+    background comes from the run's validation rows)."""
     from retention_core import explain
+
+    return explain.ScoringExplanation(bundle.load_run(path), model)
+
+
+def explainer(path: str, digest: str, model: str):
+    """The SHAP explainer of one model of a saved run, for its validation users. Sequence models cannot be explained
+    on those rows: they hold no weekly activity."""
     from retention_core.errors import ModelError
     from retention_core.models import REGISTRY
 
@@ -279,8 +286,7 @@ def explainer(path: str, digest: str, model: str):
     if spec is not None and spec.needs_sequences:
         raise ModelError(f"{spec.label} reads weekly activity, which the saved validation users do not carry; pick "
                          "another model of this run to explain.")
-    run = bundle.load_run(path)
-    return explain.explainer_for_run(run, run.validation(), model=model)
+    return run_explanation(path, digest, model).explainer()
 
 
 @dataclass(frozen=True)
@@ -396,34 +402,32 @@ def validation_scores(path: str, stamp: str, model: str) -> tuple[pd.DataFrame, 
 
 
 @st.cache_resource(max_entries=4, show_spinner="Preparing the explanations...")
-def sequence_explainer(path: str, stamp: str, data_key: str, as_of: str | None, model: str, _run=None,
-                       _frame: pd.DataFrame | None = None, _seq=None):
-    """The explainer of a sequence model for scored users (its background comes from their weekly activity)."""
+def population_explanation(path: str, stamp: str, data_key: str, as_of: str | None, model: str, _run=None,
+                           _frame: pd.DataFrame | None = None, _seq=None):
+    """The explanation of a model whose explanation depends on the users scored (weekly activity, BG/NBD refitted
+    on them), once per run version, table, as-of date and model."""
     from retention_core import explain
 
     run = _run if _run is not None else bundle.load_run(path)
-    return explain.explainer_for_run(run, _frame, _seq, model=model)
+    return explain.ScoringExplanation(run, model, _frame, _seq)
 
 
-def scoring_explainer(path: str, stamp: str, data_key: str, as_of: str | None, model: str, run, frame, seq):
-    """The explainer for reasons of scored users: the run's shared one, or for sequence models one built on the
-    scored users' activity."""
-    from retention_core.models import REGISTRY
+def scoring_explanation(path: str, stamp: str, data_key: str, as_of: str | None, model: str, run, frame, seq):
+    """The explanation of the scored users' reasons (the library's one object): shared by every table when it does
+    not depend on who is scored, else one per scoring."""
+    from retention_core import explain
 
-    spec = REGISTRY.get(model)
-    if spec is not None and spec.needs_sequences:
-        return sequence_explainer(path, stamp, data_key, as_of, model, run, frame, seq)
-    return explainer(path, manifest_digest(path), model)
+    if explain.depends_on_population(run, model):
+        return population_explanation(path, stamp, data_key, as_of, model, run, frame, seq)
+    return run_explanation(path, manifest_digest(path), model)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
 def reason_chunk(path: str, stamp: str, data_key: str, as_of: str | None, model: str, n: int,
-                 positions: tuple[int, ...], _explainer=None, _frame: pd.DataFrame | None = None,
+                 positions: tuple[int, ...], _explanation=None, _frame: pd.DataFrame | None = None,
                  _seq=None) -> list[list[str]]:
     """The top ``n`` reasons of the scored users at ``positions`` (``n`` lists aligned with them), computed once."""
-    from retention_core import explain
-
     idx = list(positions)
     part = _frame.iloc[idx].reset_index(drop=True)
     seq = None if _seq is None else _seq[idx]
-    return explain.top_reasons(_explainer, part, n=int(n), sequences=seq)
+    return _explanation.columns(part, n=int(n), sequences=seq)

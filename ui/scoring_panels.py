@@ -165,7 +165,7 @@ def reasons_with_progress(data: cache.RunData, model: str, scored: Scored, posit
         return out
     stamp, run = cache.run_stamp(data.path), run_picker.open_run(data.name)
     key = (data.path, stamp, scored.data_key, scored.as_of, model)
-    ex = cache.scoring_explainer(*key, run, scored.frame, scored.seq)
+    ex = cache.scoring_explanation(*key, run, scored.frame, scored.seq)
     total = len(positions)
     bar = st.progress(0.0, text=f"Working out the reasons for {total:,} users...") if total > REASON_CHUNK else None
     for start in range(0, total, REASON_CHUNK):

@@ -56,7 +56,7 @@ from __future__ import annotations
 from .aggregates import (SegmentShap, beeswarm_data, dependence, global_importance,
                          segment_mean_abs_shap)
 from .explainer import GRADIENT_SAMPLES, EnsembleExplainer, Explainer, make_explainer
-from .run import explainer_for_run, top_reasons
+from .run import ScoringExplanation, depends_on_population, explainer_for_run, top_reasons
 from .sampling import DEEP_BACKGROUND, DEFAULT_BACKGROUND, DEFAULT_SAMPLE, ExplanationSample, sample_for_explanation
 from .wording import MIN_POINTS, Reference, feature_label, reason_texts
 
@@ -70,9 +70,11 @@ __all__ = [
     "GRADIENT_SAMPLES",
     "MIN_POINTS",
     "Reference",
+    "ScoringExplanation",
     "SegmentShap",
     "beeswarm_data",
     "dependence",
+    "depends_on_population",
     "explainer_for_run",
     "feature_label",
     "global_importance",

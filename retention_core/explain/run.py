@@ -1,14 +1,22 @@
-"""Explanations of a saved run's models, for the users being scored: the explainer of a run's model and the top
-reasons of each scored user (the ``reason_1..reason_N`` columns of ``score --reasons N`` and of the at-risk list).
+"""Explanations of a saved run's models for the users being scored: ONE object, :class:`ScoringExplanation`, that
+the command line (``score --reasons N``), the app's at-risk list and the HTTP service all build and ask, so the same
+user gets the same reasons through every door.
+
+It explains the model that scored. Models that learn from the population they score (BG/NBD, alone, in the ensemble or
+calibrated) are refitted on the users scored exactly as scoring refits them: :func:`retention_core.models.for_population`
+hands both the very same fitted object. Its SHAP background and the reference values of its reasons are the run's
+validation users (the same in every door, whoever is scored); models that read weekly activity use the scored users
+instead, since the saved validation rows carry no weekly activity.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..models import REGISTRY
+from ..models import REGISTRY, for_population
 from .explainer import Explainer, make_explainer
 from .sampling import DEFAULT_BACKGROUND, sample_for_explanation
 from .wording import Reference
@@ -30,46 +38,127 @@ def _validation_reference(run: Any, columns: list[str]) -> tuple[pd.DataFrame | 
     return val.loc[ok].reset_index(drop=True), val.loc[ok, "churned"].to_numpy()
 
 
-def explainer_for_run(run: Any, frame: pd.DataFrame, sequences: Any = None, *, model: str | None = None,
-                      background_size: int | None = None, seed: int = 0) -> Explainer:
-    """An :class:`Explainer` for a saved run's model (the best one unless ``model`` is named): the SHAP background
-    is a small sample of ``frame``; reference values come from the run's validation rows when they hold the
-    features and labels, else from ``frame`` itself, where users the model scores below the run's threshold stand
-    in for retained ones (the reasons then say "typical for low-risk users")."""
+def _needs_sequences(key: str) -> bool:
+    return bool(REGISTRY[key].needs_sequences) if key in REGISTRY else False
+
+
+def depends_on_population(run: Any, model: str | None = None) -> bool:
+    """Whether the explanation of ``model`` depends on who is scored: a model that reads weekly activity (explained
+    against the scored users) or one refitted on the population it scores (BG/NBD). Every other model has one
+    explanation per run, which front ends may build once and share."""
     key = model or run.best
-    m = run.model(key)
+    return _needs_sequences(key) or callable(getattr(run.model(key), "for_population", None))
+
+
+def explainer_for_run(run: Any, frame: pd.DataFrame | None = None, sequences: Any = None, *,
+                      model: str | None = None, background_size: int | None = None, seed: int = 0) -> Explainer:
+    """An :class:`Explainer` for the model of a saved run (the best one unless ``model`` is named) that scored the
+    users of ``frame`` (None: the model as saved, e.g. for one user of a request or the run's own validation users).
+
+    The SHAP background is a small sample of the run's validation users, and the reference values come from those of
+    them with a label; for models that read weekly activity, or a run without usable validation rows, both come from
+    ``frame`` itself, where users the model scores below the run's threshold stand in for retained ones (the reasons
+    then say "typical for low-risk users")."""
+    key = model or run.best
     numeric, categorical = list(run.info.get("numeric", [])), list(run.info.get("categorical", []))
+    cols = numeric + categorical
+    m = run.model(key)
+    if frame is not None and len(frame):
+        m = for_population(m, frame[[c for c in cols if c in frame.columns]])  # the model that scored these users
+    needs_seq = _needs_sequences(key)
     ref_X, ref_y, ref_seq, label = None, None, None, None
-    needs_seq = REGISTRY[key].needs_sequences if key in REGISTRY else False
     if not needs_seq:  # validation rows carry no weekly activity, so sequence models use the scored users
-        ref_X, ref_y = _validation_reference(run, numeric + categorical)
-    if ref_X is None:
+        ref_X, ref_y = _validation_reference(run, cols)
+    if ref_X is not None:
+        bg_X, bg_seq = ref_X, None
+    else:
+        if frame is None or not len(frame):
+            from ..errors import ModelError
+
+            raise ModelError("This model is explained against the users scored with it: score users first.")
         ref_X, ref_seq = frame.reset_index(drop=True), sequences
-        X_model = frame[[c for c in numeric + categorical if c in frame.columns]]
+        bg_X, bg_seq = ref_X, sequences
+        X_model = ref_X[[c for c in cols if c in ref_X.columns]]
         p = np.asarray(m.predict_proba(X_model, **({"sequences": sequences} if needs_seq else {})), dtype="float64")
         threshold = float(getattr(run, "threshold", 0.5))
         if (p < threshold).sum() >= MIN_REFERENCE_USERS:
             ref_y, label = (p >= threshold).astype(float), "low-risk users"
-    bg = sample_for_explanation(frame, None, n=max(1, background_size or DEFAULT_BACKGROUND), seed=seed)
+    bg = sample_for_explanation(bg_X, None, n=max(1, background_size or DEFAULT_BACKGROUND), seed=seed)
     ex = make_explainer(m, key, bg.X.reset_index(drop=True), numeric, categorical,
-                        sequences_background=None if sequences is None else np.asarray(sequences)[bg.positions],
+                        sequences_background=None if bg_seq is None else np.asarray(bg_seq)[bg.positions],
                         background_size=background_size, seed=seed)
     # the reference set may differ from the background sample
     ex.reference = Reference.from_frame(ex.unit_values(ref_X, ref_seq), ref_y, ex.categorical, label)
     return ex
 
 
+class ScoringExplanation:
+    """Why each user scored by one model of a run got their score: built once per scoring (or once per run when
+    :func:`depends_on_population` is False) and asked for the reasons of any of the scored users.
+
+    ``population``: the feature rows of every user scored (None: the model as saved, as for a single request);
+    ``sequences``: their weekly activity, for models that read it. The explainer is built on first use."""
+
+    def __init__(self, run: Any, model: str | None = None, population: pd.DataFrame | None = None,
+                 sequences: Any = None, *, seed: int = 0):
+        self.run, self.key = run, model or run.best
+        self.population, self.sequences, self.seed = population, sequences, seed
+        self._explainer: Explainer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def needs_sequences(self) -> bool:
+        return _needs_sequences(self.key)
+
+    def explainer(self) -> Explainer:
+        with self._lock:
+            if self._explainer is None:
+                self._explainer = explainer_for_run(self.run, self.population, self.sequences, model=self.key,
+                                                    seed=self.seed)
+            return self._explainer
+
+    @property
+    def model(self) -> Any:
+        """The model explained: the one that scored the population."""
+        return self.explainer().model
+
+    def columns(self, rows: pd.DataFrame, n: int = 3, sequences: Any = None) -> list[list[str]]:
+        """The top ``n`` reasons of each row of ``rows`` (users of the population), as ``n`` lists (reason 1 of every
+        row, then reason 2, ...), ``""`` where a user has fewer risk-raising reasons than ``n``."""
+        n = int(n)
+        if n <= 0:
+            return []
+        if len(rows) == 0:
+            return [[] for _ in range(n)]
+        ex = self.explainer()
+        per_user = ex.reasons(rows, sequences if ex.needs_sequences else None, n=n)
+        return [[r[i] if i < len(r) else "" for r in per_user] for i in range(n)]
+
+    def at(self, positions, n: int = 3) -> list[list[str]]:
+        """:meth:`columns` for the users at ``positions`` of the population."""
+        idx = [int(i) for i in positions]
+        rows = self.population.iloc[idx].reset_index(drop=True)
+        seq = None if self.sequences is None else np.asarray(self.sequences)[idx]
+        return self.columns(rows, n, seq)
+
+    def per_user(self, rows: pd.DataFrame, n: int = 3, sequences: Any = None) -> list[list[str]]:
+        """The reasons of each row as one list per user (empty reasons dropped)."""
+        lists = self.columns(rows, n, sequences)
+        return [[lists[k][i] for k in range(len(lists)) if lists[k][i]] for i in range(len(rows))]
+
+
 def top_reasons(run_or_explainer: Any, frame: pd.DataFrame, n: int = 3, sequences: Any = None, *,
                 model: str | None = None) -> list[list[str]]:
     """Reasons for each row of ``frame``, as ``n`` lists (reason 1 for every row, then reason 2, ...), each aligned
-    with the rows; ``""`` where a user has fewer risk-raising reasons than ``n``. ``run_or_explainer`` is a saved
-    run (its model ``model`` is explained, the best one by default) or an :class:`Explainer`."""
+    with the rows; ``""`` where a user has fewer risk-raising reasons than ``n``. ``run_or_explainer`` is an
+    :class:`Explainer`, or a saved run whose model ``model`` (the best one by default) scored exactly the users of
+    ``frame``."""
     n = int(n)
     if n <= 0:
         return []
     if len(frame) == 0:
         return [[] for _ in range(n)]
-    ex = run_or_explainer if isinstance(run_or_explainer, Explainer) else explainer_for_run(run_or_explainer, frame,
-                                                                                          sequences, model=model)
-    per_user = ex.reasons(frame, sequences if ex.needs_sequences else None, n=n)
-    return [[r[i] if i < len(r) else "" for r in per_user] for i in range(n)]
+    if isinstance(run_or_explainer, Explainer):
+        per_user = run_or_explainer.reasons(frame, sequences if run_or_explainer.needs_sequences else None, n=n)
+        return [[r[i] if i < len(r) else "" for r in per_user] for i in range(n)]
+    return ScoringExplanation(run_or_explainer, model, frame, sequences).columns(frame, n, sequences)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -399,13 +401,35 @@ def make_model(key: str, *, numeric: list[str] | None, categorical: list[str] | 
     return _module("calibration").CalibratedModel(model, method=calibrate)
 
 
+_POPULATION_FITS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (rows digest, adapted model)
+_POPULATION_LOCK = threading.Lock()
+
+
 def for_population(model: Any, X: Any) -> Any:
     """The model to score ``X`` with: models that learn without labels from the population itself (BG/NBD, alone,
     in the ensemble or calibrated) are refitted on the users being scored, i.e. on all purchases up to the scoring
     date; every other model is returned unchanged. Batch scoring uses it; a single request keeps the trained
-    parameters (see ``BGNBDModel.MIN_POPULATION``)."""
+    parameters (see ``BGNBDModel.MIN_POPULATION``).
+
+    The model refitted on a population is kept (one per model, for the latest rows given) and handed out again for
+    the same rows: scoring and the explanation of those scores get the very same fitted object, so a reason never
+    describes other parameters than the probability it explains."""
     adapt = getattr(model, "for_population", None)
-    return adapt(X) if callable(adapt) else model
+    if not callable(adapt):
+        return model
+    import pandas as pd
+
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+    digest = (tuple(map(str, frame.columns)), len(frame),
+              int(pd.util.hash_pandas_object(frame, index=False).sum()) if len(frame) else 0)
+    with _POPULATION_LOCK:
+        kept = _POPULATION_FITS.get(model)
+        if kept is not None and kept[0] == digest:
+            return kept[1]
+    adapted = adapt(X)
+    with _POPULATION_LOCK:
+        _POPULATION_FITS[model] = (digest, adapted)
+    return adapted
 
 
 def resolve_model_keys(text: str | list[str] | None) -> list[str]:
