@@ -3,7 +3,8 @@ in pages/.
 
 Streamlit draws no list of pages itself (``client.showSidebarNavigation = false`` in ``.streamlit/config.toml``):
 otherwise the first run after the server starts would list the files of ``pages/`` by name. The pages are declared
-hidden and the sidebar draws its own links, section by section; ``ui/navigation.py`` says why in full.
+hidden and the sidebar draws its own links, section by section. A page that Streamlit starts without this router
+runs it in its place (``ui.navigation.ensure_routed``); ``ui/navigation.py`` says why in full.
 """
 from __future__ import annotations
 

@@ -10,13 +10,15 @@ page's script alone, without the router. Two things keep both away from the anal
   (they keep their addresses and titles) and :func:`sidebar_links` draws the sections and their pages with
   ``st.page_link``.
 - :func:`ensure_routed`, which :func:`ui.widgets.page_header` calls first thing on every page: a page started
-  without the router declares the app's navigation (which ends the old-style mode for the whole server) and
-  reruns, so the router runs the same page inside the app.
+  without the router runs the router in its place, which declares the app's navigation (ending the old-style mode
+  for the whole server) and runs the same page inside the app.
 """
 from __future__ import annotations
 
+import runpy
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Iterator, NamedTuple
 
 import streamlit as st
@@ -47,6 +49,7 @@ SECTIONS: dict[str, list[PageSpec]] = {
 }
 DEFAULT_PAGE = SECTIONS["Data"][0].script
 
+APP_SCRIPT = Path(__file__).resolve().parents[1] / "app.py"  # the router
 #: True while the router runs a page (see :func:`routed`).
 _ROUTED: ContextVar[bool] = ContextVar("retention_routed", default=False)
 
@@ -77,9 +80,13 @@ def routed() -> Iterator[None]:
 
 
 def ensure_routed() -> None:
-    """Rerun through the router when a page was started without it (Streamlit's old-style mode, on a fresh server's
-    first run at a page's address); nothing otherwise."""
+    """Nothing when the router runs this page. A page started without it (Streamlit's old-style mode: on a fresh
+    server's first run at a page's address; in ``AppTest``, on every run but a first one at the app's root) runs the
+    router here instead, in the same run: ``app.py`` declares the app's navigation, which ends the old-style mode,
+    draws the sidebar and runs this same page inside the app, widgets and clicks included; then the page started
+    alone stops before drawing anything."""
     if _ROUTED.get():
         return
-    declare()
-    st.rerun()
+    with routed():  # the router runs the page; were it ever not to mark it, the page would not loop back here
+        runpy.run_path(str(APP_SCRIPT), run_name="__main__")
+    st.stop()
