@@ -136,8 +136,8 @@ def main_area(page):
 
 
 def sidebar_link(page, name: str):
-    """The sidebar's link to the page ``name``."""
-    return page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).first
+    """The sidebar's link to the page ``name`` (the app draws its own links there, section by section)."""
+    return page.get_by_test_id("stSidebar").get_by_role("link", name=name).first
 
 
 def wait_visible(locator, timeout_ms: float):

@@ -17,7 +17,7 @@ from .state import Key, widget_key
 from .tables import LoadedTable
 from .widgets import DATA_PAGE, guard, nothing_to_show
 
-AT_RISK_PAGE = "app_pages/at_risk.py"
+AT_RISK_PAGE = "pages/at_risk.py"
 VERDICTS = {"ok": (st.success, ":material/check_circle:", "Holding up"),
             "waiting": (st.info, ":material/hourglass_top:", "Waiting for outcomes"),
             "watch": (st.warning, ":material/visibility:", "Watch"),

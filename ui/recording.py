@@ -19,7 +19,7 @@ from retention_core.errors import RetentionError
 
 from . import cache, state
 
-MONITOR_PAGE = "app_pages/monitor.py"
+MONITOR_PAGE = "pages/monitor.py"
 
 
 def scoring_key(run, data_key: str, as_of: str, model: str) -> str:

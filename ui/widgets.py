@@ -11,14 +11,14 @@ import streamlit as st
 from retention_core import campaign, export
 from retention_core.errors import RetentionError
 
-from . import jobs, state
+from . import jobs, navigation, state
 from .state import SAMPLE
 
 NONE = "(none)"
 KIND_SHORT = {"events": "Event log", "users": "User table"}
-DATA_PAGE = "app_pages/data.py"
-TRAIN_PAGE = "app_pages/train.py"
-EVALUATE_PAGE = "app_pages/evaluate.py"
+DATA_PAGE = "pages/data.py"
+TRAIN_PAGE = "pages/train.py"
+EVALUATE_PAGE = "pages/evaluate.py"
 CARD_METRICS = ["roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1"]
 SHOW_ROWS = 5_000  # rows of an at-risk list drawn in the app; the download always holds the whole list
 
@@ -66,6 +66,9 @@ def fmt_int(n: Any) -> str:
 
 # ------------------------------------------------------------------------------------------------ page shell
 def page_header(title: str, icon: str, purpose: str) -> None:
+    """The page's title and what it is for. Called first on every page, it first makes sure the page runs inside
+    the app's navigation (see :func:`ui.navigation.ensure_routed`)."""
+    navigation.ensure_routed()
     st.title(f"{icon} {title}", anchor=False)
     st.caption(purpose)
 

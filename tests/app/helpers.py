@@ -38,7 +38,7 @@ def no_exception(at: AppTest) -> AppTest:
 
 def train_fast(at: AppTest, name: str) -> AppTest:
     """On the Train page: the "Fast" preset (recency rule and logistic regression), saved under ``name``."""
-    at.switch_page("app_pages/train.py").run()
+    at.switch_page("pages/train.py").run()
     no_exception(at)
     button(at, "Fast").click().run()
     no_exception(at)

@@ -1,9 +1,11 @@
 """The app shell: every page renders with and without a dataset; the library stays free of Streamlit."""
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,8 @@ from ui.state import Key
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
-PAGES = ["app_pages/data.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/models.py",
-         "app_pages/explain.py", "app_pages/segments.py", "app_pages/at_risk.py", "app_pages/monitor.py"]
+PAGES = ["pages/data.py", "pages/train.py", "pages/evaluate.py", "pages/models.py",
+         "pages/explain.py", "pages/segments.py", "pages/at_risk.py", "pages/monitor.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +49,7 @@ def test_page_renders_without_a_dataset(page):
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     assert at.title, "every page has a title"
-    if page != "app_pages/data.py":
+    if page != "pages/data.py":
         text = _texts(at)
         assert "Data page first" in text
         assert "This page will let you" in text
@@ -59,7 +61,7 @@ def test_page_renders_with_a_dataset(with_dataset, page):
     at.switch_page(page).run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    if page != "app_pages/data.py":
+    if page != "pages/data.py":
         assert "Dataset ready" in _texts(at)
         assert "Data page first" not in _texts(at)
 
@@ -112,12 +114,29 @@ def test_library_sources_never_import_streamlit():
     assert not offenders, f"retention_core must not import Streamlit: {offenders}"
 
 
-def test_no_pages_folder_for_streamlit_to_list_on_its_own():
-    """Streamlit lists the files of a folder named pages/ next to app.py in the sidebar (lower case, before the app's
-    navigation) on a server's first run; the browser test tests/e2e/test_first_paint.py shows it, this guards it."""
-    assert not (ROOT / "pages").exists(), "the page scripts live in app_pages/; a pages/ folder would be listed"
+def test_every_page_is_in_the_navigation_and_streamlit_lists_none_itself():
+    """Streamlit would list the files of pages/ by name in the sidebar on a server's first run; the config turns its
+    list off and the app draws its own links (tests/e2e/test_first_paint.py shows both in a browser)."""
+    from ui.navigation import SECTIONS
+
+    declared = [p.script for specs in SECTIONS.values() for p in specs]
+    assert sorted(declared) == sorted(PAGES) == sorted(f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py"))
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["client"]["showSidebarNavigation"] is False
+
+
+def test_every_page_starts_with_its_header():
+    """``page_header`` first makes sure the page runs inside the router: a page that skipped it could be shown alone
+    on a fresh server's first visit to its address."""
     for page in PAGES:
-        assert (ROOT / page).is_file(), page
+        tree = ast.parse((ROOT / page).read_text(encoding="utf-8"))
+        main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+        first = main.body[0]
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):  # a docstring
+            first = main.body[1]
+        call = first.value if isinstance(first, ast.Expr) else None
+        assert isinstance(call, ast.Call) and getattr(call.func, "id", None) == "page_header", \
+            f"{page}: main() does not start with page_header"
 
 
 def test_pages_reach_the_library_only_through_ui():

@@ -44,7 +44,7 @@ def trained(tmp_path_factory):
 
 def test_pages_render_with_no_run(tmp_path, monkeypatch):
     _env(monkeypatch, tmp_path)
-    for page in ("app_pages/at_risk.py", "app_pages/models.py"):
+    for page in ("pages/at_risk.py", "pages/models.py"):
         at = AppTest.from_file(APP, default_timeout=TIMEOUT)
         at.switch_page(page).run()
         _ok(at)
@@ -54,7 +54,7 @@ def test_pages_render_with_no_run(tmp_path, monkeypatch):
 
 def test_at_risk_lists_users_by_threshold_and_top_k(trained):
     at, _ = trained
-    at.switch_page("app_pages/at_risk.py").run()
+    at.switch_page("pages/at_risk.py").run()
     _ok(at)
     assert not at.error, _errors(at)
     run = at.session_state[str(Key.RUNS)][RUN]
@@ -109,7 +109,7 @@ def test_at_risk_lists_users_by_threshold_and_top_k(trained):
 
 def test_at_risk_scores_the_validation_users(trained):
     at, _ = trained
-    at.switch_page("app_pages/at_risk.py").run()
+    at.switch_page("pages/at_risk.py").run()
     at.radio(key=_k(RUN, "source")).set_value("validation").run()
     _ok(at)
     assert not at.error, _errors(at)
@@ -118,7 +118,7 @@ def test_at_risk_scores_the_validation_users(trained):
 
 def test_models_page_lists_opens_compares_and_scores_a_file(trained):
     at, tmp = trained
-    at.switch_page("app_pages/models.py").run()
+    at.switch_page("pages/models.py").run()
     _ok(at)
     assert not at.error, _errors(at)
     assert RUN in _table(at, "status")["run"].tolist()
@@ -151,7 +151,7 @@ def test_tampered_run_is_refused_and_the_app_stays_usable(trained):
     shutil.copytree(runs / RUN, runs / "tampered")
     f = runs / "tampered" / "run.json"
     f.write_text(f.read_text().replace('"best_model"', '"best_model" ', 1))
-    at.switch_page("app_pages/models.py").run()
+    at.switch_page("pages/models.py").run()
     _ok(at)
     assert "tampered" in _table(at, "status")["run"].tolist()
     at.selectbox(key=_m("open")).set_value("tampered")
@@ -165,7 +165,7 @@ def test_tampered_run_is_refused_and_the_app_stays_usable(trained):
     assert _table(at, "best model")["run"].tolist() == [RUN]
     assert any("changed" in e for e in _errors(at))
     # the other pages keep working
-    at.switch_page("app_pages/at_risk.py").run()
+    at.switch_page("pages/at_risk.py").run()
     _ok(at)
     assert not at.error, _errors(at)
 
@@ -174,7 +174,7 @@ def test_delete_a_run_with_confirmation(trained):
     at, tmp = trained
     runs = tmp / "workspace" / "runs"
     shutil.copytree(runs / RUN, runs / "spare")
-    at.switch_page("app_pages/models.py").run()
+    at.switch_page("pages/models.py").run()
     at.selectbox(key=_m("delete")).set_value("spare").run()
     _ok(at)
     assert _button(at, "Delete").disabled, "nothing is deleted before the analyst confirms"

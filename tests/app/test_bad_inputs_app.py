@@ -50,9 +50,9 @@ def test_every_hostile_upload_is_read_or_refused_and_the_sample_still_works(corp
             problems.append(f"{case.name}: after it, the sample does not load: {bad}")
     assert not problems, "\n".join(problems)
     # the session survived the whole corpus: other pages still open
-    at.switch_page("app_pages/train.py").run()
+    at.switch_page("pages/train.py").run()
     assert not at.exception, at.exception
-    at.switch_page("app_pages/data.py").run()
+    at.switch_page("pages/data.py").run()
     assert not at.exception, at.exception
 
 

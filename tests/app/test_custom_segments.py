@@ -63,7 +63,7 @@ def custom(tmp_path_factory) -> tuple[AppTest, pd.DataFrame]:
     with pytest.MonkeyPatch.context() as mp:
         _env(mp, tmp)
         at = sample_run(RUN)
-        at.switch_page("app_pages/segments.py").run()
+        at.switch_page("pages/segments.py").run()
         assert not at.exception, at.exception
         at.get("button_group")[0].set_value("custom").run()
         assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])

@@ -242,9 +242,9 @@ def test_broken_upload_shows_an_error_and_the_app_stays_usable(name, data, words
     assert "Details" not in [e.label for e in at.expander]  # a product error, not a crash
     # nothing is marked as loaded, and the rest of the app works
     assert str(Key.TABLE) not in at.session_state
-    at.switch_page("app_pages/train.py").run()
+    at.switch_page("pages/train.py").run()
     assert not at.exception, at.exception
-    at.switch_page("app_pages/data.py").run()
+    at.switch_page("pages/data.py").run()
     at.radio(key=widget_key(Key.W_SOURCE)).set_value("sample").run()
     assert not at.exception, at.exception
     assert not at.error
@@ -253,10 +253,10 @@ def test_broken_upload_shows_an_error_and_the_app_stays_usable(name, data, words
 
 def test_upload_survives_page_changes():
     at = _upload(_app(), "customers.csv", user_table_csv())
-    at.switch_page("app_pages/segments.py").run()
+    at.switch_page("pages/segments.py").run()
     assert not at.exception, at.exception
     assert at.session_state[str(Key.TABLE)].name == "customers.csv"
-    at.switch_page("app_pages/data.py").run()
+    at.switch_page("pages/data.py").run()
     assert not at.exception, at.exception
     assert at.radio(key=widget_key(Key.W_SOURCE)).value == "upload"
     assert _role(at, "label").value == "churn"

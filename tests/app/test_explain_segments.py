@@ -33,13 +33,13 @@ def trained(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         _env(mp, tmp)
         at = _ok(sample_run(RUN))
-        at.switch_page("app_pages/explain.py").run()
+        at.switch_page("pages/explain.py").run()
         _ok(at)
         at.selectbox(key=widget_key(Key.W_EXPLAIN, RUN, "sample")).set_value(SAMPLE).run()
         yield _ok(at)
 
 
-@pytest.mark.parametrize("page", ["app_pages/explain.py", "app_pages/segments.py"])
+@pytest.mark.parametrize("page", ["pages/explain.py", "pages/segments.py"])
 def test_pages_render_with_no_run(tmp_path, monkeypatch, page):
     _env(monkeypatch, tmp_path)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
@@ -75,10 +75,10 @@ def test_explain_shows_importance_and_the_reasons_of_a_searched_user(trained):
 def test_switching_pages_does_not_recompute(trained):
     at = trained
     before = cache.EXPLAIN_COMPUTATIONS["count"]
-    at.switch_page("app_pages/segments.py").run()
+    at.switch_page("pages/segments.py").run()
     _ok(at)
-    at.switch_page("app_pages/evaluate.py").run()
-    at.switch_page("app_pages/explain.py").run()
+    at.switch_page("pages/evaluate.py").run()
+    at.switch_page("pages/explain.py").run()
     _ok(at)
     assert cache.EXPLAIN_COMPUTATIONS["count"] == before
     assert at.selectbox(key=widget_key(Key.W_EXPLAIN, RUN, "sample")).value == SAMPLE  # the choice is kept
@@ -86,7 +86,7 @@ def test_switching_pages_does_not_recompute(trained):
 
 def test_segments_table_for_an_attribute_and_rfm_and_drill_down(trained):
     at = trained
-    at.switch_page("app_pages/segments.py").run()
+    at.switch_page("pages/segments.py").run()
     _ok(at)
     table = at.dataframe[0].value
     assert {"segment", "users", "churn_rate", "mean_predicted", "roc_auc", "recall_top10", "reliable",
@@ -114,7 +114,7 @@ def test_segments_table_for_an_attribute_and_rfm_and_drill_down(trained):
 
 def test_risk_tiers_and_a_custom_filter(trained):
     at = trained
-    at.switch_page("app_pages/segments.py").run()
+    at.switch_page("pages/segments.py").run()
     at.get("button_group")[0].set_value("risk_tier").run()
     _ok(at)
     assert at.dataframe[0].value["segment"].tolist() == ["high", "medium", "low"]

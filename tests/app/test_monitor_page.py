@@ -18,8 +18,8 @@ from tests.app.helpers import env as _env
 from tests.app.test_data_page import user_table_csv
 
 RUN = "monitored run"
-MONITOR = "app_pages/monitor.py"
-AT_RISK = "app_pages/at_risk.py"
+MONITOR = "pages/monitor.py"
+AT_RISK = "pages/at_risk.py"
 SAMPLE = ROOT / "assets" / "sample_events.csv.gz"
 EARLY = date(2024, 8, 1)  # the sample ends on 2024-12-31: a 90-day horizon after this day is observed in it
 
@@ -118,7 +118,7 @@ def test_a_scoring_on_the_at_risk_page_is_recorded_once(trained):
     assert new["data_name"] == "sample_events.csv.gz"
     # reruns, another page and back, the validation users: nothing more is recorded
     at.run()
-    at.switch_page("app_pages/evaluate.py").run()
+    at.switch_page("pages/evaluate.py").run()
     at.switch_page(AT_RISK).run()
     at.radio(key=_k(RUN, "source")).set_value("validation").run()
     no_exception(at)
@@ -126,7 +126,7 @@ def test_a_scoring_on_the_at_risk_page_is_recorded_once(trained):
     no_exception(at)
     assert len(_history(tmp)) == before + 1
     # the same file scored on the Models page is the same scoring
-    at.switch_page("app_pages/models.py").run()
+    at.switch_page("pages/models.py").run()
     at.file_uploader(key=widget_key(Key.W_MODELS, "score", "file")).set_value(
         ("the same events.csv.gz", SAMPLE.read_bytes(), "application/gzip"))
     at.run()
@@ -148,7 +148,7 @@ def test_a_new_file_scored_on_the_models_page_is_recorded(trained):
     before = len(_history(tmp))
     raw = io.read_table(SAMPLE)
     older = raw[raw["event_time"] < "2024-11-01"].to_csv(index=False).encode()
-    at.switch_page("app_pages/models.py").run()
+    at.switch_page("pages/models.py").run()
     at.file_uploader(key=widget_key(Key.W_MODELS, "score", "file")).set_value(("october.csv", older, "text/csv"))
     at.run()
     no_exception(at)
@@ -188,7 +188,7 @@ def test_a_table_without_the_runs_columns_is_refused_and_nothing_is_lost(trained
     at.switch_page(AT_RISK).run()  # at least one scoring recorded
     kept = _history(tmp)
     assert len(kept)
-    at.switch_page("app_pages/data.py").run()
+    at.switch_page("pages/data.py").run()
     at.radio(key=widget_key(Key.W_SOURCE)).set_value("upload").run()
     at.get("file_uploader")[0].set_value(("customers.csv", user_table_csv(), "application/octet-stream"))
     at.run()
@@ -200,7 +200,7 @@ def test_a_table_without_the_runs_columns_is_refused_and_nothing_is_lost(trained
     assert at.title and at.selectbox(key=widget_key(Key.W_MONITOR, "run")).value == RUN
     pd.testing.assert_frame_equal(_history(tmp).drop(columns="run_exists"), kept.drop(columns="run_exists"))
     # back to the sample: the report again
-    at.switch_page("app_pages/data.py").run()
+    at.switch_page("pages/data.py").run()
     at.radio(key=widget_key(Key.W_SOURCE)).set_value("sample").run()
     at.switch_page(MONITOR).run()
     no_exception(at)
@@ -218,7 +218,7 @@ def test_a_run_deleted_since_it_scored_can_still_be_monitored(trained, tmp_path)
         fresh.switch_page(MONITOR).run()
         no_exception(fresh)
         assert "Load the newer data on the Data page" in texts(fresh)  # no table on screen yet
-        fresh.switch_page("app_pages/data.py").run()  # the sample
+        fresh.switch_page("pages/data.py").run()  # the sample
         fresh.switch_page(MONITOR).run()
         no_exception(fresh)
         assert not fresh.error, [e.value for e in fresh.error]

@@ -42,14 +42,14 @@ def _ok(at: AppTest) -> AppTest:
 
 
 def _at_risk(at: AppTest) -> tuple[AppTest, str]:
-    at.switch_page("app_pages/at_risk.py").run()
+    at.switch_page("pages/at_risk.py").run()
     _ok(at)
     run = at.session_state[str(Key.RUNS)][at.session_state[str(Key.ACTIVE_RUN)]]
     return at, run.best
 
 
 def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
-    at.switch_page("app_pages/data.py").run()
+    at.switch_page("pages/data.py").run()
     at.radio(key=widget_key(Key.W_SOURCE)).set_value("upload").run()
     at.get("file_uploader")[0].set_value((name, data, "application/octet-stream"))
     at.run()
@@ -174,7 +174,7 @@ def test_validation_users_get_no_offers_and_the_list_still_works(trained):
 def test_a_log_without_a_product_column_says_offers_need_one(trained):
     """The analyst unmaps the product on the Data page: the At-risk page says offers need a product column."""
     at = trained
-    at.switch_page("app_pages/data.py").run()
+    at.switch_page("pages/data.py").run()
     key = at.session_state[str(Key.TABLE)].table_key
     at.selectbox(key=widget_key(Key.W_ROLE, key, "product")).set_value("(none)").run()
     no_exception(at)

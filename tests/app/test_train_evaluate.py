@@ -39,7 +39,7 @@ def trained(tmp_path_factory):
 
 def test_pages_render_with_no_run(tmp_path, monkeypatch):
     _env(monkeypatch, tmp_path)
-    for page in ("app_pages/train.py", "app_pages/evaluate.py"):
+    for page in ("pages/train.py", "pages/evaluate.py"):
         at = AppTest.from_file(APP, default_timeout=TIMEOUT)
         at.switch_page(page).run()
         _ok(at)
@@ -68,7 +68,7 @@ def test_training_shows_the_leaderboard_and_saves_the_run(trained):
 
 def test_evaluate_threshold_by_value_top_k_and_profit(trained):
     at, tmp = trained
-    at.switch_page("app_pages/evaluate.py").run()
+    at.switch_page("pages/evaluate.py").run()
     _ok(at)
     assert not at.error, [e.value for e in at.error]
     assert at.selectbox(key=widget_key(Key.W_EVAL, "run")).value == RUN
@@ -114,7 +114,7 @@ def test_evaluate_threshold_by_value_top_k_and_profit(trained):
 
 def test_a_saved_run_opens_in_a_new_session(trained):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("app_pages/evaluate.py").run()
+    at.switch_page("pages/evaluate.py").run()
     _ok(at)
     assert not at.error, [e.value for e in at.error]
     assert at.selectbox(key=widget_key(Key.W_EVAL, "run")).value == RUN
@@ -143,9 +143,9 @@ def test_a_failing_training_shows_an_error_and_the_app_stays_usable(tmp_path, mo
     assert "both classes are needed" in " ".join(e.value for e in at.error)
     assert str(Key.RUNS) not in at.session_state or not at.session_state[str(Key.RUNS)]
     assert _button(at, "Train models")  # the form is still there
-    at.switch_page("app_pages/evaluate.py").run()
+    at.switch_page("pages/evaluate.py").run()
     _ok(at)
-    at.switch_page("app_pages/data.py").run()
+    at.switch_page("pages/data.py").run()
     _ok(at)
 
 
@@ -169,7 +169,7 @@ def test_training_in_the_background_keeps_the_app_usable(tmp_path, monkeypatch):
     ds, info = _small_user_dataset()
     at.session_state[str(Key.DATASET)] = ds
     at.session_state[str(Key.DATASET_INFO)] = info
-    at.switch_page("app_pages/train.py").run()
+    at.switch_page("pages/train.py").run()
     _ok(at)
     _button(at, "Fast").click().run()
     at.number_input(key=widget_key(Key.W_TRAIN, "folds")).set_value(0)
@@ -177,13 +177,13 @@ def test_training_in_the_background_keeps_the_app_usable(tmp_path, monkeypatch):
     _button(at, "Train models").click().run()
     _ok(at)
     job = at.session_state[str(Key.TRAIN_JOB)]
-    at.switch_page("app_pages/evaluate.py").run()  # another page works meanwhile
+    at.switch_page("pages/evaluate.py").run()  # another page works meanwhile
     _ok(at)
     deadline = time.monotonic() + 120
     while not job.done and time.monotonic() < deadline:
         time.sleep(0.2)
     assert job.done and job.error is None, job.error
-    at.switch_page("app_pages/train.py").run()
+    at.switch_page("pages/train.py").run()
     _ok(at)
     assert "Run 'background' trained" in _texts(at)
     assert "stratified holdout" in _texts(at)
@@ -211,7 +211,7 @@ def test_one_snapshot_dataset_offers_a_rebuild_for_training(tmp_path, monkeypatc
     at.number_input(key=widget_key(Key.W_BUILD, key, "snapshots")).set_value(1)
     _button(at, "Build dataset").click().run()
     _ok(at)
-    at.switch_page("app_pages/train.py").run()
+    at.switch_page("pages/train.py").run()
     _ok(at)
     assert any("Time-aware validation needs" in e.value for e in at.error)
     assert not any(b.label == "Train models" for b in at.button)
@@ -234,7 +234,7 @@ def test_a_user_table_is_offered_only_the_models_it_can_feed(tmp_path, monkeypat
     ds, info = _small_user_dataset()
     at.session_state[str(Key.DATASET)] = ds
     at.session_state[str(Key.DATASET_INFO)] = info
-    at.switch_page("app_pages/train.py").run()
+    at.switch_page("pages/train.py").run()
     _ok(at)
     blocked = unavailable_models(ds.features, ds.kind)
     assert {"gru", "cnn", "transformer", "bgnbd"} <= set(blocked)

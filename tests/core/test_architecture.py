@@ -3,7 +3,7 @@ functions.
 
 The import graph is read from the sources with ``ast`` (imports inside functions included, since a lazy import is
 still a dependency), over the library (``retention_core``), the Streamlit helpers (``ui``) and the page scripts
-(``app_pages``). A package importing its own submodules is not an edge of a cycle: that is how a package exposes
+(``pages``). A package importing its own submodules is not an edge of a cycle: that is how a package exposes
 them (``retention_core.models`` loads its model modules lazily, and they read the registry back).
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("retention_core", "ui", "app_pages")
+PACKAGES = ("retention_core", "ui", "pages")
 
-MAX_LINES = {"retention_core": 700, "ui": 450, "app_pages": 150}
+MAX_LINES = {"retention_core": 700, "ui": 450, "pages": 150}
 MAX_FUNCTION_LINES = 80
 
 
@@ -132,7 +132,7 @@ def test_the_graph_sees_relative_lazy_and_package_imports():
     assert {"ui.jobs", "ui.state"} <= graph["ui.widgets"]  # from . import jobs, state
     assert "retention_core.training" in graph["ui.jobs"]  # imported inside a function
     assert "retention_core.io" in graph["ui.tables"]  # from retention_core import io as rio
-    assert all(any(t.startswith("ui.") for t in graph[m]) for m in graph if m.startswith("app_pages."))
+    assert all(any(t.startswith("ui.") for t in graph[m]) for m in graph if m.startswith("pages."))
 
 
 def test_no_import_cycle():
@@ -148,7 +148,7 @@ def test_find_cycles_finds_one():
 
 def test_pages_import_only_ui_and_streamlit():
     sources = _sources()
-    pages = {m: p for m, p in sources.items() if m.startswith("app_pages.")}
+    pages = {m: p for m, p in sources.items() if m.startswith("pages.")}
     assert len(pages) == 8
     pages["app"] = ROOT / "app.py"  # the router too
     offenders = {m: sorted(_external(p) - {"ui", "streamlit", "__future__"}) for m, p in pages.items()}
