@@ -146,8 +146,8 @@ def _history(run, workspace) -> pd.DataFrame:
     if not len(history):
         where = store.history_path(workspace)
         raise DataError(f"No scoring of run {Path(run.path).name!r} is recorded in the scoring history ({where}). "
-                        "Score a file with this run (the score command or the At-risk page record every scoring), "
-                        "then monitor it once its horizon has passed.")
+                        "Score a file with this run (the score command records it; in the app, download the list "
+                        "or record the scoring), then monitor it once its horizon has passed.")
     return history
 
 
@@ -282,9 +282,9 @@ def what_next(run, *, workspace=None, today=None) -> str:
     name = Path(str(getattr(run, "path", run))).name
     history = store.scorings(run, workspace=workspace)
     if not len(history):
-        return (f"No scoring of run {name!r} is recorded yet. Score a file with it (the At-risk page or the score "
-                "command record every scoring); once its horizon has passed, come back with the newer data to see "
-                "how the predictions turned out.")
+        return (f"No scoring of run {name!r} is recorded yet. Score a file with it and keep the scoring: download "
+                "the list on the At-risk page (or record the scoring there), or use the score command. Once its "
+                "horizon has passed, come back with the newer data to see how the predictions turned out.")
     today = pd.Timestamp(today or pd.Timestamp.now()).normalize()
     due = history.dropna(subset=["observable_from"]).sort_values("observable_from")
     ready = due[pd.to_datetime(due["observable_from"]) <= today]
