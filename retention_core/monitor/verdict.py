@@ -55,16 +55,16 @@ def _weighted(seen: pd.DataFrame, key: str, other: str) -> tuple[float, float] |
     return float((a[ok] * w[ok]).sum() / w[ok].sum()), float((b[ok] * w[ok]).sum() / w[ok].sum())
 
 
-def _quality(seen: pd.DataFrame) -> tuple[list[str], list[str], list[str]]:
-    """(retrain reasons, watch reasons, plain facts) from every observed scoring, weighed by its observed users,
-    against validation."""
+def _quality(seen: pd.DataFrame) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(retrain reasons, watch reasons, plain facts, what they were weighed over: "weighed over 3 scorings (4,210 users
+    observed)" when more than one) from every observed scoring, weighed by its observed users, against validation."""
     retrain, watch, facts = [], [], []
     n = int(pd.to_numeric(seen["observed"], errors="coerce").fillna(0).sum())
     churners = int(pd.to_numeric(seen.get("churners", pd.Series(0, index=seen.index)), errors="coerce").fillna(0)
                    .sum())
     where = f"the scoring of {seen['as_of'].iloc[0]}" if len(seen) == 1 else f"{len(seen)} scorings"
     if n < MIN_USERS or min(churners, n - churners) < MIN_CLASS:
-        return [], [f"only {n:,} users observed in {where} ({churners:,} churned): too few to judge"], []
+        return [], [f"only {n:,} users observed in {where} ({churners:,} churned): too few to judge"], [], []
     for key, label, relative, drop in (("recall_at_10pct", "recall in the top 10%", True, RECALL_DROP),
                                        ("roc_auc", "ROC-AUC", False, AUC_DROP)):
         pair = _weighted(seen, key, f"validation_{key}")
@@ -82,18 +82,26 @@ def _quality(seen: pd.DataFrame) -> tuple[list[str], list[str], list[str]]:
     if rates is not None and abs(rates[0] - rates[1]) > CALIBRATION_GAP:
         watch.append(f"realised churn {rates[0]:.0%} against {rates[1]:.0%} predicted: the probabilities need "
                      "recalibrating")
-    if len(seen) > 1:
-        facts.append(f"weighed over {where} ({n:,} users observed)")
-    return retrain, watch, facts
+    return retrain, watch, facts, [f"weighed over {where} ({n:,} users observed)"] if len(seen) > 1 else []
 
 
 def _names(rows: pd.DataFrame) -> list[str]:
     return (rows["label"] if "label" in rows else rows["feature"]).astype(str).tolist()
 
 
-def _drift(drift: pd.DataFrame, score: dict | None) -> tuple[list[str], list[str], str, bool]:
-    """(retrain reasons, watch reasons, the drift phrase: "3 features drifted (a, b, c)", whether a feature drifted).
-    Expected ageing is left out of the count and named apart."""
+def _ageing(aged: pd.DataFrame) -> str:
+    """The sentence that names expected ageing (never a reason): "; 2 features that grow ... as expected (...)"."""
+    if not len(aged):
+        return ""
+    names = _names(aged)
+    return f"; {len(names)} feature{'s that grow' if len(names) > 1 else ' that grows'} with the customers' age " \
+        f"moved as expected ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}): expected ageing, not a " \
+        "reason to act"
+
+
+def _drift(drift: pd.DataFrame, score: dict | None) -> tuple[list[str], list[str], str, bool, str]:
+    """(retrain reasons, watch reasons, the drift phrase: "3 features drifted (a, b, c)", whether a feature drifted,
+    the sentence naming expected ageing apart). Expected ageing is left out of the count and of the reasons."""
     ageing = drift["expected_ageing"].fillna(False).astype(bool) if "expected_ageing" in drift else \
         pd.Series(False, index=drift.index)
     moved, aged = drift[~ageing], drift[ageing & drift["band"].isin(["moderate", "act"])] if len(drift) else drift
@@ -103,33 +111,30 @@ def _drift(drift: pd.DataFrame, score: dict | None) -> tuple[list[str], list[str
         f"({', '.join(act[:3])}{', ...' if len(act) > 3 else ''})"
     if moderate:
         phrase += f", {moderate} moved moderately"
-    if len(aged):
-        names = _names(aged)
-        phrase += f"; {len(names)} feature{'s that grow' if len(names) > 1 else ' that grows'} with the customers' " \
-            f"age moved as expected ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}): expected ageing, " \
-            "not a reason to act"
     band = (score or {}).get("band")
     if band == "act" and len(act) >= DRIFT_FEATURES:
-        return [f"the score distribution moved (PSI {score['psi']:.2f}) with the population"], [], phrase, True
+        return [f"the score distribution moved (PSI {score['psi']:.2f}) with the population"], [], phrase, True, \
+            _ageing(aged)
     watch = [f"the score distribution moved (PSI {score['psi']:.2f})"] if band in ("act", "moderate") else []
-    return [], watch, phrase, bool(act)
+    return [], watch, phrase, bool(act), _ageing(aged)
 
 
 def verdict(scorings: pd.DataFrame, drift: pd.DataFrame, score: dict | None) -> Verdict:
     """The verdict of a report's scorings (one row each, with ``status``) and drift (see the module docstring)."""
     seen = scorings[scorings["status"] == "observed"] if len(scorings) else scorings
-    retrain, watch, facts = [], [], []
+    retrain, watch, facts, scope = [], [], [], []
     if len(seen):
-        retrain, watch, facts = _quality(seen.sort_values(["as_of", "recorded_at"]))
-    d_retrain, d_watch, phrase, drifted = _drift(drift, score)
+        retrain, watch, facts, scope = _quality(seen.sort_values(["as_of", "recorded_at"]))
+    d_retrain, d_watch, phrase, drifted, ageing = _drift(drift, score)
     retrain, watch = retrain + d_retrain, watch + d_watch
     if retrain:
-        return Verdict("retrain", f"retrain: {'; '.join(retrain)}; {phrase}", retrain + watch)
+        return Verdict("retrain", f"retrain: {'; '.join(retrain + scope)}; {phrase}{ageing}", retrain + watch)
     if watch or drifted:
-        return Verdict("watch", f"watch: {'; '.join(watch + [phrase])}", watch + ([phrase] if drifted else []))
+        return Verdict("watch", f"watch: {'; '.join(watch + scope + [phrase])}{ageing}",
+                       watch + ([phrase] if drifted else []))
     if not len(seen):
         waiting = scorings.dropna(subset=["observable_from"]).sort_values("observable_from") if len(scorings) else []
         when = f" (the first, as of {waiting.iloc[0]['as_of']}, from {waiting.iloc[0]['observable_from']})" \
             if len(waiting) else ""
-        return Verdict("waiting", f"waiting: no scoring can be checked yet{when}; {phrase}", [])
-    return Verdict("ok", f"ok: {', '.join(facts) or 'quality holds'}; {phrase}", facts)
+        return Verdict("waiting", f"waiting: no scoring can be checked yet{when}; {phrase}{ageing}", [])
+    return Verdict("ok", f"ok: {', '.join(facts + scope) or 'quality holds'}; {phrase}{ageing}", facts)
