@@ -162,11 +162,15 @@ def pick_run(h: pd.DataFrame) -> tuple[Any, pd.DataFrame] | None:
     return run, mine
 
 
+SOURCES = {"app": "the app", "cli": "the score command", "service": "the scoring service", "demo": "the demo"}
+
+
 def _scoring_label(rows: dict):
     def label(sid: str) -> str:
         r = rows[sid]
         when = pd.Timestamp(r["recorded_at"]).strftime("%Y-%m-%d %H:%M")
-        return f"as of {r['as_of']} · {r['model']} · {int(r['users']):,} users · from {r['source']}, recorded {when}"
+        return (f"as of {r['as_of']} · {r['model']} · {int(r['users']):,} users · by "
+                f"{SOURCES.get(r['source'], r['source'] or 'unknown')}, recorded {when}")
     return label
 
 
@@ -176,7 +180,7 @@ def history_panel(run, mine: pd.DataFrame) -> None:
     with st.expander(f"Recorded scoring{'s' if many else ''} of this run ({len(mine)}): delete one",
                      icon=":material/history:"):
         rows = dict(zip(mine["scoring_id"], mine.to_dict("records")))
-        c = st.columns([4, 2, 1], vertical_alignment="bottom")
+        c = st.columns([5, 2, 1], vertical_alignment="bottom")
         sid = c[0].selectbox("Scoring", list(rows), index=None, placeholder="Choose a scoring to delete",
                              format_func=_scoring_label(rows), key=_k("delete"))
         sure = c[1].checkbox("Yes, delete it from the history", key=_k("delete", "confirm", sid),

@@ -92,14 +92,15 @@ def record_panel(run, scores: pd.DataFrame, frame: pd.DataFrame, *, model: str, 
         _, _, note = _known(run, scores, frame, model, data_key)
     except (RetentionError, OSError):
         note = None  # the history cannot be read: recording says why, if the analyst asks
-    c = st.columns([4, 1], vertical_alignment="center")
     if note is not None:
+        c = st.columns([4, 1], vertical_alignment="center")
         c[0].caption(f":material/history: {note}")
         c[1].page_link(MONITOR_PAGE, label="Open Monitor", icon=":material/monitor_heart:")
         return
-    c[0].caption(":material/history: Not kept for monitoring yet: trying dates and lists records nothing. "
-                 "Downloading a list made from this scoring keeps it in the scoring history (all "
-                 f"{len(scores):,} users scored), so the Monitor page can check it once its horizon has passed.")
+    c = st.columns([3, 2], vertical_alignment="center")
+    c[0].caption(":material/history: Not kept for monitoring yet (trying dates or lists records nothing). "
+                 f"Downloading a list made from this scoring keeps it, all {len(scores):,} users scored, so the "
+                 "Monitor page can check it once its horizon has passed.")
     if c[1].button("Record this scoring for monitoring", icon=":material/bookmark_add:", key=key):
         if record(run, scores, frame, model=model, data_key=data_key, data_name=data_name):
             st.rerun()
