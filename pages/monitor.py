@@ -21,6 +21,7 @@ def main() -> None:
     if picked is None:
         return
     run, scorings = picked
+    monitor_panels.history_panel(run, scorings)
     table = monitor_panels.pick_data()
     if table is None:
         return

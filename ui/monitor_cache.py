@@ -57,10 +57,16 @@ def run_key(run) -> str:
     return f"recorded:{rid}" if rid else cache.manifest_digest(run.path)
 
 
+def history_key(mine: pd.DataFrame) -> str:
+    """What a report depends on in the history: every scoring's id and users (a scoring recorded or deleted, or a
+    customer added to the service's scoring of the day, makes another key)."""
+    return ",".join(f"{i}:{int(u)}" for i, u in zip(mine["scoring_id"], mine["users"]))
+
+
 @st.cache_data(max_entries=16, show_spinner="Comparing the recorded scorings with what happened...")
-def report(key: str, data_key: str, scorings: int, last_scoring: str, _run=None, _df: pd.DataFrame | None = None):
-    """The monitoring report of a run version against a table, once per recorded number of scorings (a new scoring
-    of the run makes a new report; the history only grows)."""
+def report(key: str, data_key: str, scorings: int, history: str, _run=None, _df: pd.DataFrame | None = None):
+    """The monitoring report of a run version against a table, once per state of its recorded scorings
+    (:func:`history_key`)."""
     return monitor.monitor_report(_run, _df, require_observed=False)
 
 

@@ -65,8 +65,9 @@ def empty_state() -> None:
         with st.container(border=True):
             st.markdown("**To monitor a run**")
             st.markdown("1. **Score new data** with it on the At-risk page (the table loaded on the Data page) or "
-                        "with *Score a file* on the Models page; the `score` command records too. Every scoring is "
-                        "kept in the workspace's scoring history.\n"
+                        "with *Score a file* on the Models page, and **download the list** (or press *Record this "
+                        "scoring for monitoring*): that scoring is kept in the workspace's scoring history. Trying "
+                        "dates records nothing; the `score` command records too.\n"
                         "2. **Wait for the horizon** to pass after the scoring date (as-of date + horizon).\n"
                         "3. **Come back with the newer data** loaded on the Data page: this page compares each "
                         "scoring with what happened and says whether to retrain.")
@@ -138,8 +139,9 @@ def pick_run(h: pd.DataFrame) -> tuple[Any, pd.DataFrame] | None:
                           format_func=_run_label(recorded, saved),
                           help="Saved runs, and runs deleted since they scored (their scoring history is kept).")
     if not recorded.get(name):
-        st.info(f"No scoring of run {name!r} is recorded yet: score new data with it on the At-risk page, then come "
-                "back once its horizon has passed.", icon=":material/info:")
+        st.info(f"No scoring of run {name!r} is recorded yet: score new data with it on the At-risk page and "
+                "download the list (or record the scoring), then come back once its horizon has passed.",
+                icon=":material/info:")
         st.page_link(AT_RISK_PAGE, label="Score users on the At-risk page", icon=":material/person_alert:")
         return None
     with guard(f"opening run {name!r}") as g:
@@ -158,6 +160,38 @@ def pick_run(h: pd.DataFrame) -> tuple[Any, pd.DataFrame] | None:
     c[1].caption(f":material/history: {len(mine):,} scoring{'s' if len(mine) > 1 else ''} recorded, as of "
                  f"{first if first == last else f'{first} to {last}'}. Run {where}.")
     return run, mine
+
+
+SOURCES = {"app": "the app", "cli": "the score command", "service": "the scoring service", "demo": "the demo"}
+
+
+def _scoring_label(rows: dict):
+    def label(sid: str) -> str:
+        r = rows[sid]
+        when = pd.Timestamp(r["recorded_at"]).strftime("%Y-%m-%d %H:%M")
+        return (f"as of {r['as_of']} · {r['model']} · {int(r['users']):,} users · by "
+                f"{SOURCES.get(r['source'], r['source'] or 'unknown')}, recorded {when}")
+    return label
+
+
+def history_panel(run, mine: pd.DataFrame) -> None:
+    """The run's recorded scorings, and deleting one (a date tried by mistake) once the analyst confirms."""
+    many = len(mine) > 1
+    with st.expander(f"Recorded scoring{'s' if many else ''} of this run ({len(mine)}): delete one",
+                     icon=":material/history:"):
+        rows = dict(zip(mine["scoring_id"], mine.to_dict("records")))
+        c = st.columns([5, 2, 1], vertical_alignment="bottom")
+        sid = c[0].selectbox("Scoring", list(rows), index=None, placeholder="Choose a scoring to delete",
+                             format_func=_scoring_label(rows), key=_k("delete"))
+        sure = c[1].checkbox("Yes, delete it from the history", key=_k("delete", "confirm", sid),
+                             disabled=sid is None, help="Its users and their scores are removed for good; the "
+                             "list already downloaded is not affected.")
+        if c[2].button("Delete", icon=":material/delete:", key=_k("delete", "go"), disabled=not (sid and sure)):
+            with guard("deleting the scoring") as g:
+                monitor.delete_scoring(sid, run)
+            if not g.failed:
+                st.toast(f"Deleted the scoring {_scoring_label(rows)(sid)}.", icon=":material/delete:")
+                st.rerun()
 
 
 def pick_data() -> LoadedTable | None:
@@ -180,7 +214,7 @@ def load_report(run, mine: pd.DataFrame, table: LoadedTable) -> monitor.MonitorR
     """The report of the run against the table (cached), or None with the error and what to do."""
     with guard("comparing the scorings with the data") as g:
         report = monitor_cache.report(monitor_cache.run_key(run), table.table_key, len(mine),
-                                      str(mine["scoring_id"].max()), run, table.df)
+                                      monitor_cache.history_key(mine), run, table.df)
     if g.failed:
         st.caption(":material/lock: The recorded scorings are kept as they were. Load a table with the run's "
                    "columns on the Data page (the newer version of the data it scored) and come back.")
@@ -299,6 +333,16 @@ def calibration_panel(report: monitor.MonitorReport, key: str) -> None:
                      "churners": st.column_config.NumberColumn("churners", format="%.0f")})
 
 
+def _drift_table(drift: pd.DataFrame, key: str) -> None:
+    show = drift.drop(columns=[c for c in ("feature", "kind", "expected_ageing") if c in drift.columns])
+    st.dataframe(show.assign(band=show["band"].map(lambda b: BANDS.get(b, b))), hide_index=True, width="stretch",
+                 key=key, column_config={
+                     "label": st.column_config.TextColumn("feature"), "psi": _num("PSI"),
+                     "n_reference": st.column_config.NumberColumn("reference rows", format="localized"),
+                     "n_current": st.column_config.NumberColumn("current users", format="localized"),
+                     "missing_reference": _pct("missing (reference)"), "missing_current": _pct("missing (current)")})
+
+
 def drift_panel(report: monitor.MonitorReport, key: str) -> None:
     info, score = report.drift_info, report.score_drift or {}
     st.caption(f"The latest population in the data ({info.get('users') or 0:,} users as of {info.get('as_of')}) "
@@ -307,12 +351,17 @@ def drift_panel(report: monitor.MonitorReport, key: str) -> None:
     if score.get("psi") is not None:
         st.metric("Drift of the churn probability (PSI)", f"{score['psi']:.3f} · {score.get('band')}",
                   help=f"Band: {BANDS.get(score.get('band'), score.get('band'))}.")
-    st.plotly_chart(plots.drift_bars(report.drift, report.score_drift), width="stretch", key=_k(key, "drift"))
-    table = report.drift.assign(band=report.drift["band"].map(lambda b: BANDS.get(b, b)))
-    st.dataframe(table, hide_index=True, width="stretch", key=_k(key, "drift", "table"), column_config={
-        "psi": _num("PSI"), "n_reference": st.column_config.NumberColumn("reference rows", format="localized"),
-        "n_current": st.column_config.NumberColumn("current users", format="localized"),
-        "missing_reference": _pct("missing (reference)"), "missing_current": _pct("missing (current)")})
+    drift = report.drift
+    ageing = drift["expected_ageing"].astype(bool) if "expected_ageing" in drift else pd.Series(False, drift.index)
+    st.plotly_chart(plots.drift_bars(drift[~ageing], report.score_drift), width="stretch", key=_k(key, "drift"))
+    _drift_table(drift[~ageing], _k(key, "drift", "table"))
+    if ageing.any():
+        st.markdown(f"**Expected ageing** ({int(ageing.sum())} features)")
+        st.caption(":material/hourglass_bottom: These features grow as customers' histories get longer: days since "
+                   "the first purchase, totals since then, the longest gap so far. The latest customers are older "
+                   "than the rows the run learned from, so these features move even when nothing about the "
+                   "customers changed. Their drift is expected and is never a reason to watch or retrain.")
+        _drift_table(drift[ageing], _k(key, "drift", "ageing"))
 
 
 def segments_panel(report: monitor.MonitorReport, key: str) -> None:

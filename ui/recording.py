@@ -1,15 +1,18 @@
-"""Recording the app's scorings in the workspace's scoring history, once per scoring, so the Monitor page can later
-compare them with what happened.
+"""Recording the app's scorings in the workspace's scoring history, so the Monitor page can later compare them with
+what happened.
 
-A scoring is one run version (its manifest digest), one table (its content key), one as-of date and one model. Reruns
-of a page, the same file scored again on the Models page, or the page opened again in a new session after a reload do
-not add another copy: the session remembers what it recorded, and the history is asked whether the same scoring (same
-run version, model, as-of date, users and mean probability) is already in it. Scoring a run's own validation
-users is not a scoring of new data and is never recorded.
+A scoring is recorded only when the analyst uses it: when they download the list (or the scores) made from it, or
+press "Record this scoring for monitoring". Trying as-of dates, models, methods or segments records nothing, so the
+history holds the scorings that were acted on, not every date tried. A scoring is one run version (its manifest
+digest), one table (its content key), one as-of date and one model, recorded once: downloading twice, reruns, or
+the same scoring recorded by an earlier session or by the score command (same run version, model, as-of date, users
+and mean probability) do not add a copy. Scoring a run's own validation users is not a scoring of new data and is
+never offered.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
@@ -48,25 +51,56 @@ def _already_kept(run, scores: pd.DataFrame, as_of: str, model: str) -> bool:
     return any(math.isclose(float(m), mean, rel_tol=0, abs_tol=1e-9) for m in same["mean_probability"])
 
 
-def record_once(run, scores: pd.DataFrame, frame: pd.DataFrame, *, model: str, data_key: str,
-                data_name: str) -> None:
-    """Keep this scoring of new data in the scoring history (once), and say so under the scores. A history that
-    cannot be written is a warning: the scores on screen are unaffected."""
+def _known(run, scores: pd.DataFrame, frame: pd.DataFrame, model: str, data_key: str) -> tuple[str, str, str | None]:
+    """(the scoring's key, its as-of date, what to say when it is in the history already, else None)."""
     as_of = scoring.scoring_date(frame)
     key = scoring_key(run, data_key, as_of, model)
     note = state.recorded(key)
-    if note is None:
-        try:
-            if _already_kept(run, scores, as_of, model):
-                note = f"Already in the scoring history: {come_back_note(run, as_of)}."
-            else:
-                monitor.record_scoring(run, (scores, frame), model=model, source="app", data_name=data_name)
-                note = f"Recorded in the scoring history: {come_back_note(run, as_of)}."
-        except (RetentionError, OSError) as exc:
-            st.warning(f"This scoring could not be kept in the scoring history, so the Monitor page will not see it "
-                       f"({exc}). The scores below are not affected.", icon=":material/warning:")
-            return
+    if note is None and _already_kept(run, scores, as_of, model):
+        note = f"Already in the scoring history: {come_back_note(run, as_of)}."
         state.set_recorded(key, note)
-    c = st.columns([4, 1], vertical_alignment="center")
-    c[0].caption(f":material/history: {note}")
-    c[1].page_link(MONITOR_PAGE, label="Open Monitor", icon=":material/monitor_heart:")
+    return key, as_of, note
+
+
+def record(run, scores: pd.DataFrame, frame: pd.DataFrame, *, model: str, data_key: str, data_name: str) -> bool:
+    """Keep this scoring of new data (every user scored) in the scoring history, once; False when it could not be
+    (a warning: the scores and the download are unaffected)."""
+    try:
+        key, as_of, note = _known(run, scores, frame, model, data_key)
+        if note is None:
+            monitor.record_scoring(run, (scores, frame), model=model, source="app", data_name=data_name)
+            state.set_recorded(key, f"Recorded in the scoring history: {come_back_note(run, as_of)}.")
+        return True
+    except (RetentionError, OSError) as exc:
+        st.warning(f"This scoring could not be kept in the scoring history, so the Monitor page will not see it "
+                   f"({exc}). The scores are not affected.", icon=":material/warning:")
+        return False
+
+
+def on_download(run, scores: pd.DataFrame, frame: pd.DataFrame, *, model: str, data_key: str,
+                data_name: str) -> Callable[[], None]:
+    """The callback of a download of a list made from this scoring: downloading it records the scoring (once)."""
+    def _record() -> None:
+        record(run, scores, frame, model=model, data_key=data_key, data_name=data_name)
+    return _record
+
+
+def record_panel(run, scores: pd.DataFrame, frame: pd.DataFrame, *, model: str, data_key: str, data_name: str,
+                 key: str) -> None:
+    """Under the scores: whether the scoring is kept for monitoring, and a button to keep it when it is not."""
+    try:
+        _, _, note = _known(run, scores, frame, model, data_key)
+    except (RetentionError, OSError):
+        note = None  # the history cannot be read: recording says why, if the analyst asks
+    if note is not None:
+        c = st.columns([4, 1], vertical_alignment="center")
+        c[0].caption(f":material/history: {note}")
+        c[1].page_link(MONITOR_PAGE, label="Open Monitor", icon=":material/monitor_heart:")
+        return
+    c = st.columns([3, 2], vertical_alignment="center")
+    c[0].caption(":material/history: Not kept for monitoring yet (trying dates or lists records nothing). "
+                 f"Downloading a list made from this scoring keeps it, all {len(scores):,} users scored, so the "
+                 "Monitor page can check it once its horizon has passed.")
+    if c[1].button("Record this scoring for monitoring", icon=":material/bookmark_add:", key=key):
+        if record(run, scores, frame, model=model, data_key=data_key, data_name=data_name):
+            st.rerun()

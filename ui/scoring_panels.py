@@ -34,14 +34,16 @@ def _m(*parts: Any) -> str:
 
 @dataclass(frozen=True)
 class Scored:
-    """The users scored on the At-risk page: scores, feature rows, activity sequences (sequence models), and what
-    they were scored on (the table's key or ``validation``, the as-of date)."""
+    """The users scored on the At-risk page: scores, feature rows, activity sequences (sequence models), what they
+    were scored on (the table's key or ``validation``, the as-of date), with which model, and the table's name."""
 
     scores: pd.DataFrame
     frame: pd.DataFrame
     seq: Any
     data_key: str
     as_of: str | None
+    model: str = ""
+    data_name: str | None = None
 
 
 # ================================================================================================ at-risk
@@ -84,10 +86,10 @@ def score_panel(data: cache.RunData, model: str) -> Scored | None:
                 as_of = str(day) if day else None
             run = run_picker.open_run(data.name)
             scores, frame, seq = cache.score_users(data.path, stamp, table.table_key, as_of, model, run, table.df)
-            scored = Scored(scores, frame, seq, table.table_key, as_of)
+            scored = Scored(scores, frame, seq, table.table_key, as_of, model, table.name)
         else:
             scores, frame = cache.validation_scores(data.path, stamp, model)
-            scored = Scored(scores, frame, None, "validation", None)
+            scored = Scored(scores, frame, None, "validation", None, model)
     if g.failed:
         return None
     if not len(scored.scores):
@@ -95,10 +97,11 @@ def score_panel(data: cache.RunData, model: str) -> Scored | None:
                    icon=":material/warning:")
         return None
     st.caption(f"{len(scored.scores):,} users scored; as of {scoring.scoring_date(scored.frame)}.")
-    # -- monitoring: a scoring of new data is kept in the scoring history once (never the validation users)
+    # -- monitoring: a scoring of new data is kept when its list is downloaded or on request (never the validation
+    # users; trying dates records nothing)
     if scored.data_key != "validation" and table is not None:
-        recording.record_once(run_picker.open_run(data.name), scored.scores, scored.frame, model=model,
-                              data_key=scored.data_key, data_name=table.name)
+        recording.record_panel(run_picker.open_run(data.name), scored.scores, scored.frame, model=model,
+                               data_key=scored.data_key, data_name=table.name, key=_k(data.name, "record"))
     # -- end monitoring
     return scored
 
@@ -217,7 +220,12 @@ def list_panel(data: cache.RunData, scored: Scored, list_df: pd.DataFrame) -> No
                 help=f"Sum of churn probability x {basis or 'one per user'}.")
     at_risk_table(list_df, _k(data.name, "table"))
     day = scoring.scoring_date(scored.frame)
-    list_download(list_df, f"at_risk_{data.name.replace(' ', '_')}_{day}.csv", _k(data.name, "download"))
+    keep = None  # downloading a list made from new data records its scoring for monitoring
+    if scored.data_key != "validation":
+        keep = recording.on_download(run_picker.open_run(data.name), scored.scores, scored.frame, model=scored.model,
+                                     data_key=scored.data_key, data_name=scored.data_name or "")
+    list_download(list_df, f"at_risk_{data.name.replace(' ', '_')}_{day}.csv", _k(data.name, "download"),
+                  on_download=keep)
 
 
 # ================================================================================================ models page
@@ -338,9 +346,11 @@ def score_file_panel(names: list[str]) -> None:
     c[0].metric("Users scored", f"{len(scored):,}")
     c[1].metric("At risk", f"{flagged:,}", help=f"Churn probability at least {threshold:.3f} (the run's threshold).")
     c[2].metric("Expected churners", f"{scoring.list_summary(scored)['expected_churners']:,.0f}")
-    # -- monitoring: the scoring of the file is kept in the scoring history once
-    recording.record_once(run, scores, frame, model=model, data_key=table.table_key, data_name=table.name)
+    # -- monitoring: the scoring of the file is kept when its scores are downloaded or on request
+    kept = {"model": model, "data_key": table.table_key, "data_name": table.name}
+    recording.record_panel(run, scores, frame, key=_m("score", "record"), **kept)
     # -- end monitoring
     at_risk_table(scored, _m("score", "table"))
     list_download(scored, f"scores_{name.replace(' ', '_')}_{scoring.scoring_date(frame)}.csv",
-                  _m("score", "download"), label="Download the scores (CSV)")
+                  _m("score", "download"), label="Download the scores (CSV)",
+                  on_download=recording.on_download(run, scores, frame, **kept))

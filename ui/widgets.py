@@ -3,6 +3,7 @@ there is nothing to show yet, metric cards and the tables (leaderboard, at-risk 
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -193,9 +194,10 @@ def at_risk_table(list_df: pd.DataFrame, key: str) -> None:
     st.dataframe(show, hide_index=True, width="stretch", column_config=cfg, key=key)
 
 
-def list_download(list_df: pd.DataFrame, file_name: str, key: str, label: str = "Download the list (CSV)") -> None:
+def list_download(list_df: pd.DataFrame, file_name: str, key: str, label: str = "Download the list (CSV)",
+                  on_download: Callable[[], None] | None = None) -> None:
     """A CSV download of the list (formula-safe: cells a spreadsheet would run are quoted), with the option to
-    replace user ids by keyed pseudonyms."""
+    replace user ids by keyed pseudonyms; ``on_download`` runs when it is downloaded (then the page reruns)."""
     c = st.columns([2, 3], vertical_alignment="bottom")
     pseudo = c[0].toggle("Pseudonymise user ids", key=f"{key}:pseudo",
                          help="Replace each user id by a keyed pseudonym (HMAC-SHA256). The same key always gives the "
@@ -215,4 +217,4 @@ def list_download(list_df: pd.DataFrame, file_name: str, key: str, label: str = 
         return export.export_csv_bytes(out)
 
     st.download_button(label, data=data, file_name=file_name, mime="text/csv", icon=":material/download:",
-                       key=f"{key}:download", disabled=not ready, on_click="ignore", type="primary")
+                       key=f"{key}:download", disabled=not ready, on_click=on_download or "ignore", type="primary")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -155,36 +155,54 @@ def _trend(v: float, noun: str, unit_one: str, unit_many: str) -> str:
     return f"{noun} more in the last 90 days than the 90 before"
 
 
-# exact names -> (label for charts, text(v, ref, lab) for reasons)
+# exact names -> (label for charts, text(v, ref, lab) for reasons[, AGES]). AGES marks a feature that grows with the
+# customer's age: a lifetime span, total, distinct count or running extreme over every event up to the as-of date,
+# whose value can only move one way as a customer's history gets longer (the lowest rating given only falls), so a
+# longer log shifts its distribution even when nothing about the customers changed (see :func:`grows_with_age`).
+# Unflagged: trailing windows and their trends (fixed length), recency (bounded by the lookback: the population bought
+# within it), ratios and means (average order value, return rate, usual gap) and attributes.
 _T = Callable[[float, float | None, str], str]
-_KNOWN: dict[str, tuple[str, _T]] = {
+AGES = True
+
+
+class _Wording(NamedTuple):
+    label: str
+    text: _T | None
+    grows_with_age: bool = False
+
+
+_KNOWN: dict[str, tuple] = {
     "recency_days": ("Days since last purchase",
                      lambda v, r, l: f"No purchase for {_whole(v)} days" + _typ(r, l, _whole)),
     "days_since_last_event": ("Days since last activity",
                               lambda v, r, l: f"No activity for {_whole(v)} days" + _typ(r, l, _whole)),
     "tenure_days": ("Days since first purchase",
-                    lambda v, r, l: f"First purchase {_whole(v)} days ago" + _typ(r, l, _whole)),
+                    lambda v, r, l: f"First purchase {_whole(v)} days ago" + _typ(r, l, _whole), AGES),
     "first_to_last_days": ("Days from first to last purchase",
-                           lambda v, r, l: f"{_whole(v)} days between first and last purchase" + _typ(r, l, _whole)),
+                           lambda v, r, l: f"{_whole(v)} days between first and last purchase"
+                           + _typ(r, l, _whole), AGES),
     "repeat_purchases": ("Repeat purchase days",
                          lambda v, r, l: ("No repeat purchase yet" + _typ(r, l)) if v == 0
-                         else _count(v, r, l, "repeat purchase day", "repeat purchase days", "so far")),
-    "orders_total": ("Orders in total", lambda v, r, l: _count(v, r, l, "order", "orders", "in total")),
+                         else _count(v, r, l, "repeat purchase day", "repeat purchase days", "so far"), AGES),
+    "orders_total": ("Orders in total", lambda v, r, l: _count(v, r, l, "order", "orders", "in total"), AGES),
     "active_days_total": ("Active days in total",
-                          lambda v, r, l: _count(v, r, l, "active day", "active days", "in total")),
-    "revenue_total": ("Spend in total", lambda v, r, l: _money(v, r, l, "in total")),
-    "units_total": ("Items bought in total", lambda v, r, l: _count(v, r, l, "item", "items", "bought in total")),
-    "lines_total": ("Order lines in total", lambda v, r, l: _count(v, r, l, "order line", "order lines", "in total")),
+                          lambda v, r, l: _count(v, r, l, "active day", "active days", "in total"), AGES),
+    "revenue_total": ("Spend in total", lambda v, r, l: _money(v, r, l, "in total"), AGES),
+    "units_total": ("Items bought in total",
+                    lambda v, r, l: _count(v, r, l, "item", "items", "bought in total"), AGES),
+    "lines_total": ("Order lines in total",
+                    lambda v, r, l: _count(v, r, l, "order line", "order lines", "in total"), AGES),
     "returns_total": ("Returned items", lambda v, r, l: f"{format_number(v)} {_plural(v, 'item', 'items')} returned"
-                      + _typ(r, l)),
+                      + _typ(r, l), AGES),
     "cancels_total": ("Cancelled items", lambda v, r, l: f"{format_number(v)} {_plural(v, 'item', 'items')} cancelled"
-                      + _typ(r, l)),
-    "events_total": ("Site events in total", lambda v, r, l: _count(v, r, l, "site event", "site events", "in total")),
+                      + _typ(r, l), AGES),
+    "events_total": ("Site events in total",
+                     lambda v, r, l: _count(v, r, l, "site event", "site events", "in total"), AGES),
     "browsing_total": ("Browsing events in total",
-                       lambda v, r, l: _count(v, r, l, "browsing event", "browsing events", "in total")),
-    "ratings_count": ("Ratings given", lambda v, r, l: _count(v, r, l, "rating", "ratings", "given")),
+                       lambda v, r, l: _count(v, r, l, "browsing event", "browsing events", "in total"), AGES),
+    "ratings_count": ("Ratings given", lambda v, r, l: _count(v, r, l, "rating", "ratings", "given"), AGES),
     "rating_mean": ("Average rating", lambda v, r, l: f"Average rating {format_number(v)}" + _typ(r, l)),
-    "rating_min": ("Lowest rating", lambda v, r, l: f"Lowest rating given: {format_number(v)}" + _typ(r, l)),
+    "rating_min": ("Lowest rating", lambda v, r, l: f"Lowest rating given: {format_number(v)}" + _typ(r, l), AGES),
     "avg_order_value": ("Average order value", lambda v, r, l: f"Average order value {_whole(v)}"
                         + _typ(r, l, _whole)),
     "lines_per_order": ("Items per order", lambda v, r, l: f"{format_number(v)} items per order" + _typ(r, l)),
@@ -206,14 +224,14 @@ _KNOWN: dict[str, tuple[str, _T]] = {
     "gap_std_days": ("Irregularity of purchases (days)",
                      lambda v, r, l: f"Irregular buying rhythm (gaps vary by {_whole(v)} days)" + _typ(r, l, _whole)),
     "gap_max_days": ("Longest gap between purchases",
-                     lambda v, r, l: f"Longest gap between purchases: {_whole(v)} days" + _typ(r, l, _whole)),
+                     lambda v, r, l: f"Longest gap between purchases: {_whole(v)} days" + _typ(r, l, _whole), AGES),
     "recency_vs_usual_gap": ("Silence vs usual gap",
                              lambda v, r, l: f"Silent for {format_number(v)}x their usual time between purchases"
                              + _typ(r, l, lambda x: f"{format_number(x)}x")),
     "n_products": ("Different products bought",
-                   lambda v, r, l: _count(v, r, l, "different product", "different products", "bought")),
+                   lambda v, r, l: _count(v, r, l, "different product", "different products", "bought"), AGES),
     "n_categories": ("Categories bought",
-                     lambda v, r, l: _count(v, r, l, "category", "categories", "bought from")),
+                     lambda v, r, l: _count(v, r, l, "category", "categories", "bought from"), AGES),
 }
 
 _MISSING_TEXT = {
@@ -228,6 +246,8 @@ _MISSING_TEXT = {
     "cancel_rate": "No items bought to compare cancellations with",
 }
 
+# name patterns -> (label, text[, AGES]): trailing windows per event type, lifetime totals per event type (AGES) and
+# the weekly activity units of the sequence models
 _WINDOW = [
     (re.compile(r"^orders_(\d+)d$"), lambda m: f"Orders in the last {m.group(1)} days",
      lambda m: lambda v, r, l: _count(v, r, l, "order", "orders", _window_words(m.group(1)))),
@@ -240,7 +260,7 @@ _WINDOW = [
                                       f"'{_slug_words(m.group(1))}' events", _window_words(m.group(2)))),
     (re.compile(r"^events_(.+)_total$"), lambda m: f"'{_slug_words(m.group(1))}' events in total",
      lambda m: lambda v, r, l: _count(v, r, l, f"'{_slug_words(m.group(1))}' event",
-                                      f"'{_slug_words(m.group(1))}' events", "in total")),
+                                      f"'{_slug_words(m.group(1))}' events", "in total"), AGES),
     # activity units of the sequence models
     (re.compile(r"^orders (in the last \d+ weeks?|\d+-\d+ weeks ago)$"), lambda m: m.group(0).capitalize(),
      lambda m: lambda v, r, l: _count(v, r, l, "order", "orders", m.group(1))),
@@ -263,14 +283,28 @@ def _pretty(name: str) -> str:
     return s
 
 
-def _lookup(feature: str) -> tuple[str, _T | None]:
+def _wording(feature: str) -> _Wording:
+    """A feature's label, reason text and age flag: a known feature's, a windowed one's, else its name in words."""
     if feature in _KNOWN:
-        return _KNOWN[feature]
-    for pattern, label, text in _WINDOW:
+        return _Wording(*_KNOWN[feature])
+    for pattern, label, text, *ages in _WINDOW:
         m = pattern.match(feature)
         if m:
-            return label(m), text(m)
-    return _pretty(feature), None
+            return _Wording(label(m), text(m), *ages)
+    return _Wording(_pretty(feature), None)
+
+
+def _lookup(feature: str) -> tuple[str, _T | None]:
+    w = _wording(feature)
+    return w.label, w.text
+
+
+def grows_with_age(feature: str) -> bool:
+    """Whether a product feature grows with the customer's age (``tenure_days``, lifetime totals such as
+    ``orders_total``, ``gap_max_days``; see the flags beside the labels above): its distribution shifts as the log
+    gets longer even when the customers behave as before, so monitoring reports its drift as expected ageing.
+    Columns of a user table and unknown names: False."""
+    return _wording(str(feature)).grows_with_age
 
 
 def feature_label(feature: str) -> str:

@@ -1,8 +1,9 @@
 """Monitoring: the scoring history, realised outcomes once the horizon has passed, drift, and a verdict.
 
-An at-risk list is used and forgotten; monitoring closes the loop. Every scoring is recorded in the workspace
-(:func:`record_scoring`, ``RETENTION_WORKSPACE/history.duckdb``, see :mod:`.store`); :func:`monitor_report` compares
-each recorded scoring with what happened in new data (labels exactly as training makes them, :mod:`.realised`),
+An at-risk list is used and forgotten; monitoring closes the loop. A scoring is recorded in the workspace
+(:func:`record_scoring`, ``RETENTION_WORKSPACE/history.duckdb``, see :mod:`.store`) by the ``score`` command, by the
+app when a list is downloaded or the analyst asks, and by the service on request; one can be deleted
+(:func:`delete_scoring`). :func:`monitor_report` compares each recorded scoring with what happened in new data (labels exactly as training makes them, :mod:`.realised`),
 measures the drift of the latest population against the run's training rows (PSI, :mod:`.drift`) and words a verdict
 (:mod:`.verdict`). :mod:`.plots` draws the report; :func:`demo_on_sample` fills it from the built-in sample.
 """
@@ -24,6 +25,7 @@ from .report import MonitorReport, monitor_report, resolve_run, what_next
 from .store import (
            HISTORY_FILE,
            Recorded,
+           delete_scoring,
            history_path,
            recorded_run,
            scores_of,
@@ -32,6 +34,6 @@ from .store import (
 from .verdict import Verdict, verdict
 
 __all__ = ["HISTORY_FILE", "MonitorReport", "Recorded", "Verdict", "band", "calibration_by_decile", "compare",
-           "demo_on_sample", "drift_table", "feature_reference", "history_path", "monitor_report", "psi",
-           "psi_from_shares", "realised_metrics", "record_scoring", "recorded_run", "resolve_run", "scores_of",
+           "delete_scoring", "demo_on_sample", "drift_table", "feature_reference", "history_path", "monitor_report",
+           "psi", "psi_from_shares", "realised_metrics", "record_scoring", "recorded_run", "resolve_run", "scores_of",
            "scorings", "segment_outcomes", "training_reference", "verdict", "what_next"]

@@ -93,16 +93,18 @@ def calibration_by_decile(calibration: pd.DataFrame, as_of: str | None = None, *
 
 def drift_bars(drift: pd.DataFrame, score_drift: dict | None = None, *, top: int = 20,
                title: str | None = "Drift of the latest population (PSI)") -> go.Figure:
-    """PSI per feature (the ``top`` largest), coloured by band, with the 0.1 and 0.25 band lines; the score's PSI as
-    the first bar when known. Hover shows the sample sizes."""
+    """PSI per feature (the ``top`` largest; named by ``label`` when the table has it), coloured by band, with the 0.1
+    and 0.25 band lines; the score's PSI as the first bar when known. Hover shows the sample sizes."""
     f = drift.head(top).copy()
     if score_drift is not None and score_drift.get("psi") is not None:
-        f = pd.concat([pd.DataFrame([{"feature": "churn probability (score)", **score_drift}]), f], ignore_index=True)
+        score = {"feature": "churn probability (score)", "label": "Churn probability (the score)", **score_drift}
+        f = pd.concat([pd.DataFrame([score]), f], ignore_index=True)
     if not len(f):
         return _empty(title, "No feature to compare")
     f = f.iloc[::-1]
+    names = f["label"].fillna(f["feature"]) if "label" in f else f["feature"]
     fig = go.Figure()
-    fig.add_bar(y=f["feature"], x=f["psi"].astype(float), orientation="h", showlegend=False,
+    fig.add_bar(y=names, x=f["psi"].astype(float), orientation="h", showlegend=False,
                 marker_color=[BAND_COLOURS.get(b, UNLABELLED) for b in f["band"]],
                 customdata=np.c_[f["band"].astype(str), f["n_reference"], f["n_current"]],
                 hovertemplate="%{y}<br>PSI %{x:.3f} (%{customdata[0]})<br>reference %{customdata[1]:,} rows, "

@@ -69,7 +69,7 @@ def calibration_by_decile(y, p, deciles) -> pd.DataFrame:
 def segment_outcomes(y, p, segments: pd.DataFrame) -> pd.DataFrame:
     """Realised figures per value of each segment column (small segments kept and marked ``reliable`` False)."""
     parts = []
-    for col in segments.columns:
+    for col in segments.columns if len(segments) else []:  # none of the users scored in the data: no segment
         m = segment_metrics(y, p, segments[col].reset_index(drop=True))
         m.insert(0, "column", col)
         parts.append(m.rename(columns={"mean_predicted": "predicted_rate", "recall_top10": "recall_at_10pct"}))

@@ -9,7 +9,9 @@
 
 with more keys beside them (status and the date a waiting scoring becomes observable, validation figures, calibration
 by decile, per-segment figures, sample sizes). ``users`` counts the users scored, ``observed`` those whose outcome the
-data shows.
+data shows. Each feature's drift row also has its ``label`` in plain words and ``expected_ageing``: true for a feature
+of an event log that grows with the customers' age (tenure, lifetime totals), whose drift is reported apart
+(``drift.expected_ageing`` lists them) and never drives the verdict.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import pandas as pd
 from ..bundle import load_run
 from ..dataset import data_end
 from ..errors import BundleError, DataError
+from ..explain.wording import feature_label, grows_with_age
 from . import store
 from .drift import drift_table, score_drift
 from .realised import (
@@ -47,6 +50,9 @@ from .verdict import Verdict, verdict
 
 SCORING_COLUMNS = ["scoring_id", "as_of", "model", "threshold", "horizon_days", "recorded_at", "source", "data_name",
                    "users", "observed", "churners", "status", "observable_from"] + METRIC_KEYS
+AGEING_NOTE = ("These features grow as customers' histories get longer (days since the first purchase, lifetime "
+               "totals, the longest gap): their drift is expected ageing, not a change in the customers, and is "
+               "never a reason to watch or retrain.")
 VALIDATION_KEYS = ["roc_auc", "pr_auc", "brier", "recall_at_10pct", "churn_rate", "predicted_rate"]
 
 
@@ -80,8 +86,10 @@ class MonitorReport:
                          "validation": {k: r.get(f"validation_{k}") for k in VALIDATION_KEYS},
                          "calibration": _records(self.calibration, sid), "segments": _records(self.segments, sid)})
         score = self.score_drift or {}
+        ageing = self.drift[self.drift["expected_ageing"]] if "expected_ageing" in self.drift else self.drift[:0]
         drift = {**self.drift_info, "features": self.drift.to_dict("records"), "score_psi": score.get("psi"),
-                 "score_band": score.get("band"), "score_users": score.get("n_current")}
+                 "score_band": score.get("band"), "score_users": score.get("n_current"),
+                 "expected_ageing": ageing["feature"].tolist(), "expected_ageing_note": AGEING_NOTE}
         out = {"run": self.run, "run_id": self.run_id, "data_end": self.data_end, "scorings": rows, "drift": drift,
                "verdict": self.verdict.text, "verdict_level": self.verdict.level,
                "verdict_reasons": self.verdict.reasons, "notes": self.notes}
@@ -138,8 +146,8 @@ def _history(run, workspace) -> pd.DataFrame:
     if not len(history):
         where = store.history_path(workspace)
         raise DataError(f"No scoring of run {Path(run.path).name!r} is recorded in the scoring history ({where}). "
-                        "Score a file with this run (the score command or the At-risk page record every scoring), "
-                        "then monitor it once its horizon has passed.")
+                        "Score a file with this run (the score command records it; in the app, download the list "
+                        "or record the scoring), then monitor it once its horizon has passed.")
     return history
 
 
@@ -220,10 +228,19 @@ def _drift(run, data: pd.DataFrame, history: pd.DataFrame) -> tuple[pd.DataFrame
     else:
         frame, _ = features_for_run(run, data)
         notes.append(f"Run {run.name!r} was deleted: the score's drift needs its model and is left out.")
-    table = drift_table(reference, frame)
+    table = _ageing(drift_table(reference, frame), run.info.get("kind") == "events")
     info = {"as_of": _as_of(frame), "users": int(len(frame)), "reference": reference.get("source"),
             "reference_rows": reference.get("rows"), "model": model if p is not None else None}
     return table, score_drift(reference, model, p), info, notes
+
+
+def _ageing(table: pd.DataFrame, events: bool) -> pd.DataFrame:
+    """Each feature's label in plain words, and whether its drift is expected ageing: a feature of an event log that
+    grows with the customers' age (:func:`~retention_core.explain.wording.grows_with_age`) moves as the log gets
+    longer even when nothing changed, so it is reported apart and never drives the verdict."""
+    table.insert(1, "label", [feature_label(f) for f in table["feature"]])
+    table["expected_ageing"] = [bool(events and grows_with_age(f)) for f in table["feature"]]
+    return table
 
 
 def _as_of(frame: pd.DataFrame) -> str | None:
@@ -265,9 +282,9 @@ def what_next(run, *, workspace=None, today=None) -> str:
     name = Path(str(getattr(run, "path", run))).name
     history = store.scorings(run, workspace=workspace)
     if not len(history):
-        return (f"No scoring of run {name!r} is recorded yet. Score a file with it (the At-risk page or the score "
-                "command record every scoring); once its horizon has passed, come back with the newer data to see "
-                "how the predictions turned out.")
+        return (f"No scoring of run {name!r} is recorded yet. Score a file with it and keep the scoring: download "
+                "the list on the At-risk page (or record the scoring there), or use the score command. Once its "
+                "horizon has passed, come back with the newer data to see how the predictions turned out.")
     today = pd.Timestamp(today or pd.Timestamp.now()).normalize()
     due = history.dropna(subset=["observable_from"]).sort_values("observable_from")
     ready = due[pd.to_datetime(due["observable_from"]) <= today]

@@ -6,12 +6,20 @@
   folder, kind and what monitoring needs once the run folder is gone (column roles, snapshot settings, features,
   thresholds, validation figures, the training reference for drift) as JSON in ``info``;
 - ``scorings``: one row per scoring: run, model, threshold, as-of date, horizon and lookback, when and from where it
-  was recorded (``cli`` or ``app``), the data file's name, users scored, mean churn probability and the segment
+  was recorded (``cli``, ``app``, ``service`` or ``demo``), the data file's name, users scored, mean churn probability and the segment
   columns kept;
 - ``scores``: one row per user scored: ``user_id, churn_probability, risk_decile, rank`` (rank 1 = most at risk,
   unique within a scoring);
 - ``score_segments``: one row per user (by ``rank``) and segment column (``segment``, ``value``), for per-segment
   outcomes.
+
+The service's recordings are grouped when read: each request with ``"record": true`` is written as it comes (one
+short append while the customer waits, whatever was recorded before), and every recording of the service (``source``
+``service``) of one run version, model and as-of date reads back as ONE scoring (:func:`scorings`, :func:`scores_of`:
+its first recording's id, its distinct users, a customer scored twice counted once with the latest probability,
+ranks recomputed across the group). So a day of one-user requests is one scoring of all the customers it scored, for
+the monitor and its verdict, in the list of scorings and when deleted (:func:`delete_scoring` removes the whole
+group, under the same lock and in one transaction like a write).
 
 Writers and readers hold an exclusive lock on ``history.duckdb.lock`` (``flock``, released by the system when a
 process dies) around short connections, so two scorings at the same time both land, one after the other; each
@@ -59,6 +67,9 @@ DDL = [
 SCORING_COLUMNS = ["scoring_id", "run_id", "run_name", "run_path", "model", "threshold", "as_of", "horizon_days",
                    "lookback_days", "recorded_at", "source", "data_name", "users", "mean_probability",
                    "segment_columns"]
+#: The source of the scoring service's recordings: those of one run version, model and as-of date are one scoring.
+SERVICE = "service"
+_GROUP = ["run_id", "model", "as_of"]
 
 
 def history_path(workspace: str | os.PathLike | None = None) -> Path:
@@ -277,14 +288,16 @@ def _match(con, run) -> tuple[str, list]:
 
 def scorings(run=None, *, workspace=None) -> pd.DataFrame:
     """The recorded scorings, oldest first: of one run (a loaded run: that saved version; a folder; a run name: every
-    version under that name), or of every run. ``observable_from`` is as-of + horizon (the first day the outcome can
-    be known), ``run_exists`` whether the run's folder is still there."""
+    version under that name), or of every run; the service's recordings of one run version, model and as-of date are
+    one scoring (``recordings`` counts what it groups). ``observable_from`` is as-of + horizon (the first day the
+    outcome can be known), ``run_exists`` whether the run's folder is still there."""
     with connect(workspace) as con:
         if con is None:
-            return pd.DataFrame(columns=SCORING_COLUMNS + ["observable_from", "run_exists"])
+            return pd.DataFrame(columns=SCORING_COLUMNS + ["recordings", "observable_from", "run_exists"])
         where, params = _match(con, run)
         out = con.execute(f"SELECT * FROM scorings {where} ORDER BY as_of NULLS LAST, recorded_at, scoring_id",
                           params).df()
+        out = _grouped(con, out)
     out["as_of"] = pd.to_datetime(out["as_of"]).dt.strftime("%Y-%m-%d").astype(object).where(out["as_of"].notna(),
                                                                                               None)
     out["segment_columns"] = [json.loads(s) if s else [] for s in out["segment_columns"]]
@@ -294,26 +307,109 @@ def scorings(run=None, *, workspace=None) -> pd.DataFrame:
     return out
 
 
+def _grouped(con, rows: pd.DataFrame) -> pd.DataFrame:
+    """The scorings with each group of service recordings (one run version, model and as-of date) as one row: the
+    first recording's id and time, the distinct users and their mean probability (a customer's latest)."""
+    rows = rows.assign(recordings=1)
+    service = rows["source"] == SERVICE
+    if service.sum() < 2:
+        return rows
+    keys = rows[_GROUP].astype(str).agg("|".join, axis=1)
+    keep, drop = [], []
+    for _, ids in rows.loc[service].groupby(keys[service], sort=False)["scoring_id"]:
+        first = ids.index[0]
+        if len(ids) > 1:
+            users, mean = _group_users(con, ids.tolist())
+            segs = dict.fromkeys(c for s in rows.loc[ids.index, "segment_columns"] for c in json.loads(s or "[]"))
+            rows.loc[first, ["users", "mean_probability", "recordings", "segment_columns", "data_name"]] = \
+                [users, mean, len(ids), json.dumps(list(segs)), f"{len(ids):,} service requests"]
+        keep.append(first)
+        drop += [i for i in ids.index if i != first]
+    return rows.drop(index=drop).reset_index(drop=True)
+
+
+def _group_users(con, ids: list[str]) -> tuple[int, float]:
+    """Distinct users of some recordings and the mean of each one's latest probability."""
+    marks = ", ".join("?" * len(ids))
+    n, mean = con.execute(f"""
+        SELECT count(*), avg(p) FROM (
+            SELECT s.churn_probability AS p, row_number() OVER (PARTITION BY s.user_id
+                   ORDER BY r.recorded_at DESC, r.scoring_id DESC, s."rank" DESC) AS k
+            FROM scores s JOIN scorings r USING (scoring_id) WHERE scoring_id IN ({marks}))
+        WHERE k = 1""", ids).fetchone()
+    return int(n), float(mean) if mean is not None else float("nan")
+
+
+def _members(con, scoring_id: str) -> pd.DataFrame:
+    """The recordings a scoring id stands for, oldest first: itself, or every service recording of its group."""
+    return con.execute("""
+        SELECT m.scoring_id, m.recorded_at FROM scorings s JOIN scorings m
+          ON m.scoring_id = s.scoring_id OR (s.source = ? AND m.source = ? AND m.run_id = s.run_id
+             AND m.model = s.model AND m.as_of IS NOT DISTINCT FROM s.as_of)
+        WHERE s.scoring_id = ? ORDER BY m.recorded_at, m.scoring_id""", [SERVICE, SERVICE, scoring_id]).df()
+
+
+def _scores_of_one(con, sid: str) -> pd.DataFrame:
+    """One recording's users in rank order, one column per segment kept."""
+    part = con.execute('SELECT scoring_id, user_id, churn_probability, risk_decile, "rank" FROM scores '
+                       'WHERE scoring_id = ? ORDER BY "rank"', [sid]).df()
+    segs = con.execute("SELECT DISTINCT segment FROM score_segments WHERE scoring_id = ? ORDER BY 1", [sid]).fetchall()
+    for (seg,) in segs:
+        v = con.execute('SELECT "rank", value FROM score_segments WHERE scoring_id = ? AND segment = ? '
+                        'ORDER BY "rank"', [sid, seg]).df()
+        part[seg] = pd.Series(v["value"].to_numpy(), index=v["rank"].to_numpy()).reindex(
+            part["rank"].to_numpy()).to_numpy()
+    return part
+
+
+def _scores_of_group(con, sid: str, members: list[str]) -> pd.DataFrame:
+    """A group of service recordings as one scoring: each customer once (the latest recording's row), ranked again
+    by churn probability (1 = most at risk; ties in recording order)."""
+    parts = [_scores_of_one(con, m) for m in members]
+    both = pd.concat(parts, ignore_index=True)
+    both["user_id"] = both["user_id"].astype(str)
+    both = both.drop_duplicates("user_id", keep="last")
+    both = both.iloc[np.argsort(-both["churn_probability"].to_numpy(dtype=float), kind="stable")]
+    both = both.reset_index(drop=True).assign(scoring_id=sid)
+    both["rank"] = np.arange(1, len(both) + 1, dtype=np.int64)
+    return both
+
+
 def scores_of(scoring_ids: list[str], *, workspace=None) -> pd.DataFrame:
     """The users of the given scorings: ``scoring_id, user_id, churn_probability, risk_decile, rank`` and one column
-    per segment kept, in rank order within each scoring."""
+    per segment kept, in rank order within each scoring (a group of service recordings: all its customers)."""
     cols = ["scoring_id", "user_id", "churn_probability", "risk_decile", "rank"]
     parts = []
     with connect(workspace) as con:
         for sid in dict.fromkeys(scoring_ids) if con is not None else []:
-            part = con.execute('SELECT scoring_id, user_id, churn_probability, risk_decile, "rank" FROM scores '
-                               'WHERE scoring_id = ? ORDER BY "rank"', [sid]).df()
-            segs = con.execute("SELECT DISTINCT segment FROM score_segments WHERE scoring_id = ? ORDER BY 1",
-                               [sid]).fetchall()
-            for (seg,) in segs:
-                v = con.execute('SELECT "rank", value FROM score_segments WHERE scoring_id = ? AND segment = ? '
-                                'ORDER BY "rank"', [sid, seg]).df()
-                part[seg] = pd.Series(v["value"].to_numpy(), index=v["rank"].to_numpy()).reindex(
-                    part["rank"].to_numpy()).to_numpy()
-            parts.append(part)
+            members = _members(con, sid)["scoring_id"].tolist()
+            parts.append(_scores_of_group(con, sid, members) if len(members) > 1 else _scores_of_one(con, sid))
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
     out["user_id"] = out["user_id"].astype(str)
     return out
+
+
+# ----------------------------------------------------------------------------------------------- deleting
+def delete_scoring(scoring_id: str, run=None, *, workspace=None) -> dict:
+    """Remove one recorded scoring (its users and segments; a group of service recordings: every recording in it)
+    from the history, in one transaction under the writers' lock. ``run`` (as :func:`scorings` takes it) restricts
+    the id to that run's scorings. Returns what was deleted (the scoring as :func:`scorings` listed it); an unknown
+    id raises a :class:`DataError` that says how to list the ids."""
+    sid = str(scoring_id).strip()
+    listed = scorings(run, workspace=workspace)
+    row = listed[listed["scoring_id"] == sid]
+    if not len(row):
+        whose = f" of run {Path(str(getattr(run, 'path', run))).name!r}" if run is not None else ""
+        raise DataError(f"No recorded scoring{whose} has the id {sid!r}. List the recorded scorings and their ids "
+                        "first (monitor RUN --list, or the Monitor page).", field="scoring_id", value=sid)
+    with connect(workspace, write=True) as con:
+        members = _members(con, sid)["scoring_id"].tolist()
+        if not members:  # deleted by someone else since it was listed
+            raise DataError(f"The recorded scoring {sid!r} was deleted meanwhile.", field="scoring_id", value=sid)
+        marks = ", ".join("?" * len(members))
+        for table in ("score_segments", "scores", "scorings"):
+            con.execute(f"DELETE FROM {table} WHERE scoring_id IN ({marks})", members)
+    return row.iloc[0].to_dict()
 
 
 def recorded_run(run_id: str, *, workspace=None) -> dict | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from datetime import date
 
 import pandas as pd
 import pytest
@@ -53,7 +54,7 @@ def test_pages_render_with_no_run(tmp_path, monkeypatch):
 
 
 def test_at_risk_lists_users_by_threshold_and_top_k(trained):
-    at, _ = trained
+    at, tmp = trained
     at.switch_page("pages/at_risk.py").run()
     _ok(at)
     assert not at.error, _errors(at)
@@ -105,6 +106,14 @@ def test_at_risk_lists_users_by_threshold_and_top_k(trained):
     _ok(at)
     val = _list(at)
     assert val["value_at_risk"].is_monotonic_decreasing and not at.error
+
+    # trying ways to choose, segments and as-of dates keeps nothing in the scoring history: only a download or the
+    # analyst's explicit request records a scoring
+    at.date_input(key=_k(RUN, "as_of")).set_value(date(2024, 9, 1)).run()
+    at.date_input(key=_k(RUN, "as_of")).set_value(None).run()
+    _ok(at)
+    assert not (tmp / "workspace" / "history.duckdb").exists(), "nothing recorded without a download or a request"
+    assert any(b.label == "Record this scoring for monitoring" for b in at.button)
 
 
 def test_at_risk_scores_the_validation_users(trained):

@@ -1,6 +1,8 @@
-"""The Monitor page through AppTest: what to do when nothing is recorded, the demo on the sample, every scoring of new
-data recorded once (across reruns, pages and sessions; never the validation users), the page's realised figures
-equal to the library's report, and a table without the run's columns refused while the history stays whole."""
+"""The Monitor page through AppTest: what to do when nothing is recorded, the demo on the sample, a scoring of new data
+recorded only when its list is downloaded or the analyst asks (once, across reruns, pages and sessions; never the
+validation users; trying as-of dates records nothing), deleting a recorded scoring with confirmation, the page's
+realised figures equal to the library's report, drift with the expected ageing apart and in plain words, and a table
+without the run's columns refused while the history stays whole."""
 from __future__ import annotations
 
 import shutil
@@ -13,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from retention_core import bundle, io, monitor
 from ui.state import Key, widget_key
 
-from tests.app.helpers import APP, ROOT, TIMEOUT, button, no_exception, sample_run, texts
+from tests.app.helpers import APP, ROOT, TIMEOUT, at_risk_list, button, no_exception, sample_run, texts
 from tests.app.helpers import env as _env
 from tests.app.test_data_page import user_table_csv
 
@@ -104,24 +106,63 @@ def test_the_demo_fills_the_page_and_leaves_the_history_alone(tmp_path, monkeypa
 
 
 # ------------------------------------------------------------------------------------------------ recording
-def test_a_scoring_on_the_at_risk_page_is_recorded_once(trained):
+def _download(at: AppTest, label: str = "Download the list (CSV)") -> AppTest:
+    next(b for b in at.get("download_button") if b.label == label).click().run()
+    return no_exception(at)
+
+
+def _record(at: AppTest) -> AppTest:
+    """Keep the scoring on screen for monitoring with the button (when it is not kept already)."""
+    found = [b for b in at.button if b.label == "Record this scoring for monitoring"]
+    if found:
+        found[0].click().run()
+    return no_exception(at)
+
+
+def test_trying_as_of_dates_records_nothing(trained):
+    at, tmp = trained
+    before = _history(tmp)
+    at.switch_page(AT_RISK).run()
+    at.radio(key=_k(RUN, "source")).set_value("table").run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    for day in (EARLY, date(2024, 9, 15), date(2024, 11, 1), None):
+        at.date_input(key=_k(RUN, "as_of")).set_value(day).run()
+        no_exception(at)
+        assert "Not kept for monitoring yet" in texts(at) or "in the scoring history" in texts(at), texts(at)
+    at.switch_page("pages/evaluate.py").run()
+    at.switch_page(AT_RISK).run()
+    no_exception(at)
+    after = _history(tmp)
+    assert len(after) == len(before), "trying dates, reruns and pages record nothing"
+    if len(before):
+        assert set(after["scoring_id"]) == set(before["scoring_id"])
+
+
+def test_downloading_the_list_records_its_scoring_once(trained):
     at, tmp = trained
     before = len(_history(tmp))
     at.switch_page(AT_RISK).run()
+    at.radio(key=_k(RUN, "source")).set_value("table").run()
+    at.date_input(key=_k(RUN, "as_of")).set_value(None).run()
     no_exception(at)
+    assert "Not kept for monitoring yet" in texts(at), texts(at)
+    assert len(_history(tmp)) == before
+    _download(at)
     assert not at.error, [e.value for e in at.error]
     assert "Recorded in the scoring history: come back after 2025-03-31" in texts(at), texts(at)
     h = _history(tmp)
     assert len(h) == before + 1
     new = h.sort_values("recorded_at").iloc[-1]
     assert new["source"] == "app" and new["run_name"] == RUN and new["as_of"] == "2024-12-31"
-    assert new["data_name"] == "sample_events.csv.gz"
-    # reruns, another page and back, the validation users: nothing more is recorded
-    at.run()
+    assert new["data_name"] == "sample_events.csv.gz" and new["users"] >= len(at_risk_list(at)) > 0  # all scored
+    # downloading again, reruns, another page and back, the validation users: nothing more is recorded
+    _download(at)
     at.switch_page("pages/evaluate.py").run()
     at.switch_page(AT_RISK).run()
     at.radio(key=_k(RUN, "source")).set_value("validation").run()
     no_exception(at)
+    _download(at)  # the validation users' list: never recorded
     at.radio(key=_k(RUN, "source")).set_value("table").run()
     no_exception(at)
     assert len(_history(tmp)) == before + 1
@@ -133,6 +174,7 @@ def test_a_scoring_on_the_at_risk_page_is_recorded_once(trained):
     no_exception(at)
     assert "Users scored" in [m.label for m in at.metric]
     assert "in the scoring history: come back after 2025-03-31" in texts(at)
+    _download(at, "Download the scores (CSV)")
     assert len(_history(tmp)) == before + 1
     # a new session (a reload) scoring the same data: already kept
     again = AppTest.from_file(APP, default_timeout=TIMEOUT)
@@ -140,10 +182,28 @@ def test_a_scoring_on_the_at_risk_page_is_recorded_once(trained):
     again.switch_page(AT_RISK).run()
     no_exception(again)
     assert "Already in the scoring history" in texts(again), texts(again)
+    assert not [b for b in again.button if b.label == "Record this scoring for monitoring"]
     assert len(_history(tmp)) == before + 1
 
 
-def test_a_new_file_scored_on_the_models_page_is_recorded(trained):
+def test_the_record_button_keeps_a_scoring_without_a_download(trained):
+    at, tmp = trained
+    before = len(_history(tmp))
+    at.switch_page(AT_RISK).run()
+    at.radio(key=_k(RUN, "source")).set_value("table").run()
+    at.date_input(key=_k(RUN, "as_of")).set_value(date(2024, 7, 1)).run()
+    no_exception(at)
+    assert len(_history(tmp)) == before
+    button(at, "Record this scoring for monitoring").click().run()
+    no_exception(at)
+    assert "Recorded in the scoring history: come back after 2024-09-29" in texts(at), texts(at)
+    assert not [b for b in at.button if b.label == "Record this scoring for monitoring"]
+    h = _history(tmp)
+    assert len(h) == before + 1 and h.sort_values("recorded_at").iloc[-1]["as_of"] == "2024-07-01"
+    at.date_input(key=_k(RUN, "as_of")).set_value(None).run()
+
+
+def test_a_new_file_scored_on_the_models_page_is_recorded_on_request(trained):
     at, tmp = trained
     before = len(_history(tmp))
     raw = io.read_table(SAMPLE)
@@ -152,6 +212,9 @@ def test_a_new_file_scored_on_the_models_page_is_recorded(trained):
     at.file_uploader(key=widget_key(Key.W_MODELS, "score", "file")).set_value(("october.csv", older, "text/csv"))
     at.run()
     no_exception(at)
+    assert len(_history(tmp)) == before, "scoring a file records nothing by itself"
+    assert "Not kept for monitoring yet" in texts(at)
+    _download(at, "Download the scores (CSV)")
     h = _history(tmp)
     assert len(h) == before + 1
     new = h.sort_values("recorded_at").iloc[-1]
@@ -164,7 +227,7 @@ def test_the_page_shows_the_librarys_realised_figures(trained):
     at.switch_page(AT_RISK).run()
     at.radio(key=_k(RUN, "source")).set_value("table").run()
     at.date_input(key=_k(RUN, "as_of")).set_value(EARLY).run()
-    no_exception(at)
+    _record(at)
     assert "Recorded in the scoring history: come back after 2024-10-30" in texts(at), texts(at)
     at.switch_page(MONITOR).run()
     no_exception(at)
@@ -181,11 +244,47 @@ def test_the_page_shows_the_librarys_realised_figures(trained):
     assert len(at.get("plotly_chart")) >= 5
     # the waiting scoring and when it can be checked
     assert shown.loc["2024-12-31", "observable_from"] == "2025-03-31" and "waiting for" in texts(at)
+    # drift: the features that grow with the customers' age apart, as expected ageing, in plain words
+    psi_tables = [d.value for d in at.dataframe if "psi" in d.value.columns]
+    assert len(psi_tables) == 2 and all("feature" not in t.columns or t["feature"].str.contains(" ").all()
+                                        for t in psi_tables)
+    moved, aged = psi_tables
+    aged_names = set(aged["label"] if "label" in aged else aged["feature"])
+    assert {"Days since first purchase", "Orders in total"} <= aged_names
+    assert not aged_names & set(moved["label"] if "label" in moved else moved["feature"])
+    assert "Expected ageing" in texts(at) and "never a reason to watch or retrain" in texts(at)
+    flagged = direct.drift[direct.drift["expected_ageing"]]
+    assert len(aged) == len(flagged) and "tenure_days" not in _alerts(at) + texts(at)
+
+
+def test_a_recorded_scoring_is_deleted_on_the_monitor_page_once_confirmed(trained):
+    at, tmp = trained
+    at.switch_page(AT_RISK).run()
+    at.radio(key=_k(RUN, "source")).set_value("table").run()
+    at.date_input(key=_k(RUN, "as_of")).set_value(date(2024, 6, 1)).run()
+    _record(at)
+    at.date_input(key=_k(RUN, "as_of")).set_value(None).run()
+    kept = _history(tmp)
+    sid = kept.loc[kept["as_of"] == "2024-06-01", "scoring_id"].iloc[-1]
+    at.switch_page(MONITOR).run()
+    no_exception(at)
+    at.selectbox(key=widget_key(Key.W_MONITOR, "delete")).set_value(sid).run()
+    no_exception(at)
+    assert button(at, "Delete").disabled, "nothing is deleted before the analyst confirms"
+    assert len(_history(tmp)) == len(kept)
+    at.checkbox(key=widget_key(Key.W_MONITOR, "delete", "confirm", sid)).check().run()
+    button(at, "Delete").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    left = _history(tmp)
+    assert set(left["scoring_id"]) == set(kept["scoring_id"]) - {sid}
+    assert not len(monitor.scores_of([sid], workspace=tmp / "workspace")), "its users are gone too"
+    assert "2024-06-01" not in set(_table(at, "observable_from")["as_of"])
 
 
 def test_a_table_without_the_runs_columns_is_refused_and_nothing_is_lost(trained):
     at, tmp = trained
-    at.switch_page(AT_RISK).run()  # at least one scoring recorded
+    _record(at.switch_page(AT_RISK).run())  # at least one scoring recorded
     kept = _history(tmp)
     assert len(kept)
     at.switch_page("pages/data.py").run()
@@ -210,7 +309,7 @@ def test_a_table_without_the_runs_columns_is_refused_and_nothing_is_lost(trained
 
 def test_a_run_deleted_since_it_scored_can_still_be_monitored(trained, tmp_path):
     at, tmp = trained
-    at.switch_page(AT_RISK).run()  # at least one scoring recorded
+    _record(at.switch_page(AT_RISK).run())  # at least one scoring recorded
     folder = tmp / "workspace" / "runs" / RUN
     shutil.move(folder, tmp_path / RUN)
     try:

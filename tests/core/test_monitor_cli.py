@@ -1,5 +1,7 @@
 """The monitor command and scoring records on the command line: score records unless --no-record, monitor prints the
-report (JSON of DESIGN.md, or text) and refuses bad input with exit 2 and one error line, losing nothing recorded."""
+report (JSON of DESIGN.md, or text; the features that grow with age apart, as expected ageing), lists and deletes
+recorded scorings (--list, --delete ID), and refuses bad input with exit 2 and one error line, losing nothing
+recorded."""
 from __future__ import annotations
 
 import json
@@ -84,6 +86,41 @@ def test_score_records_and_monitor_reports_json(shop, tmp_path):
     assert rc == 0, err
     assert f"{CUT} logreg" in out and "ROC-AUC" in out and out.strip().splitlines()[-1].split(":")[0] in (
         "ok", "watch", "retrain")
+    # the features that grow with the customers' age: apart, as expected ageing, never in the verdict's reasons
+    aged = j["drift"]["expected_ageing"]
+    assert "tenure_days" in aged and all(r["expected_ageing"] == (r["feature"] in aged) for r in j["drift"]["features"])
+    labels = [r["label"] for r in j["drift"]["features"] if r["expected_ageing"]]
+    assert not any(label in reason for label in labels for reason in j["verdict_reasons"])
+    assert "expected ageing (these grow as customers' histories get longer" in out
+
+
+def test_list_and_delete_recorded_scorings(shop, tmp_path):
+    kw = {"ws": tmp_path / "ws", "home": shop["home"]}
+    for day in (CUT, "2023-10-01"):
+        assert cli("score", shop["run"], shop["early"], "--out", tmp_path / "s.csv", "--as-of", day, **kw)[0] == 0
+    rc, out, err = cli("monitor", shop["run"], "--list", **kw)
+    assert rc == 0, err
+    rows = json.loads(cli("monitor", shop["run"], "--list", "--json", **kw)[1])
+    assert [r["as_of"] for r in rows] == ["2023-10-01", CUT] and all(r["source"] == "cli" for r in rows)
+    assert "run run: 2 recorded scoring(s)" in out and all(r["scoring_id"] in out for r in rows)
+    assert "--delete ID" in out
+    tried = rows[0]["scoring_id"]
+    rc, out, err = cli("monitor", shop["run"], "--delete", tried, **kw)
+    assert rc == 0, err
+    assert out.startswith(f"deleted scoring {tried} (as of 2023-10-01, logreg, ")
+    left = json.loads(cli("monitor", shop["run"], "--list", "--json", **kw)[1])
+    assert [r["scoring_id"] for r in left] == [rows[1]["scoring_id"]]
+    rc, out, err = cli("monitor", shop["run"], shop["full"], "--json", **kw)
+    assert rc == 0 and [s["as_of"] for s in json.loads(out)["scorings"]] == [CUT]
+    # an unknown id (or one deleted already): exit 2, one error line, nothing deleted
+    line = one_error_line(*cli("monitor", shop["run"], "--delete", tried, **kw)[::2])
+    assert f"No recorded scoring of run 'run' has the id '{tried}'" in line and "--list" in line
+    one_error_line(*cli("monitor", shop["run"], "--delete", "no-such-id", **kw)[::2])
+    assert len(json.loads(cli("monitor", shop["run"], "--list", "--json", **kw)[1])) == 1
+    # usage: --list and --delete take no DATA and exclude each other; monitoring needs DATA
+    assert "takes no DATA" in one_error_line(*cli("monitor", shop["run"], shop["full"], "--delete", "x", **kw)[::2])
+    assert "not allowed with" in one_error_line(*cli("monitor", shop["run"], "--list", "--delete", "x", **kw)[::2])
+    assert "monitor needs DATA" in one_error_line(*cli("monitor", shop["run"], **kw)[::2])
 
 
 def test_no_record_keeps_the_history_empty_and_monitor_says_so(shop, tmp_path):
@@ -131,5 +168,6 @@ def test_bad_input_exits_2_and_loses_nothing_recorded(shop, tmp_path):
 def test_monitor_usage_errors(shop, tmp_path):
     kw = {"ws": tmp_path / "ws", "home": shop["home"]}
     one_error_line(*cli("monitor", shop["run"], **kw)[::2])
+    assert "no saved run" in one_error_line(*cli("monitor", tmp_path / "nope", "--list", **kw)[::2])
     line = one_error_line(*cli("monitor", tmp_path / "nope", shop["full"], **kw)[::2])
     assert "no saved run" in line
