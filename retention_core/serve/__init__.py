@@ -42,14 +42,28 @@ from __future__ import annotations
 
 # serve_command (in bundle, so the app shows it without loading the web stack) is part of the service's API too
 from ..bundle import DEFAULT_HOST, DEFAULT_PORT, serve_command
-from .auth import TOKEN_ENV
-from .limits import MAX_BODY_BYTES, MAX_BODY_ENV, BodyLimit
+from .auth import TOKEN_ENV, exposure_warning
+from .limits import (
+           MAX_BODY_BYTES,
+           MAX_BODY_ENV,
+           MAX_EVENTS,
+           MAX_EVENTS_ENV,
+           MAX_USERS,
+           MAX_USERS_ENV,
+           RECORD_TIMEOUT,
+           RECORD_TIMEOUT_ENV,
+           BodyLimit,
+           Limits,
+           rows_in_body,
+)
 from .parsing import events_frame, feature_frame, parse_request
-from .routes import INLINE_ROWS, RUN_ENV, app_from_environment, create_app
+from .routes import INLINE_BYTES, INLINE_ROWS, MODEL_ENV, RUN_ENV, app_from_environment, create_app
 from .schemas import MAX_REASONS, RequestError, ScoreAnswer, ScoreRequest, UserScore
-from .scorer import Scorer, one_thread_model
+from .scorer import Scorer, one_thread_model, served_model
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "INLINE_ROWS", "MAX_BODY_BYTES", "MAX_BODY_ENV", "MAX_REASONS", "RUN_ENV",
-           "TOKEN_ENV", "BodyLimit", "RequestError", "ScoreAnswer", "ScoreRequest", "Scorer", "UserScore",
-           "app_from_environment", "create_app", "events_frame", "feature_frame", "one_thread_model", "parse_request",
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "INLINE_BYTES", "INLINE_ROWS", "MAX_BODY_BYTES", "MAX_BODY_ENV",
+           "MAX_EVENTS", "MAX_EVENTS_ENV", "MAX_REASONS", "MAX_USERS", "MAX_USERS_ENV", "MODEL_ENV", "RECORD_TIMEOUT",
+           "RECORD_TIMEOUT_ENV", "RUN_ENV", "TOKEN_ENV", "BodyLimit", "Limits", "RequestError", "ScoreAnswer",
+           "ScoreRequest", "Scorer", "UserScore", "app_from_environment", "create_app", "events_frame",
+           "exposure_warning", "feature_frame", "one_thread_model", "parse_request", "rows_in_body", "served_model",
            "serve_command"]

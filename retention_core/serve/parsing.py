@@ -31,6 +31,8 @@ def _may_hold_huge_integer(body: bytes) -> bool:
 
 
 _CELL_CLASSES = frozenset({str, int, float, bool, type(None)})
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_FLOAT_MAX = int(np.finfo("float64").max)
 
 
 def _plain_rows(rows) -> bool:
@@ -64,18 +66,31 @@ def parse_request(body: bytes) -> ScoreRequest:
     try:
         return ScoreRequest.model_validate_json(body)
     except ValidationError as exc:
-        errors, seen = [], set()
-        for e in exc.errors(include_url=False):
-            loc = ("body", *e["loc"])
-            if loc[-1] in _CELL_TYPES:  # one error per kind of cell the value is not: say it once
-                loc, e = loc[:-1], {**e, "msg": "a cell is text, a number, true/false or null", "type": "cell_type"}
-            if loc not in seen:
-                seen.add(loc)
-                errors.append({**e, "loc": loc})
-        raise RequestValidationError(errors) from None
+        raise RequestValidationError(_cell_errors(exc.errors(include_url=False))) from None
 
 
 _CELL_TYPES = {"str", "int", "float", "bool", "none"}
+NOT_FINITE = ("a finite number: NaN, Infinity and numbers beyond float range (about 1.8e308) are refused; null for a "
+              "value that is not known")
+
+
+def _cell_errors(raw: list[dict]) -> list[dict]:
+    """pydantic's errors with one error per cell: a cell is checked against each kind of cell it may be, and fails
+    each; a number that is not finite (NaN, Infinity, 1e400) says so rather than that it is no cell."""
+    not_finite = {e["loc"][:-1] for e in raw if e["type"] == "finite_number" and e["loc"][-1:] == ("float",)}
+    errors, seen = [], set()
+    for e in raw:
+        loc = ("body", *e["loc"])
+        if loc[-1] in _CELL_TYPES:  # one error per kind of cell the value is not: say it once
+            loc = loc[:-1]
+            e = {**e, "msg": NOT_FINITE, "type": "finite_number"} if e["loc"][:-1] in not_finite else \
+                {**e, "msg": "a cell is text, a number, true/false or null", "type": "cell_type"}
+        elif e["type"] == "finite_number":
+            e = {**e, "msg": NOT_FINITE}
+        if loc not in seen:
+            seen.add(loc)
+            errors.append({**e, "loc": loc})
+    return errors
 
 
 # ----------------------------------------------------------------------------------------------- rows to tables
@@ -89,7 +104,12 @@ def events_frame(records: list[dict], field: str = "events") -> pd.DataFrame:
             col = columns.get(key)
             if col is None:
                 col = columns[key] = [None] * n
-            col[i] = None if v.__class__ is str and v in NA_SET else v
+            if v.__class__ is str:
+                if v in NA_SET:
+                    v = None
+            elif v.__class__ is int and not _INT64_MIN <= v <= _INT64_MAX:
+                v = str(v)  # digits beyond 64 bits are text to the file reader too: a long id stays whole
+            col[i] = v
     names = [str(c).strip() for c in columns]
     if len(set(names)) < len(names):
         dup = next(name for name in names if names.count(name) > 1)
@@ -116,7 +136,12 @@ def feature_frame(rows: list[dict], numeric: list[str], categorical: list[str], 
         for i, vals in enumerate(values):  # find the first cell that is not a number
             for v, c in zip(vals, numeric):
                 _number(v, (field, i, c))
-    num = np.array(values, dtype="float64").reshape(len(rows), len(numeric))  # null -> NaN
+    try:
+        num = np.array(values, dtype="float64").reshape(len(rows), len(numeric))  # null -> NaN
+    except OverflowError:  # a whole number beyond float range (1e400 written out)
+        i, c, v = next((i, c, v) for i, vals in enumerate(values) for v, c in zip(vals, numeric)
+                       if v.__class__ is int and abs(v) > _FLOAT_MAX)
+        raise RequestError(f"{NOT_FINITE} (got a whole number of {len(str(abs(v)))} digits).", (field, i, c)) from None
     X = pd.DataFrame(num, columns=numeric, copy=False)
     for c in categorical:
         cells = [row[c] for row in rows]

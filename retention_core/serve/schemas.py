@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Union
+from typing import Literal, Union
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
@@ -22,7 +22,8 @@ class ScoreRequest(BaseModel):
     """Either raw ``events`` (the run's log columns) or ``users`` (feature rows, or user-table rows for a run
     trained on a user table)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    # NaN, Infinity and numbers beyond float range (1e400) are refused, never read as a missing value
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
         {"events": [{"Invoice": "489434", "StockCode": "85048", "Quantity": "12", "InvoiceDate": "2010-06-01 07:45:00",
                      "Price": "6.95", "Customer ID": "13085", "Country": "United Kingdom"}],
          "as_of": "2010-09-10", "reasons": 3},
@@ -30,7 +31,8 @@ class ScoreRequest(BaseModel):
 
     events: list[dict[str, Cell]] | None = Field(
         None, min_length=1, description="Raw rows of the run's event log (GET /v1/model lists its columns), several "
-        "users at once if you like; cells as text (as a CSV holds them, '' or 'NA' for missing) or JSON numbers.")
+        "users at once if you like; cells as text (as a CSV holds them, '' or 'NA' for missing) or JSON numbers "
+        "(whole numbers beyond 64 bits are read as text, as the file reader reads such digits: a long id stays whole).")
     users: list[dict[str, Cell]] | None = Field(
         None, min_length=1, description="One row per user: 'user_id' and every feature of the run (null when not "
         "known); for a run trained on a user table, the table's own columns.")
@@ -38,7 +40,10 @@ class ScoreRequest(BaseModel):
                               "events; default: now).", examples=["2010-09-10"])
     reasons: int = Field(0, ge=0, le=MAX_REASONS, description="Top reasons per user (0 = none).")
     record: bool = Field(False, description="Keep this scoring in the workspace's scoring history (as `score` does), "
-                         "so `monitor` can check it once the horizon has passed; recorded after the scores are made.")
+                         "so `monitor` can check it once the horizon has passed; recorded after the scores are made, "
+                         "off the event loop. When the history stays busy longer than the service waits "
+                         "(RETENTION_API_RECORD_TIMEOUT), the scores are answered anyway and 'recording' says they "
+                         "were not recorded.")
 
     @field_validator("as_of")
     @classmethod
@@ -62,10 +67,18 @@ class UserScore(BaseModel):
     reasons: list[str] = Field(description="Why, most important first (when asked with 'reasons').")
 
 
+class Recording(BaseModel):
+    status: Literal["recorded", "skipped"] = Field(description="'skipped': the scores were not kept (see 'reason'); "
+                                                   "send the request again to record them.")
+    scoring_id: str | None = Field(None, description="The scoring's id in the history, when recorded.")
+    reason: str | None = Field(None, description="Why the scoring was not recorded.")
+
+
 class ScoreAnswer(BaseModel):
     model: str
     as_of: str | None
     scores: list[UserScore]
+    recording: Recording | None = Field(None, description="Only when the request asked to be recorded.")
 
 
 class RequestError(DataError):

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ..bundle import load_run, refit_note
-from ..errors import RetentionError
+from ..errors import BundleError, DataError, RetentionError
 from ..models import REGISTRY
-from ..monitor import record_scoring
+from ..monitor import HistoryBusy, record_scoring
 from ..scoring import features_for_run, scoring_date
 from .parsing import events_frame, feature_frame
 from .schemas import MAX_REASONS, RequestError, ScoreRequest
@@ -46,11 +46,13 @@ class Scorer:
     """A saved run loaded once for scoring requests: its model (on one thread), features, threshold and the
     probabilities of its validation users (the reference for risk deciles)."""
 
-    def __init__(self, run_dir: str | os.PathLike, model: str | None = None):
+    def __init__(self, run_dir: str | os.PathLike, model: str | None = None, *, record_timeout: float = 2.0):
         self.run = load_run(run_dir)  # refuses a run whose files changed or that was not saved here
         info = self.run.info
-        self.key = model or self.run.best
-        self.model = self.run.model(self.key)  # an unknown key: a message listing the run's models
+        self.key = served_model(self.run, model)
+        self.model = self.run.model(self.key)
+        #: Seconds a recording waits for the scoring history's lock before the scores are answered unrecorded.
+        self.record_timeout = float(record_timeout)
         one_thread_model(self.model)
         self.kind = info["kind"]
         self.numeric, self.categorical = list(info["numeric"]), list(info["categorical"])
@@ -138,24 +140,37 @@ class Scorer:
         if self.needs_sequences and seq is None:
             raise RequestError(f"model {self.key!r} reads each user's weekly activity: send raw 'events'.",
                                ("users",))
+        if req.record and as_of is None and self.kind == "events":
+            raise RequestError("give 'as_of' to record a scoring of feature rows: outcomes are matched from it.",
+                               ("as_of",))
         p = self.predict(X, seq)
         reasons = self.reasons(frame, seq, req.reasons) if req.reasons else None
         rows = self._rows(ids, p, reasons)
+        answer = {"model": self.key, "as_of": as_of, "scores": rows}
         if req.record:
-            self._record(rows, frame, as_of)
-        return {"model": self.key, "as_of": as_of, "scores": rows}
+            answer["recording"] = self._record(rows, frame, as_of)
+        return answer
 
-    def _record(self, rows: list[dict], frame: pd.DataFrame, as_of) -> None:
-        """Keep the scoring in the history the monitor reads (the same store as batch scoring), as of its date."""
+    def _record(self, rows: list[dict], frame: pd.DataFrame, as_of) -> dict:
+        """Keep the scoring in the history the monitor reads (the same store as batch scoring), as of its date,
+        waiting for another process's write at most :attr:`record_timeout` seconds. Past that, or when the history
+        cannot be written, the scores still stand: the answer says the scoring was skipped, and why. Runs on a worker
+        thread (the route sends every request that asks to be recorded there), never on the event loop."""
         scores = pd.DataFrame({"user_id": [r["user_id"] for r in rows],
                                "churn_probability": [r["churn_probability"] for r in rows],
                                "risk_decile": [r["risk_decile"] for r in rows]})
         scores["rank"] = scores["churn_probability"].rank(ascending=False, method="first").astype(int)
-        if as_of is None and self.kind == "events":
-            raise RequestError("give 'as_of' to record a scoring of feature rows: outcomes are matched from it.",
-                               ("as_of",))
         segments = frame if "user_id" in frame.columns else None
-        record_scoring(self.run, scores, model=self.key, as_of=as_of, frame=segments, source="service")
+        try:
+            done = record_scoring(self.run, scores, model=self.key, as_of=as_of, frame=segments, source="service",
+                                  lock_timeout=self.record_timeout)
+        except HistoryBusy:
+            return {"status": "skipped", "reason": f"the scoring history stayed busy for {self.record_timeout:g} s "
+                    "(another scoring or report was using it): these scores were not recorded; send the request "
+                    "again to record them."}
+        except DataError as exc:  # the history cannot be written (unreadable, from a newer version)
+            return {"status": "skipped", "reason": " ".join(str(exc).split())}
+        return {"status": "recorded", "scoring_id": done.scoring_id}
 
     def _table(self, rows: list[dict], field: str) -> pd.DataFrame:
         df = events_frame(rows, field)
@@ -219,7 +234,8 @@ class Scorer:
         spec = REGISTRY.get(self.key)
         snap = info.get("snapshot") or {}
         out = {"run": info.get("name") or self.run.path.name, "model": self.key,
-               "model_label": spec.label if spec else self.key, "kind": self.kind,
+               "model_label": spec.label if spec else self.key, "best_model": self.run.best,
+               "models": sorted(info.get("models", {})), "kind": self.kind,
                "horizon_days": snap.get("horizon_days"), "lookback_days": snap.get("lookback_days"),
                "threshold": self.threshold,
                "features": [{"name": c, "type": "number"} for c in self.numeric]
@@ -231,7 +247,7 @@ class Scorer:
                "notes": ["BG/NBD (alone, in an ensemble or calibrated) keeps its trained parameters here; batch "
                          "scoring refits it on the whole population scored."] if self._uses_bgnbd() else [],
                "reads_weekly_activity": self.needs_sequences,
-               "limits": {"max_body_bytes": None, "max_reasons": MAX_REASONS}}
+               "limits": {"max_reasons": MAX_REASONS}}
         return out
 
     def _columns(self) -> list[dict]:
@@ -252,3 +268,14 @@ class Scorer:
     def _uses_bgnbd(self) -> bool:
         base = getattr(self.model, "base_", self.model)  # a calibrated model wraps its base
         return self.key in ("bgnbd", "ensemble") or type(base).__name__ == "BGNBDModel"
+
+
+def served_model(run, key: str | None) -> str:
+    """The model a service serves: ``key`` (``serve --model``), else the run's best; a key the run does not have
+    raises :class:`BundleError` listing the run's models (checked without loading any)."""
+    if key is None:
+        return run.best
+    models = list(run.info.get("models", {}))
+    if key not in models:
+        raise BundleError(f"Run {run.path.name!r} has no model {key!r}; it has {', '.join(models)}.")
+    return key
