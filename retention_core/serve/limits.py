@@ -120,13 +120,15 @@ def rows_in_body(body: bytes) -> dict[str, int]:
     them: brackets within strings and escaped quotes are no structure. Rows that are not objects are not counted, nor
     a key written with escapes (the parsed request is counted again). Only a body the parser refuses anyway can place
     such a list elsewhere than at the top (a row's cell is never a list), and be counted too."""
-    text = body.replace(b"\\\\", b"  ").replace(b'\\"', b"  ")  # same length, and no quote left escaped
-    out: dict[str, int] = {}
-    for field in ("events", "users"):
-        start = _list_after(text, b'"%s"' % field.encode())
-        if start is not None:
-            out[field] = _objects_in_list(text[start:].translate(None, _NOT_STRUCTURE))
-    return out
+    text = body
+    if b"\\" in body:  # escaped backslashes and quotes to spaces: the same length, each quote left delimits a string
+        text = body.replace(b"\\\\", b"  ").replace(b'\\"', b"  ")
+    starts = {f: _list_after(text, b'"%s"' % f.encode()) for f in ("events", "users")}
+    if all(start is None for start in starts.values()):
+        return {}
+    structure = text.translate(None, _NOT_STRUCTURE)  # quotes and brackets only: a few bytes per row
+    return {f: _objects_in_list(structure, len(text[:start].translate(None, _NOT_STRUCTURE)))
+            for f, start in starts.items() if start is not None}
 
 
 def _list_after(text: bytes, key: bytes) -> int | None:
@@ -141,14 +143,15 @@ def _list_after(text: bytes, key: bytes) -> int | None:
     return None
 
 
-def _objects_in_list(structure: bytes) -> int:
-    """The objects directly in the list that ``structure`` (a list's quotes and brackets, from its ``[`` on) opens."""
-    char = np.frombuffer(structure, dtype=np.uint8)
+def _objects_in_list(structure: bytes, at: int) -> int:
+    """The objects directly in the list whose ``[`` is at ``at`` in ``structure`` (a body's quotes and brackets)."""
+    char = np.frombuffer(structure, dtype=np.uint8, offset=at)
     quote = char == ord('"')
     outside = ~quote & (np.bitwise_xor.accumulate(quote.view(np.uint8)) == 0)  # not within a string
     char = char[outside]
     # depth after each character (int16: a body nested deeper than 32,767 is refused by the parser anyway)
-    depth = np.cumsum(np.where((char == ord("{")) | (char == ord("[")), 1, -1).astype(np.int16), dtype=np.int16)
+    step = ((char == ord("{")) | (char == ord("["))).astype(np.int16) * 2 - 1  # +1 opens, -1 closes
+    depth = np.cumsum(step, dtype=np.int16)
     closed = np.flatnonzero(depth == 0)
     end = int(closed[0]) if len(closed) else len(char)
     return int(((char[:end] == ord("{")) & (depth[:end] == 2)).sum())
@@ -180,6 +183,7 @@ class BodyLimit:
             if not message.get("more_body"):
                 break
         body, given = b"".join(chunks), [False]
+        del chunks  # the body is held once while the request is answered
 
         async def replay():
             if not given[0]:

@@ -13,10 +13,11 @@ from retention_core.errors import ConfigError
 from retention_core.serve import Limits, exposure_warning, rows_in_body
 from retention_core.serve.limits import TooLarge, refuse_many_rows
 
-TRICKY = st.sampled_from(['{', '}', '[', ']', '"', '\\', '\\"', '"events": [', '{"users": [{', 'é', '\u2028', ' ',
-                          'events', 'users', ':'])
+TRICKY = st.sampled_from(['{', '}', '[', ']', '"', '\\', '\\"', '"events": [', '{"users": [{', 'é', '\u2028',
+                          ' ', 'events', 'users', ':'])
 TEXT = st.lists(st.one_of(TRICKY, st.text(max_size=3)), max_size=4).map("".join)
-CELL = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=False, allow_infinity=False), TEXT)
+CELL = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1),
+                 st.floats(allow_nan=False, allow_infinity=False), TEXT)
 ROW = st.dictionaries(st.one_of(TEXT, st.sampled_from(["events", "users"])), CELL, max_size=4)
 BODY = st.builds(lambda other, rows: {**other, **rows}, st.dictionaries(TEXT, CELL, max_size=2),
                  st.fixed_dictionaries({}, optional={"events": st.lists(ROW, max_size=6),

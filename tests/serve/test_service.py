@@ -412,8 +412,6 @@ def test_rows_over_the_limit_get_413_naming_the_limit(service):
     """At most RETENTION_API_MAX_EVENTS events and RETENTION_API_MAX_USERS users per request (this server: 20,000
     and 1,000), counted before any table is built; a body whose key the byte count cannot read (written with escapes)
     is counted once parsed."""
-    limits = service.get("/v1/model").json()["limits"]
-    assert limits["max_events"] == MAX_EVENTS and limits["max_users"] == MAX_USERS
     event = {"customer_id": "u1", "event_time": "2024-01-01 10:00:00", "event_type": "purchase", "order_id": "1"}
     message = _error(service.post("/v1/score", json={"events": [event] * (MAX_EVENTS + 1)}), 413, "events")
     assert "RETENTION_API_MAX_EVENTS" in message and f"{MAX_EVENTS:,}" in message
@@ -423,6 +421,8 @@ def test_rows_over_the_limit_get_413_naming_the_limit(service):
     _error(service.post("/v1/score", content=escaped.encode(), headers={"Content-Type": "application/json"}), 413,
            "RETENTION_API_MAX_EVENTS")
     assert service.post("/v1/score", json={"users": [{"user_id": "u"}] * MAX_USERS}).status_code == 422  # counted in
+    limits = service.get("/v1/model").json()["limits"]
+    assert limits["max_events"] == MAX_EVENTS and limits["max_users"] == MAX_USERS
 
 
 # ----------------------------------------------------------------------------------------------- recording
