@@ -572,6 +572,13 @@ def test_serve_command_names_the_run(tmp_path, monkeypatch):
         "python -m retention_core serve /srv/runs/a --port 9000 --workers 2"
 
 
+def test_serve_command_names_the_model():
+    from retention_core.serve import serve_command
+
+    assert serve_command("/srv/runs/a", model="recency") == \
+        "python -m retention_core serve /srv/runs/a --port 8000 --model recency"
+
+
 @pytest.mark.skipif(not (DATA / "online_retail_ii_2009_2010.parquet").is_file(),
                     reason="real data not available: ../shared/data/online_retail_ii_2009_2010.parquet not found")
 def test_online_retail_users_score_like_batch(tmp_path):
