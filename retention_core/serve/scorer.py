@@ -14,6 +14,7 @@ from ..errors import BundleError, DataError, RetentionError
 from ..models import REGISTRY
 from ..monitor import HistoryBusy, record_scoring
 from ..scoring import features_for_run, scoring_date
+from .limits import RECORD_TIMEOUT
 from .parsing import events_frame, feature_frame
 from .schemas import MAX_REASONS, RequestError, ScoreRequest
 
@@ -46,7 +47,8 @@ class Scorer:
     """A saved run loaded once for scoring requests: its model (on one thread), features, threshold and the
     probabilities of its validation users (the reference for risk deciles)."""
 
-    def __init__(self, run_dir: str | os.PathLike, model: str | None = None, *, record_timeout: float = 2.0):
+    def __init__(self, run_dir: str | os.PathLike, model: str | None = None, *,
+                 record_timeout: float = RECORD_TIMEOUT):
         self.run = load_run(run_dir)  # refuses a run whose files changed or that was not saved here
         info = self.run.info
         self.key = served_model(self.run, model)
