@@ -396,10 +396,10 @@ DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 
 
 def serve_command(run_dir: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                  workers: int = 1) -> str:
+                  workers: int = 1, model: str | None = None) -> str:
     """The command that serves a run over HTTP (shown on the Models page), e.g.
     ``python -m retention_core serve workspace/runs/shop --port 8000``; the run's path is relative to the working
-    folder when it lies inside it."""
+    folder when it lies inside it; ``model`` adds ``--model KEY`` (a model other than the run's best)."""
     path = Path(run_dir)
     try:
         path = path.resolve().relative_to(Path.cwd().resolve())
@@ -411,4 +411,6 @@ def serve_command(run_dir: str | os.PathLike, *, host: str = DEFAULT_HOST, port:
     parts += ["--port", str(int(port))]
     if workers != 1:
         parts += ["--workers", str(int(workers))]
+    if model:
+        parts += ["--model", shlex.quote(str(model))]
     return " ".join(parts)

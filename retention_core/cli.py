@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     s.add_argument("--workers", type=int, default=1, help="worker processes, one per core (default 1)")
+    s.add_argument("--model", metavar="KEY", help="serve this model of the run (default: its best; GET /v1/model "
+                   "says which is served)")
     return p
 
 
@@ -558,7 +560,7 @@ def cmd_serve(args) -> int:
     here, before the port is bound."""
     import uvicorn
 
-    from .serve import RUN_ENV, create_app
+    from .serve import MODEL_ENV, RUN_ENV, TOKEN_ENV, Limits, create_app, exposure_warning, served_model
 
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
@@ -566,13 +568,17 @@ def cmd_serve(args) -> int:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     _check_port_free(args.host, args.port)
     if args.workers == 1:
-        app = create_app(args.run)
-        target, factory = app, False
-    else:  # each worker loads the run itself; it is verified once here first
-        load_run(args.run)
-        os.environ[RUN_ENV] = os.path.abspath(args.run)
+        app = create_app(args.run, model=args.model)
+        target, factory, key = app, False, app.state.scorer.key
+    else:  # each worker loads the run itself; it is verified once here first, and the model named checked
+        key = served_model(load_run(args.run), args.model)
+        Limits.from_environment()  # a limit variable that is not a number stops here, not in each worker
+        os.environ[RUN_ENV], os.environ[MODEL_ENV] = os.path.abspath(args.run), key
         target, factory = "retention_core.serve:app_from_environment", True
-    print(f"serving run {os.path.basename(os.path.abspath(args.run))} on http://{args.host}:{args.port} "
+    warning = exposure_warning(args.host, os.environ.get(TOKEN_ENV) or None)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    print(f"serving run {os.path.basename(os.path.abspath(args.run))}, model {key}, on http://{args.host}:{args.port} "
           f"(API documentation at /docs); Ctrl+C stops", file=sys.stderr, flush=True)
     uvicorn.run(target, factory=factory, host=args.host, port=args.port, workers=args.workers, access_log=False,
                 log_level="warning")

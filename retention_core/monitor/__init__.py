@@ -24,6 +24,7 @@ from .recording import record_scoring
 from .report import MonitorReport, monitor_report, resolve_run, what_next
 from .store import (
            HISTORY_FILE,
+           HistoryBusy,
            Recorded,
            delete_scoring,
            history_path,
@@ -33,7 +34,8 @@ from .store import (
 )
 from .verdict import Verdict, verdict
 
-__all__ = ["HISTORY_FILE", "MonitorReport", "Recorded", "Verdict", "band", "calibration_by_decile", "compare",
-           "delete_scoring", "demo_on_sample", "drift_table", "feature_reference", "history_path", "monitor_report",
-           "psi", "psi_from_shares", "realised_metrics", "record_scoring", "recorded_run", "resolve_run", "scores_of",
+__all__ = ["HISTORY_FILE", "HistoryBusy", "MonitorReport", "Recorded", "Verdict", "band", "calibration_by_decile",
+           "compare", "delete_scoring", "demo_on_sample", "drift_table", "feature_reference", "history_path",
+           "monitor_report", "psi", "psi_from_shares", "realised_metrics", "record_scoring", "recorded_run",
+           "resolve_run", "scores_of",
            "scorings", "segment_outcomes", "training_reference", "verdict", "what_next"]

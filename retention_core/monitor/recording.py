@@ -11,7 +11,7 @@ from .store import Recorded, write_scoring
 
 def record_scoring(run, scored, *, model: str | None = None, as_of=None, frame: pd.DataFrame | None = None,
                    threshold: float | None = None, source: str = "app", data_name: str | None = None,
-                   workspace=None) -> Recorded:
+                   workspace=None, lock_timeout: float | None = None) -> Recorded:
     """Keep a scoring of ``run`` in the workspace's history (``RETENTION_WORKSPACE/history.duckdb``).
 
     ``scored`` is a :class:`~retention_core.scoring.ScoredFile` (what ``score_file`` returns: every user scored, the
@@ -20,6 +20,7 @@ def record_scoring(run, scored, *, model: str | None = None, as_of=None, frame: 
     ``as_of`` given. The as-of date is the feature rows' snapshot date unless given; the threshold is the model's
     saved one unless given; segment columns (the run's attributes) are read from the feature rows. Pseudonymised lists
     are not what is recorded: the history keeps the ids of the data scored, so outcomes can be matched later.
+    ``lock_timeout`` bounds the wait for another scoring's write (:class:`~.store.HistoryBusy` past it).
     """
     if isinstance(scored, ScoredFile):
         scores, frame, model = scored.scores, scored.frame if frame is None else frame, model or scored.model
@@ -44,4 +45,4 @@ def record_scoring(run, scored, *, model: str | None = None, as_of=None, frame: 
     if threshold is None:
         threshold = float(run.info.get("thresholds", {}).get(model, run.info.get("threshold", 0.5)))
     return write_scoring(run, scores, model=model, as_of=as_of, frame=frame, threshold=threshold, source=source,
-                         data_name=data_name, workspace=workspace)
+                         data_name=data_name, workspace=workspace, lock_timeout=lock_timeout)

@@ -79,7 +79,13 @@ def history_path(workspace: str | os.PathLike | None = None) -> Path:
     return _workspace(workspace) / HISTORY_FILE
 
 
-def _timeout() -> float:
+class HistoryBusy(DataError):
+    """Another process held the scoring history's lock for longer than this one would wait."""
+
+
+def _timeout(given: float | None = None) -> float:
+    if given is not None:
+        return float(given)
     try:
         return float(os.environ.get("RETENTION_HISTORY_TIMEOUT", LOCK_TIMEOUT))
     except ValueError:
@@ -87,9 +93,10 @@ def _timeout() -> float:
 
 
 @contextmanager
-def _file_lock(path: Path):
+def _file_lock(path: Path, timeout: float | None = None):
     import fcntl
 
+    limit = _timeout(timeout)
     with open(path.parent / f"{path.name}.lock", "a") as fh:
         t0 = time.monotonic()
         while True:
@@ -97,9 +104,9 @@ def _file_lock(path: Path):
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() - t0 > _timeout():
-                    raise DataError(f"The scoring history {path.name} is busy (another scoring has held it for over "
-                                    f"{_timeout():.0f} s); try again shortly.") from None
+                if time.monotonic() - t0 >= limit:
+                    raise HistoryBusy(f"The scoring history {path.name} is busy (another scoring has held it for "
+                                      f"over {limit:g} s); try again shortly.") from None
                 time.sleep(0.05)
         try:
             yield
@@ -114,13 +121,14 @@ def _unreadable(path: Path, exc: BaseException) -> DataError:
 
 
 @contextmanager
-def connect(workspace=None, *, write: bool = False):
-    """A short connection to the history under the lock (None when reading and no history exists yet). Writing opens
-    a transaction committed on success and rolled back on any error."""
+def connect(workspace=None, *, write: bool = False, timeout: float | None = None):
+    """A short connection to the history under the lock (None when reading and no history exists yet), waiting for
+    the lock at most ``timeout`` seconds (default ``RETENTION_HISTORY_TIMEOUT``, 120; :class:`HistoryBusy` past it).
+    Writing opens a transaction committed on success and rolled back on any error."""
     import duckdb
 
     path = history_path(workspace)
-    with _file_lock(path):
+    with _file_lock(path, timeout):
         if not write and not path.exists():
             yield None
             return
@@ -238,9 +246,9 @@ def _checked(scores: pd.DataFrame, frame: pd.DataFrame | None) -> tuple[pd.DataF
 
 def write_scoring(run, scores: pd.DataFrame, *, model: str, as_of: str | None, frame: pd.DataFrame | None = None,
                   threshold: float | None = None, source: str = "app", data_name: str | None = None,
-                  workspace=None) -> Recorded:
+                  workspace=None, lock_timeout: float | None = None) -> Recorded:
     """Record one scoring of ``run`` (all its users; segment columns read from ``frame`` or ``scores``) in the
-    workspace's history, in one transaction."""
+    workspace's history, in one transaction (waiting for the history's lock at most ``lock_timeout`` seconds)."""
     scores, frame = _checked(scores, frame)
     table = _scores_frame(scores)
     source_cols = frame if frame is not None else scores
@@ -255,7 +263,7 @@ def write_scoring(run, scores: pd.DataFrame, *, model: str, as_of: str | None, f
            pd.Timestamp.now().to_pydatetime(), source, data_name, int(len(table)),
            float(table["churn_probability"].mean()), json.dumps(segs)]
     record = json.dumps(run_record(run), default=str)
-    with connect(workspace, write=True) as con:
+    with connect(workspace, write=True, timeout=lock_timeout) as con:
         con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [rid, name, str(run.path), run.info.get("kind"), run.info.get("created"),
                      run.info.get("best_model"), record, pd.Timestamp.now().to_pydatetime()])

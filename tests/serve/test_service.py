@@ -1,9 +1,11 @@
 """The scoring service as a shop's site or CRM meets it: a real server (``python -m retention_core serve``) in a
-subprocess, spoken to over HTTP. One server per module, started with a token and a small body limit, over a gradient
-boosting run trained here on a generated shop log; its answers are compared with batch scoring of the same users.
+subprocess, spoken to over HTTP. One server per module, started with a token and small limits, serving the gradient
+boosting model (``--model gbm``) of a run trained here on a generated shop log with a second model (the recency
+baseline); its answers are compared with batch scoring of the same users by the same model.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -11,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +29,8 @@ DATA = ROOT.parent / "shared" / "data"
 TOKEN = "test-token-7f3a"
 AS_OF = "2024-03-01"
 LIMIT_MB = 3
+MAX_EVENTS = 20_000
+MAX_USERS = 1_000
 
 
 def _free_port() -> int:
@@ -54,8 +60,8 @@ def train_run(table: pd.DataFrame, out: Path, *, models=("gbm",), horizon: int =
     return out
 
 
-def start(run: Path, port: int, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "retention_core", "serve", str(run), "--port", str(port)],
+def start(run: Path, port: int, env: dict, *options: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "retention_core", "serve", str(run), "--port", str(port), *options],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -86,24 +92,37 @@ def shop(tmp_path_factory):
         mp.delenv("RETENTION_API_TOKEN", raising=False)
         path = write_events(generate_events(300, seed=5, days=500), d / "shop.csv")
         table = read_table(path)
-        run = train_run(table, d / "run")
-        scores, frame, _ = score(load_run(run), table, as_of=AS_OF)
+        run = train_run(table, d / "run", models=("gbm", "recency"))
+        scores, frame, _ = score(load_run(run), table, as_of=AS_OF, model="gbm")
         yield {"dir": d, "csv": path, "run": run, "scores": scores.set_index("user_id"), "frame": frame}
 
 
 @pytest.fixture(scope="module")
-def service(shop):
+def server(shop):
+    """The module's server process (``--model gbm``, a token, small limits; a recording may wait for the history as
+    long as a test holds it)."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = start(shop["run"], port, _env(RETENTION_BUNDLE_KEY="serve-tests-key", RETENTION_API_TOKEN=TOKEN,
-                                         RETENTION_API_MAX_BODY_MB=str(LIMIT_MB)))
+    env = _env(RETENTION_BUNDLE_KEY="serve-tests-key", RETENTION_API_TOKEN=TOKEN,
+               RETENTION_API_MAX_BODY_MB=str(LIMIT_MB), RETENTION_API_MAX_EVENTS=str(MAX_EVENTS),
+               RETENTION_API_MAX_USERS=str(MAX_USERS), RETENTION_API_RECORD_TIMEOUT="600")
+    proc = start(shop["run"], port, env, "--model", "gbm")
     try:
         wait_until_up(proc, base)
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as client:
-            yield client
+        yield proc, base
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _client(base: str) -> httpx.Client:
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def service(server):
+    with _client(server[1]) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -341,6 +360,192 @@ def test_the_token_is_required(service, shop, raw):
     assert service.post("/v1/score", json=body).status_code == 200
 
 
+def _feature_row(service, shop) -> dict:
+    feats = [f["name"] for f in service.get("/v1/model").json()["features"]]
+    row = shop["frame"].iloc[0]
+    return {"user_id": row["user_id"], **{f: (None if pd.isna(row[f]) else row[f]) for f in feats}}
+
+
+def _with_literal(body: dict, literal: str) -> bytes:
+    """The body as JSON text with the cell holding ``"<literal>"`` written as the bare literal (NaN, 1e400...)."""
+    return json.dumps(body).replace('"<literal>"', literal).encode()
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1" + "0" * 400 + ".5"])
+def test_numbers_that_are_not_finite_get_422_naming_the_field(service, shop, raw, literal):
+    """NaN, Infinity and numbers beyond float range are refused where they stand, never read as a missing value."""
+    row = _feature_row(service, shop)
+    r = service.post("/v1/score", content=_with_literal({"users": [{**row, "recency_days": "<literal>"}]}, literal),
+                     headers={"Content-Type": "application/json"})
+    assert "finite" in _error(r, 422, "users[0].recency_days")
+    events = _rows(raw[raw.customer_id == shop["scores"].index[0]])
+    events[1]["unit_price"] = "<literal>"
+    r = service.post("/v1/score", content=_with_literal({"events": events, "as_of": AS_OF}, literal),
+                     headers={"Content-Type": "application/json"})
+    assert "finite" in _error(r, 422, "events[1].unit_price")
+
+
+def test_huge_integers_never_fail_the_service_nor_its_connection(server, shop, raw):
+    """A 400-digit number: as a feature, 422 naming it; as a customer id (in events or feature rows), text, scored.
+    One keep-alive connection carries every request, each answered."""
+    huge = 10**400
+    addresses = []
+    with _client(server[1]) as c:
+        c.event_hooks["response"] = [lambda r: addresses.append(r.extensions["network_stream"].get_extra_info(
+            "client_addr"))]
+        row = _feature_row(c, shop)
+        _error(c.post("/v1/score", json={"users": [{**row, "recency_days": huge}]}), 422, "users[0].recency_days")
+        r = c.post("/v1/score", json={"users": [{**row, "user_id": huge}]})
+        assert r.status_code == 200, r.text
+        assert r.json()["scores"][0]["user_id"] == str(huge)
+        events = [{**e, "customer_id": huge} for e in _rows(raw[raw.customer_id == shop["scores"].index[0]])]
+        r = c.post("/v1/score", json={"events": events, "as_of": AS_OF})
+        assert r.status_code == 200, r.text
+        (s,) = r.json()["scores"]
+        assert s["user_id"] == str(huge)
+        assert abs(s["churn_probability"] - shop["scores"]["churn_probability"].iloc[0]) <= 1e-9
+        assert c.post("/v1/score", json={"users": [row]}).status_code == 200
+    assert len(addresses) == 5 and len(set(addresses)) == 1  # one connection throughout
+
+
+def test_rows_over_the_limit_get_413_naming_the_limit(service):
+    """At most RETENTION_API_MAX_EVENTS events and RETENTION_API_MAX_USERS users per request (this server: 20,000
+    and 1,000), counted before any table is built; a body whose key the byte count cannot read (written with escapes)
+    is counted once parsed."""
+    event = {"customer_id": "u1", "event_time": "2024-01-01 10:00:00", "event_type": "purchase", "order_id": "1"}
+    message = _error(service.post("/v1/score", json={"events": [event] * (MAX_EVENTS + 1)}), 413, "events")
+    assert "RETENTION_API_MAX_EVENTS" in message and f"{MAX_EVENTS:,}" in message
+    message = _error(service.post("/v1/score", json={"users": [{"user_id": "u"}] * (MAX_USERS + 1)}), 413, "users")
+    assert "RETENTION_API_MAX_USERS" in message and f"{MAX_USERS:,}" in message
+    escaped = json.dumps({"events": [event] * (MAX_EVENTS + 1)}).replace('"events"', '"\\u0065vents"', 1)
+    _error(service.post("/v1/score", content=escaped.encode(), headers={"Content-Type": "application/json"}), 413,
+           "RETENTION_API_MAX_EVENTS")
+    assert service.post("/v1/score", json={"users": [{"user_id": "u"}] * MAX_USERS}).status_code == 422  # counted in
+    limits = service.get("/v1/model").json()["limits"]
+    assert limits["max_events"] == MAX_EVENTS and limits["max_users"] == MAX_USERS
+
+
+# ----------------------------------------------------------------------------------------------- recording
+def _history_lock(workspace) -> Path:
+    """The file the scoring history's writers and readers lock (``flock``; see retention_core/monitor/store.py)."""
+    from retention_core.monitor import history_path
+
+    path = history_path(workspace)
+    return path.with_name(path.name + ".lock")
+
+
+@contextmanager
+def history_held(workspace):
+    """The scoring history's lock, held by this process as another scoring or a report holds it."""
+    lock = _history_lock(workspace)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _wait_until_open(pid: int, path: Path) -> None:
+    """Until process ``pid`` has ``path`` open: the service has reached the history's lock and waits for it."""
+    target = str(path.resolve())
+    for _ in range(2400):  # a safety net; what the tests check is the order of events, not how long they take
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == target:
+                    return
+            except OSError:
+                continue
+        time.sleep(0.05)
+    raise AssertionError("the service never reached the scoring history's lock")
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads which files the server holds from /proc")
+def test_a_recording_waits_off_the_event_loop(server, service, shop, raw):
+    """While another process holds the scoring history, a request asking to be recorded waits for it (this server
+    waits up to 600 s) and /v1/health still answers at once; released, the request is recorded and answered."""
+    proc, base = server
+    ws = os.environ["RETENTION_WORKSPACE"]
+    users = list(shop["scores"].index[:2])
+    body = {"events": _rows(raw[raw.customer_id.isin(users)]), "as_of": AS_OF, "record": True}
+    with ThreadPoolExecutor(1) as pool, _client(base) as other:
+        with history_held(ws):
+            pending = pool.submit(other.post, "/v1/score", json=body)
+            _wait_until_open(proc.pid, _history_lock(ws))
+            health = service.get("/v1/health")
+            assert health.status_code == 200 and health.json() == {"status": "ok"}
+            assert service.get("/v1/model").status_code == 200
+            assert not pending.done()  # still waiting for the history: nothing but this request waited
+        r = pending.result(timeout=300)
+    assert r.status_code == 200, r.text
+    assert r.json()["recording"]["status"] == "recorded" and len(r.json()["scores"]) == 2
+
+
+def test_a_recording_the_history_keeps_waiting_is_skipped(shop, raw):
+    """Past its wait, the recording is skipped: the scores are answered and the answer says they were not recorded."""
+    from retention_core import monitor
+    from retention_core.serve import Scorer, ScoreRequest
+
+    ws = os.environ["RETENTION_WORKSPACE"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RETENTION_BUNDLE_KEY", "serve-tests-key")
+        scorer = Scorer(shop["run"], model="gbm", record_timeout=0)
+    users = list(shop["scores"].index[:3])
+    req = ScoreRequest(events=_rows(raw[raw.customer_id.isin(users)]), as_of=AS_OF, record=True)
+    before = len(monitor.scorings(workspace=ws))
+    with history_held(ws):
+        answer = scorer.score(req)
+    assert answer["recording"]["status"] == "skipped" and "busy" in answer["recording"]["reason"]
+    assert {s["user_id"] for s in answer["scores"]} == set(users)
+    assert len(monitor.scorings(workspace=ws)) == before
+    assert scorer.score(req)["recording"]["status"] == "recorded"
+
+
+# ----------------------------------------------------------------------------------------------- start-up
+def test_the_model_named_is_served(shop):
+    """`serve RUN --model KEY` serves that model, not the run's best; /v1/model says which. Listening on every
+    address without a token prints one warning."""
+    from retention_core.bundle import load_run
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RETENTION_BUNDLE_KEY", "serve-tests-key")
+        run = load_run(shop["run"])
+    other = next(k for k in run.info["models"] if k != run.best)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start(shop["run"], port, _env(RETENTION_BUNDLE_KEY="serve-tests-key"), "--host", "0.0.0.0", "--model",
+                 other)
+    try:
+        wait_until_up(proc, base)
+        info = httpx.get(base + "/v1/model").json()
+        assert info["model"] == other and info["best_model"] == run.best and set(info["models"]) == {"gbm", "recency"}
+        assert info["threshold"] == pytest.approx(run.info["thresholds"][other])
+        row = {"user_id": "u1", **{f["name"]: None for f in info["features"]}, "recency_days": 3.0}
+        r = httpx.post(base + "/v1/score", json={"users": [row]})
+        assert r.status_code == 200 and r.json()["model"] == other
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "0.0.0.0" in warnings[0] and "RETENTION_API_TOKEN" in warnings[0], err
+
+
+def test_an_unknown_model_refuses_to_start(shop):
+    proc = start(shop["run"], _free_port(), _env(RETENTION_BUNDLE_KEY="serve-tests-key"), "--model", "nope")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "'nope'" in lines[0] and "gbm, recency" in lines[0]
+
+
+def test_the_model_info_names_the_model_served(service, shop):
+    info = service.get("/v1/model").json()
+    assert info["model"] == "gbm" and set(info["models"]) == {"gbm", "recency"}
+    assert info["best_model"] in info["models"]
+
+
 # ----------------------------------------------------------------------------------------------- start-up
 def test_a_tampered_run_refuses_to_start(shop, tmp_path):
     bad = tmp_path / "tampered"
@@ -365,6 +570,13 @@ def test_serve_command_names_the_run(tmp_path, monkeypatch):
         "python -m retention_core serve 'workspace/runs/my shop' --port 8000"
     assert serve_command("/srv/runs/a", port=9000, workers=2) == \
         "python -m retention_core serve /srv/runs/a --port 9000 --workers 2"
+
+
+def test_serve_command_names_the_model():
+    from retention_core.serve import serve_command
+
+    assert serve_command("/srv/runs/a", model="recency") == \
+        "python -m retention_core serve /srv/runs/a --port 8000 --model recency"
 
 
 @pytest.mark.skipif(not (DATA / "online_retail_ii_2009_2010.parquet").is_file(),
