@@ -65,7 +65,7 @@ class Scorer:
         self._validation = self.run.validation()
         self.reference, self.reference_source = self._reference()
         self.cancel_ids = self._cancel_convention()
-        self._explainer = None
+        self._explanation = None
         self._lock = threading.Lock()
 
     def _reference(self) -> tuple[np.ndarray, str]:
@@ -191,26 +191,24 @@ class Scorer:
                  "at_risk": bool(at_risk[i]), "reasons": reasons[i] if reasons else []} for i, u in enumerate(ids)]
 
     def reasons(self, frame: pd.DataFrame, seq, n: int) -> list[list[str]]:
-        """The top ``n`` reasons of each row (explained against the run's validation users; models that read weekly
-        activity against the users of the request, as in batch scoring)."""
-        from ..explain import top_reasons
+        """The top ``n`` reasons of each row, from the library's one explanation of scored users: the model served,
+        as it scored them (a request is never refitted on), against the run's validation users; models that read
+        weekly activity against the users of the request, as in batch scoring."""
+        from ..explain import ScoringExplanation
 
         if self.needs_sequences:
-            lists = top_reasons(self.run, frame, n, seq, model=self.key)
-        else:
-            lists = top_reasons(self.explainer(), frame, n)
-        return [[lists[k][i] for k in range(len(lists)) if lists[k][i]] for i in range(len(frame))]
+            return ScoringExplanation(self.run, self.key, frame, seq).per_user(frame, n, seq)
+        return self.explanation().per_user(frame, n)
 
-    def explainer(self):
-        """The run's explainer, built once on first use (SHAP background: a sample of the validation users)."""
+    def explanation(self):
+        """The explanation of the model served, built once on first use (SHAP background: a sample of the
+        validation users)."""
         with self._lock:
-            if self._explainer is None:
-                from ..explain import explainer_for_run
+            if self._explanation is None:
+                from ..explain import ScoringExplanation
 
-                rows = self._validation.drop(columns=[c for c in self._validation.columns
-                                                      if str(c).startswith("p:") or c == "churned"])
-                self._explainer = explainer_for_run(self.run, rows, model=self.key)
-            return self._explainer
+                self._explanation = ScoringExplanation(self.run, self.key)
+            return self._explanation
 
     def warm(self) -> None:
         """Run each path once (features of a tiny log, the model) so the first request is as fast as the next."""

@@ -308,6 +308,28 @@ def test_reasons_come_with_each_user(service, shop, raw):
         assert 1 <= len(s["reasons"]) <= 2 and all(isinstance(t, str) and t for t in s["reasons"])
 
 
+def test_reasons_are_the_same_as_the_command_lines(service, shop):
+    """The service and ``score --reasons`` ask the same explanation object: the same user, the same reasons."""
+    from retention_core.bundle import load_run
+    from retention_core.io import read_table
+    from retention_core.scoring import score_file
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RETENTION_BUNDLE_KEY", "serve-tests-key")
+        listed = score_file(load_run(shop["run"]), read_table(shop["csv"]), as_of=AS_OF, model="gbm", top=12,
+                            reasons=3).chosen.set_index("user_id")
+    feats = [f["name"] for f in service.get("/v1/model").json()["features"]]
+    frame = shop["frame"].set_index("user_id").loc[listed.index].reset_index()
+    rows = [{"user_id": r["user_id"], **{f: (None if pd.isna(r[f]) else r[f]) for f in feats}}
+            for r in frame.to_dict("records")]
+    r = service.post("/v1/score", json={"users": rows, "reasons": 3})
+    assert r.status_code == 200, r.text
+    got = {s["user_id"]: s["reasons"] for s in r.json()["scores"]}
+    assert any(got.values())
+    for u, row in listed.iterrows():
+        assert got[u] == [t for t in (row["reason_1"], row["reason_2"], row["reason_3"]) if t], u
+
+
 # ----------------------------------------------------------------------------------------------- bad requests
 def test_bad_requests_get_422_naming_the_field(service, raw, shop):
     one = _rows(raw[raw.customer_id == shop["scores"].index[0]])
