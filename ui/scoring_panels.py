@@ -276,7 +276,13 @@ def serve_panel(names: list[str]) -> None:
     with guard("finding the run") as g:
         run = run_picker.open_run(name)
     if not g.failed:
-        st.code(bundle.serve_command(run.path), language="bash")
+        from retention_core.models import REGISTRY
+
+        keys = list(run.info["models"])
+        label = lambda k: (REGISTRY[k].label if k in REGISTRY else k) + (" (best)" if k == run.best else "")  # noqa: E731
+        key = st.selectbox("Model to serve", keys, index=keys.index(run.best) if run.best in keys else 0,
+                           format_func=label, key=_m("serve_model"))
+        st.code(bundle.serve_command(run.path, model=None if key == run.best else key), language="bash")
 
 
 def compare_panel(names: list[str]) -> None:
