@@ -13,6 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from . import control
 from .bundle import load_run
 from .dataset import (
     SnapshotConfig,
@@ -55,7 +56,8 @@ ROLE_FLAGS = {"user_id": ("--user-col", "user id column"), "timestamp": ("--time
 FIELD_FLAGS = {"top": "--top", "threshold": "--threshold", "reasons": "--reasons", "as_of": "--as-of",
                "cutoff": "--cutoff", "horizon_days": "--horizon", "lookback_days": "--lookback",
                "n_snapshots": "--snapshots", "step_days": "--step", "label": "--label", "model": "--model",
-               "sheet": "--sheet", "offers": "--offers"}
+               "sheet": "--sheet", "offers": "--offers", "control_share": "--control-share", "seed": "--seed",
+               "cost_per_contact": "--cost-per-contact"}
 
 
 def _role_options(p: argparse.ArgumentParser) -> None:
@@ -136,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the key never appears on the command line)")
     s.add_argument("--no-record", action="store_true", help="do not record this scoring in the workspace's scoring "
                    "history (RETENTION_WORKSPACE/history.duckdb), which monitor reads")
+    g = s.add_argument_group("control group (a campaign's proof: monitor compares the two groups after the horizon)")
+    g.add_argument("--control-share", type=float, metavar="S", help="hold out a random share S of the list (0 < S "
+                   "< 1), stratified by risk decile and stage; adds a group column: contact or control")
+    g.add_argument("--seed", type=int, metavar="N", help="seed of the draw (default: the scoring date as a number, "
+                   "e.g. 20240802); the same list and seed give the same groups")
+    g.add_argument("--contact-out", metavar="FILE", help="also write the list without its control rows, for a "
+                   "campaign tool")
     _engine_options(s)
     _monitor_parser(sub)
     _recommend_parser(sub)
@@ -358,6 +367,10 @@ def cmd_score(args) -> int:
         if not key:
             raise UsageError(f"Environment variable {args.pseudonymise_key_env} is empty or not set: put the "
                              "pseudonymisation key in it.")
+    if args.control_share is None and (args.seed is not None or args.contact_out):
+        raise UsageError("--seed and --contact-out go with --control-share, the share of the list held out")
+    if args.control_share is not None:
+        control.check_share(args.control_share)
     run = load_run(args.run)
     choice = dict(as_of=args.as_of, top=args.top, threshold=args.threshold, reasons=args.reasons, offers=args.offers,
                   pseudonymise_key=key)
@@ -366,11 +379,14 @@ def cmd_score(args) -> int:
     else:
         df = read_table(args.data, sheet=args.sheet)
         result = score_file(run, df, model=args.model, **choice)
-    write_table(result.chosen, args.out)
+    held = None if args.control_share is None else control.assign_control(result.chosen, args.control_share, args.seed)
+    write_table(result.chosen if held is None else held, args.out)
+    if args.contact_out:
+        write_table(control.contact_rows(held), args.contact_out)
     print(f"scored {len(result.scores):,} users with {result.model}; wrote {len(result.chosen):,} rows to "
-          f"{args.out} in {time.perf_counter() - t0:.1f} s")
+          f"{args.out} in {time.perf_counter() - t0:.1f} s" + ("" if held is None else f"; {control.control_note(held)}"))
     if not args.no_record:
-        _record(run, result, args)
+        _record(run, result, args, held)
     return EXIT_OK
 
 
@@ -383,18 +399,21 @@ def _monitor_parser(sub) -> None:
     s.add_argument("--sheet", help="Excel sheet to read (default: the sheet holding the main table)")
     s.add_argument("--json", action="store_true", help="print the report (or, with --list, the scorings) as JSON")
     s.add_argument("--out", help="also write the full report as JSON to this file")
+    s.add_argument("--cost-per-contact", type=float, metavar="C", help="what one contact cost: campaign results "
+                   "then give the contacts' cost, the net and the return on it")
     what = s.add_mutually_exclusive_group()
     what.add_argument("--list", action="store_true", help="list the run's recorded scorings with their ids (no DATA)")
     what.add_argument("--delete", metavar="ID", help="delete the recorded scoring with this id from the scoring "
                                                      "history (no DATA; --list shows the ids)")
 
 
-def _record(run, result, args) -> None:
-    """Keep the scoring in the workspace's history (after the output is written: a failure here loses no scores)."""
+def _record(run, result, args, held=None) -> None:
+    """Keep the scoring in the workspace's history (after the output is written: a failure here loses no scores),
+    with the list's control group when one was held out."""
     from .monitor import record_scoring
 
     try:
-        rec = record_scoring(run, result, source="cli", data_name=os.path.basename(str(args.data)))
+        rec = record_scoring(run, result, source="cli", data_name=os.path.basename(str(args.data)), control=held)
     except RetentionError as exc:
         raise RetentionError(f"the scores were written to {args.out}, but the scoring could not be recorded: "
                              f"{_one_line(exc)} (score with --no-record to skip the history)") from None
@@ -414,7 +433,7 @@ def cmd_monitor(args) -> int:
     if not args.data:
         raise UsageError("monitor needs DATA, the new data to check the scorings against (or --list, --delete ID)")
     df = read_table(args.data, sheet=args.sheet)
-    report = monitor_report(args.run, df)
+    report = monitor_report(args.run, df, cost_per_contact=args.cost_per_contact)
     text = report.to_json()
     if args.out:
         with atomic_target(args.out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
@@ -507,6 +526,21 @@ def _print_report(report) -> None:
     for note in report.notes:
         print(f"note: {note}")
     print(report.verdict.text)
+    _print_campaigns(report)
+
+
+def _print_campaigns(report) -> None:
+    """Each campaign with a control group: the headline, then the uplift per stage, segment and risk decile."""
+    from .monitor.campaigns import segment_lines, summary
+
+    campaigns, segments = report.campaign_table()
+    for _, r in campaigns.iterrows():
+        print(summary(r))
+        for line in segment_lines(segments[segments["scoring_id"] == r["scoring_id"]]):
+            print(f"  {line}")
+    s = report.scorings
+    for _, r in s[s["control_share"].notna() & (s["status"] == "waiting")].iterrows():
+        print(f"Campaign as of {r['as_of']}: its control group can be compared from {r['observable_from']}")
 
 
 def _f(v) -> str:

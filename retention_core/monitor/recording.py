@@ -11,7 +11,7 @@ from .store import Recorded, write_scoring
 
 def record_scoring(run, scored, *, model: str | None = None, as_of=None, frame: pd.DataFrame | None = None,
                    threshold: float | None = None, source: str = "app", data_name: str | None = None,
-                   workspace=None, lock_timeout: float | None = None) -> Recorded:
+                   control: pd.DataFrame | None = None, workspace=None, lock_timeout: float | None = None) -> Recorded:
     """Keep a scoring of ``run`` in the workspace's history (``RETENTION_WORKSPACE/history.duckdb``).
 
     ``scored`` is a :class:`~retention_core.scoring.ScoredFile` (what ``score_file`` returns: every user scored, the
@@ -21,6 +21,8 @@ def record_scoring(run, scored, *, model: str | None = None, as_of=None, frame: 
     saved one unless given; segment columns (the run's attributes) are read from the feature rows. Pseudonymised lists
     are not what is recorded: the history keeps the ids of the data scored, so outcomes can be matched later.
     ``lock_timeout`` bounds the wait for another scoring's write (:class:`~.store.HistoryBusy` past it).
+    ``control`` is the campaign's list with a control group drawn (:func:`retention_core.control.assign_control`):
+    its users' groups, the share, the seed and the strata are kept with the scoring, for the campaign's results.
     """
     if isinstance(scored, ScoredFile):
         scores, frame, model = scored.scores, scored.frame if frame is None else frame, model or scored.model
@@ -45,4 +47,4 @@ def record_scoring(run, scored, *, model: str | None = None, as_of=None, frame: 
     if threshold is None:
         threshold = float(run.info.get("thresholds", {}).get(model, run.info.get("threshold", 0.5)))
     return write_scoring(run, scores, model=model, as_of=as_of, frame=frame, threshold=threshold, source=source,
-                         data_name=data_name, workspace=workspace, lock_timeout=lock_timeout)
+                         data_name=data_name, control=control, workspace=workspace, lock_timeout=lock_timeout)

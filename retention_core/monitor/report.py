@@ -28,6 +28,7 @@ from ..dataset import data_end
 from ..errors import BundleError, DataError
 from ..explain.wording import feature_label, grows_with_age
 from . import store
+from .campaigns import FRONT, as_records, campaign_result, horizon_revenue, with_cost
 from .drift import drift_table, score_drift
 from .realised import (
     METRIC_KEYS,
@@ -49,7 +50,7 @@ from .reference import (
 from .verdict import Verdict, verdict
 
 SCORING_COLUMNS = ["scoring_id", "as_of", "model", "threshold", "horizon_days", "recorded_at", "source", "data_name",
-                   "users", "observed", "churners", "status", "observable_from"] + METRIC_KEYS
+                   "users", "observed", "churners", "status", "observable_from", "control_share"] + METRIC_KEYS
 AGEING_NOTE = ("These features grow as customers' histories get longer (days since the first purchase, lifetime "
                "totals, the longest gap): their drift is expected ageing, not a change in the customers, and is "
                "never a reason to watch or retrain.")
@@ -72,6 +73,15 @@ class MonitorReport:
     validation: dict  # model -> validation figures
     verdict: Verdict
     notes: list[str] = field(default_factory=list)
+    campaigns: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per observed campaign (campaigns.FIGURES)
+    campaign_segments: pd.DataFrame = field(default_factory=pd.DataFrame)  # scoring_id, as_of, column, segment, ...
+    cost_per_contact: float | None = None  # the analyst's, for the return on the campaigns' cost
+
+    def campaign_table(self, cost_per_contact: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The campaigns and their segment rows with the cost columns (``cost_per_contact`` when given, else the
+        report's own)."""
+        c = self.cost_per_contact if cost_per_contact is None else cost_per_contact
+        return with_cost(self.campaigns, c), with_cost(self.campaign_segments, c)
 
     @property
     def observed(self) -> pd.DataFrame:
@@ -92,7 +102,8 @@ class MonitorReport:
                  "expected_ageing": ageing["feature"].tolist(), "expected_ageing_note": AGEING_NOTE}
         out = {"run": self.run, "run_id": self.run_id, "data_end": self.data_end, "scorings": rows, "drift": drift,
                "verdict": self.verdict.text, "verdict_level": self.verdict.level,
-               "verdict_reasons": self.verdict.reasons, "notes": self.notes}
+               "verdict_reasons": self.verdict.reasons, "notes": self.notes,
+               "campaigns": as_records(*self.campaign_table()) if len(self.campaigns) else []}
         return _clean(out)
 
     def to_json(self, indent: int | None = 1) -> str:
@@ -152,27 +163,49 @@ def _history(run, workspace) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------------------------- outcomes
-def _outcomes(run, data: pd.DataFrame, history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
-    """(the scorings with status and observable date, realised labels ``as_of, user_id, churned``, data end)."""
+def _outcomes(run, data: pd.DataFrame, history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str | None,
+                                                                         pd.DataFrame | None]:
+    """(the scorings with status and observable date, realised labels ``as_of, user_id, churned``, data end, the
+    canonical events of an event log)."""
     h = history.copy()
     if run.info.get("kind") == "users":
         labels = table_labels(run, data)
         h["observable_from"] = None
         h["status"] = "observed"
-        return h, labels.assign(as_of=None), None
+        return h, labels.assign(as_of=None), None, None
     ev = run_events(run, data)
     end = data_end(ev)
     due = [observable_from(a, hz) for a, hz in zip(h["as_of"], h["horizon_days"])]
     h["observable_from"] = [d.strftime("%Y-%m-%d") if d is not None else None for d in due]
     h["status"] = ["observed" if d is not None and d <= end else "waiting" for d in due]
     dates = sorted({a for a, s in zip(h["as_of"], h["status"]) if s == "observed"})
-    return h, event_labels(run, ev, dates), end.strftime("%Y-%m-%d")
+    return h, event_labels(run, ev, dates), end.strftime("%Y-%m-%d"), ev
 
 
-def _evaluate_all(run, h: pd.DataFrame, labels: pd.DataFrame, workspace) -> tuple[pd.DataFrame, pd.DataFrame,
-                                                                                    pd.DataFrame]:
-    ids = h.loc[h["status"] == "observed", "scoring_id"].tolist()
-    users = store.scores_of(ids, workspace=workspace)
+def _campaigns(run, h: pd.DataFrame, labels: pd.DataFrame, users: pd.DataFrame,
+               ev: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The results of every observed scoring with a control group (:mod:`.campaigns`), and the same per segment."""
+    rows, segs = [], []
+    for _, r in h.iterrows():
+        if r["status"] != "observed" or pd.isna(r.get("control_share")):
+            continue
+        lab = labels if run.info.get("kind") == "users" else labels[labels["as_of"] == r["as_of"]]
+        u = users[users["scoring_id"] == r["scoring_id"]].reset_index(drop=True)
+        revenue = horizon_revenue(ev, r["as_of"], int(r["horizon_days"])) if ev is not None else None
+        figures, per_segment = campaign_result(u, lab, revenue, list(r["segment_columns"]))
+        front = {k: r.get(k) for k in FRONT}
+        if figures["contact_users"] + figures["control_users"]:
+            rows.append({**front, **figures})
+            segs.append(per_segment.assign(scoring_id=r["scoring_id"], as_of=r["as_of"]))
+    camp = pd.DataFrame(rows)
+    seg = pd.concat(segs, ignore_index=True) if segs else pd.DataFrame()
+    return camp, seg[["scoring_id", "as_of"] + [c for c in seg.columns if c not in ("scoring_id", "as_of")]] \
+        if len(seg) else seg
+
+
+def _evaluate_all(run, h: pd.DataFrame, labels: pd.DataFrame, users: pd.DataFrame) -> tuple[pd.DataFrame,
+                                                                                            pd.DataFrame,
+                                                                                            pd.DataFrame]:
     rows, calib, segs = [], [], []
     validation = validation_figures(run)
     for _, r in h.iterrows():
@@ -249,19 +282,25 @@ def _as_of(frame: pd.DataFrame) -> str | None:
     return None
 
 
-def monitor_report(run, data: pd.DataFrame, *, workspace=None, require_observed: bool = True) -> MonitorReport:
+def monitor_report(run, data: pd.DataFrame, *, workspace=None, require_observed: bool = True,
+                   cost_per_contact: float | None = None) -> MonitorReport:
     """Monitor ``run`` (a loaded run, a run folder, or the name of a run deleted since it scored) with new ``data``.
 
     For every recorded scoring of the run: the realised outcome of the users scored once its horizon is observed in
     ``data`` (labels as training makes them), against the same model's validation figures; calibration by decile
     and per segment. Drift: PSI of every feature and of the churn probability of the latest population in ``data``
-    against the run's training rows. Raises a :class:`DataError` when no scoring is recorded, the data lacks the run's
-    columns, or (with ``require_observed``) no scoring's horizon is observed yet, saying from when it will be.
+    against the run's training rows. Campaigns: for every observed scoring with a control group, retention of the
+    contacted against the control group, the uplift with its 95% interval, incremental customers and revenue, and
+    (given ``cost_per_contact``) the return on the contacts' cost, overall and per segment (:mod:`.campaigns`).
+    Raises a :class:`DataError` when no scoring is recorded, the data lacks the run's columns, or (with
+    ``require_observed``) no scoring's horizon is observed yet, saying from when it will be.
     """
     run = resolve_run(run, workspace=workspace)
     history = _history(run, workspace)
-    h, labels, end = _outcomes(run, data, history)
-    rows, calib, segs = _evaluate_all(run, h, labels, workspace)
+    h, labels, end, ev = _outcomes(run, data, history)
+    users = store.scores_of(h.loc[h["status"] == "observed", "scoring_id"].tolist(), workspace=workspace)
+    rows, calib, segs = _evaluate_all(run, h, labels, users)
+    campaigns, campaign_segments = _campaigns(run, h, labels, users, ev)
     if require_observed:
         _require_observed(run, rows, end)
     drift, score, info, notes = _drift(run, data, history)
@@ -273,7 +312,8 @@ def monitor_report(run, data: pd.DataFrame, *, workspace=None, require_observed:
             notes.append(f"{older} scoring(s) by an earlier version of this run (retrained in the same folder) are "
                          "left out: they scored with other models.")
     return MonitorReport(Path(run.path).name, rid, end, rows, calib, segs, drift, score, info,
-                         validation_figures(run), verdict(rows, drift, score), notes)
+                         validation_figures(run), verdict(rows, drift, score), notes, campaigns, campaign_segments,
+                         cost_per_contact)
 
 
 def what_next(run, *, workspace=None, today=None) -> str:

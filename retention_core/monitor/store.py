@@ -7,9 +7,11 @@
   thresholds, validation figures, the training reference for drift) as JSON in ``info``;
 - ``scorings``: one row per scoring: run, model, threshold, as-of date, horizon and lookback, when and from where it
   was recorded (``cli``, ``app``, ``service`` or ``demo``), the data file's name, users scored, mean churn probability and the segment
-  columns kept;
+  columns kept; for a campaign with a control group, its share, seed and strata (``control_share, control_seed,
+  control_strata``; null without one);
 - ``scores``: one row per user scored: ``user_id, churn_probability, risk_decile, rank`` (rank 1 = most at risk,
-  unique within a scoring);
+  unique within a scoring) and ``campaign_group``: ``contact`` or ``control`` for the users of a list with a control
+  group, null for users outside the list (or without a control group);
 - ``score_segments``: one row per user (by ``rank``) and segment column (``segment``, ``value``), for per-segment
   outcomes.
 
@@ -20,6 +22,10 @@ its first recording's id, its distinct users, a customer scored twice counted on
 ranks recomputed across the group). So a day of one-user requests is one scoring of all the customers it scored, for
 the monitor and its verdict, in the list of scorings and when deleted (:func:`delete_scoring` removes the whole
 group, under the same lock and in one transaction like a write).
+
+Schema versions: 1 had no control groups; 2 adds the three ``control_*`` columns and ``campaign_group``. A file of
+version 1 is migrated in place the first time this version opens it (columns added, null for the scorings already
+kept), under the lock; a file of a newer version than this one is refused with a message, never changed.
 
 Writers and readers hold an exclusive lock on ``history.duckdb.lock`` (``flock``, released by the system when a
 process dies) around short connections, so two scorings at the same time both land, one after the other; each
@@ -41,10 +47,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..control import GROUP
 from ..errors import DataError
 
 HISTORY_FILE = "history.duckdb"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Seconds a scoring waits for another one to finish writing before it gives up (RETENTION_HISTORY_TIMEOUT).
 LOCK_TIMEOUT = 120.0
 
@@ -57,16 +64,24 @@ DDL = [
         scoring_id VARCHAR PRIMARY KEY, run_id VARCHAR NOT NULL, run_name VARCHAR NOT NULL, run_path VARCHAR,
         model VARCHAR NOT NULL, threshold DOUBLE, as_of DATE, horizon_days INTEGER, lookback_days INTEGER,
         recorded_at TIMESTAMP NOT NULL, source VARCHAR, data_name VARCHAR, users INTEGER NOT NULL,
-        mean_probability DOUBLE, segment_columns VARCHAR)""",
+        mean_probability DOUBLE, segment_columns VARCHAR, control_share DOUBLE, control_seed BIGINT,
+        control_strata VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS scores (
         scoring_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, churn_probability DOUBLE NOT NULL,
-        risk_decile TINYINT, "rank" BIGINT)""",
+        risk_decile TINYINT, "rank" BIGINT, campaign_group VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS score_segments (
         scoring_id VARCHAR NOT NULL, "rank" BIGINT NOT NULL, segment VARCHAR NOT NULL, value VARCHAR)""",
 ]
 SCORING_COLUMNS = ["scoring_id", "run_id", "run_name", "run_path", "model", "threshold", "as_of", "horizon_days",
                    "lookback_days", "recorded_at", "source", "data_name", "users", "mean_probability",
-                   "segment_columns"]
+                   "segment_columns", "control_share", "control_seed", "control_strata"]
+#: What each schema version adds to a file of the version before (columns added in place, null for what was kept).
+MIGRATIONS = {2: ["ALTER TABLE scorings ADD COLUMN IF NOT EXISTS control_share DOUBLE",
+                  "ALTER TABLE scorings ADD COLUMN IF NOT EXISTS control_seed BIGINT",
+                  "ALTER TABLE scorings ADD COLUMN IF NOT EXISTS control_strata VARCHAR",
+                  "ALTER TABLE scores ADD COLUMN IF NOT EXISTS campaign_group VARCHAR"]}
+#: Columns recorded as segments when the scored rows have them, besides the run's attributes.
+EXTRA_SEGMENTS = ("stage",)
 #: The source of the scoring service's recordings: those of one run version, model and as-of date are one scoring.
 SERVICE = "service"
 _GROUP = ["run_id", "model", "as_of"]
@@ -164,8 +179,24 @@ def _ensure_schema(con, path: Path) -> None:
         elif int(row[0]) > SCHEMA_VERSION:
             raise DataError(f"The scoring history {path.name} was written by a newer version of the studio "
                             f"(schema {row[0]}); upgrade to read it.")
+        elif int(row[0]) < SCHEMA_VERSION:
+            _migrate(con, int(row[0]))
     except duckdb.Error as exc:
         raise _unreadable(path, exc) from None
+
+
+def _migrate(con, version: int) -> None:
+    """Bring a file of an older schema version up to this one, in one transaction (all or nothing)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for v in range(version + 1, SCHEMA_VERSION + 1):
+            for stmt in MIGRATIONS.get(v, []):
+                con.execute(stmt)
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 # ----------------------------------------------------------------------------------------------- runs
@@ -244,15 +275,63 @@ def _checked(scores: pd.DataFrame, frame: pd.DataFrame | None) -> tuple[pd.DataF
             frame.iloc[keep].reset_index(drop=True) if frame is not None else None)
 
 
+def _by_user(table: pd.DataFrame, listed: pd.DataFrame, column: str) -> np.ndarray:
+    """``column`` of a list for each scored user of ``table`` (``user_id, rank``), missing outside the list: matched
+    by user id, or by rank when the list's ids are not the ones scored (a pseudonymised list)."""
+    ids, lid = table["user_id"].astype(str), listed["user_id"].astype(str)
+    if lid.isin(ids).all() or "rank" not in listed.columns:
+        values = pd.Series(listed[column].to_numpy(), index=lid.to_numpy())
+        return table["user_id"].astype(str).map(values[~values.index.duplicated()]).to_numpy(dtype=object)
+    rank = pd.to_numeric(listed["rank"], errors="coerce").to_numpy()
+    values = pd.Series(listed[column].to_numpy(), index=rank)
+    return table["rank"].map(values[~values.index.duplicated()]).to_numpy(dtype=object)
+
+
+def _control(table: pd.DataFrame, control: pd.DataFrame | None) -> tuple[np.ndarray | None, list]:
+    """Each scored user's campaign group (None outside the list) and the scoring's ``control_share, control_seed,
+    control_strata``, from a list drawn by :func:`retention_core.control.assign_control`."""
+    if control is None:
+        return None, [None, None, None]
+    info = control.attrs.get("control") or {}
+    if GROUP not in control.columns or "share" not in info or "seed" not in info:
+        raise DataError("The campaign's list has no control group drawn: hold one out first (control share).")
+    groups = _by_user(table, control, GROUP)
+    groups = np.where(pd.isna(groups), None, groups).astype(object)
+    return groups, [float(info["share"]), int(info["seed"]), json.dumps(list(info.get("strata") or []))]
+
+
+def _segment_source(run, scores: pd.DataFrame, frame: pd.DataFrame | None, table: pd.DataFrame,
+                    control: pd.DataFrame | None) -> tuple[pd.DataFrame, list[str]]:
+    """The rows segment values are read from and the columns kept: the run's attributes (from ``frame`` or
+    ``scores``), and those of :data:`EXTRA_SEGMENTS` (the lifecycle stage) found in the scores, the feature rows or
+    the campaign's list (its users only)."""
+    src = frame if frame is not None else scores
+    segs = [c for c in run.info.get("categorical", []) if c in src.columns]
+    for c in EXTRA_SEGMENTS:
+        if c in segs:
+            continue
+        if c in scores.columns or c in src.columns:
+            values = (scores if c in scores.columns else src)[c].to_numpy()
+        elif control is not None and c in control.columns:
+            values = _by_user(table, control, c)
+        else:
+            continue
+        src, segs = src.assign(**{c: values}), segs + [c]
+    return src, segs
+
+
 def write_scoring(run, scores: pd.DataFrame, *, model: str, as_of: str | None, frame: pd.DataFrame | None = None,
                   threshold: float | None = None, source: str = "app", data_name: str | None = None,
-                  workspace=None, lock_timeout: float | None = None) -> Recorded:
+                  control: pd.DataFrame | None = None, workspace=None,
+                  lock_timeout: float | None = None) -> Recorded:
     """Record one scoring of ``run`` (all its users; segment columns read from ``frame`` or ``scores``) in the
-    workspace's history, in one transaction (waiting for the history's lock at most ``lock_timeout`` seconds)."""
+    workspace's history, in one transaction (waiting for the history's lock at most ``lock_timeout`` seconds).
+    ``control`` is the campaign's list with its control group drawn: each of its users' group, the share, the seed
+    and the strata are kept with the scoring."""
     scores, frame = _checked(scores, frame)
     table = _scores_frame(scores)
-    source_cols = frame if frame is not None else scores
-    segs = [c for c in run.info.get("categorical", []) if c in source_cols.columns]
+    table["campaign_group"], control_row = _control(table, control)
+    source_cols, segs = _segment_source(run, scores, frame, table, control)
     seg_table = _segments_frame(table["rank"], source_cols, segs)
     rid, name = run_id_of(run), Path(run.path).name
     events = run.info.get("kind") == "events"
@@ -261,21 +340,42 @@ def write_scoring(run, scores: pd.DataFrame, *, model: str, as_of: str | None, f
     row = [sid, rid, name, str(run.path), model, None if threshold is None else float(threshold), as_of,
            snap.get("horizon_days") if events else None, snap.get("lookback_days") if events else None,
            pd.Timestamp.now().to_pydatetime(), source, data_name, int(len(table)),
-           float(table["churn_probability"].mean()), json.dumps(segs)]
+           float(table["churn_probability"].mean()), json.dumps(segs)] + control_row
     record = json.dumps(run_record(run), default=str)
     with connect(workspace, write=True, timeout=lock_timeout) as con:
         con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [rid, name, str(run.path), run.info.get("kind"), run.info.get("created"),
                      run.info.get("best_model"), record, pd.Timestamp.now().to_pydatetime()])
-        con.execute(f"INSERT INTO scorings VALUES ({', '.join('?' * len(SCORING_COLUMNS))})", row)
+        con.execute(f"INSERT INTO scorings ({', '.join(SCORING_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(SCORING_COLUMNS))})", row)
         con.register("new_scores", table)
-        con.execute('INSERT INTO scores SELECT ?, user_id, churn_probability, CAST(risk_decile AS TINYINT), '
-                    'CAST("rank" AS BIGINT) FROM new_scores', [sid])
+        con.execute('INSERT INTO scores (scoring_id, user_id, churn_probability, risk_decile, "rank", campaign_group) '
+                    'SELECT ?, user_id, churn_probability, CAST(risk_decile AS TINYINT), CAST("rank" AS BIGINT), '
+                    'CAST(campaign_group AS VARCHAR) FROM new_scores', [sid])
         if len(seg_table):
             con.register("new_segments", seg_table)
             con.execute('INSERT INTO score_segments SELECT ?, "rank", segment, CAST(value AS VARCHAR) FROM new_segments',
                         [sid])
     return Recorded(sid, name, model, as_of, int(len(table)), history_path(workspace))
+
+
+def set_control(scoring_id: str, control: pd.DataFrame, *, workspace=None) -> int:
+    """Keep a campaign's control group with a scoring recorded before it was drawn (the app: a list downloaded with
+    a control group after its scoring was kept): each listed user's group, the share, the seed and the strata, in
+    one transaction; a control group kept before is replaced. Returns the users of the list found in the scoring."""
+    sid = str(scoring_id)
+    with connect(workspace, write=True) as con:
+        table = con.execute('SELECT user_id, "rank" FROM scores WHERE scoring_id = ?', [sid]).df()
+        if not len(table):
+            raise DataError(f"The recorded scoring {sid!r} is not in the scoring history.", field="scoring_id",
+                            value=sid)
+        groups, info = _control(table, control)
+        con.execute("UPDATE scorings SET control_share = ?, control_seed = ?, control_strata = ? "
+                    "WHERE scoring_id = ?", info + [sid])
+        con.register("new_groups", pd.DataFrame({"r": table["rank"].to_numpy(), "g": groups}))
+        con.execute('UPDATE scores SET campaign_group = CAST(new_groups.g AS VARCHAR) FROM new_groups '
+                    'WHERE scores.scoring_id = ? AND scores."rank" = new_groups.r', [sid])
+    return int(pd.notna(groups).sum())
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -309,6 +409,7 @@ def scorings(run=None, *, workspace=None) -> pd.DataFrame:
     out["as_of"] = pd.to_datetime(out["as_of"]).dt.strftime("%Y-%m-%d").astype(object).where(out["as_of"].notna(),
                                                                                               None)
     out["segment_columns"] = [json.loads(s) if s else [] for s in out["segment_columns"]]
+    out["control_strata"] = [json.loads(s) if isinstance(s, str) else None for s in out["control_strata"]]
     due = pd.to_datetime(out["as_of"]) + pd.to_timedelta(pd.to_numeric(out["horizon_days"]), unit="D")
     out["observable_from"] = due.dt.strftime("%Y-%m-%d").astype(object).where(due.notna(), None)
     out["run_exists"] = [bool(p) and Path(p).is_dir() for p in out["run_path"]]
@@ -359,8 +460,8 @@ def _members(con, scoring_id: str) -> pd.DataFrame:
 
 def _scores_of_one(con, sid: str) -> pd.DataFrame:
     """One recording's users in rank order, one column per segment kept."""
-    part = con.execute('SELECT scoring_id, user_id, churn_probability, risk_decile, "rank" FROM scores '
-                       'WHERE scoring_id = ? ORDER BY "rank"', [sid]).df()
+    part = con.execute('SELECT scoring_id, user_id, churn_probability, risk_decile, "rank", campaign_group AS "group" '
+                       'FROM scores WHERE scoring_id = ? ORDER BY "rank"', [sid]).df()
     segs = con.execute("SELECT DISTINCT segment FROM score_segments WHERE scoring_id = ? ORDER BY 1", [sid]).fetchall()
     for (seg,) in segs:
         v = con.execute('SELECT "rank", value FROM score_segments WHERE scoring_id = ? AND segment = ? '
@@ -384,9 +485,10 @@ def _scores_of_group(con, sid: str, members: list[str]) -> pd.DataFrame:
 
 
 def scores_of(scoring_ids: list[str], *, workspace=None) -> pd.DataFrame:
-    """The users of the given scorings: ``scoring_id, user_id, churn_probability, risk_decile, rank`` and one column
-    per segment kept, in rank order within each scoring (a group of service recordings: all its customers)."""
-    cols = ["scoring_id", "user_id", "churn_probability", "risk_decile", "rank"]
+    """The users of the given scorings: ``scoring_id, user_id, churn_probability, risk_decile, rank, group`` (the
+    campaign group: ``contact``, ``control`` or missing) and one column per segment kept, in rank order within each
+    scoring (a group of service recordings: all its customers)."""
+    cols = ["scoring_id", "user_id", "churn_probability", "risk_decile", "rank", "group"]
     parts = []
     with connect(workspace) as con:
         for sid in dict.fromkeys(scoring_ids) if con is not None else []:
