@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import pandas as pd
 
+from .control import assign_control, contact_rows  # noqa: F401  (control groups live in retention_core.control)
 from .errors import ConfigError
 from .export import export_csv_bytes
 from .plots import base_layout

@@ -392,7 +392,8 @@ def test_a_writer_killed_mid_write_leaves_a_readable_history(demo, tmp_path):
         with store.connect({str(tmp_path)!r}, write=True) as con:
             con.execute("INSERT INTO scorings (scoring_id, run_id, run_name, model, recorded_at, users) "
                         "VALUES ('half', 'r', 'r', 'm', now(), 200000)")
-            con.execute("INSERT INTO scores SELECT 'half', CAST(range AS VARCHAR), 0.5, 1, range FROM range(200000)")
+            con.execute('INSERT INTO scores (scoring_id, user_id, churn_probability, risk_decile, "rank") '
+                        "SELECT 'half', CAST(range AS VARCHAR), 0.5, 1, range FROM range(200000)")
             open({str(ready)!r}, "w").write("1")
             time.sleep(300)
     """)], env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
