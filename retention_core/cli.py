@@ -371,6 +371,7 @@ def cmd_score(args) -> int:
         raise UsageError("--seed and --contact-out go with --control-share, the share of the list held out")
     if args.control_share is not None:
         control.check_share(args.control_share)
+        control.check_seed(args.seed if args.seed is not None else 0)
     run = load_run(args.run)
     choice = dict(as_of=args.as_of, top=args.top, threshold=args.threshold, reasons=args.reasons, offers=args.offers,
                   pseudonymise_key=key)

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..control import CONTACT, CONTROL, GROUP
+from ..errors import ConfigError
 
 Z95 = NormalDist().inv_cdf(0.975)
 CI_METHOD = "Newcombe hybrid score interval (from Wilson intervals), 95%"
@@ -166,17 +167,26 @@ def campaign_result(users: pd.DataFrame, labels: pd.DataFrame, revenue: pd.Serie
 
 
 # ----------------------------------------------------------------------------------------------- cost and words
+def check_cost(cost_per_contact) -> float | None:
+    """The cost per contact as a number, 0 or more (None stays None)."""
+    if cost_per_contact is None:
+        return None
+    try:
+        c = float(cost_per_contact)
+    except (TypeError, ValueError):
+        c = math.nan
+    if not math.isfinite(c) or c < 0:
+        raise ConfigError(f"The cost per contact must be a number, 0 or more, got {cost_per_contact!r}.",
+                          field="cost_per_contact", value=cost_per_contact)
+    return c
+
+
 def with_cost(campaigns: pd.DataFrame, cost_per_contact: float | None) -> pd.DataFrame:
     """``campaigns`` (or their segment rows) with ``cost_per_contact, cost, net, roi``: the cost of contacting the
     contacted users observed, the incremental revenue less that cost, and net / cost (None without a cost, or with
     no revenue)."""
     out = campaigns.copy()
-    c = None if cost_per_contact is None else float(cost_per_contact)
-    if c is not None and (not math.isfinite(c) or c < 0):
-        from ..errors import ConfigError
-
-        raise ConfigError(f"The cost per contact must be 0 or more, got {cost_per_contact!r}.",
-                          field="cost_per_contact", value=cost_per_contact)
+    c = check_cost(cost_per_contact)
     n1 = pd.to_numeric(out.get("contact_users", pd.Series(dtype=float)), errors="coerce")
     inc = pd.to_numeric(out.get("incremental_revenue", pd.Series(dtype=float)), errors="coerce")
     out["cost_per_contact"] = c

@@ -28,7 +28,7 @@ from ..dataset import data_end
 from ..errors import BundleError, DataError
 from ..explain.wording import feature_label, grows_with_age
 from . import store
-from .campaigns import FRONT, as_records, campaign_result, horizon_revenue, with_cost
+from .campaigns import FRONT, as_records, campaign_result, check_cost, horizon_revenue, with_cost
 from .drift import drift_table, score_drift
 from .realised import (
     METRIC_KEYS,
@@ -295,6 +295,7 @@ def monitor_report(run, data: pd.DataFrame, *, workspace=None, require_observed:
     Raises a :class:`DataError` when no scoring is recorded, the data lacks the run's columns, or (with
     ``require_observed``) no scoring's horizon is observed yet, saying from when it will be.
     """
+    cost_per_contact = check_cost(cost_per_contact)
     run = resolve_run(run, workspace=workspace)
     history = _history(run, workspace)
     h, labels, end, ev = _outcomes(run, data, history)
