@@ -8,7 +8,8 @@ from ui.widgets import page_header
 def main() -> None:
     page_header("Monitor", ":material/monitor_heart:",
                 "See how a run's recorded scorings turned out once their horizon passed: realised quality against "
-                "validation, predicted against realised churn, calibration, drift and segments, and a verdict.")
+                "validation, predicted against realised churn, calibration, drift and segments, a verdict, and what "
+                "each campaign changed against its control group.")
     if monitor_panels.demo_panel():
         return
     history = monitor_panels.recorded_history()

@@ -1,6 +1,7 @@
 """Monitor panels: pick a run with recorded scorings (saved, or deleted with its history kept) and the table to check
 them against, then the report: the verdict, the scorings against their validation figures, realised quality,
-calibration, drift with its bands and outcomes per segment. With nothing recorded yet: what to do, and a demo on the
+calibration, drift with its bands, outcomes per segment and the results of campaigns with a control group
+(:mod:`ui.campaign_results`). With nothing recorded yet: what to do, and a demo on the
 sample that fills the page without touching the real history."""
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import streamlit as st
 from retention_core import monitor
 from retention_core.monitor import plots
 
-from . import monitor_cache, run_picker, state, tables
+from . import campaign_results, monitor_cache, run_picker, state, tables
 from .state import Key, widget_key
 from .tables import LoadedTable
 from .widgets import DATA_PAGE, guard, nothing_to_show
@@ -394,12 +395,11 @@ def report_view(report: monitor.MonitorReport, key: str, data_name: str) -> None
     verdict_box(report)
     summary_cards(report, data_name)
     scorings_table(report, key)
-    tabs = st.tabs(["Realised quality", "Calibration", "Drift", "Segments"])
-    with tabs[0]:
-        quality_panel(report, key)
-    with tabs[1]:
-        calibration_panel(report, key)
-    with tabs[2]:
-        drift_panel(report, key)
-    with tabs[3]:
-        segments_panel(report, key)
+    panels = {"Realised quality": quality_panel, "Calibration": calibration_panel, "Drift": drift_panel,
+              "Segments": segments_panel, "Campaign results": campaign_results.campaigns_panel}
+    names = list(panels)
+    if campaign_results.has_campaigns(report):  # a campaign with a control group: its results first
+        names = names[-1:] + names[:-1]
+    for tab, name in zip(st.tabs(names), names):
+        with tab:
+            panels[name](report, key)

@@ -38,17 +38,23 @@ def come_back_note(run, as_of: str) -> str:
     return f"come back after {due} (as of {as_of} + {int(horizon)}-day horizon) to see how it did"
 
 
-def _already_kept(run, scores: pd.DataFrame, as_of: str, model: str) -> bool:
-    """Whether the history already holds this very scoring (same run version, model, as-of date, users scored and
-    mean probability: recorded by an earlier session, or by the score command, whatever the file was called)."""
+def _kept_id(run, scores: pd.DataFrame, as_of: str, model: str) -> str | None:
+    """The id of this very scoring in the history, if it holds it (same run version, model, as-of date, users scored
+    and mean probability: recorded by an earlier session, or by the score command, whatever the file was called)."""
     if not (cache.workspace_root() / monitor.HISTORY_FILE).is_file():
-        return False
+        return None
     h = monitor.scorings(run)
     if not len(h):
-        return False
+        return None
     mean = float(pd.to_numeric(scores["churn_probability"], errors="coerce").mean())
     same = h[(h["model"] == model) & (h["as_of"] == as_of) & (h["users"] == len(scores))]
-    return any(math.isclose(float(m), mean, rel_tol=0, abs_tol=1e-9) for m in same["mean_probability"])
+    hits = [i for i, m in zip(same["scoring_id"], same["mean_probability"])
+            if math.isclose(float(m), mean, rel_tol=0, abs_tol=1e-9)]
+    return hits[-1] if hits else None
+
+
+def _already_kept(run, scores: pd.DataFrame, as_of: str, model: str) -> bool:
+    return _kept_id(run, scores, as_of, model) is not None
 
 
 def _known(run, scores: pd.DataFrame, frame: pd.DataFrame, model: str, data_key: str) -> tuple[str, str, str | None]:
@@ -62,14 +68,21 @@ def _known(run, scores: pd.DataFrame, frame: pd.DataFrame, model: str, data_key:
     return key, as_of, note
 
 
-def record(run, scores: pd.DataFrame, frame: pd.DataFrame, *, model: str, data_key: str, data_name: str) -> bool:
+def record(run, scores: pd.DataFrame, frame: pd.DataFrame, *, model: str, data_key: str, data_name: str,
+           control: pd.DataFrame | None = None) -> bool:
     """Keep this scoring of new data (every user scored) in the scoring history, once; False when it could not be
-    (a warning: the scores and the download are unaffected)."""
+    (a warning: the scores and the download are unaffected). ``control``: the list downloaded with a control group
+    held out, kept with the scoring (attached to it when the scoring was kept before; the latest draw counts)."""
     try:
         key, as_of, note = _known(run, scores, frame, model, data_key)
+        with_group = "" if control is None else f" with its control group ({control.attrs['control']['control']:,} "             "customers held out)"
         if note is None:
-            monitor.record_scoring(run, (scores, frame), model=model, source="app", data_name=data_name)
-            state.set_recorded(key, f"Recorded in the scoring history: {come_back_note(run, as_of)}.")
+            monitor.record_scoring(run, (scores, frame), model=model, source="app", data_name=data_name,
+                                   control=control)
+        elif control is not None:
+            monitor.set_control(_kept_id(run, scores, as_of, model), control)
+        if note is None or control is not None:
+            state.set_recorded(key, f"Recorded in the scoring history{with_group}: {come_back_note(run, as_of)}.")
         return True
     except (RetentionError, OSError) as exc:
         st.warning(f"This scoring could not be kept in the scoring history, so the Monitor page will not see it "
@@ -78,10 +91,11 @@ def record(run, scores: pd.DataFrame, frame: pd.DataFrame, *, model: str, data_k
 
 
 def on_download(run, scores: pd.DataFrame, frame: pd.DataFrame, *, model: str, data_key: str,
-                data_name: str) -> Callable[[], None]:
-    """The callback of a download of a list made from this scoring: downloading it records the scoring (once)."""
+                data_name: str, control: pd.DataFrame | None = None) -> Callable[[], None]:
+    """The callback of a download of a list made from this scoring: downloading it records the scoring (once), with
+    the list's control group when one is held out."""
     def _record() -> None:
-        record(run, scores, frame, model=model, data_key=data_key, data_name=data_name)
+        record(run, scores, frame, model=model, data_key=data_key, data_name=data_name, control=control)
     return _record
 
 

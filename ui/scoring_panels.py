@@ -11,7 +11,7 @@ import streamlit as st
 from retention_core import io as rio
 from retention_core import bundle, campaign, scoring
 
-from . import cache, campaign_panels, recording, run_picker, state, tables
+from . import cache, campaign_panels, control_panels, recording, run_picker, state, tables
 from .state import Key, widget_key
 from .tables import UPLOAD_TYPES, LoadedTable
 from .widgets import EVALUATE_PAGE, at_risk_table, guard, leaderboard_table, list_download
@@ -220,11 +220,14 @@ def list_panel(data: cache.RunData, scored: Scored, list_df: pd.DataFrame) -> No
                 help=f"Sum of churn probability x {basis or 'one per user'}.")
     at_risk_table(list_df, _k(data.name, "table"))
     day = scoring.scoring_date(scored.frame)
-    keep = None  # downloading a list made from new data records its scoring for monitoring
-    if scored.data_key != "validation":
+    name, keep = f"at_risk_{data.name.replace(' ', '_')}_{day}.csv", None
+    sent = list_df
+    if scored.data_key != "validation":  # a control group, and the download records the scoring (ui/control_panels)
+        list_df, sent, name = control_panels.export_choice(list_df, name, _k(data.name, "control"), day)
         keep = recording.on_download(run_picker.open_run(data.name), scored.scores, scored.frame, model=scored.model,
-                                     data_key=scored.data_key, data_name=scored.data_name or "")
-    list_download(list_df, f"at_risk_{data.name.replace(' ', '_')}_{day}.csv", _k(data.name, "download"),
+                                     data_key=scored.data_key, data_name=scored.data_name or "",
+                                     control=control_panels.held_out(list_df))
+    list_download(sent, name, _k(data.name, "download"), control_panels.download_label(sent, list_df),
                   on_download=keep)
 
 

@@ -4,8 +4,8 @@ An at-risk list is used and forgotten; monitoring closes the loop. A scoring is 
 (:func:`record_scoring`, ``RETENTION_WORKSPACE/history.duckdb``, see :mod:`.store`) by the ``score`` command, by the
 app when a list is downloaded or the analyst asks, and by the service on request; one can be deleted
 (:func:`delete_scoring`). :func:`monitor_report` compares each recorded scoring with what happened in new data (labels exactly as training makes them, :mod:`.realised`),
-measures the drift of the latest population against the run's training rows (PSI, :mod:`.drift`) and words a verdict
-(:mod:`.verdict`). :mod:`.plots` draws the report; :func:`demo_on_sample` fills it from the built-in sample.
+measures the drift of the latest population against the run's training rows (PSI, :mod:`.drift`), words a verdict
+(:mod:`.verdict`) and, for scorings with a control group, measures what the campaign changed (:mod:`.campaigns`). :mod:`.plots` draws the report; :func:`demo_on_sample` fills it from the built-in sample.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from .store import (
            recorded_run,
            scores_of,
            scorings,
+           set_control,
 )
 from .verdict import Verdict, verdict
 
@@ -38,4 +39,4 @@ __all__ = ["HISTORY_FILE", "HistoryBusy", "MonitorReport", "Recorded", "Verdict"
            "compare", "delete_scoring", "demo_on_sample", "drift_table", "feature_reference", "history_path",
            "monitor_report", "psi", "psi_from_shares", "realised_metrics", "record_scoring", "recorded_run",
            "resolve_run", "scores_of",
-           "scorings", "segment_outcomes", "training_reference", "verdict", "what_next"]
+           "scorings", "set_control", "segment_outcomes", "training_reference", "verdict", "what_next"]

@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..plots import CHURNED, RETAINED, UNLABELLED, base_layout, _empty
+from .campaigns import wilson
 from .drift import BANDS
 
 BAND_COLOURS = {"stable": "#54A24B", "moderate": "#F2A93B", "act": CHURNED, None: UNLABELLED}
@@ -137,3 +138,74 @@ def segment_outcomes(segments: pd.DataFrame, column: str, as_of: str | None = No
     fig.update_yaxes(title="Churn", tickformat=".0%", rangemode="tozero", gridcolor=_GRID)
     fig.update_layout(barmode="group")
     return base_layout(fig, title or f"Predicted against realised churn per {column}", 340)
+
+
+# ----------------------------------------------------------------------------------------------- campaigns
+CONTACTED, HELD_OUT = RETAINED, "#9D9D9D"
+#: How segment columns of campaign results are named on charts (other columns keep the names the data gives them).
+SEGMENT_NAMES = {"risk_decile": "risk decile", "stage": "lifecycle stage"}
+
+
+def _legend_below(fig: go.Figure) -> go.Figure:
+    """The legend under the plot, never over the title or an axis."""
+    fig.update_layout(legend=dict(orientation="h", y=-0.12, yanchor="top", x=0, xanchor="left"),
+                      margin=dict(b=60))
+    return fig
+
+
+def campaign_retention(campaigns: pd.DataFrame, *,
+                       title: str | None = "Retention of the contacted and of the control group") -> go.Figure:
+    """Per campaign (scoring date): the share of the contacted and of the control group who came back in the
+    horizon, each with its 95% Wilson interval as an error bar."""
+    if not len(campaigns):
+        return _empty(title, "No campaign with a control group is observed yet")
+    fig = go.Figure()
+    x = [f"as of {a}" for a in campaigns["as_of"]]
+    for name, label, colour in (("contact", "Contacted", CONTACTED), ("control", "Control group (not contacted)",
+                                                                         HELD_OUT)):
+        n = campaigns[f"{name}_users"].astype(int).to_numpy()
+        k = campaigns[f"{name}_retained"].astype(int).to_numpy()
+        p = np.where(n > 0, k / np.maximum(n, 1), np.nan)
+        ci = np.array([wilson(int(a), int(b)) for a, b in zip(k, n)]).reshape(-1, 2)
+        fig.add_bar(x=x, y=p, name=label, marker_color=colour, customdata=np.c_[n, k],
+                    error_y=dict(type="data", array=ci[:, 1] - p, arrayminus=p - ci[:, 0], color="#555555",
+                                 thickness=1.2, width=6),
+                    text=[f"{v:.1%}" for v in p], textposition="inside", insidetextanchor="start",
+                    hovertemplate=f"{label}<br>%{{x}}<br>retention %{{y:.1%}} (%{{customdata[1]:,}} of "
+                                  "%{customdata[0]:,} came back)<extra></extra>")
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(title="Came back in the horizon", tickformat=".0%", rangemode="tozero", gridcolor=_GRID)
+    fig.update_layout(barmode="group")
+    return _legend_below(base_layout(fig, title, 360))
+
+
+def campaign_uplift(campaign: pd.Series, segments: pd.DataFrame, column: str | None = None, *,
+                    title: str | None = None) -> go.Figure:
+    """The uplift in retention (percentage points) with its 95% interval: the whole list first, then each value of
+    one segment column; segments too small to judge in grey. A dashed line marks no effect."""
+    rows = [{"label": "Whole list", **campaign[["uplift", "ci_low", "ci_high", "contact_users",
+                                                "control_users"]].to_dict(), "reliable": True}]
+    if column is not None and len(segments):
+        part = segments[segments["column"] == column]
+        name = SEGMENT_NAMES.get(column, column)
+        rows += [{"label": f"{name} {s}" if column == "risk_decile" else str(s), "reliable": bool(r), **f}
+                 for s, r, f in zip(part["segment"], part["reliable"], part[["uplift", "ci_low", "ci_high",
+                                                                              "contact_users", "control_users"]]
+                                    .to_dict("records"))]
+    f = pd.DataFrame(rows)
+    f = f[np.isfinite(f["uplift"].astype(float))].iloc[::-1]
+    u, lo, hi = (f[c].astype(float).to_numpy() * 100 for c in ("uplift", "ci_low", "ci_high"))
+    fig = go.Figure(go.Scatter(
+        x=u, y=f["label"], mode="markers+text", showlegend=False,
+        marker=dict(size=11, color=[CONTACTED if ok else UNLABELLED for ok in f["reliable"]]),
+        error_x=dict(type="data", array=hi - u, arrayminus=u - lo, color="#555555", thickness=1.5, width=5),
+        text=[f"{v:+.1f} pts" for v in u], textposition="top center",
+        customdata=np.c_[lo, hi, f["contact_users"], f["control_users"]],
+        hovertemplate="%{y}<br>uplift %{x:+.1f} points (95% CI %{customdata[0]:+.1f} to %{customdata[1]:+.1f})"
+                      "<br>%{customdata[2]:,} contacted, %{customdata[3]:,} in the control group<extra></extra>"))
+    fig.add_vline(x=0, line=_DASH)
+    fig.update_xaxes(title="Uplift in retention, points (95% interval)", gridcolor=_GRID, zeroline=False)
+    fig.update_yaxes(type="category")
+    by = f" by {SEGMENT_NAMES.get(column, column)}" if column else ""
+    return base_layout(fig, title or f"Uplift of the campaign as of {campaign['as_of']}{by}",
+                       max(240, 46 * len(f) + 110))
