@@ -384,8 +384,9 @@ def cmd_score(args) -> int:
     write_table(result.chosen if held is None else held, args.out)
     if args.contact_out:
         write_table(control.contact_rows(held), args.contact_out)
+    note = "" if held is None else f"; {control.control_note(held)}"
     print(f"scored {len(result.scores):,} users with {result.model}; wrote {len(result.chosen):,} rows to "
-          f"{args.out} in {time.perf_counter() - t0:.1f} s" + ("" if held is None else f"; {control.control_note(held)}"))
+          f"{args.out} in {time.perf_counter() - t0:.1f} s{note}")
     if not args.no_record:
         _record(run, result, args, held)
     return EXIT_OK
@@ -527,21 +528,8 @@ def _print_report(report) -> None:
     for note in report.notes:
         print(f"note: {note}")
     print(report.verdict.text)
-    _print_campaigns(report)
-
-
-def _print_campaigns(report) -> None:
-    """Each campaign with a control group: the headline, then the uplift per stage, segment and risk decile."""
-    from .monitor.campaigns import segment_lines, summary
-
-    campaigns, segments = report.campaign_table()
-    for _, r in campaigns.iterrows():
-        print(summary(r))
-        for line in segment_lines(segments[segments["scoring_id"] == r["scoring_id"]]):
-            print(f"  {line}")
-    s = report.scorings
-    for _, r in s[s["control_share"].notna() & (s["status"] == "waiting")].iterrows():
-        print(f"Campaign as of {r['as_of']}: its control group can be compared from {r['observable_from']}")
+    for line in report.campaign_lines():  # campaigns with a control group: the headline, then per segment
+        print(line)
 
 
 def _f(v) -> str:

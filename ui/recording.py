@@ -75,7 +75,8 @@ def record(run, scores: pd.DataFrame, frame: pd.DataFrame, *, model: str, data_k
     held out, kept with the scoring (attached to it when the scoring was kept before; the latest draw counts)."""
     try:
         key, as_of, note = _known(run, scores, frame, model, data_key)
-        with_group = "" if control is None else f" with its control group ({control.attrs['control']['control']:,} "             "customers held out)"
+        held = 0 if control is None else control.attrs["control"]["control"]
+        with_group = f" with its control group ({held:,} customers held out)" if control is not None else ""
         if note is None:
             monitor.record_scoring(run, (scores, frame), model=model, source="app", data_name=data_name,
                                    control=control)

@@ -28,7 +28,16 @@ from ..dataset import data_end
 from ..errors import BundleError, DataError
 from ..explain.wording import feature_label, grows_with_age
 from . import store
-from .campaigns import FRONT, as_records, campaign_result, check_cost, horizon_revenue, with_cost
+from .campaigns import (
+    FRONT,
+    as_records,
+    campaign_result,
+    check_cost,
+    horizon_revenue,
+    segment_lines,
+    summary,
+    with_cost,
+)
 from .drift import drift_table, score_drift
 from .realised import (
     METRIC_KEYS,
@@ -86,6 +95,19 @@ class MonitorReport:
     @property
     def observed(self) -> pd.DataFrame:
         return self.scorings[self.scorings["status"] == "observed"]
+
+    def campaign_lines(self) -> list[str]:
+        """The campaigns in words: each observed one's summary and its uplift per segment (indented), then those
+        still waiting for their horizon."""
+        campaigns, segments = self.campaign_table()
+        out = []
+        for _, r in campaigns.iterrows():
+            out.append(summary(r))
+            out += [f"  {line}" for line in segment_lines(segments[segments["scoring_id"] == r["scoring_id"]])]
+        s = self.scorings
+        for _, r in s[s["control_share"].notna() & (s["status"] == "waiting")].iterrows():
+            out.append(f"Campaign as of {r['as_of']}: its control group can be compared from {r['observable_from']}.")
+        return out
 
     def to_dict(self) -> dict:
         rows = []

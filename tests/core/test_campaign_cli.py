@@ -73,7 +73,7 @@ def test_score_holds_out_an_exact_stratified_share(shop):
 
 
 def test_the_same_seed_draws_the_same_group(shop, tmp_path):
-    d, kw = shop["dir"], shop["kw"]
+    kw = shop["kw"]
     rc, _, err = cli("score", shop["run"], shop["path"], "--out", tmp_path / "again.csv", "--as-of", AS_OF,
                      "--control-share", 0.3, "--seed", 5, "--no-record", **kw)
     assert rc == 0, err
