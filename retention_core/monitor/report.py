@@ -104,7 +104,7 @@ class MonitorReport:
         for _, r in campaigns.iterrows():
             out.append(summary(r))
             out += [f"  {line}" for line in segment_lines(segments[segments["scoring_id"] == r["scoring_id"]])]
-        s = self.scorings
+        s = self.scorings if "control_share" in self.scorings else self.scorings.assign(control_share=np.nan)
         for _, r in s[s["control_share"].notna() & (s["status"] == "waiting")].iterrows():
             out.append(f"Campaign as of {r['as_of']}: its control group can be compared from {r['observable_from']}.")
         return out
