@@ -52,8 +52,8 @@ ROLE_FLAGS = {"user_id": ("--user-col", "user id column"), "timestamp": ("--time
               "product": ("--product-col", "product column"), "category": ("--category-col", "category column"),
               "description": ("--description-col", "product name column (shown with offers)")}
 #: Request fields of library errors (``RetentionError.field``) and the option that sets each.
-FIELD_FLAGS = {"top": "--top", "threshold": "--threshold", "reasons": "--reasons", "as_of": "--as-of",
-               "cutoff": "--cutoff", "horizon_days": "--horizon", "lookback_days": "--lookback",
+FIELD_FLAGS = {"top": "--top", "threshold": "--threshold", "contacts": "--contacts", "share": "--contacts",
+               "audience": "--audience", "reasons": "--reasons", "as_of": "--as-of", "cutoff": "--cutoff", "horizon_days": "--horizon", "lookback_days": "--lookback",
                "n_snapshots": "--snapshots", "step_days": "--step", "label": "--label", "model": "--model",
                "sheet": "--sheet", "offers": "--offers"}
 
@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = s.add_mutually_exclusive_group()
     g.add_argument("--top", type=int, help="keep the K users most at risk")
     g.add_argument("--threshold", type=float, help="keep users with churn probability at or above P")
+    g.add_argument("--contacts", metavar="N|P%", help="keep N users (or P%% of those scored, e.g. 10%%) ranked by "
+                   "the expected net value of a contact (save rate 10%%, cost 1 per contact), or by uplift when the "
+                   "run estimates it")
+    s.add_argument("--audience", choices=["all", "saveable", "winback"], default="all",
+                   help="whose scores to keep: everyone (default), those who can still be saved (every stage but "
+                        "lapsed) or the lapsed (a win-back audience)")
     s.add_argument("--reasons", type=int, default=0, help="add the top N reasons per user")
     s.add_argument("--model", help="score with this model of the run (default: the run's best; the leaderboard and "
                                    "metrics.json list the keys)")
@@ -346,6 +352,20 @@ def _spark_scores(run, args, choice: dict):
     return scored_list(run, key, scores, frame, seq, df=data if not isinstance(data, str) else None, **choice)
 
 
+def _contacts(text: str | None) -> dict:
+    """``--contacts N`` or ``--contacts P%`` as the library's ``contacts`` or ``share``."""
+    if text is None:
+        return {}
+    t = str(text).strip()
+    try:
+        if t.endswith("%"):
+            return {"share": float(t[:-1]) / 100.0}
+        return {"contacts": int(t)}
+    except ValueError:
+        raise UsageError(f"--contacts takes a number of users (200) or a share of those scored (10%), got "
+                         f"{text!r}") from None
+
+
 def cmd_score(args) -> int:
     """Score a file with a saved run and write the users chosen, most at risk first."""
     from .export import write_table
@@ -360,7 +380,7 @@ def cmd_score(args) -> int:
                              "pseudonymisation key in it.")
     run = load_run(args.run)
     choice = dict(as_of=args.as_of, top=args.top, threshold=args.threshold, reasons=args.reasons, offers=args.offers,
-                  pseudonymise_key=key)
+                  pseudonymise_key=key, audience=args.audience, **_contacts(args.contacts))
     if args.engine == "spark":
         result = _spark_scores(run, args, choice)
     else:
@@ -369,6 +389,10 @@ def cmd_score(args) -> int:
     write_table(result.chosen, args.out)
     print(f"scored {len(result.scores):,} users with {result.model}; wrote {len(result.chosen):,} rows to "
           f"{args.out} in {time.perf_counter() - t0:.1f} s")
+    stages = result.scores["stage"].value_counts() if "stage" in result.scores else None
+    if stages is not None and stages.sum():
+        print("stages: " + ", ".join(f"{st} {int(stages.get(st, 0)):,}" for st in ("new", "active", "slipping",
+                                                                                   "lapsed")))
     if not args.no_record:
         _record(run, result, args)
     return EXIT_OK

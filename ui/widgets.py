@@ -178,6 +178,8 @@ def at_risk_table(list_df: pd.DataFrame, key: str) -> None:
                                                                 max_value=1.0),
            "risk_decile": st.column_config.NumberColumn("risk decile", help="1 = the 10% of users most at risk"),
            "rank": st.column_config.NumberColumn("rank", format="localized"),
+           "stage": st.column_config.TextColumn("lifecycle stage", help="new, active, slipping or lapsed, from the "
+                                                "customer's own rhythm against the shop's"),
            "value": st.column_config.NumberColumn("value", format="localized"),
            "value_at_risk": st.column_config.NumberColumn("value at risk", format="localized",
                                                           help="Churn probability x the user's value"),
