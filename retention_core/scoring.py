@@ -80,13 +80,15 @@ def score(run, df: pd.DataFrame, *, as_of=None, model: str | None = None) -> tup
 def stage_reference(run) -> np.ndarray | None:
     """The usual gaps of the shop's repeat customers that a run's scorings measure stages against: those of its
     validation users (the latest labelled snapshot it learned from), so that a file, the app and one customer sent
-    to the service get the same stage. None for a user table or a run without them."""
+    to the service get the same stage (none at all when those rows hold no gaps: the library's fallback rhythm, as
+    in the service). None for a user table or a run whose validation rows cannot be read."""
     if run.info.get("kind") != "events":
         return None
     try:
-        return shop_gaps(run.validation())
+        gaps = shop_gaps(run.validation())
     except (RetentionError, OSError, ValueError):
         return None
+    return gaps if gaps is not None else np.zeros(0)
 
 
 def add_stages(scores: pd.DataFrame, frame: pd.DataFrame | None, *, reference=None,

@@ -30,8 +30,9 @@ def rules_for(data: cache.RunData) -> StageRules:
 
 def shop_gaps(data: cache.RunData) -> np.ndarray | None:
     """The usual gaps the run's stages are measured against: its validation users' (as the command line and the
-    service measure them)."""
-    return lifecycle.shop_gaps(data.validation)
+    service measure them; none at all: the library's fallback rhythm)."""
+    gaps = lifecycle.shop_gaps(data.validation)
+    return gaps if gaps is not None else np.zeros(0)
 
 
 def with_stages(data: cache.RunData, scores: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
@@ -46,12 +47,10 @@ def rules_panel(data: cache.RunData, key: str) -> StageRules:
     changed = rules != StageRules()
     with st.expander("Lifecycle stage rules" + (" (changed)" if changed else ""), icon=":material/rule:"):
         table = lifecycle.rules_table(rules, rhythm)
-        st.dataframe(table, hide_index=True, width="stretch", column_config={
-            "stage": st.column_config.TextColumn("stage", width="small"),
-            "rule": st.column_config.TextColumn("rule (the first that holds, from the top: new, lapsed, slipping)",
-                                                width="large")})
-        st.caption(table.attrs["note"] + (f" Measured on the run's {rhythm.repeat_customers:,} validation customers "
-                                          "who bought more than once." if rhythm and rhythm.repeat_customers else ""))
+        st.markdown("\n".join(f"- **{r.stage}**: {r.rule}" for r in table.itertuples()))
+        st.caption(table.attrs["note"] + " The first rule that holds wins, in this order: new, lapsed, slipping, "
+                   "active." + (f" Shop's gaps measured on the run's {rhythm.repeat_customers:,} validation customers "
+                                "who bought more than once." if rhythm and rhythm.repeat_customers else ""))
         tag = "-".join(f"{v:g}" for v in rules.as_dict().values())  # fresh inputs when the rules change
         with st.form(f"{key}:form:{tag}", border=False):
             c = st.columns(4)

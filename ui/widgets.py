@@ -193,6 +193,10 @@ def at_risk_table(list_df: pd.DataFrame, key: str) -> None:
     for c in list_df.columns:
         if str(c).startswith(("reason_", "offer_")):
             cfg[c] = st.column_config.TextColumn(str(c).replace("_", " "), width="large")
+    ranked = list_df.attrs.get("ranked_by")
+    if ranked in ("expected_net_value", "uplift") and ranked in show.columns:  # what orders the list, seen first
+        show = show[["user_id", ranked] + [c for c in show.columns if c not in ("user_id", ranked)]]
+        cfg.setdefault("uplift", st.column_config.NumberColumn("uplift", format="%.4f"))
     st.dataframe(show, hide_index=True, width="stretch", column_config=cfg, key=key)
 
 

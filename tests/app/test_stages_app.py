@@ -84,7 +84,7 @@ def test_editing_the_stage_rules_changes_the_stages(trained):
     before = _lapsed_among_everyone(at, model)
     rules = {n.label: n for n in at.number_input}
     assert {"Lapsed after (usual gaps)", "Shop's long gap (percentile)"} <= set(rules)
-    assert "3 x their usual gap" in table(at, "rule").to_string()  # the rules in force, shown in words
+    assert "3 x their usual gap" in texts(at)  # the rules in force, shown in words
     rules["Slipping after (usual gaps)"].set_value(1.0)
     rules["Lapsed after (usual gaps)"].set_value(1.5)
     rules["Shop's long gap (percentile)"].set_value(50)
@@ -93,7 +93,7 @@ def test_editing_the_stage_rules_changes_the_stages(trained):
     assert not at.error, [e.value for e in at.error]
     after = _lapsed_among_everyone(at, model)
     assert after > before, (before, after)
-    assert "1.5 x their usual gap" in table(at, "rule").to_string()
+    assert "1.5 x their usual gap" in texts(at)
     # the Segments page splits by stage with the same rules, and draws customers by stage and risk
     at.switch_page("pages/segments.py").run()
     at.segmented_control(key=widget_key(Key.W_SEGMENTS, RUN, "kind")).set_value("stage").run()
