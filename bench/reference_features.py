@@ -12,7 +12,8 @@ The rules it follows (from ``retention_core/events.py`` and ``retention_core/fea
 
 - cutoffs are midnights; an event's day bucket is the first midnight at or after it, so an event is "before the
   cutoff" (bucket <= T) exactly when ``ts <= T``, and a window "the last w days" (bucket > T - w) is ``ts > T - w``;
-- the population: users with a purchase line in ``(T - lookback, T]``; the label: ``churned = 1`` without a purchase
+- the population: users with a purchase line in ``(T - lookback, T]`` and a product purchase line (not postage or
+  fees) at or before ``T``; the label: ``churned = 1`` without a purchase
   in ``(T, T + horizon]``, missing when ``T + horizon`` is after the end of the data;
 - orders of a day = distinct order ids among that day's purchase lines + purchase lines without an order id (an order
   spanning two day buckets counts on both days); revenue and units leave out non-product lines (postage, fees);
@@ -65,6 +66,8 @@ def _population(ev: pd.DataFrame, T: pd.Timestamp, cfg: SnapshotConfig, types: l
     purchase = ev[ev["is_purchase"]]
     future = purchase.loc[(purchase["ts"] > T) & (purchase["ts"] <= T + H * days), "user_id"].unique()
     active = purchase.loc[(purchase["ts"] > T - L * days) & (purchase["ts"] <= T), "user_id"].unique()
+    customers = purchase.loc[~purchase["is_nonproduct"] & (purchase["ts"] <= T), "user_id"].unique()
+    active = active[pd.Index(active).isin(customers)]  # a user who bought only postage or fees is no customer
 
     past = ev[(ev["ts"] <= T) & ev["user_id"].isin(active)].copy()
     past["day"] = past["ts"].dt.ceil("D")  # the day bucket: the first midnight at or after the event

@@ -15,9 +15,11 @@ def main() -> None:
     names, _ = run_picker.run_names()
     if not names:
         nothing_to_show([
-            "score the latest data (or the run's validation users) with a trained model",
-            "keep everyone above the threshold, the top K users, what a campaign budget pays for, the most value "
-            "at risk, or the users worth contacting by expected net value, within the segments you choose",
+            "score the latest data (or the run's validation users) with a trained model; each customer gets a "
+            "lifecycle stage: new, active, slipping or lapsed",
+            "contact the customers who can still be saved, or the lapsed with a win-back offer: by default the top "
+            "10% most worth a contact, or everyone above the threshold, the top K, what a budget pays for, within "
+            "the segments you choose",
             "offer each user the products they are most likely to buy, with the reason for each offer",
             "download the list as CSV with the top reasons and offers for each user, optionally with pseudonymised "
             "ids",

@@ -15,7 +15,8 @@ def main() -> None:
     if not names:
         nothing_to_show([
             "compare churn rates and model quality by country, channel, device or any attribute you mapped",
-            "group users by recency, frequency and monetary value (RFM)",
+            "group users by recency, frequency and monetary value (RFM), or by lifecycle stage (new, active, "
+            "slipping, lapsed) with rules you can change",
             "split users into risk tiers, or build your own segment from conditions",
         ], note="Cohort retention by month of first purchase is already on the Data page.")
         return

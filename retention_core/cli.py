@@ -53,8 +53,8 @@ ROLE_FLAGS = {"user_id": ("--user-col", "user id column"), "timestamp": ("--time
               "product": ("--product-col", "product column"), "category": ("--category-col", "category column"),
               "description": ("--description-col", "product name column (shown with offers)")}
 #: Request fields of library errors (``RetentionError.field``) and the option that sets each.
-FIELD_FLAGS = {"top": "--top", "threshold": "--threshold", "reasons": "--reasons", "as_of": "--as-of",
-               "cutoff": "--cutoff", "horizon_days": "--horizon", "lookback_days": "--lookback",
+FIELD_FLAGS = {"top": "--top", "threshold": "--threshold", "contacts": "--contacts", "share": "--contacts",
+               "audience": "--audience", "reasons": "--reasons", "as_of": "--as-of", "cutoff": "--cutoff", "horizon_days": "--horizon", "lookback_days": "--lookback",
                "n_snapshots": "--snapshots", "step_days": "--step", "label": "--label", "model": "--model",
                "sheet": "--sheet", "offers": "--offers", "control_share": "--control-share", "seed": "--seed",
                "cost_per_contact": "--cost-per-contact"}
@@ -119,6 +119,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, help="epochs for deep models")
     s.add_argument("--seed", type=int, default=0)
 
+    _score_parser(sub)
+    _monitor_parser(sub)
+    _recommend_parser(sub)
+
+    # --- serve (the scoring service, retention_core.serve) ---
+    s = sub.add_parser("serve", help="answer churn-scoring requests over HTTP from a saved run")
+    s.add_argument("run")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    s.add_argument("--workers", type=int, default=1, help="worker processes, one per core (default 1)")
+    s.add_argument("--model", metavar="KEY", help="serve this model of the run (default: its best; GET /v1/model "
+                   "says which is served)")
+    return p
+
+
+def _score_parser(sub) -> None:
     s = sub.add_parser("score", help="score new data with a saved run")
     s.add_argument("run")
     s.add_argument("data")
@@ -128,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = s.add_mutually_exclusive_group()
     g.add_argument("--top", type=int, help="keep the K users most at risk")
     g.add_argument("--threshold", type=float, help="keep users with churn probability at or above P")
+    g.add_argument("--contacts", metavar="N|P%", help="keep N users (or P%% of those scored, e.g. 10%%) ranked by "
+                   "the expected net value of a contact (save rate 10%%, cost 1 per contact), or by uplift when the "
+                   "run estimates it")
+    s.add_argument("--audience", choices=["all", "saveable", "winback"], default="all",
+                   help="whose scores to keep: everyone (default), those who can still be saved (every stage but "
+                        "lapsed) or the lapsed (a win-back audience)")
     s.add_argument("--reasons", type=int, default=0, help="add the top N reasons per user")
     s.add_argument("--model", help="score with this model of the run (default: the run's best; the leaderboard and "
                                    "metrics.json list the keys)")
@@ -146,18 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--contact-out", metavar="FILE", help="also write the list without its control rows, for a "
                    "campaign tool")
     _engine_options(s)
-    _monitor_parser(sub)
-    _recommend_parser(sub)
-
-    # --- serve (the scoring service, retention_core.serve) ---
-    s = sub.add_parser("serve", help="answer churn-scoring requests over HTTP from a saved run")
-    s.add_argument("run")
-    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    s.add_argument("--workers", type=int, default=1, help="worker processes, one per core (default 1)")
-    s.add_argument("--model", metavar="KEY", help="serve this model of the run (default: its best; GET /v1/model "
-                   "says which is served)")
-    return p
 
 
 # --- engine options (the Spark engine lives in retention_core/spark; PySpark and Java are optional) ----------------
@@ -355,6 +365,20 @@ def _spark_scores(run, args, choice: dict):
     return scored_list(run, key, scores, frame, seq, df=data if not isinstance(data, str) else None, **choice)
 
 
+def _contacts(text: str | None) -> dict:
+    """``--contacts N`` or ``--contacts P%`` as the library's ``contacts`` or ``share``."""
+    if text is None:
+        return {}
+    t = str(text).strip()
+    try:
+        if t.endswith("%"):
+            return {"share": float(t[:-1]) / 100.0}
+        return {"contacts": int(t)}
+    except ValueError:
+        raise UsageError(f"--contacts takes a number of users (200) or a share of those scored (10%), got "
+                         f"{text!r}") from None
+
+
 def cmd_score(args) -> int:
     """Score a file with a saved run and write the users chosen, most at risk first."""
     from .export import write_table
@@ -374,7 +398,7 @@ def cmd_score(args) -> int:
         control.check_seed(args.seed if args.seed is not None else 0)
     run = load_run(args.run)
     choice = dict(as_of=args.as_of, top=args.top, threshold=args.threshold, reasons=args.reasons, offers=args.offers,
-                  pseudonymise_key=key)
+                  pseudonymise_key=key, audience=args.audience, **_contacts(args.contacts))
     if args.engine == "spark":
         result = _spark_scores(run, args, choice)
     else:
@@ -387,6 +411,10 @@ def cmd_score(args) -> int:
     note = "" if held is None else f"; {control.control_note(held)}"
     print(f"scored {len(result.scores):,} users with {result.model}; wrote {len(result.chosen):,} rows to "
           f"{args.out} in {time.perf_counter() - t0:.1f} s{note}")
+    stages = result.scores["stage"].value_counts() if "stage" in result.scores else None
+    if stages is not None and stages.sum():
+        print("stages: " + ", ".join(f"{st} {int(stages.get(st, 0)):,}" for st in ("new", "active", "slipping",
+                                                                                   "lapsed")))
     if not args.no_record:
         _record(run, result, args, held)
     return EXIT_OK

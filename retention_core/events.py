@@ -221,6 +221,24 @@ def non_product_lines(codes: pd.Series) -> pd.Series:
     return known
 
 
+def fee_only_customers(ev: pd.DataFrame) -> pd.DataFrame:
+    """The users of the canonical table whose purchases are all non-product lines (postage, fees, manual
+    adjustments): no dataset, scoring or list holds them as customers (:mod:`retention_core.features`). One row per
+    such user (``user_id``, ``purchases``, ``codes``: the codes they paid for), most purchases first."""
+    bought = ev.loc[ev["is_purchase"].to_numpy(dtype=bool), ["user_id", "is_nonproduct", "product"]]
+    if not len(bought) or not bought["is_nonproduct"].any():
+        return pd.DataFrame({"user_id": pd.Series(dtype=object), "purchases": pd.Series(dtype="int64"),
+                             "codes": pd.Series(dtype=object)})
+    g = bought.assign(user_id=bought["user_id"].astype(str)).groupby("user_id", sort=True)
+    only = g["is_nonproduct"].all()
+    fees = bought[bought["user_id"].astype(str).isin(only.index[only.to_numpy()])].assign(
+        user_id=lambda d: d["user_id"].astype(str), product=lambda d: d["product"].astype(str))
+    out = fees.groupby("user_id", sort=True).agg(purchases=("product", "size"),
+                                                 codes=("product", lambda c: ", ".join(sorted(set(c)))))
+    return out.reset_index().sort_values(["purchases", "user_id"], ascending=[False, True], kind="stable") \
+        .reset_index(drop=True)
+
+
 def exact_duplicates(df: pd.DataFrame) -> pd.Series:
     """Rows that repeat an earlier row exactly (the first copy is not marked).
 

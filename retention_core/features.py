@@ -12,6 +12,9 @@ counts (orders, lines, returns, active days, events per type, over each window) 
 and summed together (:class:`Packing`), since DuckDB pays per aggregate; only users some snapshot can hold are
 aggregated; and NumPy prepares event and user columns on two threads.
 
+A snapshot's users made a purchase in its lookback window and, in a log with non-product lines (postage, fees), bought
+a product at or before its cutoff: a user whose only purchases are fees is not a customer, in any engine.
+
 Features (all per user and snapshot):
 - recency / tenure: days since the last purchase, since the first purchase, from first to last, days since any event;
 - frequency: repeat purchase days (the BG/NBD frequency), orders, active days, lines per order;
@@ -378,6 +381,11 @@ def _prepare(con: duckdb.DuckDBPyConnection, ev: pd.DataFrame, attributes: list[
         SELECT user_id, b, date_diff('day', lag(b) OVER (PARTITION BY user_id ORDER BY b), b) AS gap
         FROM daily WHERE orders > 0
     """)
+    if has["nonproduct"]:  # the first product purchase of each user: a user who bought only fees is no customer
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE fp AS
+            SELECT user_id, min(b) AS fb FROM ev_raw WHERE {sold} {where.replace("WHERE", "AND")} GROUP BY user_id
+        """)
     for col, name in (("product", "up"), ("category", "uc")):
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {name} AS
@@ -429,27 +437,33 @@ def compute(ev: pd.DataFrame, dates: list[pd.Timestamp], cfg, *, end: pd.Timesta
         days = [(pd.Timestamp(d.date()) - pd.Timestamp("1970-01-01")).days for d in dates]  # as the SQL reads them
         types, values = _prepare(con, ev, attributes, [(T - L, T) for T in days])
         per_user = [a for a in attributes if "user:" + a in values]
-        frame = _snapshot_features(con, ev, dates, cfg, end, types, attributes, values["packing"], per_user)
+        frame = _snapshot_features(con, ev, dates, cfg, end, types, attributes, values["packing"], per_user,
+                                   products_only=values["has"]["nonproduct"])
         seq = _sequences(con, frame, cfg.sequence_weeks) if sequences else None
         return _decode(frame, values, attributes), seq
     finally:
         con.close()
 
 
-def _population(con, dates: list[pd.Timestamp], lookback: int) -> None:
-    """Temp tables ``cut`` (the cutoffs) and ``pop`` (each cutoff's users: a purchase in the lookback window)."""
+def _population(con, dates: list[pd.Timestamp], lookback: int, products_only: bool = False) -> None:
+    """Temp tables ``cut`` (the cutoffs) and ``pop`` (each cutoff's users: a purchase in the lookback window and,
+    with ``products_only`` (a log with non-product lines), a product bought at or before the cutoff: a user whose
+    only purchases are postage or fees is not a customer)."""
     values = ", ".join(f"(DATE '{d.date()}')" for d in dates)
     con.execute(f"CREATE OR REPLACE TEMP TABLE cut AS SELECT * FROM (VALUES {values}) t(T)")
+    product = "JOIN fp ON fp.user_id = d.user_id AND fp.fb <= c.T" if products_only else ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE pop AS
         SELECT c.T, d.user_id FROM cut c JOIN daily d ON d.b <= c.T AND d.b > c.T - {lookback} AND d.orders > 0
+        {product}
         GROUP BY 1, 2
     """)
 
 
-def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: Packing, per_user=()) -> pd.DataFrame:
+def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: Packing, per_user=(),
+                       products_only: bool = False) -> pd.DataFrame:
     H, L = int(cfg.horizon_days), int(cfg.lookback_days)
-    _population(con, dates, L)
+    _population(con, dates, L, products_only)
     agg, base = _count_sql(P, cfg.windows, types)
     sep = ",\n               "
     # an attribute looked up per user carries the user's code here; _decode turns it into the user's value

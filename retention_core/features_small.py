@@ -17,7 +17,8 @@ The definitions are those of ``features.py`` (its module notes), step for step, 
   ratings, events per type, revenue and units of product lines, first and last purchase instants, the last instant,
   and per attribute the latest value of the day (the earliest row among rows at the same instant, as DuckDB's
   ``arg_max`` in scan order);
-- a snapshot holds the users with a purchase day in ``(T - lookback, T]``; its features aggregate their days ``<= T``;
+- a snapshot holds the users with a purchase day in ``(T - lookback, T]`` and a product purchase (not postage or
+  fees) at or before ``T``; its features aggregate their days ``<= T``;
 - durations count whole seconds (each instant's seconds floored, as ``date_diff('second')``) over 86400; ratios are
   missing where the divisor is 0; the spread of gaps is the sample standard deviation (missing for one gap);
 - the event types counted are the log's most frequent (``features._event_types``), named as DuckDB names repeated
@@ -73,6 +74,7 @@ class _Days:
     b: np.ndarray  # day bucket, days since 1970-01-01
     n: dict[str, np.ndarray]  # counts: orders, lines, returns, cancels, events, browsing, ratings, days
     purchase: np.ndarray  # any purchase line
+    sold: np.ndarray  # any product purchase line (not postage or fees)
     revenue: np.ndarray
     units: np.ndarray
     rating_sum: np.ndarray
@@ -159,6 +161,7 @@ def _per_day(ev: pd.DataFrame, attributes: list[str]) -> _Log:
     for i, (code, _) in enumerate(top):
         types[:, i] = count(et_codes == code)
     days = _Days(user=(keys // span).astype(np.int64), b=keys % span + lo, n=n, purchase=n["lines"] > 0,
+                 sold=count(sold) > 0,
                  revenue=total(amount, sold & ~np.isnan(amount)), units=total(units, sold & ~np.isnan(units)),
                  rating_sum=total(rating, rated), rating_min=np.where(n["ratings"] > 0, rating_min, np.nan),
                  first_p=first_p, last_p=last_p, last_ts=last_ts, types=types)
@@ -199,7 +202,8 @@ class _Snapshot:
         D = log.days
         self.log, self.D, self.T = log, D, T
         past = D.b <= T
-        self.users = np.unique(D.user[past & (D.b > T - lookback) & D.purchase])
+        users = np.unique(D.user[past & (D.b > T - lookback) & D.purchase])
+        self.users = users[np.isin(users, D.user[past & D.sold])]  # a product bought: not a fees-only user
         self.row_of = np.full(log.n_users, -1, dtype=np.int64)
         self.row_of[self.users] = np.arange(len(self.users))
         self.row = self.row_of[D.user]

@@ -409,6 +409,36 @@ def segment_bars(frame: pd.DataFrame, metric: str = "roc_auc", *, metric_label: 
     return base_layout(fig, title, 340)
 
 
+#: Risk tiers from high to low (retention_core.segments.risk_tiers): colour and legend name.
+TIER_COLOURS = {"high": (CHURNED, "high risk (top 20%)"), "medium": ("#F2A541", "medium (next 30%)"),
+                "low": (RETAINED, "low (other 50%)")}
+
+
+def stage_risk_bars(table: pd.DataFrame, *, title: str | None = "Customers by lifecycle stage and risk",
+                    labels: dict | None = None) -> go.Figure:
+    """Stacked bars of :func:`retention_core.segments.stage_risk_table`: customers per lifecycle stage (in stage
+    order), split by risk tier; each bar carries its total. The legend sits right of the plot, clear of the title
+    and the axes."""
+    if table is None or not len(table) or int(table["customers"].sum()) == 0:
+        return _empty(title, "No customer has a lifecycle stage (stages need an event log)")
+    stages = list(dict.fromkeys(table["stage"].astype(str)))
+    names = [(labels or {}).get(s, s.capitalize()) for s in stages]
+    fig = go.Figure()
+    for tier, (colour, legend) in TIER_COLOURS.items():
+        part = table[table["tier"].astype(str) == tier].set_index("stage")["customers"].reindex(stages, fill_value=0)
+        fig.add_bar(x=names, y=part.to_numpy(), name=legend, marker_color=colour,
+                    hovertemplate="%{x}: %{y:,} customers at " + tier + " risk<extra></extra>")
+    totals = table.groupby(table["stage"].astype(str))["customers"].sum().reindex(stages, fill_value=0)
+    fig.add_scatter(x=names, y=totals.to_numpy(), mode="text", text=[f"{int(v):,}" for v in totals],
+                    textposition="top center", showlegend=False, hoverinfo="skip")
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=names, title="lifecycle stage")
+    fig.update_yaxes(title="customers", gridcolor=_GRID, rangemode="tozero", range=[0, float(totals.max()) * 1.15])
+    fig = base_layout(fig, title, 340)
+    fig.update_layout(barmode="stack", legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"),
+                      margin=dict(r=150))
+    return fig
+
+
 # ================================================================================================ explanations
 RISK_UP = CHURNED
 RISK_DOWN = RETAINED

@@ -1,5 +1,7 @@
-"""Scoring a saved run on new data, and the at-risk list: who to contact (by threshold, top K, budget or value at
-risk, within segments), with reasons. What is handed out is written by :mod:`retention_core.export`.
+"""Scoring a saved run on new data, each customer's lifecycle stage, and the at-risk list: who to contact (an
+audience, then a number of contacts ranked by expected net value or uplift, a threshold, top K, a budget or value at
+risk, within segments), with reasons. :func:`select` is the one way users are chosen, for the command line, the app
+and the lists they write. What is handed out is written by :mod:`retention_core.export`.
 """
 from __future__ import annotations
 
@@ -14,14 +16,16 @@ from .campaign import (
     budget_contacts,
     choose_by_expected_value,
     user_value,
+    value_order,
     with_assumptions,
 )
 from .dataset import SnapshotConfig, scoring_snapshot
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, RetentionError
 from .events import canonical_events
 from .explain import ScoringExplanation
 from .export import pseudonymise_list
 from .features import apply_user_spec, zero_when_absent
+from .lifecycle import StageRules, assign_stages, audience_mask, shop_gaps
 from .models import REGISTRY, for_population
 from .recommend.offers import offers_for_run
 from .roles import Schema, infer_schema
@@ -70,7 +74,36 @@ def score(run, df: pd.DataFrame, *, as_of=None, model: str | None = None) -> tup
     X = frame[run.info["numeric"] + run.info["categorical"]]
     m = for_population(m, X)  # BG/NBD learns from all purchases up to the scoring date
     p = m.predict_proba(X, sequences=seq) if REGISTRY[key].needs_sequences else m.predict_proba(X)
-    return scores_table(frame["user_id"], p), frame, seq
+    return add_stages(scores_table(frame["user_id"], p), frame, reference=stage_reference(run)), frame, seq
+
+
+def stage_reference(run) -> np.ndarray | None:
+    """The usual gaps of the shop's repeat customers that a run's scorings measure stages against: those of its
+    validation users (the latest labelled snapshot it learned from), so that a file, the app and one customer sent
+    to the service get the same stage (none at all when those rows hold no gaps: the library's fallback rhythm, as
+    in the service). None for a user table or a run whose validation rows cannot be read."""
+    if run.info.get("kind") != "events":
+        return None
+    try:
+        gaps = shop_gaps(run.validation())
+    except (RetentionError, OSError, ValueError):
+        return None
+    return gaps if gaps is not None else np.zeros(0)
+
+
+def add_stages(scores: pd.DataFrame, frame: pd.DataFrame | None, *, reference=None,
+               rules: StageRules | None = None) -> pd.DataFrame:
+    """``scores`` (a copy) with each user's lifecycle ``stage`` after ``rank`` (:func:`retention_core.lifecycle.
+    assign_stages` of the feature rows ``frame``, aligned with the scores; ``reference``: see there). Users of a table
+    without purchase dates get no stage."""
+    out = scores.drop(columns=["stage"], errors="ignore").copy()
+    rows = frame.reset_index(drop=True) if frame is not None else pd.DataFrame(index=range(len(out)))
+    if len(rows) != len(out):
+        raise ConfigError(f"The scores ({len(out):,} users) and the feature rows ({len(rows):,}) do not match.")
+    at = out.columns.get_loc("rank") + 1 if "rank" in out.columns else len(out.columns)
+    out.insert(at, "stage", assign_stages(rows, rules, reference=reference).array)
+    out.attrs.update(scores.attrs)
+    return out
 
 
 def scores_table(user_ids, p) -> pd.DataFrame:
@@ -92,21 +125,8 @@ def validation_scores(validation: pd.DataFrame, model: str) -> tuple[pd.DataFram
         raise ConfigError(f"The run holds no validation predictions of model {model!r}.")
     drop = [c for c in validation.columns if str(c).startswith("p:") or c == "churned"]
     frame = validation.drop(columns=drop).reset_index(drop=True)
-    return scores_table(frame["user_id"], validation[col].to_numpy(dtype=float)), frame
-
-
-def select(scores: pd.DataFrame, *, top: int | None = None, threshold: float | None = None) -> pd.Series:
-    """Mask of users chosen by top-K or by a probability threshold (all when neither)."""
-    if top is not None:
-        if top < 1:
-            raise ConfigError(f"Keep at least 1 user, got {top}.", field="top", value=top)
-        return scores["rank"] <= top
-    if threshold is not None:
-        if not 0 <= threshold <= 1:
-            raise ConfigError(f"The threshold must be a probability between 0 and 1, got {threshold}.",
-                              field="threshold", value=threshold)
-        return scores["churn_probability"] >= threshold
-    return pd.Series(True, index=scores.index)
+    scores = scores_table(frame["user_id"], validation[col].to_numpy(dtype=float))
+    return add_stages(scores, frame, reference=shop_gaps(frame)), frame
 
 
 @dataclass
@@ -121,35 +141,66 @@ class ScoredFile:
 
 
 def score_file(run, df: pd.DataFrame, *, as_of=None, model: str | None = None, top: int | None = None,
-               threshold: float | None = None, reasons: int = 0, offers: int = 0,
+               threshold: float | None = None, contacts: int | None = None, share: float | None = None,
+               audience: str | None = None, reasons: int = 0, offers: int = 0,
                pseudonymise_key: str | None = None) -> ScoredFile:
-    """Score a table with a saved run (its best model unless ``model`` is named) and choose users by top-K or a
-    probability threshold (all when neither), most at risk first (:func:`scored_list`)."""
+    """Score a table with a saved run (its best model unless ``model`` is named) and choose users (:func:`scored_list`:
+    an audience, then top-K, a probability threshold or a number of contacts; everyone when none is given)."""
     if reasons < 0:
         raise ConfigError(f"The number of reasons must be 0 or more, got {reasons}.", field="reasons", value=reasons)
     key = model or run.best
     scores, frame, seq = score(run, df, as_of=as_of, model=key)
     return scored_list(run, key, scores, frame, seq, df=df, as_of=as_of, top=top, threshold=threshold,
-                       reasons=reasons, offers=offers, pseudonymise_key=pseudonymise_key)
+                       contacts=contacts, share=share, audience=audience, reasons=reasons, offers=offers,
+                       pseudonymise_key=pseudonymise_key)
+
+
+def file_choice(*, top: int | None = None, threshold: float | None = None, contacts: int | None = None,
+                share: float | None = None) -> dict:
+    """The :func:`select` arguments of a file's choice: the top ``top`` by churn probability, everyone at or above
+    ``threshold``, ``contacts`` users (or a ``share`` of those scored) ranked by expected net value or uplift, or
+    (none given) everyone."""
+    given = [n for n, v in (("top", top), ("threshold", threshold), ("contacts", contacts), ("share", share))
+             if v is not None]
+    if len(given) > 1:
+        raise ConfigError(f"Choose users one way: {' or '.join(given)}.", field=given[1])
+    if top is not None:
+        return {"method": "top_k", "k": top}
+    if threshold is not None:
+        return {"method": "threshold", "threshold": threshold}
+    if contacts is not None or share is not None:
+        if contacts is not None and int(contacts) < 1:
+            raise ConfigError(f"Contact at least 1 user, got {contacts}.", field="contacts", value=contacts)
+        return {"method": "contacts", "k": contacts, "share": share}
+    return {"method": "everyone"}
 
 
 def scored_list(run, key: str, scores: pd.DataFrame, frame: pd.DataFrame, seq, *, df: pd.DataFrame | None = None,
-                as_of=None, top: int | None = None, threshold: float | None = None, reasons: int = 0,
-                offers: int = 0, pseudonymise_key: str | None = None) -> ScoredFile:
-    """The users chosen from scores (by top-K or a probability threshold, all when neither), most at risk first, with
-    the top ``reasons`` per user, ``offer_1..offer_N`` made from the raw log ``df``, the user's attributes, the model,
-    its threshold and the scoring date; ids replaced by keyed pseudonyms when a key is given. Whichever engine scored
-    (DuckDB or Spark), the list is made here."""
+                as_of=None, top: int | None = None, threshold: float | None = None, contacts: int | None = None,
+                share: float | None = None, audience: str | None = None, reasons: int = 0, offers: int = 0,
+                pseudonymise_key: str | None = None) -> ScoredFile:
+    """The users chosen from scores by :func:`select` (see :func:`file_choice`; within an ``audience`` of
+    :data:`retention_core.lifecycle.AUDIENCES`), in the choice's order (most at risk first, or most worth contacting),
+    with each user's lifecycle ``stage``, the top ``reasons``, ``offer_1..offer_N`` made from the raw log ``df``, the
+    user's attributes, the model, its threshold and the scoring date; ids replaced by keyed pseudonyms when a key is
+    given. Whichever engine scored (DuckDB or Spark), the list is made here."""
     if reasons < 0:
         raise ConfigError(f"The number of reasons must be 0 or more, got {reasons}.", field="reasons", value=reasons)
-    full = scores.copy()
+    if "stage" not in scores.columns:  # scores of the Spark engine: the stage from the same rules and reference
+        scores = add_stages(scores, frame, reference=stage_reference(run))
+    full = scores.reset_index(drop=True)
     for a in run.info["categorical"]:
-        if a in frame.columns:
+        if a in frame.columns and a not in full.columns:
             full[a] = frame[a].to_numpy()
-    chosen = full.loc[select(scores, top=top, threshold=threshold)].sort_values("rank")
-    out = chosen.reset_index(drop=True)
+    pick = select(full, frame, audience=audience, **file_choice(top=top, threshold=threshold, contacts=contacts,
+                                                                  share=share))
+    out = full.iloc[pick.positions].reset_index(drop=True)
+    if pick.env is not None:  # ranked by expected net value: the value and the assumptions in every row
+        out["value"] = pick.value[pick.positions]
+        out["expected_net_value"] = pick.env[pick.positions]
+        out = with_assumptions(out, pick.assumptions)
     if reasons:
-        texts = ScoringExplanation(run, key, frame, seq).at(chosen.index.to_numpy(), n=reasons)
+        texts = ScoringExplanation(run, key, frame, seq).at(pick.positions, n=reasons)
         for i in range(reasons):
             out.insert(4 + i, f"reason_{i + 1}", texts[i] if i < len(texts) else "")
     if offers:  # offer_1..offer_N, made before the ids are pseudonymised
@@ -166,8 +217,45 @@ def scored_list(run, key: str, scores: pd.DataFrame, frame: pd.DataFrame, seq, *
 
 
 # ----------------------------------------------------------------------------------------------- at-risk lists
-METHODS = ("threshold", "top_k", "budget", "value", "expected_value")
+METHODS = ("contacts", "threshold", "top_k", "budget", "value", "expected_value", "everyone")
 SCORE_COLUMNS = ["user_id", "churn_probability", "risk_decile", "rank"]
+#: Score columns carried into a list when the scores have them: the lifecycle stage, and the uplift of a run that
+#: estimates it (then ``contacts`` ranks by it).
+EXTRA_SCORE_COLUMNS = ("stage", "uplift")
+#: The default number of contacts: this share of the users scored (the top 10%).
+DEFAULT_SHARE = 0.10
+
+
+def contacts_for(n: int, k: int | None = None, share: float | None = None) -> int:
+    """How many users a campaign contacts: ``k`` when given, else ``share`` (default :data:`DEFAULT_SHARE`) of the
+    ``n`` users scored, rounded up (at least 1 when anyone was scored)."""
+    if k is not None:
+        if int(k) < 1:
+            raise ConfigError(f"The number of users to contact must be at least 1, got {k}.", field="top", value=k)
+        return int(k)
+    share = DEFAULT_SHARE if share is None else share
+    try:
+        f = float(share)
+    except (TypeError, ValueError):
+        raise ConfigError(f"The share of users to contact must be a number, got {share!r}.", field="share",
+                          value=share) from None
+    if not (np.isfinite(f) and 0 < f <= 1):
+        raise ConfigError(f"The share of users to contact is above 0 and at most 1 (0.10 for 10%), got {share!r}.",
+                          field="share", value=share)
+    return max(int(np.ceil(round(f * n, 9))), 1) if n else 0
+
+
+@dataclass
+class Selection:
+    """The users :func:`select` chose: their rows of the scores, in the list's order, and how they were ranked."""
+
+    positions: np.ndarray  # rows of the scores chosen, in the list's order
+    eligible: int  # users in the audience and the segments
+    value: np.ndarray  # every user's value (see retention_core.campaign.user_value)
+    basis: str | None  # the column the value came from (None: one per user)
+    ranked_by: str = "churn_probability"  # or value_at_risk, expected_net_value, uplift
+    env: np.ndarray | None = None  # every user's expected net value, when ranked by it
+    assumptions: Assumptions | None = None  # save rate, cost per contact and value basis, when ranked by it
 
 
 def scoring_date(frame: pd.DataFrame | None) -> str:
@@ -234,85 +322,127 @@ def _reason_frame(reasons, n: int) -> pd.DataFrame | None:
     return pd.DataFrame({f"reason_{i + 1}": list(r) for i, r in enumerate(lists)})
 
 
-def at_risk_list(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, method: str = "threshold",
-                 threshold: float | None = None, k: int | None = None, budget: float | None = None,
-                 cost_per_contact: float | None = None, value_col: str | None = None,
-                 segment_filter: dict | None = None, segment_cols: list[str] | None = None, reasons=None,
-                 model: str | None = None, date: str | None = None, save_rate: float | None = None) -> pd.DataFrame:
-    """The users to contact, most at risk first.
+def select(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, method: str = "contacts",
+           audience: str | None = None, threshold: float | None = None, k: int | None = None,
+           share: float | None = None, budget: float | None = None, cost_per_contact: float | None = None,
+           value_col: str | None = None, save_rate: float | None = None, segment_filter: dict | None = None,
+           lookup: pd.DataFrame | None = None) -> Selection:
+    """Who to contact: the one choice of users, for the command line, the app and the lists they write.
 
-    ``scores`` comes from :func:`score` and ``frame`` is its feature rows (same rows, same order). Users are first
-    narrowed by ``segment_filter`` (column -> allowed value or values; attributes of ``frame`` and ``risk_decile``),
-    then chosen by ``method``:
+    Users are narrowed to an ``audience`` (``saveable``: everyone but the lapsed, ``winback``: the lapsed, ``all`` or
+    None: everyone; read from the scores' ``stage``) and to ``segment_filter`` (column -> allowed value or values, on
+    ``lookup``: the scores with the segment columns beside them), then chosen by ``method``:
 
+    - ``"contacts"`` (the default): ``k`` users, else ``share`` (default 10%) of all the users scored, ranked by
+      ``uplift`` when the scores have it (a run that estimates the effect of a contact), else by expected net value
+      (:mod:`retention_core.campaign`);
     - ``"threshold"``: everyone whose churn probability is at least ``threshold``;
-    - ``"top_k"``: the ``k`` users most at risk;
+    - ``"top_k"``: the ``k`` users most at risk; ``"everyone"``: all of them, most at risk first;
     - ``"budget"``: as many of the users most at risk as ``budget / cost_per_contact`` pays for;
-    - ``"value"``: ranked by value at risk (churn probability x the user's value), keeping the top ``k``, or what
-      the budget pays for, or everyone above ``threshold`` (whichever is given, in that order), else everyone;
-    - ``"expected_value"``: ranked by expected net value of a contact (churn probability x value x ``save_rate`` -
-      ``cost_per_contact``; defaults and wording in :mod:`retention_core.campaign`), keeping the top ``k``, or what the
-      budget pays for among users worth contacting, else every user worth contacting (the curve's best point); adds
-      ``expected_net_value`` and the assumptions (``save_rate, cost_per_contact, value_basis``) to every row.
-
-    A user's value is ``value_col`` when given, else past revenue (``revenue_365d``, ``revenue_total``), else past
-    orders (the purchases a churner takes away), else 1. ``reasons`` (optional) are per-user reason texts aligned
-    with ``scores``: ``n`` lists or a DataFrame of ``reason_1..N``. ``model`` and ``date`` fill the ``model`` and
-    ``scoring_date`` columns (``date`` defaults to the snapshot date of ``frame``). ``threshold`` filters only for the
-    ``"threshold"`` method (and ``"value"`` without a K or a budget); otherwise it is reported as the model's decision
-    threshold.
-
-    Columns: ``user_id, churn_probability, risk_decile, rank``, the segment columns, ``reason_1..N`` when given,
-    ``value, value_at_risk, threshold, model, scoring_date``. ``rank`` is always the rank by churn probability among
-    all scored users. ``attrs["value_basis"]`` names the value column (None: one per user).
+    - ``"value"``: ranked by value at risk, keeping the top ``k``, what the budget pays for, or everyone above
+      ``threshold`` (whichever is given, in that order), else everyone;
+    - ``"expected_value"``: ranked by expected net value, keeping the top ``k``, what the budget pays for among
+      users worth contacting, else every user worth contacting.
     """
+    _check_choice(scores, frame, method, threshold, k)
+    base = scores.reset_index(drop=True)
+    fr = frame.reset_index(drop=True) if frame is not None else None
+    if lookup is None:
+        lookup = _segment_lookup(base[_score_columns(base)], fr, segment_filter, [])[0]
+    n = len(base)
+    p = base["churn_probability"].to_numpy(dtype=float)
+    value, basis = user_value(fr, n, value_col)
+    aud = audience_mask(base["stage"] if "stage" in base.columns else pd.Series([None] * n, dtype=object), audience)
+    keep = np.flatnonzero(_segment_mask(lookup, segment_filter) & aud)
+    by_rank = keep[np.argsort(base["rank"].to_numpy()[keep], kind="stable")]
+    pick = Selection(by_rank, len(keep), value, basis)
+    if method == "contacts" and "uplift" in base.columns:
+        u = np.nan_to_num(base["uplift"].to_numpy(dtype=float), nan=-np.inf)
+        pick.positions = by_rank[value_order(u[by_rank], p[by_rank])][:contacts_for(n, k, share)]
+        pick.ranked_by = "uplift"
+    elif method in ("contacts", "expected_value"):
+        want = contacts_for(n, k, share) if method == "contacts" else k
+        pick.positions, pick.env, a = choose_by_expected_value(p, value, by_rank, k=want, budget=budget,
+                                                               save_rate=save_rate, cost_per_contact=cost_per_contact)
+        pick.assumptions, pick.ranked_by = Assumptions(a.save_rate, a.cost_per_contact, basis), "expected_net_value"
+    elif method != "everyone":
+        pick.positions = _choose(method, by_rank, p, p * value, threshold=threshold, k=k, budget=budget,
+                                 cost_per_contact=cost_per_contact)
+        pick.ranked_by = "value_at_risk" if method == "value" else "churn_probability"
+    return pick
+
+
+def above_threshold(p, threshold: float) -> np.ndarray:
+    """Who a selection by threshold keeps: churn probability at or above ``threshold`` (the service's ``at_risk``)."""
+    return np.asarray(p, dtype=float) >= float(threshold)
+
+
+def _check_choice(scores: pd.DataFrame, frame: pd.DataFrame | None, method: str, threshold, k) -> None:
     if method not in METHODS:
         raise ConfigError(f"Unknown selection method {method!r}: use one of {', '.join(METHODS)}.")
     missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
     if missing:
         raise ConfigError(f"The scores lack the columns {', '.join(missing)}; score the users first.")
-    n = len(scores)
-    if frame is not None and len(frame) != n:
-        raise ConfigError(f"The scores ({n:,} users) and the feature rows ({len(frame):,}) do not match.")
+    if frame is not None and len(frame) != len(scores):
+        raise ConfigError(f"The scores ({len(scores):,} users) and the feature rows ({len(frame):,}) do not match.")
     if threshold is not None and not 0 <= float(threshold) <= 1:
         raise ConfigError(f"The threshold must be a probability between 0 and 1, got {threshold}.", field="threshold",
                           value=threshold)
     if k is not None and int(k) < 1:
         raise ConfigError(f"The number of users to contact must be at least 1, got {k}.", field="top", value=k)
 
-    base = scores[SCORE_COLUMNS].reset_index(drop=True)
-    fr = frame.reset_index(drop=True) if frame is not None else None
-    lookup, segs = _segment_lookup(base, fr, segment_filter, segment_cols)
 
-    p = base["churn_probability"].to_numpy(dtype=float)
-    value, basis = user_value(fr, n, value_col)
-    var = p * value
-    keep = np.flatnonzero(_segment_mask(lookup, segment_filter))
-    by_rank = keep[np.argsort(base["rank"].to_numpy()[keep], kind="stable")]
-    if method == "expected_value":
-        chosen, env, assumed = choose_by_expected_value(p, value, by_rank, k=k, budget=budget, save_rate=save_rate,
-                                                        cost_per_contact=cost_per_contact)
-    else:
-        chosen = _choose(method, by_rank, p, var, threshold=threshold, k=k, budget=budget,
-                         cost_per_contact=cost_per_contact)
+def _score_columns(scores: pd.DataFrame) -> list[str]:
+    return SCORE_COLUMNS + [c for c in EXTRA_SCORE_COLUMNS if c in scores.columns]
+
+
+def at_risk_list(scores: pd.DataFrame, frame: pd.DataFrame | None = None, *, method: str = "contacts",
+                 audience: str | None = None, threshold: float | None = None, k: int | None = None,
+                 share: float | None = None, budget: float | None = None, cost_per_contact: float | None = None,
+                 value_col: str | None = None, segment_filter: dict | None = None,
+                 segment_cols: list[str] | None = None, reasons=None, model: str | None = None,
+                 date: str | None = None, save_rate: float | None = None) -> pd.DataFrame:
+    """The users to contact, as :func:`select` chooses them (``audience``, ``method`` and its settings, segments), in
+    the choice's order.
+
+    ``scores`` comes from :func:`score` and ``frame`` is its feature rows (same rows, same order). A user's value is
+    ``value_col`` when given, else past revenue (``revenue_365d``, ``revenue_total``), else past orders (the purchases
+    a churner takes away), else 1. ``reasons`` (optional) are per-user reason texts aligned with ``scores``: ``n``
+    lists or a DataFrame of ``reason_1..N``. ``model`` and ``date`` fill the ``model`` and ``scoring_date`` columns
+    (``date`` defaults to the snapshot date of ``frame``). ``threshold`` filters only for the ``"threshold"`` method
+    (and ``"value"`` without a K or a budget); otherwise it is reported as the model's decision threshold.
+
+    Columns: ``user_id, churn_probability, risk_decile, rank``, ``stage`` (and ``uplift``) when the scores have them,
+    the segment columns, ``reason_1..N`` when given, ``value, value_at_risk`` (then ``expected_net_value`` and the
+    assumptions ``save_rate, cost_per_contact, value_basis`` when ranked by expected net value), ``threshold, model,
+    scoring_date``. ``rank`` is always the rank by churn probability among all scored users. ``attrs``: ``method``,
+    ``ranked_by``, ``eligible`` (users in the audience and segments), ``value_basis``, ``audience``.
+    """
+    _check_choice(scores, frame, method, threshold, k)
+    base = scores.reset_index(drop=True)
+    fr = frame.reset_index(drop=True) if frame is not None else None
+    lookup, segs = _segment_lookup(base[_score_columns(base)], fr, segment_filter, segment_cols)
+    pick = select(base, fr, method=method, audience=audience, threshold=threshold, k=k, share=share, budget=budget,
+                  cost_per_contact=cost_per_contact, value_col=value_col, save_rate=save_rate,
+                  segment_filter=segment_filter, lookup=lookup)
+    chosen = pick.positions
     out = lookup.iloc[chosen].reset_index(drop=True)
-    out = out[SCORE_COLUMNS + [c for c in segs if c not in SCORE_COLUMNS]]
-    rf = _reason_frame(reasons, n)
+    out = out[_score_columns(base) + [c for c in segs if c not in _score_columns(base)]]
+    rf = _reason_frame(reasons, len(base))
     if rf is not None:
         part = rf.iloc[chosen].reset_index(drop=True)
         for c in part.columns:
             out[c] = part[c].fillna("").to_numpy()
-    out["value"] = value[chosen]
-    out["value_at_risk"] = var[chosen]
+    out["value"] = pick.value[chosen]
+    out["value_at_risk"] = base["churn_probability"].to_numpy(dtype=float)[chosen] * pick.value[chosen]
     out["threshold"] = float(threshold) if threshold is not None else np.nan
     out["model"] = model if model is not None else ""
     out["scoring_date"] = date or scoring_date(fr)
-    if method == "expected_value":  # retention_core.campaign
-        out.insert(out.columns.get_loc("value_at_risk") + 1, "expected_net_value", env[chosen])
-        out = with_assumptions(out, Assumptions(assumed.save_rate, assumed.cost_per_contact, basis))
-    out.attrs["value_basis"] = basis
-    out.attrs["method"] = method
-    out.attrs["eligible"] = int(len(keep))
+    if pick.env is not None:  # retention_core.campaign
+        out.insert(out.columns.get_loc("value_at_risk") + 1, "expected_net_value", pick.env[chosen])
+        out = with_assumptions(out, pick.assumptions)
+    out.attrs.update(value_basis=pick.basis, method=method, ranked_by=pick.ranked_by, eligible=int(pick.eligible),
+                     audience=audience or "all")
     return out
 
 
@@ -322,7 +452,7 @@ def _choose(method: str, by_rank: np.ndarray, p: np.ndarray, var: np.ndarray, *,
     if method == "threshold":
         if threshold is None:
             raise ConfigError("Choose a churn-probability threshold to select users by threshold.", field="threshold")
-        return by_rank[p[by_rank] >= float(threshold)]
+        return by_rank[above_threshold(p[by_rank], threshold)]
     if method == "top_k":
         if k is None:
             raise ConfigError("Choose how many users to contact (K).", field="top")

@@ -12,6 +12,8 @@ The other segmentations label each user (one row of a per-user table such as a r
 * :func:`rfm_segments`: the standard RFM groups (champions ... lost) from quintile scores, rules in :func:`rfm_rules`;
 * :func:`risk_deciles` and :func:`risk_tiers`: deciles of churn probability (1 = highest risk) and high/medium/low;
 * :func:`buyer_type`: one-time vs repeat buyers;
+* lifecycle stages (new, active, slipping, lapsed) from :func:`retention_core.lifecycle.assign_stages`, and
+  :func:`stage_risk_table`, customers by stage and risk tier;
 * :func:`filter_mask` / :func:`custom_segments`: the analyst's own conditions (column, op, value).
 
 :func:`segment_table` compares segments (size, churn, predicted risk, ROC-AUC, recall in the top 10%, reliability,
@@ -31,6 +33,7 @@ import pandas as pd
 
 from .errors import ConfigError
 from .explain import feature_label, segment_mean_abs_shap
+from .lifecycle import STAGES, StageRules, assign_stages, has_inputs
 
 #: Supported cohort periods: pandas-style alias -> DuckDB date part.
 PERIODS = {"W": "week", "M": "month", "Q": "quarter"}
@@ -470,13 +473,38 @@ def custom_segments(frame: pd.DataFrame, conditions: Sequence[Any], *, combine: 
     return _ordered(np.where(m, name, rest), [name, rest], frame.index, "custom filter")
 
 
-SEGMENTATIONS = {"attribute": "Attribute", "rfm": "RFM group", "risk_tier": "Risk tier", "risk_decile": "Risk decile",
-                 "buyer": "One-time vs repeat", "custom": "Custom filter"}
+SEGMENTATIONS = {"attribute": "Attribute", "rfm": "RFM group", "stage": "Lifecycle stage", "risk_tier": "Risk tier",
+                 "risk_decile": "Risk decile", "buyer": "One-time vs repeat", "custom": "Custom filter"}
+
+
+def stage_segments(frame: pd.DataFrame, rules: StageRules | None = None, *, reference=None) -> pd.Series:
+    """Each user's lifecycle stage (:func:`retention_core.lifecycle.assign_stages`), in stage order."""
+    if not has_inputs(frame):
+        raise ConfigError("Lifecycle stages need purchase dates: they are read from an event log's days since the last "
+                          "purchase and usual gap between purchases, which a user table does not have.")
+    out = assign_stages(frame, rules, reference=reference)
+    return out.rename("lifecycle stage")
+
+
+def stage_risk_table(stage: Any, p: Any) -> pd.DataFrame:
+    """Customers by lifecycle stage and risk tier (:func:`risk_tiers` of the churn probabilities ``p``): ``stage,
+    tier, customers``, one row per pair in stage and tier order (empty pairs kept at 0)."""
+    st = pd.Series(stage).astype("string").reset_index(drop=True)
+    tier = risk_tiers(p).astype("string").reset_index(drop=True)
+    counts = pd.crosstab(st, tier).reindex(index=list(STAGES), columns=TIER_ORDER, fill_value=0)
+    out = counts.stack().rename("customers").reset_index()
+    out.columns = ["stage", "tier", "customers"]
+    out["customers"] = out["customers"].astype(int)
+    return out
 
 
 def make_segments(frame: pd.DataFrame, kind: str, *, column: str | None = None, p: Any = None,
-                  conditions: Sequence[Any] = (), combine: str = "all") -> pd.Series:
-    """One call for every segmentation (``kind`` is a key of :data:`SEGMENTATIONS`)."""
+                  conditions: Sequence[Any] = (), combine: str = "all", stage_rules: StageRules | None = None,
+                  reference=None) -> pd.Series:
+    """One call for every segmentation (``kind`` is a key of :data:`SEGMENTATIONS`; ``stage_rules`` and
+    ``reference``: see :func:`stage_segments`)."""
+    if kind == "stage":
+        return stage_segments(frame, stage_rules, reference=reference)
     if kind == "attribute":
         if not column:
             raise ConfigError("Choose the attribute to split users by.")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, RetentionError
-from .events import cancelled_orders, exact_duplicates, non_product_lines
+from .events import canonical_events, cancelled_orders, exact_duplicates, fee_only_customers, non_product_lines
 from .cells import datetime_share, parse_datetime
 from .roles import CANCEL_WORDS, RETURN_WORDS, ROLE_LABELS, Schema, label_series, norm
 
@@ -226,7 +226,28 @@ def _validate_events(df: pd.DataFrame, schema: Schema, rep: ValidationReport, no
             rep.add("info", "non_product_lines", f"{int(nonprod.sum()):,} non-product lines (postage, fees, manual "
                     "adjustments)", int(nonprod.sum()), list(codes[nonprod].value_counts().index[:5]),
                     "the order still counts; excluded from revenue and product counts")
+            _check_fee_only(df, schema, nonprod, rep)
     _check_text_nan(df, rep)
+
+
+def _check_fee_only(df: pd.DataFrame, schema: Schema, nonprod: pd.Series, rep: ValidationReport) -> None:
+    """Customers whose purchases are all postage or fees (:func:`retention_core.events.fee_only_customers`), read
+    from the rows of the users with a non-product line (the others bought a product or nothing), with the log's
+    convention for cancelled order ids."""
+    r = schema.roles
+    if not (r.get("user_id") and r.get("timestamp")):
+        return
+    users = df[r["user_id"]]
+    cand = users.isin(users[nonprod.to_numpy(dtype=bool)].dropna().unique())
+    cancel_ids = bool(cancelled_orders(df[r["order_id"]].astype("string")).any()) if r.get("order_id") else None
+    try:
+        fees = fee_only_customers(canonical_events(df.loc[cand.to_numpy(dtype=bool)], schema, cancel_ids=cancel_ids))
+    except RetentionError:
+        return
+    if len(fees):
+        rep.add("info", "fee_only_customers", f"{len(fees):,} customers bought only postage, fees or adjustments "
+                "(no product)", len(fees), [f"{u} ({c})" for u, c in zip(fees["user_id"], fees["codes"])],
+                "not scored as customers: left out of datasets, scores and at-risk lists")
 
 
 def _check_timestamps(df: pd.DataFrame, ts_col: str | None, rep: ValidationReport, now: pd.Timestamp) -> None:

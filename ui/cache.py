@@ -22,6 +22,7 @@ import streamlit as st
 
 from retention_core import bundle, dataset, events, io, roles, segments, validation
 from retention_core.errors import RetentionError
+from retention_core.lifecycle import StageRules
 from retention_core.roles import Schema
 
 
@@ -356,22 +357,25 @@ def segment_attributes(data: RunData) -> list[str]:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def segment_labels(path: str, stamp: str, model: str, kind: str, column: str | None,
-                   conditions_json: str = "[]") -> pd.Series:
-    """The segment of each validation user (aligned with the validation rows)."""
+                   conditions_json: str = "[]", rules_json: str = "{}") -> pd.Series:
+    """The segment of each validation user (aligned with the validation rows); lifecycle stages by the stage rules
+    ``rules_json``, against the shop's rhythm of these same users."""
     d = run_data(path, stamp)
     v = d.validation.reset_index(drop=True)
     p = v[f"p:{model}"].to_numpy(float) if f"p:{model}" in v else None
-    return segments.make_segments(v, kind, column=column, p=p, conditions=json.loads(conditions_json))
+    rules = StageRules.from_dict(json.loads(rules_json)) if kind == "stage" else None
+    return segments.make_segments(v, kind, column=column, p=p, conditions=json.loads(conditions_json),
+                                  stage_rules=rules, reference=v)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def segment_comparison(path: str, stamp: str, model: str, kind: str, column: str | None, conditions_json: str,
-                       digest: str | None = None, sample: int | None = None) -> tuple:
+                       digest: str | None = None, sample: int | None = None, rules_json: str = "{}") -> tuple:
     """The segment table and, when an explanation is named (``digest`` and ``sample``), the heatmap data of
     mean |SHAP| per segment against everyone explained."""
     d = run_data(path, stamp)
     v = d.validation.reset_index(drop=True)
-    seg = segment_labels(path, stamp, model, kind, column, conditions_json)
+    seg = segment_labels(path, stamp, model, kind, column, conditions_json, rules_json)
     y, p = v["churned"].to_numpy(float), v[f"p:{model}"].to_numpy(float)
     if digest is None or sample is None:
         return segments.segment_table(v, y, p, None, seg), None

@@ -41,12 +41,12 @@ def campaign_inputs(frame: pd.DataFrame, n: int, k: Callable[[str], str]) -> dic
     return kw
 
 
-def _eligible(scores: pd.DataFrame, frame: pd.DataFrame, segment_filter: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The scored users within the chosen segments (everyone when no segment is chosen)."""
-    if not segment_filter:
+def _eligible(scores: pd.DataFrame, frame: pd.DataFrame, segment_filter: dict,
+              audience: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The scored users within the audience and the chosen segments (everyone when neither narrows them)."""
+    if not segment_filter and audience in (None, "all"):
         return scores, frame
-    every = scoring.at_risk_list(scores, frame, method="top_k", k=max(len(scores), 1), segment_filter=segment_filter)
-    pos = scoring.list_positions(scores, every)
+    pos = scoring.select(scores, frame, method="everyone", audience=audience, segment_filter=segment_filter).positions
     return scores.iloc[pos], frame.iloc[pos]
 
 
@@ -64,7 +64,7 @@ def campaign_panel(scores: pd.DataFrame, frame: pd.DataFrame, list_df: pd.DataFr
     """Expected net value against the number contacted (best point marked) and what the best point and the list
     are worth, under the analyst's assumptions."""
     with guard("drawing the campaign curve") as g:
-        sc, fr = _eligible(scores, frame, segment_filter)
+        sc, fr = _eligible(scores, frame, segment_filter, kw.get("audience"))
         curve, s = campaign.campaign_plan(sc, fr, save_rate=kw["save_rate"], cost_per_contact=kw["cost_per_contact"],
                                           value_col=kw["value_col"])
         fig = campaign.campaign_figure(_thin(curve))

@@ -2,7 +2,7 @@
 add the reasons, download the list) and the Models page (the saved runs: open, compare, score a new file, delete)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -11,13 +11,13 @@ import streamlit as st
 from retention_core import io as rio
 from retention_core import bundle, campaign, scoring
 
-from . import cache, campaign_panels, control_panels, recording, run_picker, state, tables
+from . import cache, campaign_panels, control_panels, recording, run_picker, stage_panels, state, tables
 from .state import Key, widget_key
 from .tables import UPLOAD_TYPES, LoadedTable
 from .widgets import EVALUATE_PAGE, at_risk_table, guard, leaderboard_table, list_download
 
-METHODS = {"threshold": "Above the threshold", "top_k": "Top K users", "budget": "Campaign budget",
-           "value": "Most value at risk", "expected_value": "Expected net value"}
+METHODS = {"contacts": "Number of contacts", "threshold": "Above the threshold", "top_k": "Top K by risk",
+           "budget": "Money budget", "value": "Most value at risk", "expected_value": "Expected net value"}
 SOURCES = {"table": "The data loaded on the Data page", "validation": "The run's validation users"}
 MAX_FILTER_COLUMNS = 4
 REASON_CHUNK = 250  # users explained per step of the progress bar
@@ -90,6 +90,7 @@ def score_panel(data: cache.RunData, model: str) -> Scored | None:
         else:
             scores, frame = cache.validation_scores(data.path, stamp, model)
             scored = Scored(scores, frame, None, "validation", None, model)
+        scored = replace(scored, scores=stage_panels.with_stages(data, scored.scores, scored.frame))
     if g.failed:
         return None
     if not len(scored.scores):
@@ -106,11 +107,35 @@ def score_panel(data: cache.RunData, model: str) -> Scored | None:
     return scored
 
 
-def _method_inputs(method: str, n: int, threshold: float, frame, k) -> dict:
+def _contact_inputs(scores: pd.DataFrame, k) -> dict:
+    """A number of contacts (default: the top 10% of the customers scored), ranked by uplift when the run has it,
+    else by expected net value under the save rate and cost per contact given here."""
+    n = len(scores)
+    default = scoring.contacts_for(n)
+    c = st.columns(3)
+    kw: dict = {"k": int(c[0].number_input("Customers to contact", 1, max(n, 1), max(1, min(default, n)),
+                                           key=k("contacts"), help=f"Starts at {scoring.DEFAULT_SHARE:.0%} of the "
+                                           f"{n:,} customers scored: the campaign's budget in contacts."))}
+    if "uplift" in scores.columns:
+        st.caption("Ranked by uplift: the customers a contact is most expected to keep come first.")
+        return kw
+    kw["save_rate"] = float(c[1].number_input("Save rate (%)", 0.1, 100.0, campaign.DEFAULT_SAVE_RATE * 100, 1.0,
+                                              format="%.1f", key=k("contacts_save"), help=campaign.EXPLANATION)) / 100
+    kw["cost_per_contact"] = float(c[2].number_input("Cost per contact", 0.0, 1e9, campaign.DEFAULT_COST, 0.5,
+                                                     key=k("contacts_cost")))
+    st.caption("Ranked by the expected net value of a contact: churn probability x value at stake x save rate - cost "
+               "per contact, so the customers most worth a contact come first.")
+    return kw
+
+
+def _method_inputs(method: str, scores: pd.DataFrame, threshold: float, frame, k) -> dict:
     """The inputs of one way of choosing users; returns the keyword arguments of ``at_risk_list``."""
     kw: dict = {"method": method, "threshold": threshold}
+    n = len(scores)
     top_default = max(1, min(n, 100))
-    if method == "threshold":
+    if method == "contacts":
+        kw.update(_contact_inputs(scores, k))
+    elif method == "threshold":
         kw["threshold"] = float(st.slider("Churn probability at least", 0.0, 1.0, round(threshold, 3), 0.001,
                                           format="%.3f", key=k("threshold"),
                                           help="Starts at the threshold chosen on the Evaluate page."))
@@ -188,16 +213,21 @@ def who_to_contact(data: cache.RunData, model: str, scored: Scored, threshold: f
     """The way to choose users, the segments to keep and the reasons: the at-risk list, or None on an error."""
     st.subheader("Who to contact", anchor=False)
     k = lambda name: _k(data.name, model, name)  # noqa: E731
-    method = st.segmented_control("Choose users", list(METHODS), format_func=METHODS.get, default="threshold",
-                                  key=k("method")) or "threshold"
-    kw = _method_inputs(method, len(scored.scores), threshold, scored.frame, k)
+    stage_panels.rules_panel(data, _k(data.name, "stage_rules"))
+    stage_panels.stage_chart(scored.scores, k("stage_chart"))
+    audience = stage_panels.audience_choice(scored.scores, _k(data.name, "audience"))
+    method = st.segmented_control("Choose users", list(METHODS), format_func=METHODS.get, default="contacts",
+                                  key=k("method")) or "contacts"
+    kw = _method_inputs(method, scored.scores, threshold, scored.frame, k)
     segment_filter = _segment_filter(data.name, scored.frame)
     with guard("choosing the users") as g:
-        list_df = scoring.at_risk_list(scored.scores, scored.frame, segment_filter=segment_filter, model=model, **kw)
+        list_df = scoring.at_risk_list(scored.scores, scored.frame, segment_filter=segment_filter, model=model,
+                                       audience=audience, **kw)
     if g.failed:
         return None
     if method == "expected_value":
-        campaign_panels.campaign_panel(scored.scores, scored.frame, list_df, kw, segment_filter, k("ev_chart"))
+        campaign_panels.campaign_panel(scored.scores, scored.frame, list_df, {**kw, "audience": audience},
+                                       segment_filter, k("ev_chart"))
     want_reasons = st.toggle("Add the top 3 reasons for each user", value=len(list_df) <= 10_000, key=k("reasons"),
                              help="Worked out for the users in the list only.")
     if want_reasons and len(list_df):
@@ -213,7 +243,7 @@ def list_panel(data: cache.RunData, scored: Scored, list_df: pd.DataFrame) -> No
     s = scoring.list_summary(list_df)
     eligible, basis = list_df.attrs.get("eligible", len(scored.scores)), list_df.attrs.get("value_basis")
     c = st.columns(3)
-    c[0].metric("Users selected", f"{s['users']:,}", help=f"Out of {eligible:,} users in the chosen segments.")
+    c[0].metric("Users selected", f"{s['users']:,}", help=f"Out of {eligible:,} users in the audience and segments.")
     c[1].metric("Expected churners among them", f"{s['expected_churners']:,.0f}",
                 help="The sum of their churn probabilities.")
     c[2].metric("Value at risk", f"{s['value_at_risk']:,.0f}",

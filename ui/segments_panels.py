@@ -12,7 +12,7 @@ from retention_core import plots
 from retention_core import segments as seg
 from retention_core.segments import OPS, Condition
 
-from . import cache, state
+from . import cache, stage_panels, state
 from .state import Key, widget_key
 from .widgets import NONE, guard
 
@@ -75,6 +75,11 @@ def _explain_kind(kind: str) -> None:
         st.caption("One-time buyers have no repeat purchase day yet (repeat purchases = 0).")
 
 
+def _rules_json(data: cache.RunData, kind: str) -> str:
+    """The stage rules in force, as the caches key them (lifecycle stages only)."""
+    return json.dumps(stage_panels.rules_for(data).as_dict(), sort_keys=True) if kind == "stage" else "{}"
+
+
 def segment_choice(data: cache.RunData) -> tuple[str, str | None, str] | None:
     """Choose the segmentation: an attribute, RFM groups, risk tiers or deciles, one-time vs repeat buyers or a
     custom filter; returns (kind, column, conditions as JSON)."""
@@ -89,6 +94,8 @@ def segment_choice(data: cache.RunData) -> tuple[str, str | None, str] | None:
             return None
         column = st.selectbox("Attribute", attrs, key=k("attribute"),
                               help="Mapped attributes first; numeric features are cut into five bands.")
+    elif kind == "stage":
+        stage_panels.rules_panel(data, k("stage_rules"))
     elif kind == "custom":
         conds = _conditions_form(data)
         if not conds:
@@ -114,7 +121,7 @@ def segment_comparison_panel(data: cache.RunData, model: str, kind: str, column:
     digest = cache.manifest_digest(data.path) if e is not None else None
     with guard("comparing the segments") as g:
         table, heat = cache.segment_comparison(data.path, cache.run_stamp(data.path), model, kind, column, conditions,
-                                               digest, sample if e is not None else None)
+                                               digest, sample if e is not None else None, _rules_json(data, kind))
     if g.failed:
         return None
     k = _k(data)
@@ -135,6 +142,11 @@ def segment_comparison_panel(data: cache.RunData, model: str, kind: str, column:
         "reliable": st.column_config.TextColumn("reliable"),
         "explained_users": st.column_config.NumberColumn("users explained", format="localized"),
         "top_drivers": st.column_config.TextColumn("drivers above everyone")})
+    if kind == "stage":
+        labels = cache.segment_labels(data.path, cache.run_stamp(data.path), model, kind, column, conditions,
+                                      _rules_json(data, kind))
+        stage_panels.stage_chart(pd.DataFrame({"stage": labels.to_numpy(), "churn_probability":
+                                               data.validation[f"p:{model}"].to_numpy(float)}), k("stage_chart"))
     c = st.columns(2)
     c[0].plotly_chart(plots.segment_bars(table, "churn_rate", metric_label="Churn rate", title="Churn rate"),
                       width="stretch", key=k("churn_chart"))
@@ -165,7 +177,8 @@ def segment_drilldown(data: cache.RunData, model: str, kind: str, column: str | 
     k = _k(data)
     name = st.selectbox("Segment", table["segment"].tolist(), key=k(f"drill:{kind}:{column}"))
     _segment_cards(table.set_index("segment").loc[name])
-    labels_all = cache.segment_labels(data.path, cache.run_stamp(data.path), model, kind, column, conditions)
+    labels_all = cache.segment_labels(data.path, cache.run_stamp(data.path), model, kind, column, conditions,
+                                      _rules_json(data, kind))
     in_seg = (labels_all.astype("string").fillna(seg.MISSING) == name).to_numpy()
     if e is not None:
         explained = e.points.loc[in_seg[e.points.index.to_numpy()]]

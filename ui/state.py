@@ -61,6 +61,7 @@ class Key(StrEnum):
     W_MODELS = "w_models"
     INSIGHT = "insight"  # run name -> InsightChoice: the model and sample the Explain and Segments pages look at
     SEGMENT_FILTERS = "segment_filters"  # run name -> the custom segment conditions built on the Segments page
+    STAGE_RULES = "stage_rules"  # run name -> the lifecycle stage rules the analyst set (StageRules as a dict)
     RECORDED = "recorded"  # scoring key (run version, data, as-of date, model) -> what was said when it was recorded
     MONITOR_DEMO = "monitor_demo"  # the Monitor page's demo on the sample (a MonitorReport), while it is shown
     W_MONITOR = "w_monitor"
@@ -128,6 +129,11 @@ def _pop(key: Key) -> None:
     st.session_state.pop(str(key), None)
 
 
+def _put(key: Key, value: Any) -> None:
+    """Keep ``value`` under ``key``, or forget the key when it is None."""
+    _pop(key) if value is None else _set(key, value)
+
+
 # ----------------------------------------------------------------------------------------------- source
 def get_source() -> str:
     return _get(Key.SOURCE, SAMPLE)
@@ -144,10 +150,7 @@ def get_upload() -> Upload | None:
 
 
 def set_upload(upload: Upload | None) -> None:
-    if upload is None:
-        _pop(Key.UPLOAD)
-    else:
-        _set(Key.UPLOAD, upload)
+    _put(Key.UPLOAD, upload)
 
 
 def get_sheet(digest: str) -> str | None:
@@ -155,9 +158,7 @@ def get_sheet(digest: str) -> str | None:
 
 
 def set_sheet(digest: str, sheet: str | None) -> None:
-    sheets = dict(_get(Key.SHEETS, {}))
-    sheets[digest] = sheet
-    _set(Key.SHEETS, sheets)
+    _set(Key.SHEETS, {**_get(Key.SHEETS, {}), digest: sheet})
 
 
 # ----------------------------------------------------------------------------------------------- schema overrides
@@ -196,10 +197,7 @@ def get_table() -> TableInfo | None:
 
 
 def set_table(info: TableInfo | None) -> None:
-    if info is None:
-        _pop(Key.TABLE)
-    else:
-        _set(Key.TABLE, info)
+    _put(Key.TABLE, info)
 
 
 # ----------------------------------------------------------------------------------------------- dataset
@@ -235,10 +233,7 @@ def get_active_run_name() -> str | None:
 
 
 def set_active_run(name: str | None) -> None:
-    if name is None:
-        _pop(Key.ACTIVE_RUN)
-    else:
-        _set(Key.ACTIVE_RUN, name)
+    _put(Key.ACTIVE_RUN, name)
 
 
 def remove_run(name: str) -> None:
@@ -373,10 +368,7 @@ def get_train_job() -> TrainJob | None:
 
 
 def set_train_job(job: TrainJob | None) -> None:
-    if job is None:
-        _pop(Key.TRAIN_JOB)
-    else:
-        _set(Key.TRAIN_JOB, job)
+    _put(Key.TRAIN_JOB, job)
 
 
 def sync_training() -> bool:
@@ -427,9 +419,16 @@ def get_segment_filter(run: str) -> list:
 
 
 def set_segment_filter(run: str, conditions: list) -> None:
-    all_filters = dict(_get(Key.SEGMENT_FILTERS, {}))
-    all_filters[run] = [tuple(c) for c in conditions]
-    _set(Key.SEGMENT_FILTERS, all_filters)
+    _set(Key.SEGMENT_FILTERS, {**_get(Key.SEGMENT_FILTERS, {}), run: [tuple(c) for c in conditions]})
+
+
+def get_stage_rules(run: str) -> dict:
+    """The lifecycle stage rules the analyst set for this run (empty: the library's defaults)."""
+    return dict(_get(Key.STAGE_RULES, {}).get(run, {}))
+
+
+def set_stage_rules(run: str, rules: dict | None) -> None:
+    _set(Key.STAGE_RULES, {**_get(Key.STAGE_RULES, {}), run: dict(rules or {})})
 
 
 # ----------------------------------------------------------------------------------------------- monitoring

@@ -178,6 +178,8 @@ def at_risk_table(list_df: pd.DataFrame, key: str) -> None:
                                                                 max_value=1.0),
            "risk_decile": st.column_config.NumberColumn("risk decile", help="1 = the 10% of users most at risk"),
            "rank": st.column_config.NumberColumn("rank", format="localized"),
+           "stage": st.column_config.TextColumn("lifecycle stage", help="new, active, slipping or lapsed, from the "
+                                                "customer's own rhythm against the shop's"),
            "value": st.column_config.NumberColumn("value", format="localized"),
            "value_at_risk": st.column_config.NumberColumn("value at risk", format="localized",
                                                           help="Churn probability x the user's value"),
@@ -191,6 +193,10 @@ def at_risk_table(list_df: pd.DataFrame, key: str) -> None:
     for c in list_df.columns:
         if str(c).startswith(("reason_", "offer_")):
             cfg[c] = st.column_config.TextColumn(str(c).replace("_", " "), width="large")
+    ranked = list_df.attrs.get("ranked_by")
+    if ranked in ("expected_net_value", "uplift") and ranked in show.columns:  # what orders the list, seen first
+        show = show[["user_id", ranked] + [c for c in show.columns if c not in ("user_id", ranked)]]
+        cfg.setdefault("uplift", st.column_config.NumberColumn("uplift", format="%.4f"))
     st.dataframe(show, hide_index=True, width="stretch", column_config=cfg, key=key)
 
 

@@ -64,6 +64,9 @@ class UserScore(BaseModel):
     churn_probability: float = Field(description="Probability that the user does not come back within the horizon.")
     risk_decile: int = Field(description="1 = among the 10% of the run's validation users most at risk, 10 = least.")
     at_risk: bool = Field(description="churn_probability >= the run's threshold.")
+    stage: Literal["new", "active", "slipping", "lapsed"] | None = Field(
+        None, description="Lifecycle stage at the scoring date, from the customer's own rhythm against the shop's "
+        "(new, active, slipping, lapsed); null for a run trained on a user table.")
     reasons: list[str] = Field(description="Why, most important first (when asked with 'reasons').")
 
 

@@ -13,7 +13,8 @@ from ..bundle import load_run, refit_note
 from ..errors import BundleError, DataError, RetentionError
 from ..models import REGISTRY
 from ..monitor import HistoryBusy, record_scoring
-from ..scoring import features_for_run, scoring_date
+from ..lifecycle import shop_gaps, shop_rhythm, stage_values
+from ..scoring import above_threshold, features_for_run, scoring_date
 from .limits import RECORD_TIMEOUT
 from .parsing import events_frame, feature_frame
 from .schemas import MAX_REASONS, RequestError, ScoreRequest
@@ -64,6 +65,9 @@ class Scorer:
         self.schema = self.run.schema()
         self._validation = self.run.validation()
         self.reference, self.reference_source = self._reference()
+        #: The usual gaps of the run's validation users: each customer's lifecycle stage is measured against the
+        #: shop's rhythm as the run learned it, as batch scoring does (retention_core.scoring.stage_reference).
+        self.rhythm = shop_rhythm(shop_gaps(self._validation)) if self.kind == "events" else None
         self.cancel_ids = self._cancel_convention()
         self._explanation = None
         self._lock = threading.Lock()
@@ -147,7 +151,7 @@ class Scorer:
                                ("as_of",))
         p = self.predict(X, seq)
         reasons = self.reasons(frame, seq, req.reasons) if req.reasons else None
-        rows = self._rows(ids, p, reasons)
+        rows = self._rows(ids, p, reasons, frame)
         answer = {"model": self.key, "as_of": as_of, "scores": rows}
         if req.record:
             answer["recording"] = self._record(rows, frame, as_of)
@@ -184,11 +188,16 @@ class Scorer:
                                    "GET /v1/model lists the columns this run reads.", (field, 0, col))
         return df
 
-    def _rows(self, ids: list[str], p: np.ndarray, reasons: list[list[str]] | None) -> list[dict]:
+    def _rows(self, ids: list[str], p: np.ndarray, reasons: list[list[str]] | None, frame: pd.DataFrame) -> list[dict]:
+        """One answer row per user: probability, decile against the validation users, whether it is at or above the
+        threshold (the library's rule for a selection by threshold), the lifecycle stage (the library's rules, against
+        the shop's rhythm of the run's validation users) and the reasons."""
         decile = self.deciles(p)
-        at_risk = p >= self.threshold
+        at_risk = above_threshold(p, self.threshold)
+        stage = stage_values(frame, reference=self.rhythm)
         return [{"user_id": u, "churn_probability": float(p[i]), "risk_decile": int(decile[i]),
-                 "at_risk": bool(at_risk[i]), "reasons": reasons[i] if reasons else []} for i, u in enumerate(ids)]
+                 "at_risk": bool(at_risk[i]), "stage": stage[i], "reasons": reasons[i] if reasons else []}
+                for i, u in enumerate(ids)]
 
     def reasons(self, frame: pd.DataFrame, seq, n: int) -> list[list[str]]:
         """The top ``n`` reasons of each row, from the library's one explanation of scored users: the model served,

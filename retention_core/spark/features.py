@@ -2,7 +2,7 @@
 
 The definitions are the same relational steps (see the notes of ``retention_core/features.py``): events are reduced
 to one row per user and day bucket (``daily``), and a snapshot at cutoff ``T`` aggregates the days ``b <= T`` of the
-users with a purchase day in ``(T - lookback, T]``. Written in the DataFrame API, with these rules kept exactly:
+users with a purchase day in ``(T - lookback, T]`` and a product bought (not postage or fees) on a day ``b <= T``. Written in the DataFrame API, with these rules kept exactly:
 
 - days are integers (days since 1970-01-01) and instants nanoseconds: a window "the last w days" is ``b > T - w``, the
   cutoff ``T`` is the instant ``T * 86400`` s, and durations count whole seconds as DuckDB's ``date_diff('second')``
@@ -90,7 +90,8 @@ def daily_table(E, types: list[str], n_attributes: int):
         F.coalesce(F.sum(F.when(sold, F.col("quantity"))), F.lit(0.0)).alias("units"),
         F.sum("rating").alias("rating_sum"), F.min("rating").alias("rating_min"), F.count("rating").alias("ratings"),
         (F.count_distinct(F.when(p, F.col("order_id"))) + one(p & F.col("order_id").isNull())).alias("orders"),
-        one(p).alias("lines"), one(F.col("is_return")).alias("returns"), one(F.col("is_cancel")).alias("cancels"),
+        one(p).alias("lines"), one(sold).alias("sold_lines"), one(F.col("is_return")).alias("returns"),
+        one(F.col("is_cancel")).alias("cancels"),
         F.count(F.lit(1)).alias("events"),
         one(~p & ~F.col("is_return") & ~F.col("is_cancel")).alias("browsing"),
     ]
@@ -130,6 +131,7 @@ def snapshot_frame(events: SparkEvents, days: list[int], cfg: SnapshotConfig, en
     periods["prev90"] = (b > T - 180) & (b <= T - 90)
     aggs = [
         F.max(F.when(past & bought & (b > T - L), 1)).alias("_pop"),
+        F.max(F.when(past & (F.col("sold_lines") > 0), 1)).alias("_product"),  # not a fees-only user
         F.max(F.when(~past & bought, 1)).alias("_fut"),
         F.max(F.when(past, F.col("last_p_ns"))).alias("_last_p"),
         F.min(F.when(past, F.col("first_p_ns"))).alias("_first_p"),
@@ -156,7 +158,7 @@ def snapshot_frame(events: SparkEvents, days: list[int], cfg: SnapshotConfig, en
     aggs += [total(f"et{k}").alias(f"t_et{k}") for k in range(len(types))]
     aggs += [F.max_by(F.col(f"a{i}"), F.when(past & F.col(f"a{i}").isNotNull(), b)).alias(f"a{i}")
              for i in range(len(events.attributes))]
-    A = X.groupBy("T", "user_id").agg(*aggs).where(F.col("_pop") == 1)
+    A = X.groupBy("T", "user_id").agg(*aggs).where((F.col("_pop") == 1) & (F.col("_product") == 1))
     return A.select(*_feature_columns(cfg, types, len(events.attributes), H, end_day))
 
 

@@ -60,7 +60,11 @@ def test_at_risk_lists_users_by_threshold_and_top_k(trained):
     assert not at.error, _errors(at)
     run = at.session_state[str(Key.RUNS)][RUN]
     model = run.best
-    # by threshold (the run's threshold): everyone at or above it, most at risk first, with reasons
+    # by threshold (the run's threshold; a choice, not the default): everyone at or above it, most at risk first,
+    # with reasons, among everyone scored
+    at.segmented_control(key=_k(RUN, "audience")).set_value("all").run()
+    at.segmented_control(key=_k(RUN, model, "method")).set_value("threshold").run()
+    _ok(at)
     listed = _list(at)
     assert list(listed.columns[:4]) == ["user_id", "churn_probability", "risk_decile", "rank"]
     assert {"country", "reason_1", "reason_2", "reason_3", "value", "value_at_risk", "threshold", "model",

@@ -164,6 +164,8 @@ def test_attributes_and_breadth_features(sample_events):
 
 def _truth(p: pd.DataFrame, T: pd.Timestamp, horizon=90, lookback=365) -> pd.Series:
     hist = set(p.loc[(p.ts <= T) & (p.ts > T - pd.Timedelta(days=lookback)), "uid"])
+    if "product" in p.columns:  # customers bought a product, not only postage or fees, at or before T
+        hist &= set(p.loc[p["product"] & (p.ts <= T), "uid"])
     fut = set(p.loc[(p.ts > T) & (p.ts <= T + pd.Timedelta(days=horizon)), "uid"])
     return pd.Series({u: int(u not in fut) for u in hist}).sort_index()
 
@@ -179,6 +181,10 @@ def test_labels_match_independent_computation_online_retail():
     p = r.dropna(subset=["Customer ID"])
     p = p[~p.Invoice.astype(str).str.startswith("C") & (p.Quantity > 0) & (p.Price > 0)].copy()
     p["uid"] = p["Customer ID"].astype(int).astype(str)
+    code = p.StockCode.astype(str).str.strip().str.upper()
+    fees = {"POST", "DOT", "M", "BANK CHARGES", "AMAZONFEE", "C2", "D", "CRUK", "S", "B", "PADS", "ADJUST", "ADJUST2",
+            "TEST001", "TEST002", "SP1002", "GIFT"}  # postage, fees, adjustments (and codes without a digit)
+    p["product"] = code.str.contains(r"\d") & ~code.isin(fees)
     for T in pd.to_datetime(ds.frame["snapshot_date"].unique()):
         truth = _truth(p, T)
         got = ds.frame[ds.frame["snapshot_date"] == T].set_index("user_id")["churned"].sort_index()

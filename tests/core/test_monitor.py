@@ -428,6 +428,11 @@ def _truth(r: pd.DataFrame, cutoff: str, horizon: int = 90, lookback: int = 365)
     ts = pd.to_datetime(p["InvoiceDate"])
     hist = set(p.loc[(ts <= T) & (ts > T - pd.Timedelta(days=lookback)), "Customer ID"].astype(int).astype(str))
     fut = set(p.loc[(ts > T) & (ts <= T + pd.Timedelta(days=horizon)), "Customer ID"].astype(int).astype(str))
+    code = p["StockCode"].astype(str).str.strip().str.upper()  # postage, fees, adjustments: no product bought
+    fees = {"POST", "DOT", "M", "BANK CHARGES", "AMAZONFEE", "C2", "D", "CRUK", "S", "B", "PADS", "ADJUST", "ADJUST2",
+            "TEST001", "TEST002", "SP1002", "GIFT"}
+    product = code.str.contains(r"\d") & ~code.isin(fees) & (ts <= T)
+    hist &= set(p.loc[product, "Customer ID"].astype(int).astype(str))  # customers bought a product
     return pd.Series({u: int(u not in fut) for u in sorted(hist)}, name="churned")
 
 

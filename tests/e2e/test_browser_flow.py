@@ -16,6 +16,7 @@ are skipped (they need its result).
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -303,7 +304,17 @@ def test_08_at_risk_download(app_page, screenshot, tmp_path):
     _flow["n_scored"] = n_scored
     # Scoring (and trying dates) keeps nothing for monitoring; downloading the list below records it.
     page.get_by_text("Not kept for monitoring yet").wait_for(timeout=WORK_TIMEOUT_MS)
+    # The page opens on the customers who can still be saved, with a budget of the top 10% ranked by expected net
+    # value; the lapsed are a win-back audience of their own.
+    main_area(page).get_by_text(re.compile(r"^Can still be saved \([\d,]+\)$")).wait_for(timeout=WORK_TIMEOUT_MS)
+    main_area(page).get_by_text(re.compile(r"^Win-back \(lapsed\) \([\d,]+\)$")).wait_for()
+    page.get_by_test_id("stMetricValue").first.filter(has_text=f"{math.ceil(0.1 * n_scored):,}").wait_for(
+        timeout=WORK_TIMEOUT_MS)
     # Everyone with a churn probability at least 0: the whole scored population, the formula-like id included.
+    main_area(page).get_by_text(re.compile(r"^Everyone \([\d,]+\)$")).click()
+    settle(page, timeout_s=WORK_TIMEOUT_MS / 1000)
+    segment(page, "Choose users", "Above the threshold")
+    settle(page, timeout_s=WORK_TIMEOUT_MS / 1000)
     slider = widget(page, "stSlider", "Churn probability at least").get_by_role("slider")
     slider.focus()
     slider.press("Home")
@@ -323,6 +334,7 @@ def test_08_at_risk_download(app_page, screenshot, tmp_path):
     assert len(df) > 0
     assert list(df.columns[:4]) == ["user_id", "churn_probability", "risk_decile", "rank"], list(df.columns)
     assert len(df) == n_scored, (len(df), n_scored)
+    assert set(df["stage"]) <= {"new", "active", "slipping", "lapsed"} and df["stage"].notna().all()
     p = df["churn_probability"].to_numpy(float)
     assert np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()
     assert sorted(df["rank"].astype(int)) == list(range(1, len(df) + 1))

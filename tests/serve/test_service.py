@@ -276,6 +276,27 @@ def test_feature_rows_score_like_batch(service, shop):
         assert abs(s["churn_probability"] - shop["scores"].loc[s["user_id"], "churn_probability"]) <= 1e-9
 
 
+def test_each_customer_gets_the_stage_batch_scoring_gives(service, shop, raw):
+    """The answer carries each customer's lifecycle stage, the same as the ``score`` command's for the same users
+    and date: measured against the run's validation users, so one customer sent alone gets the same stage as in a
+    batch; from raw events or from feature rows."""
+    batch = shop["scores"]["stage"].astype(str)
+    assert {"active", "lapsed"} <= set(batch)
+    users = list(batch.groupby(batch).head(5).index)  # a few customers of every stage
+    r = service.post("/v1/score", json={"events": _rows(raw[raw.customer_id.isin(users)]), "as_of": AS_OF})
+    assert r.status_code == 200, r.text
+    assert {s["user_id"]: s["stage"] for s in r.json()["scores"]} == batch.loc[users].to_dict()
+    for u in users[:: max(1, len(users) // 4)]:  # one customer at a time
+        (alone,) = service.post("/v1/score", json={"events": _rows(raw[raw.customer_id == u]),
+                                                   "as_of": AS_OF}).json()["scores"]
+        assert alone["stage"] == batch[u]
+    feats = [f["name"] for f in service.get("/v1/model").json()["features"]]
+    rows = [{"user_id": x["user_id"], **{f: (None if pd.isna(x[f]) else x[f]) for f in feats}}
+            for x in shop["frame"].set_index("user_id", drop=False).loc[users].to_dict("records")]
+    got = service.post("/v1/score", json={"users": rows}).json()["scores"]
+    assert {s["user_id"]: s["stage"] for s in got} == batch.loc[users].to_dict()
+
+
 def test_a_single_users_decile_comes_from_the_validation_users(service, shop):
     """One user alone has no population to be ranked in: the decile places them among the run's validation users
     scored by the same model (1 + the tenths of them that score higher)."""
