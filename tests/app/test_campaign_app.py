@@ -98,7 +98,7 @@ def test_the_export_holds_out_a_control_group_and_leaves_it_out_for_a_campaign_t
     day = str(listed["scoring_date"].iloc[0])
     seed = int(day.replace("-", ""))
     n_held = round(len(listed) * 0.2)
-    assert f"{n_held:,} of {len(listed):,} users held out as the control group (20% per risk decile, seed " \
+    assert f"{n_held:,} of {len(listed):,} users held out as the control group (20% per risk decile and stage, seed " \
            f"{seed})" in texts(at), texts(at)
     whole = pd.read_csv(_io.BytesIO(downloads[f"at_risk_{RUN.replace(' ', '_')}_{day}.csv"]()),
                         dtype={"user_id": str})

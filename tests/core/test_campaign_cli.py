@@ -58,11 +58,11 @@ def test_score_holds_out_an_exact_stratified_share(shop):
     assert s.columns[:4].tolist() == ["user_id", "churn_probability", "risk_decile", "rank"]
     n = len(s)
     assert (s["group"] == "control").sum() == int((n * Fraction(3, 10) + Fraction(1, 2)) // 1)
-    per = s.groupby("risk_decile")["group"].agg(n="size", control=lambda g: int((g == "control").sum()))
+    per = s.groupby(["risk_decile", "stage"])["group"].agg(n="size", control=lambda g: int((g == "control").sum()))
     assert all(c in (int(k * Fraction(3, 10) // 1), int(k * Fraction(3, 10) // 1) + 1)
                for k, c in zip(per["n"], per["control"])), per
     assert f"{(s['group'] == 'control').sum():,} of {n:,} users held out as the control group (30% per risk " \
-           "decile, seed 5)" in shop["out"]
+           "decile and stage, seed 5)" in shop["out"]
     contact = pd.read_csv(shop["dir"] / "contact.csv", dtype={"user_id": str})
     assert contact["user_id"].tolist() == s.loc[s["group"] == "contact", "user_id"].tolist()
     # the history keeps each user's group, the share and the seed

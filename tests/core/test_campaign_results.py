@@ -66,7 +66,7 @@ def test_the_history_keeps_each_users_group_the_share_and_the_seed(planted):
     ws, listed = planted["ws"], planted["listed"]
     h = monitor.scorings(workspace=ws)
     assert len(h) == 1 and h.loc[0, "control_share"] == 0.5 and h.loc[0, "control_seed"] == 7
-    assert h.loc[0, "control_strata"] == ["risk_decile"]
+    assert h.loc[0, "control_strata"] == ["risk_decile", "stage"]  # every scored list carries its stage
     users = monitor.scores_of([planted["rec"].scoring_id], workspace=ws)
     got = users.set_index("user_id")["group"]
     assert got.reindex(listed["user_id"]).tolist() == listed["group"].tolist()
