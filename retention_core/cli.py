@@ -55,7 +55,9 @@ ROLE_FLAGS = {"user_id": ("--user-col", "user id column"), "timestamp": ("--time
 FIELD_FLAGS = {"top": "--top", "threshold": "--threshold", "reasons": "--reasons", "as_of": "--as-of",
                "cutoff": "--cutoff", "horizon_days": "--horizon", "lookback_days": "--lookback",
                "n_snapshots": "--snapshots", "step_days": "--step", "label": "--label", "model": "--model",
-               "sheet": "--sheet", "offers": "--offers"}
+               "sheet": "--sheet", "offers": "--offers", "treatment": "--treatment", "control_value": "--control-value",
+               "treatment_value": "--treatment-value", "positive": "--positive", "exclude": "--exclude",
+               "holdout": "--holdout", "models": "--models", "user_id": "--user-col"}
 
 
 def _role_options(p: argparse.ArgumentParser) -> None:
@@ -103,10 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("data")
     s.add_argument("--out", required=True, help="run folder to write")
     _role_options(s)
-    s.add_argument("--label", help="label column (user tables)")
-    s.add_argument("--positive", help="label value that means churned (user tables)")
+    s.add_argument("--label", help="label column (user tables; with --treatment: the outcome column)")
+    s.add_argument("--positive", help="label value that means churned (user tables; with --treatment: the value "
+                   "that means the outcome happened)")
     _snapshot_options(s)
-    s.add_argument("--models", default="auto", help="'auto' or a comma-separated list of model keys")
+    s.add_argument("--models", default="auto", help="'auto' or a comma-separated list of model keys (with --treatment: "
+                   "uplift learners: two_model, two_model_gbm, class_transformation, dr_learner, x_learner)")
     s.add_argument("--metric", default="roc_auc", help="metric that picks the best model (default roc_auc)")
     s.add_argument("--calibrate", choices=["none", "isotonic", "sigmoid"], default="none")
     s.add_argument("--backtest", type=int, default=0, help="also validate at N earlier cutoffs (event logs)")
@@ -116,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--no-refit saves the models exactly as validated)")
     s.add_argument("--epochs", type=int, help="epochs for deep models")
     s.add_argument("--seed", type=int, default=0)
+    _uplift_options(s)
 
     s = sub.add_parser("score", help="score new data with a saved run")
     s.add_argument("run")
@@ -124,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sheet", help="Excel sheet to score (default: the sheet holding the main table)")
     s.add_argument("--as-of", help="score as of this date (event logs; default: the end of the data)")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--top", type=int, help="keep the K users most at risk")
-    g.add_argument("--threshold", type=float, help="keep users with churn probability at or above P")
+    g.add_argument("--top", type=int, help="keep the K users most at risk (uplift runs: with the highest uplift)")
+    g.add_argument("--threshold", type=float, help="keep users with churn probability at or above P (uplift runs: "
+                   "with uplift at or above P, e.g. 0 for everyone a contact is expected to help)")
     s.add_argument("--reasons", type=int, default=0, help="add the top N reasons per user")
     s.add_argument("--model", help="score with this model of the run (default: the run's best; the leaderboard and "
                                    "metrics.json list the keys)")
@@ -147,6 +153,81 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     s.add_argument("--workers", type=int, default=1, help="worker processes, one per core (default 1)")
     return p
+
+
+# --- uplift (treatment-effect learners on a randomised experiment, retention_core/uplift) ---------------------------
+def _uplift_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("uplift (a table with a treatment column: who a contact persuades)")
+    g.add_argument("--treatment", metavar="COL", help="treatment column: train uplift learners of the effect of the "
+                   "contact on the outcome --label/--positive instead of churn models")
+    g.add_argument("--control-value", metavar="VALUE", help="the value of --treatment that marks the control group")
+    g.add_argument("--treatment-value", metavar="VALUE", help="the treated arm (default: every arm but the control, "
+                   "pooled; the rows of other arms are then left out)")
+    g.add_argument("--exclude", action="append", metavar="COL", help="columns the learners must not read (repeat or "
+                   "comma-separate); columns that record the outcome are found and left out anyway")
+    g.add_argument("--holdout", type=float, default=0.3, help="share of customers held out to judge the learners "
+                   "(default 0.3)")
+
+
+def cmd_train_uplift(args) -> int:
+    """``train DATA --treatment COL --control-value V --label COL [--positive P]``: uplift learners, judged on held-out
+    customers by the Qini area beside random and response targeting, saved as a run."""
+    from .uplift.data import Experiment  # scikit-learn: loaded by the commands that model only
+    from .uplift.training import UpliftConfig, refit_text, train_uplift_and_save
+
+    if args.control_value is None:
+        raise UsageError("--treatment needs --control-value: the value that marks the control group")
+    if not args.label:
+        raise UsageError("--treatment needs --label: the outcome column (e.g. visit) and --positive, the value that "
+                         "means it happened")
+    t0 = time.perf_counter()
+    df = read_table(args.data, sheet=args.sheet)
+    exclude = [x.strip() for v in args.exclude or [] for x in v.split(",") if x.strip()]
+    keys = [k.strip() for k in args.models.split(",") if k.strip()]
+    cfg = UpliftConfig(learners="auto" if keys in (["auto"], []) else keys, holdout=args.holdout, seed=args.seed,
+                       refit=args.refit)
+    exp = Experiment(args.treatment, args.control_value, args.label, args.positive, args.treatment_value)
+    result, _ = train_uplift_and_save(args.out, df, exp, cfg, user_col=args.user_col, exclude=exclude,
+                                      digest=df.attrs.get("digest", ""), progress=_print_progress)
+    data = result.data
+    print(f"experiment: outcome {data.experiment.outcome} = {data.positive}; {data.arms_text()}")
+    for why, n in data.left_out.items():
+        print(f"note: {n:,} rows left out ({why})")
+    for col, why in data.outcome_columns.items():
+        print(f"note: column {col} left out: {why} (it records the outcome, measured after the contact)")
+    print(f"ids: {'column ' + data.id_column if data.id_column else 'row numbers (1 = the first data row)'}")
+    print(f"validation: {result.scheme}")
+    print(refit_text(result.refit))
+    cols = ["model", "kind", "qini_area", "qini_coefficient", "uplift_top10", "uplift_top30"]
+    print(result.leaderboard[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for k, v in result.errors.items():
+        print(f"warning: {k} failed: {v}")
+    print(f"best learner: {result.best}; saved to {args.out} in {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK
+
+
+def cmd_score_uplift(run, args) -> int:
+    """``score`` on an uplift run: uplift, p_treated and p_control per customer, highest uplift first."""
+    from .export import pseudonymise_list
+    from .uplift.scoring import score_uplift_file
+
+    for flag, given in (("--reasons", args.reasons), ("--offers", args.offers), ("--as-of", args.as_of),
+                        ("--engine spark", args.engine == "spark")):
+        if given:
+            raise UsageError(f"{flag} does not apply to an uplift run (it scores customers of a table, by uplift)")
+    t0 = time.perf_counter()
+    df = read_table(args.data, sheet=args.sheet)
+    result = score_uplift_file(run, df, model=args.model, top=args.top, threshold=args.threshold)
+    out = result.chosen
+    if args.pseudonymise_key_env:
+        out = pseudonymise_list(out, os.environ[args.pseudonymise_key_env])
+    write_table(out, args.out)
+    positive = int((result.scores["uplift"] > 0).sum())
+    print(f"scored {len(result.scores):,} customers with uplift learner {result.model} ({positive:,} with a positive "
+          f"uplift); wrote {len(out):,} rows to {args.out} in {time.perf_counter() - t0:.1f} s")
+    print("note: scorings of uplift runs are not recorded in the scoring history")
+    return EXIT_OK
+# --- end of uplift ---------------------------------------------------------------------------------------------------
 
 
 # --- engine options (the Spark engine lives in retention_core/spark; PySpark and Java are optional) ----------------
@@ -293,6 +374,10 @@ def cmd_train(args) -> int:
         train_and_save,
     )
 
+    if args.treatment:
+        return cmd_train_uplift(args)
+    if args.control_value is not None or args.treatment_value is not None:
+        raise UsageError("--control-value and --treatment-value go with --treatment (uplift learners)")
     t0 = time.perf_counter()
     df, schema, report = load(args)
     _fail_on_errors(report)
@@ -357,6 +442,8 @@ def cmd_score(args) -> int:
             raise UsageError(f"Environment variable {args.pseudonymise_key_env} is empty or not set: put the "
                              "pseudonymisation key in it.")
     run = load_run(args.run)
+    if run.task == "uplift":
+        return cmd_score_uplift(run, args)
     choice = dict(as_of=args.as_of, top=args.top, threshold=args.threshold, reasons=args.reasons, offers=args.offers,
                   pseudonymise_key=key)
     if args.engine == "spark":
