@@ -9,8 +9,8 @@ The columns written (:data:`UPLIFT_COLUMNS`), first the ones that rank:
 - ``uplift_decile`` (1 = the 10% with the highest uplift) and ``rank`` (1 = the highest uplift);
 
 then the customer's segment columns, ``outcome`` (what the probabilities are about, e.g. ``visit = 1``), ``model`` and
-``scoring_date``. In a list handed out (:func:`uplift_list`) the probabilities are rounded to 4 decimals,
-``uplift`` computed from the two rounded ones. An uplift run writes no ``churn_probability``: its outcome is the one
+``scoring_date``. In a list handed out (:func:`uplift_list`) ``uplift`` and ``p_control`` are rounded to 4
+decimals and ``p_treated`` is their sum (within 0.0001 of its own rounding), so the list stays in order. An uplift run writes no ``churn_probability``: its outcome is the one
 the experiment measured (a visit, a purchase), not churn, and calling either probability a churn probability would
 be false.
 """
@@ -112,8 +112,8 @@ def uplift_list(run_info: dict, key: str, scores: pd.DataFrame, frame: pd.DataFr
     """The customers kept (see :func:`choose`) with their segment columns, the outcome, the learner and the date."""
     pos = choose(scores, top=top, threshold=threshold, by=by)
     out = scores.iloc[pos].reset_index(drop=True)
-    out["p_treated"], out["p_control"] = out["p_treated"].round(4), out["p_control"].round(4)
-    out["uplift"] = (out["p_treated"] - out["p_control"]).round(4)  # still exactly their difference once rounded
+    out["uplift"], out["p_control"] = out["uplift"].round(4), out["p_control"].round(4)
+    out["p_treated"] = (out["p_control"] + out["uplift"]).round(4)  # rounded, the list keeps its order and sum
     for c in run_info.get("categorical") or []:
         if c in frame.columns:
             out[c] = frame[c].iloc[pos].to_numpy()
