@@ -258,6 +258,43 @@ def experiment_data(df: pd.DataFrame, exp: Experiment, *, user_col: str | None =
                           treated_values, schema, spec, counts, {k: v for k, v in left_out.items() if v}, leaks, uid)
 
 
+_TREATMENT_NAME = re.compile(r"(treat|arm|group|variant|campaign|experiment|test|cell|segment|offer|promo|contact|"
+                             r"mail|holdout|control)")
+_CONTROL_VALUE = re.compile(r"control|hold ?out|untreated|not contacted|^no[ _-]?(e-?mail|contact|offer|treatment|"
+                            r"campaign|message|sms|call|coupon|promo|mail|push)")
+_OFF_VALUE = re.compile(r"^(0|0\.0|no|false|none|n)$")
+_OUTCOME_NAME = re.compile(r"(visit|conver|purchas|bought|buy|order|respon|click|open|redeem|churn|retain|outcome|"
+                           r"target|label|success)")
+MAX_ARMS = 6
+
+
+def treatment_candidates(df: pd.DataFrame) -> list[dict]:
+    """Columns that look like a randomised treatment: 2 to 6 arms of at least 1% of the rows each, named like one
+    (``treatment``, ``group``, ``segment``...) or holding a value named like a control group (``control``,
+    ``holdout``, ``No E-Mail``...); each with its arms and the control value guessed (that value, else 0/no/false,
+    else the first): the app preselects them. Those with a control value named so come first."""
+    out = []
+    for col in df.columns:
+        s = df[col]
+        counts = s.value_counts(dropna=True)
+        if not 2 <= len(counts) <= MAX_ARMS or counts.min() < 0.01 * len(s):
+            continue
+        values = sorted(counts.index, key=str)
+        controls = [v for v in values if _CONTROL_VALUE.search(str(v).strip().lower())]
+        if not controls and not _TREATMENT_NAME.search(norm(col)):
+            continue
+        off = [v for v in values if _OFF_VALUE.match(str(v).strip().lower())]
+        out.append({"column": col, "values": [_plain(v) for v in values],
+                    "control": _plain((controls or off or values)[0]), "named": bool(controls)})
+    return sorted(out, key=lambda c: not c["named"])
+
+
+def outcome_candidates(df: pd.DataFrame, treatment: str | None = None) -> list[str]:
+    """Two-valued columns that could be the outcome, those named like one (``visit``, ``conversion``...) first."""
+    cols = [c for c in df.columns if c != treatment and df[c].nunique(dropna=True) == 2]
+    return sorted(cols, key=lambda c: not _OUTCOME_NAME.search(norm(c)))
+
+
 def scoring_frame(df: pd.DataFrame, schema: Schema, spec: dict) -> pd.DataFrame:
     """The feature rows of customers to score, as the run's spec makes them (ids: the id column, else row numbers)."""
     return apply_user_spec(df, schema, spec)
