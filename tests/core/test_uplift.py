@@ -279,3 +279,15 @@ def test_hillstrom_pooled_arms_outcomes_left_out_and_a_positive_qini():
     # the e-mails raised visits by about 6 points (pooled); the held-out customers show it
     assert 0.03 < result.leaderboard.set_index("model").loc["random", "uplift_top10"] < 0.09
     assert result.leaderboard.set_index("model").loc[result.best, "qini_area"] > 0
+
+
+def test_hillstrom_has_no_id_column_and_rows_are_customers():
+    from retention_core.io import read_table
+    from retention_core.roles import infer_schema
+    from retention_core.validation import validate
+
+    df = read_table(real_path("hillstrom.csv"))
+    schema = infer_schema(df)
+    assert schema.kind == "users" and schema.roles["user_id"] is None  # zip_code (3 values) is no id
+    finding = validate(df, schema).get("no_user_id")
+    assert finding.severity == "warning" and "row number" in finding.message
