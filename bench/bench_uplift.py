@@ -43,7 +43,7 @@ def _label(board: pd.DataFrame, key: str) -> str:
     return str(board.loc[key, "label"]).replace("|", "\\|")  # a pipe would end the Markdown cell
 
 
-def _fmt(v: float, digits: int = 4) -> str:
+def _fmt(v: float, digits: int = 5) -> str:
     return "" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
 
 
@@ -69,14 +69,15 @@ def seeds_table(df: pd.DataFrame, outcome: str, seeds: int) -> str:
     learner and response targeting on the same split."""
     boards = [_board(df, outcome, None, s) for s in range(seeds)]
     area = pd.DataFrame({s: b["qini_area"] for s, b in enumerate(boards)})
-    lines = ["| ranking | mean Qini area | sd | min | max | above two models (logistic) | above response |",
-             "|---|---|---|---|---|---|---|"]
+    coeff = pd.DataFrame({s: b["qini_coefficient"] for s, b in enumerate(boards)})
+    lines = ["| ranking | mean Qini area | sd | min | max | mean coeff. | above two models (logistic) | above response |",
+             "|---|---|---|---|---|---|---|---|"]
     for key in ORDER:
         a = area.loc[key]
         above_two = int((a > area.loc["two_model"]).sum())
         above_resp = int((a > area.loc["response"]).sum())
         lines.append(f"| {_label(boards[0], key)} | {_fmt(a.mean())} | {_fmt(a.std())} | {_fmt(a.min())} | "
-                     f"{_fmt(a.max())} | {above_two} of {seeds} | {above_resp} of {seeds} |")
+                     f"{_fmt(a.max())} | {_fmt(coeff.loc[key].mean(), 3)} | {above_two} of {seeds} | {above_resp} of {seeds} |")
     diff = area.loc["dr_learner"] - area.loc["two_model"]
     return "\n".join(lines) + (f"\n\nDR-learner minus two models (logistic), per split: "
                                f"{', '.join(_fmt(d) for d in diff)} (mean {_fmt(diff.mean())}).")

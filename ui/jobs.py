@@ -127,8 +127,8 @@ def progress(job: state.TrainJob) -> None:
             st.progress(part, text=f":material/progress_activity: {label}")
         else:
             st.progress(0.0, text=f":material/schedule: {label}")
-    st.caption(f"{job.seconds:,.0f} s elapsed. You can open other pages meanwhile; the results appear here and on "
-               "the Evaluate page when training ends.")
+    st.caption(f"{job.seconds:,.0f} s elapsed. You can open other pages meanwhile; the results appear here when "
+               "training ends.")
 
 
 @st.fragment(run_every=POLL_SECONDS)
