@@ -53,6 +53,18 @@ def experiment_table() -> tuple[LoadedTable, list[dict]] | None:
     return table, found
 
 
+def experiment_hint() -> None:
+    """On the Data page: a table with a treatment column can train uplift learners (a link to the Train page)."""
+    found = experiment_table()
+    if found is None:
+        return
+    cand = found[1][0]
+    st.info(f"Column **{cand['column']}** looks like a randomised test (control: {cand['control']}; arms: "
+            f"{', '.join(map(str, cand['values']))}). Train uplift models on the Train page to learn whom a contact "
+            "persuades; no churn label is needed for that.", icon=":material/call_split:")
+    st.page_link(TRAIN_PAGE, label="Train uplift models", icon=":material/model_training:")
+
+
 def wants_uplift() -> bool:
     """What to train, churn models or uplift learners (the loaded table has a treatment column); True for uplift."""
     default = "uplift" if state.get_dataset() is None else "churn"
@@ -73,10 +85,10 @@ def _arm_inputs(table: LoadedTable, found: list[dict]) -> tuple[str, Any, Any]:
                              key=_k(table.table_key, treat, "control"))
     arms = [v for v in values if v != control]
     treated = c[2].selectbox("Treated arm", [None] + arms, key=_k(table.table_key, treat, "treated"),
-                             format_func=lambda v: f"Every other arm, pooled ({', '.join(map(str, arms))})"
-                             if v is None else str(v),
-                             help="Pool every arm but the control (\"any contact against none\"), or compare one arm "
-                                  "with the control (the other arms' customers are left out).")
+                             format_func=lambda v: "All other arms, pooled" if v is None else str(v),
+                             help=f"Pool every arm but the control ({', '.join(map(str, arms))}: \"any contact "
+                                  "against none\"), or compare one arm with the control (the other arms' customers are "
+                                  "left out).")
     return treat, control, treated
 
 
@@ -238,7 +250,7 @@ def _sources(table: LoadedTable | None) -> dict[str, str]:
 
 
 def _keep(scores: pd.DataFrame, data: cache.RunData, model: str) -> dict:
-    c = st.columns([2, 2, 3])
+    c = st.columns([4, 3, 3], vertical_alignment="bottom")
     by = c[0].segmented_control("Rank by", ["uplift", "p_treated"], default="uplift", key=_r(data.name, model, "by"),
                                 format_func={"uplift": "Uplift (persuadables)", "p_treated": "Response if contacted"}.get)
     how = c[1].selectbox("Keep", list(KEEP), format_func=KEEP.get, key=_r(data.name, model, "keep"))
@@ -290,6 +302,8 @@ def at_risk(data: cache.RunData, model: str) -> None:
     cfg = {"user_id": st.column_config.TextColumn("customer"),
            "uplift": st.column_config.NumberColumn("uplift", format="%.4f"),
            "p_treated": st.column_config.ProgressColumn("if contacted", format="percent", min_value=0.0, max_value=1.0),
-           "p_control": st.column_config.ProgressColumn("if not", format="percent", min_value=0.0, max_value=1.0)}
+           "p_control": st.column_config.ProgressColumn("if not", format="percent", min_value=0.0, max_value=1.0),
+           "uplift_decile": st.column_config.NumberColumn("uplift decile", help="1 = the 10% with the highest uplift"),
+           "rank": st.column_config.NumberColumn("rank", format="localized")}
     st.dataframe(list_df.head(1000), hide_index=True, width="stretch", column_config=cfg, key=_r(data.name, "table"))
     list_download(list_df, f"uplift_{data.name.replace(' ', '_')}.csv", _r(data.name, "download"))

@@ -9,10 +9,11 @@ The columns written (:data:`UPLIFT_COLUMNS`), first the ones that rank:
 - ``uplift_decile`` (1 = the 10% with the highest uplift) and ``rank`` (1 = the highest uplift);
 
 then the customer's segment columns, ``outcome`` (what the probabilities are about, e.g. ``visit = 1``), ``model`` and
-``scoring_date``. In a list handed out (:func:`uplift_list`) ``uplift`` and ``p_control`` are rounded to 4
-decimals and ``p_treated`` is their sum (within 0.0001 of its own rounding), so the list stays in order. An uplift run writes no ``churn_probability``: its outcome is the one
-the experiment measured (a visit, a purchase), not churn, and calling either probability a churn probability would
-be false.
+``scoring_date``. In a list handed out (:func:`uplift_list`) the probabilities have 4 decimals: the column the
+list is ranked by and ``p_control`` are rounded, the third is worked out from them (within 0.0001 of its own
+rounding), so the list stays in order and ``uplift`` stays ``p_treated - p_control``. An uplift run writes no
+``churn_probability``: its outcome is the one the experiment measured (a visit, a purchase), not churn, and calling
+either probability a churn probability would be false.
 """
 from __future__ import annotations
 
@@ -112,8 +113,11 @@ def uplift_list(run_info: dict, key: str, scores: pd.DataFrame, frame: pd.DataFr
     """The customers kept (see :func:`choose`) with their segment columns, the outcome, the learner and the date."""
     pos = choose(scores, top=top, threshold=threshold, by=by)
     out = scores.iloc[pos].reset_index(drop=True)
-    out["uplift"], out["p_control"] = out["uplift"].round(4), out["p_control"].round(4)
-    out["p_treated"] = (out["p_control"] + out["uplift"]).round(4)  # rounded, the list keeps its order and sum
+    out["p_control"], out[by] = out["p_control"].round(4), out[by].round(4)  # the ranking column keeps its order
+    if by == "uplift":
+        out["p_treated"] = (out["p_control"] + out["uplift"]).round(4)
+    else:
+        out["uplift"] = (out["p_treated"] - out["p_control"]).round(4)
     for c in run_info.get("categorical") or []:
         if c in frame.columns:
             out[c] = frame[c].iloc[pos].to_numpy()

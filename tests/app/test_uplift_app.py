@@ -38,12 +38,14 @@ def trained(tmp_path_factory):
         at = AppTest.from_file(APP, default_timeout=TIMEOUT)
         at.run()
         _upload(at, "test.csv", table.to_csv(index=False).encode())
+        hint = texts(at)
         no_exception(at.switch_page("pages/train.py").run())
-        yield at, table
+        yield at, table, hint
 
 
 def test_the_train_page_offers_uplift_learners_and_shows_the_qini_chart(trained):
-    at, _ = trained
+    at, _, hint = trained
+    assert "Column **arm** looks like a randomised test (control: none" in hint  # said on the Data page
     assert at.get("button_group")[0].value == "uplift"  # no churn dataset was built: uplift comes first
     assert at.selectbox(key=_t(at.session_state[str(Key.TABLE)].table_key, "treatment")).value == "arm"
     assert at.selectbox(key=_t(at.session_state[str(Key.TABLE)].table_key, "outcome")).value == "visit"
@@ -61,7 +63,7 @@ def test_the_train_page_offers_uplift_learners_and_shows_the_qini_chart(trained)
 
 
 def test_the_at_risk_page_ranks_the_run_by_uplift(trained):
-    at, table = trained
+    at, table, _ = trained
     no_exception(at.switch_page("pages/at_risk.py").run())
     assert not at.error, [e.value for e in at.error]
     assert "Persuadables (uplift > 0)" in [m.label for m in at.metric]
@@ -83,7 +85,7 @@ def test_the_at_risk_page_ranks_the_run_by_uplift(trained):
 
 
 def test_churn_pages_point_to_where_an_uplift_run_is_read(trained):
-    at, _ = trained
+    at, _, _ = trained
     for page in ("pages/evaluate.py", "pages/explain.py"):
         no_exception(at.switch_page(page).run())
         assert any("holds uplift learners" in str(i.value) for i in at.info), page

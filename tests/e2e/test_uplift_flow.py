@@ -16,6 +16,9 @@ from tests.conftest import DATA_DIR
 from tests.core.test_uplift import planted
 from tests.e2e.test_browser_flow import go, no_exception, segment, settle, shot
 
+expect = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright Python package "
+                             "(pip install -r requirements-dev.txt)").expect
+
 pytestmark = pytest.mark.e2e
 TRAIN_TIMEOUT_MS = 420_000
 HILLSTROM_ROWS = 16_000
@@ -60,8 +63,9 @@ def test_uplift_train_qini_and_at_risk(app_page, experiment, screenshot):
     page.get_by_text("Uplift learners of").first.wait_for(timeout=TRAIN_TIMEOUT_MS)
     settle(page)
     no_exception(page, "Train page (uplift results)")
-    chart = page.get_by_test_id("stPlotlyChart").first.inner_text()
-    assert "Random targeting" in chart and "Response targeting" in chart, chart[:400]
+    chart = page.get_by_test_id("stPlotlyChart").first
+    expect(chart).to_contain_text("Random targeting", timeout=60_000)
+    expect(chart).to_contain_text("Response targeting")
     shot(page, screenshot, "uplift_03_train_results")
 
     go(page, "At-risk")
