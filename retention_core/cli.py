@@ -486,6 +486,9 @@ def cmd_monitor(args) -> int:
     from .export import atomic_target
     from .monitor import monitor_report
 
+    if os.path.isfile(os.path.join(args.run, "run.json")) and load_run(args.run).task == "uplift":
+        raise UsageError("monitor follows the scorings of churn runs; this run holds uplift learners, whose scorings "
+                         "are not recorded")
     df = read_table(args.data, sheet=args.sheet)
     report = monitor_report(args.run, df)
     text = report.to_json()
@@ -583,6 +586,9 @@ def cmd_serve(args) -> int:
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     _check_port_free(args.host, args.port)
+    if load_run(args.run).task == "uplift":
+        raise UsageError("the service scores churn runs; this run holds uplift learners (score its customers with "
+                         "the score command)")
     if args.workers == 1:
         app = create_app(args.run)
         target, factory = app, False

@@ -291,3 +291,15 @@ def test_hillstrom_has_no_id_column_and_rows_are_customers():
     assert schema.kind == "users" and schema.roles["user_id"] is None  # zip_code (3 values) is no id
     finding = validate(df, schema).get("no_user_id")
     assert finding.severity == "warning" and "row number" in finding.message
+
+
+def test_churn_commands_refuse_an_uplift_run_in_one_line(trained, csv):
+    from retention_core.bundle import load_run
+    from retention_core.scoring import score
+
+    _, path = trained
+    with pytest.raises(ConfigError, match="uplift learners"):
+        score(load_run(path), pd.read_csv(csv))
+    for args in (["serve", path, "--port", "8799"], ["monitor", path, csv]):
+        p = cli(*args)
+        assert p.returncode == 2 and "uplift learners" in p.stderr and len(p.stderr.strip().splitlines()) == 1
