@@ -29,8 +29,8 @@ from ..roles import Schema, norm
 
 #: A column's link to the outcome is called an outcome of its own below this chance probability.
 LEAK_CHANCE = 1e-6
-_ID_NAME = re.compile(r"^(customer|user|client|member|account|visitor|shopper|buyer|cust|row|record)?(id|key|no|"
-                      r"number|index)$")
+_ID_NAME = re.compile(r"^(customer|user|client|member|account|visitor|shopper|buyer|cust|row|record)(id|key|no|"
+                      r"number|index|code)?$|^(id|key|index|uid|cid)$|(id|key|no)$")
 MIN_ARM = 10  # customers an arm needs to be learned from
 
 
@@ -173,7 +173,8 @@ def _outcome(s: pd.Series, positive) -> tuple[np.ndarray, Any]:
 
 def id_column(df: pd.DataFrame, given: str | None = None) -> str | None:
     """The column that identifies customers: the one given (it must be unique), else a unique, complete column named
-    like an id, else None (customers are then their row numbers)."""
+    like an id (``customer``, ``customer_id``, ``user_no``, ``id``...), else None (customers are then their row
+    numbers)."""
     if given:
         col = _column(df, given, "user id", "user_id")
         if df[col].isna().any() or not df[col].is_unique:
@@ -181,9 +182,23 @@ def id_column(df: pd.DataFrame, given: str | None = None) -> str | None:
                             field="user_id", value=col)
         return col
     for col in df.columns:
-        if _ID_NAME.match(norm(col)) and df[col].notna().all() and df[col].is_unique:
+        if _ID_NAME.search(norm(col)) and df[col].notna().all() and df[col].is_unique:
             return col
     return None
+
+
+def row_index_columns(df: pd.DataFrame, skip) -> list[str]:
+    """Columns that merely number the rows (whole numbers, each once, from a start to the start plus the row count
+    minus one, such as an exported index): they say nothing about a customer and are never learned from."""
+    out = []
+    for col in df.columns:
+        if col in skip or not pd.api.types.is_numeric_dtype(df[col].dtype) or pd.api.types.is_bool_dtype(df[col]):
+            continue
+        v = df[col].to_numpy(dtype=float)
+        if len(v) > 2 and np.isfinite(v).all() and (v == np.round(v)).all() and v.max() - v.min() == len(v) - 1 \
+                and len(np.unique(v)) == len(v):
+            out.append(col)
+    return out
 
 
 def outcome_columns(df: pd.DataFrame, y: np.ndarray, candidates: list[str]) -> dict[str, str]:
@@ -242,6 +257,7 @@ def experiment_data(df: pd.DataFrame, exp: Experiment, *, user_col: str | None =
         raise DataError(f"Every customer kept has the same outcome ({exp.outcome} = {'happened' if y[0] else 'not'}); "
                         "uplift needs both.", field="label", value=exp.outcome)
     skip = {exp.treatment, exp.outcome, uid, *exclude}
+    skip |= set(row_index_columns(df, skip))
     leaks = outcome_columns(rows, y, [c for c in rows.columns if c not in skip])
     schema = Schema(kind="users", roles={"user_id": uid, "label": exp.outcome}, attributes=[],
                     label_positive=_plain(positive))

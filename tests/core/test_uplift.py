@@ -303,3 +303,12 @@ def test_churn_commands_refuse_an_uplift_run_in_one_line(trained, csv):
     for args in (["serve", path, "--port", "8799"], ["monitor", path, csv]):
         p = cli(*args)
         assert p.returncode == 2 and "uplift learners" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_an_id_named_customer_is_the_id_and_a_row_index_is_never_learned_from(table):
+    t = table.drop(columns=["customer_id", "true_uplift"])
+    t.insert(0, "customer", np.arange(100, 100 + len(t)))
+    t.insert(1, "Unnamed: 0", np.arange(len(t)))
+    data = experiment_data(t, EXP)
+    assert data.id_column == "customer" and data.frame["user_id"].iloc[0] == "100"
+    assert "Unnamed: 0" not in data.features and "customer" not in data.features
