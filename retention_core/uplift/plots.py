@@ -51,7 +51,8 @@ def qini_chart(curves: dict[str, pd.DataFrame], *, best: str | None = None, resp
     total = float(first["incremental"].iloc[-1]) / n * 100
     fig.add_scatter(x=[0, 100], y=[0, total], mode="lines", name="Random targeting",
                     line=dict(color=UNLABELLED, width=1.5, dash="dash"), hoverinfo="skip")
-    fig.update_xaxes(title="Customers targeted, best first (%)", range=[0, 100], gridcolor=_GRID, ticksuffix="%")
+    fig.update_xaxes(title="Customers targeted, best first (%)", range=[0, 101], dtick=20, gridcolor=_GRID,
+                     ticksuffix="%")
     fig.update_yaxes(title=f"Extra {unit} per 100 customers", gridcolor=_GRID, zeroline=True, zerolinecolor="#CCCCCC")
     fig = base_layout(fig, title, 420)
     return _legend_below(fig, 420, 1 + (len(curves) + 2) // 3)
