@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import offers_panels, run_picker, scoring_panels
+from ui import offers_panels, run_picker, scoring_panels, uplift_panels
 from ui.widgets import nothing_to_show, page_header
 
 
@@ -25,10 +25,13 @@ def main() -> None:
             "ids",
         ])
         return
-    picked = run_picker.run_and_model_picker()
+    picked = run_picker.run_and_model_picker(uplift=True)
     if picked is None:
         return
     data, model = picked
+    if data.task == "uplift":  # customers ranked by uplift, persuadables first
+        uplift_panels.at_risk(data, model)
+        return
     threshold = scoring_panels.scoring_note(data, model)
     st.divider()
     scored = scoring_panels.score_panel(data, model)

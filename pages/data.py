@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import cache, data_panels, dataset_panels, state
+from ui import cache, data_panels, dataset_panels, state, uplift_panels
 from ui.widgets import guard, page_header
 
 
@@ -45,6 +45,7 @@ def main() -> None:
         dataset_panels.event_dataset_builder(table, sj, report)
     else:
         dataset_panels.user_dataset_builder(table, schema, sj, report)
+        uplift_panels.experiment_hint()  # a treatment column: uplift learners on the Train page
 
 
 main()

@@ -202,22 +202,49 @@ def save_run(out: str | os.PathLike, result, *, schema, dataset, snapshot: dict,
             (tmp / "reference.json").write_text(json.dumps(result.reference))
         if len(result.backtest):
             result.backtest.to_csv(tmp / "backtest.csv", index=False)
-        files = {str(p.relative_to(tmp)): _sha(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-        manifest = {"format": FORMAT_VERSION, "files": files, "signature": _sign(files)}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        _fsync_tree(tmp)
-        with _lock(target):
-            old = None
-            if target.exists():
-                old = target.parent / f".{target.name}.old-{secrets.token_hex(4)}"
-                os.replace(target, old)
-            os.replace(tmp, target)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+        _seal_and_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _seal_and_place(tmp: Path, target: Path) -> None:
+    """Sign the manifest of the folder written in ``tmp`` and rename it into place under the lock (the previous run
+    of that name, if any, is removed only once the new one is in place)."""
+    files = {str(p.relative_to(tmp)): _sha(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+    manifest = {"format": FORMAT_VERSION, "files": files, "signature": _sign(files)}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    _fsync_tree(tmp)
+    with _lock(target):
+        old = None
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{secrets.token_hex(4)}"
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def save_folder(out: str | os.PathLike, fill) -> Path:
+    """Write a run of another kind than :func:`save_run` (uplift runs: :mod:`retention_core.uplift.training`) with the
+    same guarantees: ``fill(folder)`` writes its files (``run.json`` and ``metrics.json`` among them) into a temporary
+    folder, which is then signed and renamed into place atomically under the lock."""
+    target = Path(out).resolve()
+    tmp = target.parent / f".{target.name}.tmp-{secrets.token_hex(4)}"
+    tmp.mkdir(parents=True)
+    try:
+        fill(tmp)
+        _seal_and_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def save_model(model, key: str, folder: Path) -> dict:
+    """Save one fitted model in ``folder`` (joblib, or Keras' own format); returns what :class:`Run` needs to load it."""
+    return _save_model(model, key, folder)
 
 
 def refit_note(refit: dict | None) -> str:
@@ -329,6 +356,11 @@ class Run:
     @property
     def best(self) -> str:
         return self.info["best_model"]
+
+    @property
+    def task(self) -> str:
+        """What the run's models predict: ``"churn"`` (churn models) or ``"uplift"`` (the effect of a contact)."""
+        return str(self.info.get("task") or "churn")
 
     @property
     def threshold(self) -> float:

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from . import control
+from .monitor_cli import cmd_monitor, monitor_parser
 from .bundle import load_run
 from .dataset import (
     SnapshotConfig,
@@ -22,7 +23,7 @@ from .dataset import (
     training_cutoffs,
     user_dataset,
 )
-from .errors import RetentionError
+from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, RetentionError, UsageError
 from .events import canonical_events
 from .export import format_dates, write_table
 from .io import read_table
@@ -33,11 +34,6 @@ from .validation import validate, validate_dataset
 if TYPE_CHECKING:
     from .training import TrainProgress
 
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
-
-
-class UsageError(RetentionError):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,7 +53,9 @@ FIELD_FLAGS = {"top": "--top", "threshold": "--threshold", "contacts": "--contac
                "audience": "--audience", "reasons": "--reasons", "as_of": "--as-of", "cutoff": "--cutoff", "horizon_days": "--horizon", "lookback_days": "--lookback",
                "n_snapshots": "--snapshots", "step_days": "--step", "label": "--label", "model": "--model",
                "sheet": "--sheet", "offers": "--offers", "control_share": "--control-share", "seed": "--seed",
-               "cost_per_contact": "--cost-per-contact"}
+               "cost_per_contact": "--cost-per-contact", "treatment": "--treatment", "control_value": "--control-value",
+               "treatment_value": "--treatment-value", "positive": "--positive", "exclude": "--exclude",
+               "holdout": "--holdout", "models": "--models", "user_id": "--user-col"}
 
 
 def _role_options(p: argparse.ArgumentParser) -> None:
@@ -105,10 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("data")
     s.add_argument("--out", required=True, help="run folder to write")
     _role_options(s)
-    s.add_argument("--label", help="label column (user tables)")
-    s.add_argument("--positive", help="label value that means churned (user tables)")
+    s.add_argument("--label", help="label column (user tables; with --treatment: the outcome column)")
+    s.add_argument("--positive", help="label value that means churned (user tables; with --treatment: the value "
+                   "that means the outcome happened)")
     _snapshot_options(s)
-    s.add_argument("--models", default="auto", help="'auto' or a comma-separated list of model keys")
+    s.add_argument("--models", default="auto", help="'auto' or a comma-separated list of model keys (with --treatment: "
+                   "uplift learners: two_model, two_model_gbm, class_transformation, dr_learner, x_learner)")
     s.add_argument("--metric", default="roc_auc", help="metric that picks the best model (default roc_auc)")
     s.add_argument("--calibrate", choices=["none", "isotonic", "sigmoid"], default="none")
     s.add_argument("--backtest", type=int, default=0, help="also validate at N earlier cutoffs (event logs)")
@@ -118,9 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "--no-refit saves the models exactly as validated)")
     s.add_argument("--epochs", type=int, help="epochs for deep models")
     s.add_argument("--seed", type=int, default=0)
+    _uplift_options(s)
 
     _score_parser(sub)
-    _monitor_parser(sub)
+    monitor_parser(sub)
     _recommend_parser(sub)
 
     # --- serve (the scoring service, retention_core.serve) ---
@@ -142,8 +143,9 @@ def _score_parser(sub) -> None:
     s.add_argument("--sheet", help="Excel sheet to score (default: the sheet holding the main table)")
     s.add_argument("--as-of", help="score as of this date (event logs; default: the end of the data)")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--top", type=int, help="keep the K users most at risk")
-    g.add_argument("--threshold", type=float, help="keep users with churn probability at or above P")
+    g.add_argument("--top", type=int, help="keep the K users most at risk (uplift runs: with the highest uplift)")
+    g.add_argument("--threshold", type=float, help="keep users with churn probability at or above P (uplift runs: "
+                   "with uplift at or above P, e.g. 0 for everyone a contact is expected to help)")
     g.add_argument("--contacts", metavar="N|P%", help="keep N users (or P%% of those scored, e.g. 10%%) ranked by "
                    "the expected net value of a contact (save rate 10%%, cost 1 per contact), or by uplift when the "
                    "run estimates it")
@@ -168,6 +170,81 @@ def _score_parser(sub) -> None:
     g.add_argument("--contact-out", metavar="FILE", help="also write the list without its control rows, for a "
                    "campaign tool")
     _engine_options(s)
+
+
+# --- uplift (treatment-effect learners on a randomised experiment, retention_core/uplift) ---------------------------
+def _uplift_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("uplift (a table with a treatment column: who a contact persuades)")
+    g.add_argument("--treatment", metavar="COL", help="treatment column: train uplift learners of the effect of the "
+                   "contact on the outcome --label/--positive instead of churn models")
+    g.add_argument("--control-value", metavar="VALUE", help="the value of --treatment that marks the control group")
+    g.add_argument("--treatment-value", metavar="VALUE", help="the treated arm (default: every arm but the control, "
+                   "pooled; the rows of other arms are then left out)")
+    g.add_argument("--exclude", action="append", metavar="COL", help="columns the learners must not read (repeat or "
+                   "comma-separate); columns that record the outcome are found and left out anyway")
+    g.add_argument("--holdout", type=float, default=0.3, help="share of customers held out to judge the learners "
+                   "(default 0.3)")
+
+
+def cmd_train_uplift(args) -> int:
+    """``train DATA --treatment COL --control-value V --label COL [--positive P]``: uplift learners, judged on held-out
+    customers by the Qini area beside random and response targeting, saved as a run."""
+    from .uplift.data import Experiment  # scikit-learn: loaded by the commands that model only
+    from .uplift.training import UpliftConfig, refit_text, train_uplift_and_save
+
+    if args.control_value is None:
+        raise UsageError("--treatment needs --control-value: the value that marks the control group")
+    if not args.label:
+        raise UsageError("--treatment needs --label: the outcome column (e.g. visit) and --positive, the value that "
+                         "means it happened")
+    t0 = time.perf_counter()
+    df = read_table(args.data, sheet=args.sheet)
+    exclude = [x.strip() for v in args.exclude or [] for x in v.split(",") if x.strip()]
+    keys = [k.strip() for k in args.models.split(",") if k.strip()]
+    cfg = UpliftConfig(learners="auto" if keys in (["auto"], []) else keys, holdout=args.holdout, seed=args.seed,
+                       refit=args.refit)
+    exp = Experiment(args.treatment, args.control_value, args.label, args.positive, args.treatment_value)
+    result, _ = train_uplift_and_save(args.out, df, exp, cfg, user_col=args.user_col, exclude=exclude,
+                                      digest=df.attrs.get("digest", ""), progress=_print_progress)
+    data = result.data
+    print(f"experiment: outcome {data.experiment.outcome} = {data.positive}; {data.arms_text()}")
+    for why, n in data.left_out.items():
+        print(f"note: {n:,} rows left out ({why})")
+    for col, why in data.outcome_columns.items():
+        print(f"note: column {col} left out: {why} (it records the outcome, measured after the contact)")
+    print(f"ids: {'column ' + data.id_column if data.id_column else 'row numbers (1 = the first data row)'}")
+    print(f"validation: {result.scheme}")
+    print(refit_text(result.refit))
+    cols = ["model", "kind", "qini_area", "qini_coefficient", "uplift_top10", "uplift_top30"]
+    print(result.leaderboard[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for k, v in result.errors.items():
+        print(f"warning: {k} failed: {v}")
+    print(f"best learner: {result.best}; saved to {args.out} in {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK
+
+
+def cmd_score_uplift(run, args) -> int:
+    """``score`` on an uplift run: uplift, p_treated and p_control per customer, highest uplift first."""
+    from .export import pseudonymise_list
+    from .uplift.scoring import score_uplift_file
+
+    for flag, given in (("--reasons", args.reasons), ("--offers", args.offers), ("--as-of", args.as_of),
+                        ("--engine spark", args.engine == "spark")):
+        if given:
+            raise UsageError(f"{flag} does not apply to an uplift run (it scores customers of a table, by uplift)")
+    t0 = time.perf_counter()
+    df = read_table(args.data, sheet=args.sheet)
+    result = score_uplift_file(run, df, model=args.model, top=args.top, threshold=args.threshold)
+    out = result.chosen
+    if args.pseudonymise_key_env:
+        out = pseudonymise_list(out, os.environ[args.pseudonymise_key_env])
+    write_table(out, args.out)
+    positive = int((result.scores["uplift"] > 0).sum())
+    print(f"scored {len(result.scores):,} customers with uplift learner {result.model} ({positive:,} with a positive "
+          f"uplift); wrote {len(out):,} rows to {args.out} in {time.perf_counter() - t0:.1f} s")
+    print("note: scorings of uplift runs are not recorded in the scoring history")
+    return EXIT_OK
+# --- end of uplift ---------------------------------------------------------------------------------------------------
 
 
 # --- engine options (the Spark engine lives in retention_core/spark; PySpark and Java are optional) ----------------
@@ -314,6 +391,10 @@ def cmd_train(args) -> int:
         train_and_save,
     )
 
+    if args.treatment:
+        return cmd_train_uplift(args)
+    if args.control_value is not None or args.treatment_value is not None:
+        raise UsageError("--control-value and --treatment-value go with --treatment (uplift learners)")
     t0 = time.perf_counter()
     df, schema, report = load(args)
     _fail_on_errors(report)
@@ -397,6 +478,8 @@ def cmd_score(args) -> int:
         control.check_share(args.control_share)
         control.check_seed(args.seed if args.seed is not None else 0)
     run = load_run(args.run)
+    if run.task == "uplift":
+        return cmd_score_uplift(run, args)
     choice = dict(as_of=args.as_of, top=args.top, threshold=args.threshold, reasons=args.reasons, offers=args.offers,
                   pseudonymise_key=key, audience=args.audience, **_contacts(args.contacts))
     if args.engine == "spark":
@@ -420,23 +503,6 @@ def cmd_score(args) -> int:
     return EXIT_OK
 
 
-# ----------------------------------------------------------------------------------------------- monitoring
-def _monitor_parser(sub) -> None:
-    s = sub.add_parser("monitor", help="compare a run's recorded scorings with what happened, and check drift; list "
-                                       "or delete recorded scorings")
-    s.add_argument("run", help="run folder (or the name of a run deleted since it scored)")
-    s.add_argument("data", nargs="?", help="new data: the log that covers the scored dates and the horizon after them")
-    s.add_argument("--sheet", help="Excel sheet to read (default: the sheet holding the main table)")
-    s.add_argument("--json", action="store_true", help="print the report (or, with --list, the scorings) as JSON")
-    s.add_argument("--out", help="also write the full report as JSON to this file")
-    s.add_argument("--cost-per-contact", type=float, metavar="C", help="what one contact cost: campaign results "
-                   "then give the contacts' cost, the net and the return on it")
-    what = s.add_mutually_exclusive_group()
-    what.add_argument("--list", action="store_true", help="list the run's recorded scorings with their ids (no DATA)")
-    what.add_argument("--delete", metavar="ID", help="delete the recorded scoring with this id from the scoring "
-                                                     "history (no DATA; --list shows the ids)")
-
-
 def _record(run, result, args, held=None) -> None:
     """Keep the scoring in the workspace's history (after the output is written: a failure here loses no scores),
     with the list's control group when one was held out."""
@@ -448,120 +514,6 @@ def _record(run, result, args, held=None) -> None:
         raise RetentionError(f"the scores were written to {args.out}, but the scoring could not be recorded: "
                              f"{_one_line(exc)} (score with --no-record to skip the history)") from None
     print(f"recorded scoring {rec.scoring_id} as of {rec.as_of} in the scoring history")
-
-
-def cmd_monitor(args) -> int:
-    """Realised outcomes of a run's recorded scorings in new data, drift and the verdict; or list or delete the
-    run's recorded scorings."""
-    from .export import atomic_target
-    from .monitor import monitor_report
-
-    if args.list or args.delete:
-        if args.data or args.out:
-            raise UsageError(f"{'--list' if args.list else '--delete'} takes no DATA and no --out")
-        return _list_scorings(args) if args.list else _delete_scoring(args)
-    if not args.data:
-        raise UsageError("monitor needs DATA, the new data to check the scorings against (or --list, --delete ID)")
-    df = read_table(args.data, sheet=args.sheet)
-    report = monitor_report(args.run, df, cost_per_contact=args.cost_per_contact)
-    text = report.to_json()
-    if args.out:
-        with atomic_target(args.out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    if args.json:
-        print(text)
-        return EXIT_OK
-    _print_report(report)
-    return EXIT_OK
-
-
-LISTED = ["scoring_id", "as_of", "model", "users", "source", "recorded_at", "data_name", "observable_from"]
-
-
-def _recorded(run: str):
-    from .errors import BundleError
-    from .monitor import scorings
-
-    rows = scorings(run)
-    if not len(rows) and not os.path.isdir(run):
-        raise BundleError(f"There is no saved run at {run!r} and the scoring history knows no run by that name or "
-                          "folder.")
-    return rows
-
-
-def _list_scorings(args) -> int:
-    """The run's recorded scorings, oldest first, with the id --delete takes."""
-    rows = _recorded(args.run)
-    rows = rows.assign(recorded_at=_minutes(rows["recorded_at"]))[LISTED]
-    if args.json:
-        print(json.dumps(rows.to_dict("records"), indent=1, default=str))
-        return EXIT_OK
-    name = os.path.basename(os.path.abspath(args.run)) if os.path.isdir(args.run) else args.run
-    print(f"run {name}: {len(rows)} recorded scoring(s)" + ("" if len(rows) else "; nothing to list"))
-    if len(rows):
-        show = rows.assign(users=[f"{int(u):,}" for u in rows["users"]]).fillna("-").astype(str)
-        head = ["id", "as of", "model", "users", "from", "recorded", "data", "observable from"]
-        cells = [head] + show.to_numpy().tolist()
-        widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
-        for row in cells:
-            print("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
-        print(f"delete one with: monitor {args.run} --delete ID")
-    return EXIT_OK
-
-
-def _delete_scoring(args) -> int:
-    from .monitor import delete_scoring
-
-    _recorded(args.run)
-    gone = delete_scoring(args.delete, args.run)
-    group = f", {int(gone['recordings'])} service requests" if int(gone.get("recordings") or 1) > 1 else ""
-    print(f"deleted scoring {gone['scoring_id']} (as of {gone['as_of']}, {gone['model']}, {int(gone['users']):,} "
-          f"users{group}) from the scoring history")
-    return EXIT_OK
-
-
-def _minutes(times) -> list[str]:
-    """Recording times to the minute, as the list shows them."""
-    import pandas as pd
-
-    return [pd.Timestamp(t).strftime("%Y-%m-%d %H:%M") if pd.notna(t) else "" for t in times]
-
-
-def _print_report(report) -> None:
-    print(f"run {report.run}: {len(report.scorings)} recorded scoring(s)"
-          + (f"; data up to {report.data_end}" if report.data_end else ""))
-    for _, r in report.scorings.iterrows():
-        head = f"  {r['as_of']} {r['model']}: {int(r['users']):,} users scored"
-        if r["status"] != "observed":
-            print(f"{head}, not observed yet (from {r['observable_from']})" if r["status"] == "waiting"
-                  else f"{head}, none of them in the data")
-            continue
-        fig = {k: r[k] for k in ("roc_auc", "recall_at_10pct")}
-        val = {k: r[f"validation_{k}"] for k in ("roc_auc", "recall_at_10pct")}
-        print(f"{head}, {int(r['observed']):,} observed: churn {r['churn_rate']:.1%} vs {r['predicted_rate']:.1%} "
-              f"predicted; ROC-AUC {_f(fig['roc_auc'])} (validation {_f(val['roc_auc'])}), recall@10% "
-              f"{_f(fig['recall_at_10pct'])} (validation {_f(val['recall_at_10pct'])}), Brier {_f(r['brier'])}")
-    d = report.drift
-    score = report.score_drift or {}
-    when = f" as of {report.drift_info['as_of']}" if report.drift_info.get("as_of") else ""
-    print(f"drift of {report.drift_info.get('users', 0):,} users{when} against the {report.drift_info.get('reference')}"
-          f": score PSI {_f(score.get('psi'))}")
-    ageing = d["expected_ageing"].astype(bool) if "expected_ageing" in d else d["feature"].map(lambda _: False)
-    for _, r in d[~ageing].head(10).iterrows():
-        print(f"  {r['feature']:<28} PSI {_f(r['psi'])} {r['band'] or ''}")
-    aged = d[ageing & d["band"].isin(["moderate", "act"])]
-    if len(aged):
-        print("expected ageing (these grow as customers' histories get longer; never a reason to watch or retrain): "
-              + ", ".join(f"{r['feature']} PSI {_f(r['psi'])}" for _, r in aged.iterrows()))
-    for note in report.notes:
-        print(f"note: {note}")
-    print(report.verdict.text)
-    for line in report.campaign_lines():  # campaigns with a control group: the headline, then per segment
-        print(line)
-
-
-def _f(v) -> str:
-    return "n/a" if v is None or v != v else f"{float(v):.3f}"
 
 
 # ---------------------------------------------------------------------------------------- recommend (offers per user)
@@ -618,6 +570,9 @@ def cmd_serve(args) -> int:
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     _check_port_free(args.host, args.port)
+    if load_run(args.run).task == "uplift":
+        raise UsageError("the service scores churn runs; this run holds uplift learners (score its customers with "
+                         "the score command)")
     if args.workers == 1:
         app = create_app(args.run, model=args.model)
         target, factory, key = app, False, app.state.scorer.key

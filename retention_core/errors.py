@@ -39,3 +39,11 @@ class ModelError(RetentionError):
 
 class BundleError(RetentionError):
     """A saved run is missing, incomplete or was changed since it was saved."""
+
+
+#: Exit statuses of the command line: success, an internal failure, bad input or usage.
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(RetentionError):
+    """The command line was used wrongly (an option missing or combined with one it excludes)."""

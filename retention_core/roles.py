@@ -321,6 +321,8 @@ def _fallback_user(prof: dict[str, _Profile], taken: set[str], n: int) -> str | 
     for col, p in prof.items():
         if col in taken or p.nn.empty or not p.whole or p.dt_share > 0.8:
             continue
+        if p.k <= 10 and p.k < 0.5 * len(p.nn):  # a few values repeated (zip_code: Urban, Rural): not an id
+            continue
         if norm(col) == "id" or _ID_NAME.search(str(col).strip()) or _ID_NAME.search(str(col).strip().lower()):
             found.append((p.k, col))
     return max(found)[1] if found else None

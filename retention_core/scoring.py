@@ -68,6 +68,9 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None, cancel_ids: bool | No
 def score(run, df: pd.DataFrame, *, as_of=None, model: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, object]:
     """Churn probability, risk decile and rank for every user; returns (scores, feature rows, sequences). The same on
     Spark: :func:`retention_core.spark.scoring.score`."""
+    if getattr(run, "task", "churn") == "uplift":
+        raise ConfigError("This run holds uplift learners, not churn models: score its customers by uplift (the "
+                          "At-risk page, or the score command, which writes uplift, p_treated and p_control).")
     key = model or run.best
     m = run.model(key)  # an unknown key: a message listing the run's models
     frame, seq = features_for_run(run, df, as_of=as_of)

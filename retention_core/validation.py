@@ -194,6 +194,10 @@ def validate(df: pd.DataFrame, schema: Schema, *, now: pd.Timestamp | None = Non
             rep.add("warning", "repeated_user_id", f"{int(extra.sum()):,} rows repeat a user id of {user!r} in a user "
                     "table", int(extra.sum()), [str(v) for v in df[user][extra].unique()[:5]],
                     "each row is treated as its own user; if each row is an event, switch the kind to event log")
+    elif schema.kind == "users":  # one row per customer: the row number identifies it (1 = the first data row)
+        rep.add("warning", "no_user_id", "No user id column was found: each row is a customer, identified by its row "
+                "number (1 = the first data row)", 0, [], "choose an id column in the column mapping to keep your "
+                "own ids", role="user_id")
     else:
         rep.add("error", "no_user_id", "No user id column was found", 0, [], "choose it in the column mapping",
                 role="user_id")

@@ -167,10 +167,16 @@ class RunData:
         return float(self.info["threshold"])
 
     @property
+    def task(self) -> str:
+        """``"churn"``, or ``"uplift"`` for a run of uplift learners (ui/uplift_panels.py)."""
+        return str(self.info.get("task") or "churn")
+
+    @property
     def models(self) -> list[str]:
-        """Models with validation predictions, in leaderboard order."""
+        """Models (uplift runs: learners) with validation predictions, in leaderboard order."""
         keys = [str(k) for k in self.leaderboard["model"]] if "model" in self.leaderboard else []
-        return [k for k in keys if f"p:{k}" in self.validation]
+        prefix = "uplift:" if self.task == "uplift" else "p:"
+        return [k for k in keys if f"{prefix}{k}" in self.validation]
 
     def labels(self) -> dict[str, str]:
         b = self.leaderboard

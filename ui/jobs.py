@@ -46,8 +46,10 @@ def model_label(key: str) -> str:
     from retention_core.models import REGISTRY
 
     spec = REGISTRY.get(key)
-    if spec is None:
-        return key
+    if spec is None:  # an uplift learner, else the key itself
+        from retention_core.uplift.learners import LEARNERS
+
+        return LEARNERS[key].label if key in LEARNERS else key
     return f"{spec.label} (neural, slower)" if spec.family == "deep" else spec.label
 
 
@@ -68,7 +70,13 @@ def _work(req: TrainRequest):
 
 def start_training(req: TrainRequest) -> state.TrainJob:
     """Start a training: in the background (the page polls it), or inline when sync training is on."""
-    job = state.TrainJob(req.name, list(req.config.model_keys()))
+    return start_job(req.name, list(req.config.model_keys()), _work(req))
+
+
+def start_job(name: str, models: list[str], work) -> state.TrainJob:
+    """Start ``work(report) -> TrainOutcome`` as the session's training job (churn models or uplift learners): in the
+    background (the page polls it), or inline when sync training is on."""
+    job = state.TrainJob(name, models)
     state.set_train_job(job)
     if state.sync_training():
         box = st.empty()
@@ -78,11 +86,11 @@ def start_training(req: TrainRequest) -> state.TrainJob:
             with box.container():
                 progress(job)
 
-        job.run(lambda _report: _work(req)(report))
+        job.run(lambda _report: work(report))
         box.empty()
         finish_training(job)
     else:
-        job.start(_work(req))
+        job.start(work)
     return job
 
 
@@ -119,8 +127,8 @@ def progress(job: state.TrainJob) -> None:
             st.progress(part, text=f":material/progress_activity: {label}")
         else:
             st.progress(0.0, text=f":material/schedule: {label}")
-    st.caption(f"{job.seconds:,.0f} s elapsed. You can open other pages meanwhile; the results appear here and on "
-               "the Evaluate page when training ends.")
+    st.caption(f"{job.seconds:,.0f} s elapsed. You can open other pages meanwhile; the results appear here when "
+               "training ends.")
 
 
 @st.fragment(run_every=POLL_SECONDS)

@@ -93,14 +93,20 @@ def _commit_insight(run: str, wkey: str, what: str) -> None:
     state.set_insight(run, **{what: state.widget_value(wkey)})
 
 
-def _pick_run(box, wkey: str, names: list[str], purpose: str, **kw: Any) -> cache.RunData | None:
-    """The run selectbox (the active run by default) in ``box``; the chosen run opened, or None (error shown)."""
+def _pick_run(box, wkey: str, names: list[str], purpose: str, uplift: bool = False, **kw: Any) -> cache.RunData | None:
+    """The run selectbox (the active run by default) in ``box``; the chosen run opened, or None (error shown). A run
+    of uplift learners is only returned to a page that reads them (``uplift``); others say where to look at it."""
     active = state.get_active_run_name()
     state.set_widget(wkey, active if active in names else names[0])
     name = box.selectbox("Run", names, key=wkey, on_change=_commit_active, args=(wkey,), **kw)
     with guard("loading the run") as g:
         data = run_data(name)
     if g.failed:
+        return None
+    if data.task == "uplift" and not uplift:
+        st.info(f"Run {name!r} holds uplift learners (who a contact persuades), not churn models: its Qini chart is "
+                "on the Train page and the At-risk page ranks its customers by uplift. Pick a churn run here.",
+                icon=":material/info:")
         return None
     if not data.models:
         st.warning(f"This run holds no validation predictions to {purpose}.",
@@ -114,14 +120,15 @@ def _model_label(data: cache.RunData):
     return lambda k: labels.get(k, k) + (" (best)" if k == data.best else "")
 
 
-def run_and_model_picker() -> tuple[cache.RunData, str] | None:
+def run_and_model_picker(uplift: bool = False) -> tuple[cache.RunData, str] | None:
     """Pick a run (the active one by default) and one of its models (the chosen one, else the best): the model and
-    threshold chosen here are the ones scoring and export use."""
+    threshold chosen here are the ones scoring and export use. ``uplift``: runs of uplift learners are offered too
+    (the At-risk page ranks their customers by uplift)."""
     names, session = run_names()
     if not names:
         return None
     c = st.columns([2, 2, 3], vertical_alignment="bottom")
-    data = _pick_run(c[0], widget_key(Key.W_EVAL, "run"), names, "evaluate",
+    data = _pick_run(c[0], widget_key(Key.W_EVAL, "run"), names, "evaluate", uplift,
                      format_func=lambda n: f"{n} (this session)" if n in session else n)
     if data is None:
         return None
@@ -132,6 +139,9 @@ def run_and_model_picker() -> tuple[cache.RunData, str] | None:
     model = c[1].selectbox("Model", models, key=mkey, on_change=_commit_model, args=(name, mkey),
                            format_func=_model_label(data))
     v = data.validation
+    if data.task == "uplift":
+        c[2].caption(f":material/rule: {data.metrics.get('validation', '')}.")
+        return data, model
     rate = v["churned"].mean() if len(v) else float("nan")
     c[2].caption(f":material/rule: {data.metrics.get('validation', '')}. {len(v):,} validation users, churn rate "
                  f"{rate:.1%}. {refit_note(data.info.get('refit'))}")

@@ -13,7 +13,7 @@ from retention_core import plots
 from retention_core.bundle import refit_note
 from retention_core.roles import Schema
 
-from . import cache, dataset_panels, jobs, state
+from . import cache, dataset_panels, jobs, state, uplift_panels
 from .jobs import TrainOutcome, TrainRequest, model_label
 from .state import Key, widget_key
 from .widgets import EVALUATE_PAGE, guard, leaderboard_table, show_error
@@ -275,6 +275,9 @@ def run_results(name: str, path: str) -> None:
     with guard("loading the run") as g:
         data = cache.run_data(path, cache.run_stamp(path))
     if g.failed:
+        return
+    if data.task == "uplift":  # uplift learners: the Qini chart instead of the leaderboard of churn models
+        uplift_panels.run_results(data)
         return
     metric = (data.info.get("train_config") or {}).get("metric") or "roc_auc"
     st.subheader(f"Leaderboard of {name!r}", anchor=False)
