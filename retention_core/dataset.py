@@ -71,18 +71,13 @@ def data_end(ev: pd.DataFrame) -> pd.Timestamp:
     return pd.Timestamp(ev["ts"].max()).ceil("D")
 
 
-MIN_HISTORY_DAYS = 60  # the least history before the first cutoff that the defaults plan for
-
-
 def default_config(ev: pd.DataFrame) -> SnapshotConfig:
-    """Defaults suited to the log's span: a 90-day horizon and 365-day lookback when the data allows, i.e. when the
-    log holds the horizon and at least :data:`MIN_HISTORY_DAYS` of history before it (a shorter log gets a third of
-    its span). Training, monitoring and campaign results then speak of the same 90 days."""
+    """Defaults suited to the log's span: a 90-day horizon and 365-day lookback when the data allows."""
     span = max(int((ev["ts"].max() - ev["ts"].min()).days), 1)
-    horizon = 90 if span >= 90 + MIN_HISTORY_DAYS else max(7, span // 3)
+    horizon = 90 if span >= 270 else max(7, span // 3)
     lookback = 365
     step = 30 if horizon >= 60 else max(1, horizon // 2)
-    room = span - horizon - MIN_HISTORY_DAYS
+    room = span - horizon - 60
     n = max(1, min(6, room // step + 1)) if room > 0 else 1
     return SnapshotConfig(horizon_days=horizon, lookback_days=lookback, n_snapshots=int(n), step_days=step)
 
