@@ -579,6 +579,21 @@ def zero_when_absent(feature: str, roles: set[str] | frozenset[str]) -> bool:
     return _COUNTS_OF.get(feature) in roles
 
 
+def absent_value(feature: str, roles: set[str] | frozenset[str]) -> float:
+    """The value of a model feature that a snapshot's table lacks, in every scoring path (DuckDB, NumPy, Spark):
+    0 for a count the log could hold but does not (:func:`zero_when_absent`), missing otherwise (a feature the new
+    data cannot have, such as ratings in a log without a rating column: unknown, not zero). ``roles``: the roles the
+    scored log's columns hold (:meth:`retention_core.roles.Schema.held`)."""
+    return 0.0 if zero_when_absent(feature, roles) else np.nan
+
+
+def fill_absent(frame: pd.DataFrame, columns: list[str], roles: set[str] | frozenset[str]) -> pd.DataFrame:
+    """``frame`` with each of ``columns`` it lacks, valued by :func:`absent_value` (added together: one new table,
+    not one per column)."""
+    missing = [c for c in columns if c not in frame.columns]
+    return frame.assign(**{c: absent_value(c, roles) for c in missing}) if missing else frame
+
+
 def feature_columns(frame: pd.DataFrame, attributes: list[str]) -> tuple[list[str], list[str]]:
     """(numeric, categorical) model inputs: identifiers, the snapshot date and the label are never features."""
     skip = {"user_id", "snapshot_date", "churned"}

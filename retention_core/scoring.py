@@ -21,7 +21,7 @@ from .errors import ConfigError, DataError
 from .events import canonical_events
 from .explain import top_reasons
 from .export import pseudonymise_list
-from .features import apply_user_spec, zero_when_absent
+from .features import apply_user_spec, fill_absent
 from .models import REGISTRY, for_population
 from .recommend.offers import offers_for_run
 from .roles import Schema, infer_schema
@@ -50,11 +50,9 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None, cancel_ids: bool | No
         frame, seq = apply_user_spec(df, schema, run.info["user_spec"]), None
     cols = run.info["numeric"] + run.info["categorical"]
     missing = [c for c in cols if c not in frame.columns]
-    if missing:
-        held = {r for r, c in schema.roles.items() if c} if saved.kind == "events" else set()
-        # a count of events the data could hold but does not (no return at all): 0; a feature the new data cannot
-        # have (e.g. no ratings column): unknown, not zero (added together: one new table, not one per column)
-        frame = frame.assign(**{c: 0.0 if zero_when_absent(c, held) else np.nan for c in missing})
+    # a count of events the data could hold but does not (no return at all): 0; a feature the new data cannot have
+    # (e.g. no ratings column): unknown, not zero. The Spark engine fills with the same rule.
+    frame = fill_absent(frame, cols, schema.held() if saved.kind == "events" else frozenset())
     if len(missing) == len(cols):
         raise DataError("None of the model's features can be computed from this file. Score data of the same kind "
                         "and columns as the training data.")

@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..dataset import SnapshotConfig
 from ..features import MAX_EVENT_TYPES, SEQUENCE_CHANNELS, fill_sequences, type_names
+from ..features import dropped_columns as duck_dropped
 from .events import SparkEvents
 
 SECOND_NS = 10**9
@@ -242,19 +243,9 @@ class Snapshots:
 
 def dropped_columns(events: SparkEvents, columns: list[str]) -> list[str]:
     """The feature columns the product drops because the log lacks their input everywhere (no rating, amount,
-    quantity, category or product), as the DuckDB engine drops them."""
-    drop = []
-    if not events.has("rating"):
-        drop += ["ratings_count", "rating_mean", "rating_min"]
-    if not events.has("amount"):
-        drop += [c for c in columns if "revenue" in c or c == "avg_order_value"]
-    if not events.has("quantity"):
-        drop += ["units_total"]
-    if not events.has("category"):
-        drop += ["n_categories"]
-    if not events.has("product"):
-        drop += ["n_products"]
-    return [c for c in drop if c in columns]
+    quantity, category or product), by the DuckDB engine's rule (:func:`retention_core.features.dropped_columns`)."""
+    return duck_dropped(columns, {c for c in ("rating", "amount", "quantity", "category", "product")
+                                  if not events.has(c)})
 
 
 def finish(raw: pd.DataFrame, events: SparkEvents, cfg: SnapshotConfig) -> pd.DataFrame:

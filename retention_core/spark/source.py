@@ -332,7 +332,7 @@ def read_parquet_events(spark, path, overrides: dict | None = None, *, sample_ro
     ev = _flagged(ev, r, schema, q, p, attributes)
     timings["clean"] = time.perf_counter() - clock
     ev = ev.where(F.col("user_id").isNotNull() & F.col("ns").isNotNull())
-    events = SparkEvents(ev, attributes, {"rows_in": int(n_rows)})
+    events = SparkEvents(ev, attributes, {"rows_in": int(n_rows)}, schema.held())
     return events, schema, report
 
 def _flagged(ev, r: dict, schema, q, p, attributes: list[str]):
