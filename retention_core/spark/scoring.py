@@ -30,7 +30,7 @@ from ..scoring import scores_table
 from . import features
 from .events import SparkEvents
 from .session import get_session
-from .source import is_parquet_source, read_parquet_events, read_raw
+from .source import is_parquet_source, parquet_columns, read_parquet_events
 
 
 def _saved_overrides(run, columns) -> dict:
@@ -49,9 +49,7 @@ def events_for_run(run, data, spark):
         return data
     if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
         if is_parquet_source(data):
-            raw, _ = read_raw(spark, data)
-            columns = [str(c).strip() for c in raw.columns if c != "__pos"]
-            events, _, _ = read_parquet_events(spark, data, _saved_overrides(run, columns))
+            events, _, _ = read_parquet_events(spark, data, _saved_overrides(run, parquet_columns(spark, data)))
             return events
         data = read_table(data)
     schema = infer_schema(data, _saved_overrides(run, data.columns))

@@ -172,6 +172,31 @@ def test_edge_cases_read_by_spark_from_a_parquet_folder(spark, tmp_path):
     assert_same(duck.frame, other.frame, ["Country"])
 
 
+def test_text_columns_read_as_the_product_reads_them(spark, tmp_path):
+    """Text columns whose sample reads as numbers but whose whole log does not (order ids ``1001`` ... and a few
+    ``C1009``, ``A1013``; a segment ``1``, ``2`` ... and one ``01``), or reads as numbers written another way (prices
+    ``2.50`` ... and one ``-11,062.06``; quantities ``+3``), are read by Spark as the product reads the whole file."""
+    from retention_core.spark.source import read_parquet_events
+
+    raw = edge_log()
+    raw["Invoice"] = raw["Invoice"].astype("string")
+    raw["Price"] = [f"{p:,.2f}" for p in raw["Price"]]
+    raw["Quantity"] = [f"+{q}" if q > 0 and i % 3 == 0 else str(q) for i, q in enumerate(raw["Quantity"])]
+    raw["Segment"] = [str(1 + i % 4) for i in range(len(raw))]
+    raw.loc[raw["Customer"] == "u4", "Segment"] = "01"
+    src = tmp_path / "orders.parquet"
+    raw.to_parquet(src, index=False)
+    roles = {"user_id": "Customer", "timestamp": "InvoiceDate", "order_id": "Invoice", "product": "StockCode",
+             "quantity": "Quantity", "price": "Price", "attributes": ["Country", "Segment"], "kind": "events"}
+    df = read_table(src)
+    assert all(df[c].dtype == "str" for c in ("Invoice", "Segment")) and df["Price"].dtype == "float64"
+    ev = canonical_events(df, infer_schema(df, roles))
+    assert ev["is_cancel"].any() and "01" in set(ev["Segment"].astype(str))
+    events, _, _ = read_parquet_events(spark, src, roles, sample_rows=20)  # a sample without the odd cells
+    duck, other = both(ev, EDGE_CFG, EDGE_CUTOFFS, events=events)
+    assert_same(duck.frame, other.frame, ["Country", "Segment"])
+
+
 def test_event_types_ratings_and_categories(spark):
     """A log with event types (browsing, carts, purchases, returns, cancellations), ratings and categories."""
     from assets.generator import generate_events
