@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..bundle import Run, load_run
-from ..dataset import SnapshotConfig, data_end, to_cutoff
+from ..dataset import SnapshotConfig, data_end, nobody_bought, to_cutoff
 from ..errors import ConfigError, DataError
 from ..events import canonical_events
 from ..features import absent_value, fill_absent
@@ -101,8 +101,7 @@ def score(run, data, *, as_of=None, model: str | None = None, spark=None, master
             frame = features.finish(sdf.toPandas(), events, cfg)
             frame["churned"] = np.nan  # labels are not known when scoring
             if frame.empty:
-                raise DataError(f"No user made a purchase in the {cfg.lookback_days} days before {T.date()}. "
-                                "Check the purchase settings or the date.")
+                raise nobody_bought(cfg, [T])
             seq = features._sequences(events, snaps.daily, frame, cfg.sequence_weeks) if needs_seq else None
             missing = [c for c in numeric + categorical if c not in frame.columns]
             if len(missing) == len(numeric + categorical):

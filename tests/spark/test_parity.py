@@ -4,9 +4,9 @@ awkward, Online Retail II (read from a Parquet folder by Spark itself) and CDNOW
 (on the training log and on new logs that lack an event type or the ratings the run learned from); workers run the
 command's own Python.
 
-One Spark session (``local[2]``) serves the whole module; it is skipped, with the reason, where PySpark or a Java
-runtime is missing (``pip install -r requirements-spark.txt``; Java 17). The real-data cases are skipped without
-``../shared/data``.
+One Spark session (``local[2]``, ``tests/spark/conftest.py``) serves every Spark test; they are skipped, with the
+reason, where PySpark or a Java runtime is missing (``pip install -r requirements-spark.txt``; Java 17). The real-data
+cases are skipped without ``../shared/data``.
 """
 from __future__ import annotations
 
@@ -29,16 +29,6 @@ pytestmark = pytest.mark.skipif(_WHY is not None, reason=f"Spark engine not test
 
 RTOL = 1e-9
 TEXT_NOT_COUNTS = ("revenue", "units", "rating", "days", "rate", "gap", "trend", "vs_", "per_order", "avg_")
-
-
-@pytest.fixture(scope="module")
-def spark():
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from retention_core.spark import get_session
-
-    session = get_session("local[2]")
-    yield session
-    session.stop()
 
 
 def assert_same(duck: pd.DataFrame, spark_frame: pd.DataFrame, attributes: list[str]) -> dict:
