@@ -4,7 +4,7 @@ The run is loaded, and so verified (signature and file hashes, :func:`retention_
 only; the model object itself is then broadcast to the executors, which never read the run's files. Features are the
 Spark engine's (equal to the DuckDB engine's, column by column), prepared for the model exactly as
 :func:`retention_core.scoring.features_for_run` prepares them (a feature the snapshot's table lacks is valued by
-:func:`retention_core.features.absent_value`: 0 for a count the log could hold, missing otherwise), and
+:func:`retention_core.scoring.absent_value`: 0 for a count the log could hold, missing otherwise), and
 the results are those of :func:`retention_core.scoring.score`: the same probabilities, risk deciles and ranks (ranks
 and deciles need every probability, so they are set on the driver from ``user_id, churn_probability``).
 
@@ -22,11 +22,10 @@ from ..bundle import Run, load_run
 from ..dataset import SnapshotConfig, data_end, nobody_bought, to_cutoff
 from ..errors import ConfigError, DataError
 from ..events import canonical_events
-from ..features import absent_value, fill_absent
 from ..io import read_table
 from ..models import REGISTRY, for_population
 from ..roles import Schema, infer_schema
-from ..scoring import scores_table
+from ..scoring import absent_value, fill_absent, scores_table
 from . import features
 from .events import SparkEvents
 from .session import get_session
@@ -59,7 +58,7 @@ def events_for_run(run, data, spark):
 def _model_frame(pdf: pd.DataFrame, attributes: list[str], numeric: list[str], categorical: list[str],
                  dropped: set[str], roles: frozenset[str]) -> pd.DataFrame:
     """A batch of Spark feature rows as the model's input, as ``features_for_run`` and ``finish`` give it (a column
-    the product drops or the log cannot have: :func:`~retention_core.features.absent_value`)."""
+    the product drops or the log cannot have: :func:`~retention_core.scoring.absent_value`)."""
     pdf = pdf.rename(columns={f"a{i}": a for i, a in enumerate(attributes)})
     out = {}
     for c in numeric:
