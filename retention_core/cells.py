@@ -38,8 +38,8 @@ STRIP_CURRENCY = r"\s?[$£€¥]\s?"
 #: engine tests the same patterns on a whole log.
 NUMBER_FACTS = {"plain_int": ("raw", _PLAIN_INT), "numberish": ("raw", _NUMBERISH), "currency": ("raw", _CURRENCY),
                 "after_currency": ("unpriced", _AFTER_CURRENCY), "leading_zero": ("bare", _LEADING_ZERO),
-                "int": ("bare", _INT), "float": ("bare", _FLOAT), "us": ("bare", _US_NUMBER), "eu": ("bare", _EU_NUMBER),
-                "comma": ("bare", ",")}
+                "int": ("bare", _INT), "float": ("bare", _FLOAT), "us": ("bare", _US_NUMBER),
+                "eu": ("bare", _EU_NUMBER), "comma": ("bare", ",")}
 
 
 def number_reading(every, some) -> str | None:

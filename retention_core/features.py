@@ -90,8 +90,8 @@ def round_money(x: np.ndarray) -> np.ndarray:
 
 def money_sql(expr: str) -> str:
     """:func:`round_money` in DuckDB's SQL."""
-    y = f"(({expr}) * {MONEY_SCALE!r}::DOUBLE)"
-    return f"(CASE WHEN abs({y}) < {_WHOLE!r}::DOUBLE THEN floor({y} + 0.5::DOUBLE) / {MONEY_SCALE!r}::DOUBLE ELSE ({expr}) END)"
+    y, scale = f"(({expr}) * {MONEY_SCALE!r}::DOUBLE)", f"{MONEY_SCALE!r}::DOUBLE"
+    return f"(CASE WHEN abs({y}) < {_WHOLE!r}::DOUBLE THEN floor({y} + 0.5::DOUBLE) / {scale} ELSE ({expr}) END)"
 
 
 def _codes(s: pd.Series, *, sort: bool = False, values: bool = True) -> tuple[np.ndarray, np.ndarray | None]:

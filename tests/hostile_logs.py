@@ -3,13 +3,14 @@ against NumPy; ``tests/spark/test_differential.py``: DuckDB, NumPy and Spark on 
 
 A generated log is a handful of user stories, each chosen to break an engine: a user with one event, a user with only
 returns, a user who only bought postage and bank charges (non-product lines), a user whose purchases sit exactly at a
-cutoff (and a microsecond before, with two countries at one instant), a user seen only after the cutoffs, and ordinary
-shoppers with views, carts, cancellations (``C...`` orders), zero prices and ratings. What the whole log holds is drawn
-too: event types absent or the whole column missing, ratings present, empty or missing, user and order ids written
-as text that looks like numbers (``007`` beside ``7``; ``536365`` beside ``A563185``), prices written as text with
-thousands separators, and timestamps naive, as text with UTC offsets or as instants of Europe/London, over the spring
-change of clocks (2024-03-31 01:00 UTC). Column names are those of the shipped generator, so a run trained on its log
-scores these.
+cutoff (and a microsecond before, with two countries at one instant), a user with purchases exactly at the start of the
+lookback or of a trailing window or at the end of the horizon (and a microsecond or a day after), a user seen only
+after the cutoffs, and ordinary shoppers with views, carts, cancellations (``C...`` orders), zero prices and ratings.
+What the whole log holds is drawn too: event types absent or the whole column missing, ratings present, empty or
+missing, user and order ids written as text that looks like numbers (``007`` beside ``7``; ``536365`` beside
+``A563185``), prices written as text with thousands separators, and timestamps naive, as text with UTC offsets or as
+instants of Europe/London, over the spring change of clocks (2024-03-31 01:00 UTC). Column names are those of the
+shipped generator, so a run trained on its log scores these.
 
 :func:`disagreements` compares two engines' feature tables: integers, dates and texts exactly, money (revenue, mean
 order value) to 1e-12 relative, every other number exactly.
@@ -54,15 +55,16 @@ def hostile_logs(draw):
                 ["naive text", "offset text", "london", "naive"])), "price": draw(st.sampled_from(["number", "text"])),
             "product": draw(st.booleans()), "category": draw(st.booleans())}
     cutoffs = sorted({draw(st.integers(8, 48)) for _ in range(draw(st.integers(1, 3)))})
+    cfg = SnapshotConfig(horizon_days=draw(st.sampled_from([7, 14])), lookback_days=draw(st.sampled_from([20, 45])))
     rows: list[dict] = []
     ids = USER_IDS[opts["users"]]
     stories = draw(st.lists(st.sampled_from(["regular", "regular", "one event", "returns only", "fees only",
-                                             "at the cutoff", "after the cutoffs"]), min_size=5, max_size=10))
+                                             "at the cutoff", "at the window edges", "after the cutoffs"]),
+                            min_size=5, max_size=10))
     for k, story in enumerate(stories):
         user = ids[k % len(ids)] if k < len(ids) else f"{ids[k % len(ids)]}{k}"
-        _story(draw, story, user, opts, cutoffs, rows)
+        _story(draw, story, user, opts, cutoffs, rows, cfg)
     raw = _frame(rows, opts)
-    cfg = SnapshotConfig(horizon_days=draw(st.sampled_from([7, 14])), lookback_days=draw(st.sampled_from([20, 45])))
     return raw, [START + pd.Timedelta(days=d) for d in cutoffs], cfg, opts
 
 
@@ -81,7 +83,7 @@ def _row(draw, user, ts, opts, kind="purchase", product=None, qty=None) -> dict:
             "country": draw(st.sampled_from(["DE", "FR", "UK", None]))}
 
 
-def _story(draw, story: str, user: str, opts: dict, cutoffs: list[int], rows: list[dict]) -> None:
+def _story(draw, story: str, user: str, opts: dict, cutoffs: list[int], rows: list[dict], cfg) -> None:
     kinds = opts["types"] or ["purchase"]
     if story == "regular":
         for _ in range(draw(st.integers(2, 8))):
@@ -99,6 +101,13 @@ def _story(draw, story: str, user: str, opts: dict, cutoffs: list[int], rows: li
         T = START + pd.Timedelta(days=draw(st.sampled_from(cutoffs)))
         for ts in (T, T - pd.Timedelta(microseconds=1), T - pd.Timedelta(microseconds=1)):
             rows.append(_row(draw, user, ts, opts, qty=1))
+    elif story == "at the window edges":  # the lookback's start, a trailing window's start, the horizon's end
+        T = START + pd.Timedelta(days=draw(st.sampled_from(cutoffs)))
+        days = draw(st.sampled_from([-cfg.lookback_days, -7, -30, cfg.horizon_days]))
+        edge = T + pd.Timedelta(days=days)
+        for ts in (edge, edge + pd.Timedelta(microseconds=draw(st.sampled_from([1, 86_400 * 10**6])))):
+            rows.append(_row(draw, user, ts, opts, qty=1))
+        rows.append(_row(draw, user, T - pd.Timedelta(days=1), opts, qty=1))
     else:
         first = max(cutoffs) + 1
         for _ in range(draw(st.integers(1, 3))):
@@ -142,6 +151,10 @@ def is_money(column: str) -> bool:
     return "revenue" in column or column == "avg_order_value"
 
 
+def _texts(s: pd.Series) -> np.ndarray:
+    return s.astype(object).where(s.notna(), None).to_numpy()
+
+
 def disagreements(ref: pd.DataFrame, other: pd.DataFrame, attributes: list[str], name: str) -> list[str]:
     """Where ``other`` (engine ``name``) differs from ``ref`` (DuckDB): one line per problem."""
     if list(ref.columns) != list(other.columns):
@@ -155,7 +168,7 @@ def disagreements(ref: pd.DataFrame, other: pd.DataFrame, attributes: list[str],
             problems.append(f"{name}: {c} is {b.dtype}, DuckDB {a.dtype}")
             continue
         if c in attributes or c == "user_id":
-            same = a.astype(object).where(a.notna(), None).to_numpy() == b.astype(object).where(b.notna(), None).to_numpy()
+            same = _texts(a) == _texts(b)
         elif c == "snapshot_date":
             same = a.to_numpy() == b.to_numpy()
         else:

@@ -22,7 +22,8 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pandas as pd
 
-from ..cells import NUMBER_FACTS, STRIP_CURRENCY, coerce_types, date_text, number_reading, read_text_dates, text_date_rule
+from ..cells import (NUMBER_FACTS, STRIP_CURRENCY, coerce_types, date_text, number_reading, read_text_dates,
+                     text_date_rule)
 from ..errors import ConfigError, DataError
 from ..events import CANONICAL, NON_PRODUCT_CODES
 from ..io import parquet_files
@@ -264,8 +265,8 @@ class _Cleaner:
         if k == "text" and self._numeric_in_sample(c):
             self._plan_reading(c)
         elif k == "float":
-            self.checks[f"whole:{c}"] = F.min(F.when(col.isNotNull() & ~F.isnan(col),
-                                                     ((col == F.floor(col)) & (F.abs(col) != float("inf"))).cast("int")))
+            whole = (col == F.floor(col)) & (F.abs(col) != float("inf"))  # inf is no whole number (events._text)
+            self.checks[f"whole:{c}"] = F.min(F.when(col.isNotNull() & ~F.isnan(col), whole.cast("int")))
 
     def text(self, c: str, found: dict):
         """The column as the product's text (``events._text`` after ``coerce_types``): numbers as Python writes them,

@@ -1,9 +1,9 @@
-"""DuckDB, the small NumPy engine and Spark on hostile logs (``tests/hostile_logs.py``), each written as a Parquet
-file: DuckDB and NumPy read it with the product's reader, Spark reads it itself (``read_parquet_events``). On each log
+"""DuckDB, the small NumPy engine and Spark on hostile logs (``tests/hostile_logs.py``), each written as a Parquet file:
+DuckDB and NumPy read it with the product's reader, Spark reads it itself (``read_parquet_events``). On each log
 every feature column of every cutoff is equal in the three engines (integers, dates and texts exactly, money to 1e-12
 relative, other numbers exactly), and so are the scores of a saved run (logistic regression and gradient boosting,
-taking turns from log to log), or all three refuse the log with the same message. DuckDB against NumPy alone runs on many more logs in
-``tests/core/test_differential.py``.
+taking turns from log to log), or all three refuse the log with the same message. DuckDB against NumPy alone runs on
+many more logs in ``tests/core/test_differential.py``.
 
 The Spark leg is bounded (``EXAMPLES`` logs, derandomised: each log costs a dozen small Spark jobs) and shares the
 session of ``tests/spark/conftest.py``.
