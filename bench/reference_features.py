@@ -17,6 +17,7 @@ The rules it follows (from ``retention_core/events.py`` and ``retention_core/fea
   in ``(T, T + horizon]``, missing when ``T + horizon`` is after the end of the data;
 - orders of a day = distinct order ids among that day's purchase lines + purchase lines without an order id (an order
   spanning two day buckets counts on both days); revenue and units leave out non-product lines (postage, fees);
+  revenue sums are rounded to a millionth (the product rounds money sums so that every engine gets the same bits);
 - active days are day buckets with any event; purchase days are buckets with a purchase; gaps are the days between
   consecutive purchase days;
 - durations (recency, tenure, ...) are whole seconds over 86400 (DuckDB's ``date_diff('second', ...)``);
@@ -97,7 +98,7 @@ def _totals(out: pd.DataFrame, past: pd.DataFrame, p: pd.DataFrame, T: pd.Timest
         "repeat_purchases": gp["day"].nunique() - 1,
         "orders_total": sums["new_order"],
         "active_days_total": ge["day"].nunique(),
-        "revenue_total": sums["revenue"],
+        "revenue_total": sums["revenue"].round(6),
         "units_total": sums["units"],
         "lines_total": sums["is_purchase"],
         "returns_total": sums["is_return"],
@@ -120,12 +121,12 @@ def _windows(out: pd.DataFrame, past: pd.DataFrame, T: pd.Timestamp, cfg: Snapsh
 
     for w in cfg.windows:
         g = _by_user(window(T - w * days))
-        _put(out, pd.DataFrame({f"orders_{w}d": g["new_order"].sum(), f"revenue_{w}d": g["revenue"].sum(),
+        _put(out, pd.DataFrame({f"orders_{w}d": g["new_order"].sum(), f"revenue_{w}d": g["revenue"].sum().round(6),
                                 f"active_days_{w}d": g["day"].nunique()}))
         if types and w in (30, 90):
             _put(out, g[et_cols].sum().set_axis(type_names(types, f"{w}d"), axis=1))
     prev = _by_user(window(T - 180 * days, T - 90 * days))
-    _put(out, pd.DataFrame({"orders_prev_90d": prev["new_order"].sum(), "revenue_prev_90d": prev["revenue"].sum()}))
+    _put(out, pd.DataFrame({"orders_prev_90d": prev["new_order"].sum(), "revenue_prev_90d": prev["revenue"].sum().round(6)}))
     o30 = _by_user(window(T - 30 * days))["new_order"].sum().reindex(out.index, fill_value=0)
     o180 = _by_user(window(T - 180 * days))["new_order"].sum().reindex(out.index, fill_value=0)
     if types:

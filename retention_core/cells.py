@@ -30,44 +30,90 @@ def _any(arr: pa.Array, pattern: str) -> bool:
     return bool(pc.any(pc.match_substring_regex(arr, pattern)).as_py())
 
 
+_AFTER_CURRENCY = r"^[-+]?[\d.,]*\d[\d.,]*(?:[eE][-+]?\d+)?$"
+STRIP_CURRENCY = r"\s?[$£€¥]\s?"
+#: The patterns that decide whether a column of text cells holds numbers and how they are written
+#: (:func:`number_reading`), each tested at one step of reading a cell: ``raw`` (stripped), ``unpriced`` (currency
+#: signs and the space beside them removed, ``STRIP_CURRENCY``), ``bare`` (then a leading ``+`` removed). The Spark
+#: engine tests the same patterns on a whole log.
+NUMBER_FACTS = {"plain_int": ("raw", _PLAIN_INT), "numberish": ("raw", _NUMBERISH), "currency": ("raw", _CURRENCY),
+                "after_currency": ("unpriced", _AFTER_CURRENCY), "leading_zero": ("bare", _LEADING_ZERO),
+                "int": ("bare", _INT), "float": ("bare", _FLOAT), "us": ("bare", _US_NUMBER),
+                "eu": ("bare", _EU_NUMBER), "comma": ("bare", ",")}
+
+
+def number_reading(every, some) -> str | None:
+    """How :func:`coerce_types` reads a column of text cells: ``"int"``, ``"float"``, ``"us"`` (``1,234.50``: drop the
+    commas), ``"eu"`` (``1.234,50``: drop the points, the comma marks decimals) of the ``bare`` cells, or None (the
+    column stays text). ``every(fact)`` / ``some(fact)``: whether every / some cell matches ``NUMBER_FACTS[fact]``;
+    ``every("read:" + kind)``: whether every cell read that way is a finite number (for ``int``, one within 64 bits).
+
+    One rule for every reader: Arrow's (:func:`_parse_numbers`), Python's for a few cells (:func:`_parse_few`) and the
+    Spark engine's, which decides it from the facts of a whole log."""
+    if every("plain_int"):  # the commonest column, decided without the rest
+        return "int" if every("read:int") else None
+    if not every("numberish") or (some("currency") and not every("after_currency")) or some("leading_zero"):
+        return None
+    for kind, comma in (("int", False), ("float", False), ("us", True), ("eu", True)):
+        if every(kind) and (not comma or some("comma")):
+            return kind if every("read:" + kind) else None
+    return None
+
+
+class _ArrowCells:
+    """The facts of :func:`number_reading` about non-null, stripped Arrow text cells, computed when asked, and the
+    numbers they hold."""
+
+    def __init__(self, valid: pa.Array):
+        n = len(valid)
+        # cheap rejection on a spread-out sample first: most text columns fail on their first cells
+        self.probe = valid.take(pa.array(np.unique(np.linspace(0, n - 1, min(n, 1000)).astype(np.int64))))
+        self.steps, self.numbers = {"raw": valid}, {}
+
+    def step(self, name: str) -> pa.Array:
+        if name not in self.steps:
+            if name == "unpriced":
+                raw = self.steps["raw"]
+                self.steps[name] = pc.replace_substring_regex(raw, STRIP_CURRENCY, "") if self.some("currency") \
+                    else raw
+            else:
+                self.steps[name] = pc.replace_substring_regex(self.step("unpriced"), r"^\+", "")
+        return self.steps[name]
+
+    def every(self, fact: str) -> bool:
+        if fact.startswith("read:"):
+            return self.read(fact[5:]) is not None
+        step, pattern = NUMBER_FACTS[fact]
+        return (step != "raw" or _all(self.probe, pattern)) and _all(self.step(step), pattern)
+
+    def some(self, fact: str) -> bool:
+        step, pattern = NUMBER_FACTS[fact]
+        return _any(self.step(step), pattern)
+
+    def read(self, kind: str) -> np.ndarray | None:
+        if kind not in self.numbers:
+            bare, out = self.step("bare"), None
+            if kind == "us":
+                bare = pc.replace_substring(bare, ",", "")
+            elif kind == "eu":
+                bare = pc.replace_substring(pc.replace_substring(bare, ".", ""), ",", ".")
+            try:
+                out = pc.cast(bare, pa.int64() if kind == "int" else pa.float64()).to_numpy(zero_copy_only=False)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # an integer beyond 64 bits: an identifier
+                pass
+            self.numbers[kind] = out if out is None or kind == "int" or np.isfinite(out).all() else None
+        return self.numbers[kind]  # 1E999 is not a number a person meant
+
+
 def _parse_numbers(valid: pa.Array) -> np.ndarray | None:
     """The numbers written in ``valid`` (non-null, stripped text) or None when any cell is not a number.
 
     Accepts ``1234``, ``-12.5``, ``1e3``, ``1,234.50``, ``1.234,50``, ``12,50`` and a currency sign before or after.
-    Identifiers with leading zeros and integers beyond 64 bits are not numbers.
+    Identifiers with leading zeros and integers beyond 64 bits are not numbers (:func:`number_reading`).
     """
-    n = len(valid)
-    # Cheap rejection on a spread-out sample first: most text columns fail on their first cells.
-    probe = valid.take(pa.array(np.unique(np.linspace(0, n - 1, min(n, 1000)).astype(np.int64))))
-    if _all(probe, _PLAIN_INT) and _all(valid, _PLAIN_INT):  # the commonest column, without the dozen scans below
-        try:
-            return pc.cast(valid, pa.int64()).to_numpy(zero_copy_only=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # beyond 64 bits: an identifier
-            return None
-    if not _all(probe, _NUMBERISH) or not _all(valid, _NUMBERISH):
-        return None
-    if _any(valid, _CURRENCY):
-        valid = pc.replace_substring_regex(valid, r"\s?[$£€¥]\s?", "")
-        if not _all(valid, r"^[-+]?[\d.,]*\d[\d.,]*(?:[eE][-+]?\d+)?$"):
-            return None
-    valid = pc.replace_substring_regex(valid, r"^\+", "")
-    if _any(valid, _LEADING_ZERO):
-        return None
-    try:
-        if _all(valid, _INT):
-            return pc.cast(valid, pa.int64()).to_numpy(zero_copy_only=False)
-        if _all(valid, _FLOAT):
-            out = pc.cast(valid, pa.float64())
-        elif _all(valid, _US_NUMBER) and _any(valid, ","):
-            out = pc.cast(pc.replace_substring(valid, ",", ""), pa.float64())
-        elif _all(valid, _EU_NUMBER) and _any(valid, ","):
-            out = pc.cast(pc.replace_substring(pc.replace_substring(valid, ".", ""), ",", "."), pa.float64())
-        else:
-            return None
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # an integer beyond 64 bits: an identifier
-        return None
-    values = out.to_numpy(zero_copy_only=False)
-    return values if np.isfinite(values).all() else None  # 1E999 is not a number a person meant
+    cells = _ArrowCells(valid)
+    kind = number_reading(cells.every, cells.some)
+    return None if kind is None else cells.read(kind)
 
 
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default text type ("str")
@@ -116,10 +162,7 @@ def _text_cells(s: pd.Series) -> pa.Array:
 #: Text columns up to this many rows whose cells are printable ASCII are typed in Python (:func:`_coerce_few`): a
 #: scoring request's few dozen cells cost more to hand to Arrow than to check one by one.
 FEW_CELLS = 256
-_PY = {name: re.compile(pattern) for name, pattern in [
-    ("plain_int", _PLAIN_INT), ("numberish", _NUMBERISH), ("currency", _CURRENCY), ("int", _INT), ("float", _FLOAT),
-    ("us", _US_NUMBER), ("eu", _EU_NUMBER), ("leading_zero", _LEADING_ZERO),
-    ("after_currency", r"^[-+]?[\d.,]*\d[\d.,]*(?:[eE][-+]?\d+)?$"), ("strip_currency", r"\s?[$£€¥]\s?")]}
+_PY = {name: (step, re.compile(pattern)) for name, (step, pattern) in NUMBER_FACTS.items()}
 _INT64 = (-2**63, 2**63 - 1)
 
 
@@ -139,35 +182,38 @@ def _few_cells(s: pd.Series) -> list[str | None] | None:
 
 
 def _parse_few(valid: list[str]) -> np.ndarray | None:
-    """:func:`_parse_numbers` for a few printable ASCII cells, in Python: the same patterns and the same answers."""
-    def every(name, vals):
-        return all(_PY[name].search(v) for v in vals)
+    """:func:`_parse_numbers` for a few printable ASCII cells, in Python: the same rule and the same answers."""
+    steps = {"raw": valid}
 
-    if every("plain_int", valid):
-        ints = [int(v) for v in valid]
-        return np.array(ints, dtype=np.int64) if all(_INT64[0] <= i <= _INT64[1] for i in ints) else None
-    if not every("numberish", valid):
-        return None
-    if any(_PY["currency"].search(v) for v in valid):
-        valid = [_PY["strip_currency"].sub("", v) for v in valid]
-        if not every("after_currency", valid):
-            return None
-    valid = [v[1:] if v.startswith("+") else v for v in valid]
-    if any(_PY["leading_zero"].search(v) for v in valid):
-        return None
-    if every("int", valid):
-        ints = [int(v) for v in valid]
-        return np.array(ints, dtype=np.int64) if all(_INT64[0] <= i <= _INT64[1] for i in ints) else None
-    if every("float", valid):
-        texts = valid
-    elif every("us", valid) and any("," in v for v in valid):
-        texts = [v.replace(",", "") for v in valid]
-    elif every("eu", valid) and any("," in v for v in valid):
-        texts = [v.replace(".", "").replace(",", ".") for v in valid]
-    else:
-        return None
-    values = np.array([float(v) for v in texts], dtype="float64")
-    return values if np.isfinite(values).all() else None
+    def cells(step: str) -> list[str]:  # the cells at a step of reading, made when first asked for
+        if step not in steps:
+            strip = re.compile(STRIP_CURRENCY)
+            steps["unpriced"] = [strip.sub("", v) for v in valid]
+            steps["bare"] = [v[1:] if v.startswith("+") else v for v in steps["unpriced"]]
+        return steps[step]
+
+    def some(fact: str) -> bool:
+        step, pattern = _PY[fact]
+        return any(pattern.search(v) for v in cells(step))
+
+    def every(fact: str) -> bool:
+        if fact.startswith("read:"):
+            return read(fact[5:]) is not None
+        step, pattern = _PY[fact]
+        return all(pattern.search(v) for v in cells(step))
+
+    def read(kind: str) -> np.ndarray | None:
+        bare = cells("bare")
+        if kind == "int":
+            ints = [int(v) for v in bare]
+            return np.array(ints, dtype=np.int64) if all(_INT64[0] <= i <= _INT64[1] for i in ints) else None
+        texts = {"float": bare, "us": [v.replace(",", "") for v in bare],
+                 "eu": [v.replace(".", "").replace(",", ".") for v in bare]}[kind]
+        values = np.array([float(v) for v in texts], dtype="float64")
+        return values if np.isfinite(values).all() else None
+
+    kind = number_reading(every, some)
+    return None if kind is None else read(kind)
 
 
 def _coerce_few(s: pd.Series) -> pd.Series | None:

@@ -131,6 +131,13 @@ class Dataset:
         return out.reset_index()
 
 
+def nobody_bought(cfg: SnapshotConfig, dates: list[pd.Timestamp]) -> DataError:
+    """The refusal of a log in which no user bought in the lookback window before the cutoff(s): the same words from
+    every engine, for datasets and for scoring."""
+    return DataError(f"No user made a purchase in the {cfg.lookback_days} days before the cutoff(s) "
+                     f"{', '.join(str(d.date()) for d in dates)}. Check the purchase settings or the cutoff.")
+
+
 def build_dataset(ev: pd.DataFrame, cfg: SnapshotConfig | None = None, *, sequences: bool = False,
                   cutoffs: list | None = None) -> Dataset:
     """Features and labels at each cutoff (``cutoffs`` given, or :func:`snapshot_dates` of ``cfg``)."""
@@ -142,8 +149,7 @@ def build_dataset(ev: pd.DataFrame, cfg: SnapshotConfig | None = None, *, sequen
     engine = features_small if features_small.fits(ev, cfg) else features  # a few users: NumPy, the same values
     frame, seq = engine.compute(ev, dates, cfg, end=data_end(ev), sequences=sequences)
     if frame.empty:
-        raise DataError(f"No user made a purchase in the {cfg.lookback_days} days before the cutoff(s) "
-                        f"{', '.join(str(d.date()) for d in dates)}. Check the purchase settings or the cutoff.")
+        raise nobody_bought(cfg, dates)
     numeric, categorical = features.feature_columns(frame, attributes=[c for c in ev.columns if c not in CANONICAL])
     channels = list(features.SEQUENCE_CHANNELS) if sequences else []
     conf = cfg.as_dict()

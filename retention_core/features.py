@@ -75,6 +75,27 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
 
 DAY_NS = 86_400 * 10**9
 
+#: Money sums (revenue over a snapshot's days, per window, per week of a sequence) are rounded to a millionth in every
+#: engine before anything divides them: engines (and DuckDB's own threads) add the same amounts in other orders, which
+#: moves the last bits, and a last bit can move a user across a tree's split. The rule, in exact steps that give the
+#: same bits everywhere: ``floor(x * 1e6 + 0.5) / 1e6`` where ``|x * 1e6| < 2**52``, else ``x`` (already whole).
+MONEY_SCALE = 1e6
+_WHOLE = 2.0**52
+
+
+def round_money(x: np.ndarray) -> np.ndarray:
+    """Money sums rounded to a millionth (``MONEY_SCALE``), as every engine rounds them (NaN stays NaN)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = x * MONEY_SCALE
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(y) < _WHOLE, np.floor(y + 0.5) / MONEY_SCALE, x)
+
+
+def money_sql(expr: str) -> str:
+    """:func:`round_money` in DuckDB's SQL."""
+    y, scale = f"(({expr}) * {MONEY_SCALE!r}::DOUBLE)", f"{MONEY_SCALE!r}::DOUBLE"
+    return f"(CASE WHEN abs({y}) < {_WHOLE!r}::DOUBLE THEN floor({y} + 0.5::DOUBLE) / {scale} ELSE ({expr}) END)"
+
 
 def _codes(s: pd.Series, *, sort: bool = False, values: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Integer codes (-1 = missing) and the values they stand for (None unless ``values``); with ``sort``, codes
@@ -404,7 +425,7 @@ def _count_sql(P: Packing, windows: tuple[int, ...], types: list[str]) -> tuple[
     agg = [f"sum(d.{c}) AS t_{c}" for c in P.columns]
     for name, cond in periods.items():
         agg += [f"sum(d.{c}) FILTER (WHERE {cond}) AS {name}_{c}" for c in windowed]
-        agg += [f"coalesce(sum(d.revenue) FILTER (WHERE {cond}), 0) AS {name}_revenue"]
+        agg += [f"{money_sql(f'coalesce(sum(d.revenue) FILTER (WHERE {cond}), 0)')} AS {name}_revenue"]
 
     def count(field: str, period: str = "t") -> str:
         return f"coalesce({P.read(field, period + '_{}')}, 0)"
@@ -473,7 +494,7 @@ def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: Packing, 
     WITH agg AS (
         SELECT p.T, p.user_id,
                max(d.last_p_ts) AS _last_p, min(d.first_p_ts) AS _first_p, max(d.last_ts) AS _last_event,
-               sum(d.revenue) AS revenue_total, sum(d.units) AS units_total,
+               {money_sql("sum(d.revenue)")} AS revenue_total, sum(d.units) AS units_total,
                sum(d.rating_sum) AS _rating_sum, min(d.rating_min) AS _rating_min,
                {sep.join(agg)}
                {attr_sel}
@@ -578,21 +599,6 @@ def _decode(frame: pd.DataFrame, values: dict, attributes: list[str]) -> pd.Data
     return frame
 
 
-#: Counts whose column a snapshot's table lacks when no event of the log had what they count, by the role of the
-#: column that holds it (``events_<type>_...``: ``event_type``).
-_COUNTS_OF = {"ratings_count": "rating", "n_products": "product", "n_categories": "category", "units_total": "quantity"}
-
-
-def zero_when_absent(feature: str, roles: set[str] | frozenset[str]) -> bool:
-    """Whether ``feature``, absent from a snapshot's table, counts events the log could have held but did not: a type
-    no event had (``events_<type>_30d`` ...) in a log with event types, ratings, products, categories or units in a
-    log with that column (``roles``: the roles the log's columns hold). A bigger log has the column, with 0 for every
-    user without such events, so the value is 0, not unknown; e.g. one customer's events that hold no return."""
-    if feature.startswith("events_") and feature != "events_total":
-        return "event_type" in roles
-    return _COUNTS_OF.get(feature) in roles
-
-
 def feature_columns(frame: pd.DataFrame, attributes: list[str]) -> tuple[list[str], list[str]]:
     """(numeric, categorical) model inputs: identifiers, the snapshot date and the label are never features."""
     skip = {"user_id", "snapshot_date", "churned"}
@@ -616,7 +622,7 @@ def _sequences(con, frame: pd.DataFrame, weeks: int) -> np.ndarray:
     con.register("rows_", rows)
     agg = con.execute(f"""
         SELECT r.i, date_diff('day', d.b, CAST(r.T AS DATE)) // 7 AS w,
-               sum(d.orders) AS orders, ln(1 + greatest(sum(d.revenue), 0)) AS revenue_log,
+               sum(d.orders) AS orders, ln(1 + greatest({money_sql("sum(d.revenue)")}, 0)) AS revenue_log,
                ln(1 + sum(d.browsing)) AS browsing_log, sum(d.returns) AS returns
         FROM rows_ r JOIN daily d ON d.user_id = r.user_id AND d.b <= CAST(r.T AS DATE)
              AND d.b > CAST(r.T AS DATE) - {int(weeks) * 7}

@@ -20,7 +20,8 @@ The definitions are those of ``features.py`` (its module notes), step for step, 
 - a snapshot holds the users with a purchase day in ``(T - lookback, T]`` and a product purchase (not postage or
   fees) at or before ``T``; its features aggregate their days ``<= T``;
 - durations count whole seconds (each instant's seconds floored, as ``date_diff('second')``) over 86400; ratios are
-  missing where the divisor is 0; the spread of gaps is the sample standard deviation (missing for one gap);
+  missing where the divisor is 0; the spread of gaps is the sample standard deviation (missing for one gap); money
+  sums are rounded to a millionth before anything divides them (``features.round_money``);
 - the event types counted are the log's most frequent (``features._event_types``), named as DuckDB names repeated
   columns; the columns of what the log lacks everywhere are dropped by the DuckDB engine's own rule.
 """
@@ -244,20 +245,22 @@ def _durations(s: _Snapshot) -> dict[str, np.ndarray]:
 def _counts(s: _Snapshot, windows: tuple[int, ...], names: dict[str, list[str]]) -> dict[str, np.ndarray]:
     """Totals, ratings, the trailing windows, the 90 days before the last 90 and events per type (``base``)."""
     D, n = s.D, s.D.n
+    money = duck.round_money  # money sums rounded as every engine rounds them
     out = {"repeat_purchases": s.sum(D.purchase.astype(np.float64)) - 1, "orders_total": s.sum(n["orders"]),
-           "active_days_total": s.sum(n["days"]), "revenue_total": s.sum(D.revenue), "units_total": s.sum(D.units)}
+           "active_days_total": s.sum(n["days"]), "revenue_total": money(s.sum(D.revenue)),
+           "units_total": s.sum(D.units)}
     out |= {f"{c}_total": s.sum(n[c]) for c in ("lines", "returns", "cancels", "events", "browsing")}
     ratings = s.sum(n["ratings"])
     out |= {"ratings_count": ratings, "rating_mean": _ratio(s.sum(D.rating_sum), ratings),
             "rating_min": s.extreme(D.rating_min, n["ratings"] > 0, np.nan, np.fmin)}
     for w in windows:
         within = s.since(w)
-        out |= {f"orders_{w}d": s.sum(n["orders"], within), f"revenue_{w}d": s.sum(D.revenue, within),
+        out |= {f"orders_{w}d": s.sum(n["orders"], within), f"revenue_{w}d": money(s.sum(D.revenue, within)),
                 f"active_days_{w}d": s.sum(n["days"], within)}
         if w in (30, 90):
             out |= {name: s.sum(D.types[:, i], within) for i, name in enumerate(names[f"{w}d"])}
     prev = s.since(180) & ~s.since(90)
-    out |= {"orders_prev_90d": s.sum(n["orders"], prev), "revenue_prev_90d": s.sum(D.revenue, prev)}
+    out |= {"orders_prev_90d": s.sum(n["orders"], prev), "revenue_prev_90d": money(s.sum(D.revenue, prev))}
     out |= {name: s.sum(D.types[:, i]) for i, name in enumerate(names["total"])}
     return out
 
@@ -384,6 +387,6 @@ def _sequences(log: _Log, rows: list[tuple[int, np.ndarray]], weeks: int) -> np.
         for k, values in enumerate((D.n["orders"], D.revenue, D.n["browsing"], D.n["returns"])):
             np.add.at(acc[:, :, k], (row[m], slot), values[m])
         start += len(users)
-    acc[:, :, 1] = np.log(1 + np.maximum(acc[:, :, 1], 0))
+    acc[:, :, 1] = np.log(1 + np.maximum(duck.round_money(acc[:, :, 1]), 0))
     acc[:, :, 2] = np.log(1 + acc[:, :, 2])
     return acc.astype(np.float32)

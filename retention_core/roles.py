@@ -83,6 +83,10 @@ class Schema:
     def col(self, role: str) -> str | None:
         return self.roles.get(role)
 
+    def held(self) -> frozenset[str]:
+        """The roles some column of the table holds."""
+        return frozenset(r for r, c in self.roles.items() if c)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         if isinstance(d["label_positive"], (np.generic,)):

@@ -24,7 +24,7 @@ from .errors import ConfigError, DataError, RetentionError
 from .events import canonical_events
 from .explain import ScoringExplanation
 from .export import pseudonymise_list
-from .features import apply_user_spec, zero_when_absent
+from .features import apply_user_spec
 from .lifecycle import StageRules, assign_stages, audience_mask, shop_gaps
 from .models import REGISTRY, for_population
 from .recommend.offers import offers_for_run
@@ -54,15 +54,43 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None, cancel_ids: bool | No
         frame, seq = apply_user_spec(df, schema, run.info["user_spec"]), None
     cols = run.info["numeric"] + run.info["categorical"]
     missing = [c for c in cols if c not in frame.columns]
-    if missing:
-        held = {r for r, c in schema.roles.items() if c} if saved.kind == "events" else set()
-        # a count of events the data could hold but does not (no return at all): 0; a feature the new data cannot
-        # have (e.g. no ratings column): unknown, not zero (added together: one new table, not one per column)
-        frame = frame.assign(**{c: 0.0 if zero_when_absent(c, held) else np.nan for c in missing})
+    # a count of events the data could hold but does not (no return at all): 0; a feature the new data cannot have
+    # (e.g. no ratings column): unknown, not zero. The Spark engine fills with the same rule.
+    frame = fill_absent(frame, cols, schema.held() if saved.kind == "events" else frozenset())
     if len(missing) == len(cols):
         raise DataError("None of the model's features can be computed from this file. Score data of the same kind "
                         "and columns as the training data.")
     return frame, seq
+
+
+#: Counts whose column a snapshot's table lacks when no event of the log had what they count, by the role of the
+#: column that holds it (``events_<type>_...``: ``event_type``).
+_COUNTS_OF = {"ratings_count": "rating", "n_products": "product", "n_categories": "category", "units_total": "quantity"}
+
+
+def zero_when_absent(feature: str, roles: set[str] | frozenset[str]) -> bool:
+    """Whether ``feature``, absent from a snapshot's table, counts events the log could have held but did not: a type
+    no event had (``events_<type>_30d`` ...) in a log with event types, ratings, products, categories or units in a
+    log with that column (``roles``: the roles the log's columns hold). A bigger log has the column, with 0 for every
+    user without such events, so the value is 0, not unknown; e.g. one customer's events that hold no return."""
+    if feature.startswith("events_") and feature != "events_total":
+        return "event_type" in roles
+    return _COUNTS_OF.get(feature) in roles
+
+
+def absent_value(feature: str, roles: set[str] | frozenset[str]) -> float:
+    """The value of a model feature that a snapshot's table lacks, in every scoring path (DuckDB, NumPy, Spark):
+    0 for a count the log could hold but does not (:func:`zero_when_absent`), missing otherwise (a feature the new
+    data cannot have, such as ratings in a log without a rating column: unknown, not zero). ``roles``: the roles the
+    scored log's columns hold (:meth:`~retention_core.roles.Schema.held`)."""
+    return 0.0 if zero_when_absent(feature, roles) else np.nan
+
+
+def fill_absent(frame: pd.DataFrame, columns: list[str], roles: set[str] | frozenset[str]) -> pd.DataFrame:
+    """``frame`` with each of ``columns`` it lacks, valued by :func:`absent_value` (added together: one new table,
+    not one per column)."""
+    missing = [c for c in columns if c not in frame.columns]
+    return frame.assign(**{c: absent_value(c, roles) for c in missing}) if missing else frame
 
 
 def score(run, df: pd.DataFrame, *, as_of=None, model: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, object]:

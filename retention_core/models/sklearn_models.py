@@ -25,6 +25,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
 from retention_core.errors import ModelError
@@ -170,6 +171,17 @@ class LogisticModel(_SklearnModel):
             ratio, solver = float(self.l1_ratio), "saga"
         return LogisticRegression(C=float(self.C), l1_ratio=ratio, solver=solver, class_weight=self.class_weight,
                                   max_iter=int(self.max_iter), random_state=0)
+
+    def _proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities with each row's linear score summed on its own row: a row's probability does not
+        depend on the rows scored beside it, so a whole table, Spark's partitions and the service's single customers
+        get the same bits (a matrix product's kernel, and with it the last bit, changes with the number of rows)."""
+        est = self.pipeline_.named_steps["model"]
+        if est.coef_.shape[0] != 1:
+            return super()._proba(X)
+        M = np.ascontiguousarray(self._encoded(X), dtype="float64")
+        p = expit((M * est.coef_[0]).sum(axis=1) + est.intercept_[0])
+        return np.column_stack([1.0 - p, p])
 
     def _preprocessing(self) -> dict[str, Any]:
         # log_all: every non-negative count, amount and duration on a log scale (a linear score then reads ratios:

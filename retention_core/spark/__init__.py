@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..dataset import Dataset, data_end, default_config, snapshot_dates, to_cutoff
-from ..errors import ConfigError, DataError
+from ..dataset import Dataset, data_end, default_config, nobody_bought, snapshot_dates, to_cutoff
+from ..errors import ConfigError
 from ..events import CANONICAL
 from ..features import SEQUENCE_CHANNELS, feature_columns
 from . import features
@@ -48,8 +48,7 @@ def build_dataset(ev, cfg=None, *, sequences: bool = False, cutoffs: list | None
                           "a later cutoff.")
     frame, seq = features.compute(events, dates, cfg, end=data_end(bounds), sequences=sequences)
     if frame.empty:
-        raise DataError(f"No user made a purchase in the {cfg.lookback_days} days before the cutoff(s) "
-                        f"{', '.join(str(d.date()) for d in dates)}. Check the purchase settings or the cutoff.")
+        raise nobody_bought(cfg, dates)
     numeric, categorical = feature_columns(frame, attributes=[a for a in events.attributes if a not in CANONICAL])
     conf = cfg.as_dict()
     conf["cutoffs"] = [str(d.date()) for d in dates]

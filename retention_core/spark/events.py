@@ -38,6 +38,7 @@ class SparkEvents:
     df: object  # pyspark.sql.DataFrame with the columns of the module notes
     attributes: list[str] = field(default_factory=list)  # attribute names, in the order of columns a0, a1, ...
     cleaning: dict = field(default_factory=dict)
+    roles: frozenset[str] | None = None  # the roles the source's columns hold (None: not known, see held_roles)
     _stats: dict | None = None
     _types: pd.DataFrame | None = None
 
@@ -79,9 +80,19 @@ class SparkEvents:
     def has(self, column: str) -> bool:
         return bool(self.stats()[column])
 
+    def held_roles(self) -> frozenset[str]:
+        """The roles the source's columns hold; for a log made elsewhere (``roles`` not known), the canonical columns
+        some event has a value in."""
+        if self.roles is not None:
+            return self.roles
+        typed = bool(self.type_counts()["event_type"].notna().any())
+        return frozenset([c for c in ("amount", "quantity", "rating", "product", "category") if self.has(c)]
+                         + ["event_type"] * typed)
+
     @classmethod
-    def from_pandas(cls, spark, ev: pd.DataFrame) -> "SparkEvents":
-        """A canonical pandas table (``canonical_events``) on Spark, row order kept in ``pos``."""
+    def from_pandas(cls, spark, ev: pd.DataFrame, roles=None) -> "SparkEvents":
+        """A canonical pandas table (``canonical_events``) on Spark, row order kept in ``pos``; ``roles``: the roles
+        the raw log's columns held (``Schema.held()``), when known."""
         import pyarrow as pa
 
 
@@ -101,7 +112,7 @@ class SparkEvents:
             cols[f"a{i}"] = _text(ev[a])
         table = pa.table(cols)
         df = spark.createDataFrame(table)
-        return cls(df, attributes, dict(ev.attrs.get("cleaning", {})))
+        return cls(df, attributes, dict(ev.attrs.get("cleaning", {})), None if roles is None else frozenset(roles))
 
 
 def _text(s: pd.Series):

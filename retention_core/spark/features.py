@@ -10,6 +10,8 @@ users with a purchase day in ``(T - lookback, T]`` and a product bought (not pos
   days) versus ``date_diff('day')`` (boundaries crossed) cannot shift anything;
 - orders of a day: distinct order ids among its purchase lines, plus purchase lines without an order id;
 - ratios divide by nothing when the divisor is 0 (null, as ``nullif``), whatever ``spark.sql.ansi.enabled`` says;
+  money sums are rounded to a millionth first (``features.round_money``), so the order Spark adds them in cannot
+  move a bit;
 - the spread of gaps is the sample standard deviation (null for a single gap), the latest attribute is the latest
   non-missing value (ties at one instant: the earlier row, as DuckDB's ``arg_max`` in scan order);
 - the event types counted are the log's most frequent ones (ties: the type seen first), named as DuckDB names them.
@@ -26,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import SnapshotConfig
-from ..features import MAX_EVENT_TYPES, SEQUENCE_CHANNELS, fill_sequences, type_names
+from ..features import MAX_EVENT_TYPES, MONEY_SCALE, SEQUENCE_CHANNELS, fill_sequences, type_names
+from ..features import dropped_columns as duck_dropped
 from .events import SparkEvents
 
 SECOND_NS = 10**9
@@ -125,7 +128,8 @@ def snapshot_frame(events: SparkEvents, days: list[int], cfg: SnapshotConfig, en
 
     def total(col, cond=None):
         cond = past if cond is None else past & cond
-        return F.coalesce(F.sum(F.when(cond, F.col(col))), F.lit(0))
+        out = F.coalesce(F.sum(F.when(cond, F.col(col))), F.lit(0))
+        return _money(out) if col == "revenue" else out
 
     periods = {f"w{w}": b > T - int(w) for w in sorted({*cfg.windows, 30, 180})}
     periods["prev90"] = (b > T - 180) & (b <= T - 90)
@@ -136,7 +140,7 @@ def snapshot_frame(events: SparkEvents, days: list[int], cfg: SnapshotConfig, en
         F.max(F.when(past, F.col("last_p_ns"))).alias("_last_p"),
         F.min(F.when(past, F.col("first_p_ns"))).alias("_first_p"),
         F.max(F.when(past, F.col("last_ns"))).alias("_last_event"),
-        F.sum(F.when(past, F.col("revenue"))).alias("revenue_total"),
+        _money(F.sum(F.when(past, F.col("revenue")))).alias("revenue_total"),
         F.sum(F.when(past, F.col("units"))).alias("units_total"),
         F.sum(F.when(past, F.col("rating_sum"))).alias("_rating_sum"),
         F.min(F.when(past, F.col("rating_min"))).alias("rating_min"),
@@ -244,19 +248,9 @@ class Snapshots:
 
 def dropped_columns(events: SparkEvents, columns: list[str]) -> list[str]:
     """The feature columns the product drops because the log lacks their input everywhere (no rating, amount,
-    quantity, category or product), as the DuckDB engine drops them."""
-    drop = []
-    if not events.has("rating"):
-        drop += ["ratings_count", "rating_mean", "rating_min"]
-    if not events.has("amount"):
-        drop += [c for c in columns if "revenue" in c or c == "avg_order_value"]
-    if not events.has("quantity"):
-        drop += ["units_total"]
-    if not events.has("category"):
-        drop += ["n_categories"]
-    if not events.has("product"):
-        drop += ["n_products"]
-    return [c for c in drop if c in columns]
+    quantity, category or product), by the DuckDB engine's rule (:func:`retention_core.features.dropped_columns`)."""
+    return duck_dropped(columns, {c for c in ("rating", "amount", "quantity", "category", "product")
+                                  if not events.has(c)})
 
 
 def finish(raw: pd.DataFrame, events: SparkEvents, cfg: SnapshotConfig) -> pd.DataFrame:
@@ -296,10 +290,18 @@ def _sequences(events: SparkEvents, daily, frame: pd.DataFrame, weeks: int) -> n
     j = r.join(daily, "user_id").where((F.col("b") <= F.col("T")) & (F.col("b") > F.col("T") - span))
     agg = (j.groupBy("i", ((F.col("T") - F.col("b")) / 7).cast("long").alias("w"))
            .agg(F.sum("orders").cast("double").alias("orders"),
-                F.log(1 + F.greatest(F.sum("revenue"), F.lit(0.0))).alias("revenue_log"),
+                F.log(1 + F.greatest(_money(F.sum("revenue")), F.lit(0.0))).alias("revenue_log"),
                 F.log(1 + F.sum("browsing").cast("double")).alias("browsing_log"),
                 F.sum("returns").cast("double").alias("returns"))).toPandas()
     return fill_sequences(out, agg, weeks)
+
+
+def _money(total):
+    """A money sum rounded to a millionth, as every engine rounds it (:func:`retention_core.features.round_money`)."""
+    from pyspark.sql import functions as F
+
+    y = total * MONEY_SCALE
+    return F.when(F.abs(y) < 2.0**52, F.floor(y + 0.5).cast("double") / MONEY_SCALE).otherwise(total)
 
 
 def _gap_spread(F, gap):

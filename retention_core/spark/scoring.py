@@ -3,7 +3,8 @@
 The run is loaded, and so verified (signature and file hashes, :func:`retention_core.bundle.verify_run`), on the driver
 only; the model object itself is then broadcast to the executors, which never read the run's files. Features are the
 Spark engine's (equal to the DuckDB engine's, column by column), prepared for the model exactly as
-:func:`retention_core.scoring.features_for_run` prepares them (a feature the data cannot have is missing, not zero), and
+:func:`retention_core.scoring.features_for_run` prepares them (a feature the snapshot's table lacks is valued by
+:func:`retention_core.scoring.absent_value`: 0 for a count the log could hold, missing otherwise), and
 the results are those of :func:`retention_core.scoring.score`: the same probabilities, risk deciles and ranks (ranks
 and deciles need every probability, so they are set on the driver from ``user_id, churn_probability``).
 
@@ -18,17 +19,17 @@ import numpy as np
 import pandas as pd
 
 from ..bundle import Run, load_run
-from ..dataset import SnapshotConfig, data_end, to_cutoff
+from ..dataset import SnapshotConfig, data_end, nobody_bought, to_cutoff
 from ..errors import ConfigError, DataError
 from ..events import canonical_events
 from ..io import read_table
 from ..models import REGISTRY, for_population
 from ..roles import Schema, infer_schema
-from ..scoring import scores_table
+from ..scoring import absent_value, fill_absent, scores_table
 from . import features
 from .events import SparkEvents
 from .session import get_session
-from .source import is_parquet_source, read_parquet_events, read_raw
+from .source import is_parquet_source, parquet_columns, read_parquet_events
 
 
 def _saved_overrides(run, columns) -> dict:
@@ -47,22 +48,21 @@ def events_for_run(run, data, spark):
         return data
     if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
         if is_parquet_source(data):
-            raw, _ = read_raw(spark, data)
-            columns = [str(c).strip() for c in raw.columns if c != "__pos"]
-            events, _, _ = read_parquet_events(spark, data, _saved_overrides(run, columns))
+            events, _, _ = read_parquet_events(spark, data, _saved_overrides(run, parquet_columns(spark, data)))
             return events
         data = read_table(data)
     schema = infer_schema(data, _saved_overrides(run, data.columns))
-    return SparkEvents.from_pandas(spark, canonical_events(data, schema))
+    return SparkEvents.from_pandas(spark, canonical_events(data, schema), schema.held())
 
 
 def _model_frame(pdf: pd.DataFrame, attributes: list[str], numeric: list[str], categorical: list[str],
-                 dropped: set[str]) -> pd.DataFrame:
-    """A batch of Spark feature rows as the model's input, as ``features_for_run`` and ``finish`` give it."""
+                 dropped: set[str], roles: frozenset[str]) -> pd.DataFrame:
+    """A batch of Spark feature rows as the model's input, as ``features_for_run`` and ``finish`` give it (a column
+    the product drops or the log cannot have: :func:`~retention_core.scoring.absent_value`)."""
     pdf = pdf.rename(columns={f"a{i}": a for i, a in enumerate(attributes)})
     out = {}
     for c in numeric:
-        out[c] = pdf[c].astype("float64") if c in pdf.columns and c not in dropped else np.nan
+        out[c] = pdf[c].astype("float64") if c in pdf.columns and c not in dropped else absent_value(c, roles)
     for c in categorical:
         if c in pdf.columns:
             v = pdf[c].to_numpy(dtype=object)
@@ -71,7 +71,7 @@ def _model_frame(pdf: pd.DataFrame, attributes: list[str], numeric: list[str], c
             col[known] = v[known]
             out[c] = col
         else:
-            out[c] = np.nan
+            out[c] = absent_value(c, roles)
     return pd.DataFrame(out, index=pdf.index)
 
 
@@ -100,15 +100,13 @@ def score(run, data, *, as_of=None, model: str | None = None, spark=None, master
             frame = features.finish(sdf.toPandas(), events, cfg)
             frame["churned"] = np.nan  # labels are not known when scoring
             if frame.empty:
-                raise DataError(f"No user made a purchase in the {cfg.lookback_days} days before {T.date()}. "
-                                "Check the purchase settings or the date.")
+                raise nobody_bought(cfg, [T])
             seq = features._sequences(events, snaps.daily, frame, cfg.sequence_weeks) if needs_seq else None
             missing = [c for c in numeric + categorical if c not in frame.columns]
             if len(missing) == len(numeric + categorical):
                 raise DataError("None of the model's features can be computed from this file. Score data of the "
                                 "same kind and columns as the training data.")
-            for c in missing:  # a feature the new data cannot have (e.g. no ratings column): unknown, not zero
-                frame[c] = np.nan
+            frame = fill_absent(frame, numeric + categorical, events.held_roles())  # as features_for_run fills
             X = frame[numeric + categorical]
             m = for_population(m, X)  # BG/NBD learns from all purchases up to the scoring date (on the driver)
             if REGISTRY[key].needs_sequences:
@@ -130,6 +128,7 @@ def _on_partitions(spark, sdf, payload: bytes, events, numeric, categorical, dro
     """Churn probabilities computed where the rows are (``mapInPandas``), returned in the order of ``order``."""
     attributes = list(events.attributes)
     model_bc = spark.sparkContext.broadcast(payload)
+    roles = events.held_roles()
 
     def predict(batches):
         import cloudpickle as cp
@@ -138,7 +137,7 @@ def _on_partitions(spark, sdf, payload: bytes, events, numeric, categorical, dro
         for pdf in batches:
             if len(pdf) == 0:
                 continue
-            X = _model_frame(pdf, attributes, numeric, categorical, dropped)
+            X = _model_frame(pdf, attributes, numeric, categorical, dropped, roles)
             yield pd.DataFrame({"user_id": pdf["user_id"].astype(str).to_numpy(),
                                 "p": np.asarray(model.predict_proba(X), dtype="float64")})
 

@@ -7,13 +7,18 @@ or reuses a session with the settings the engine's results depend on:
 - ``spark.sql.session.timeZone=UTC``: the engine reads timestamps as UTC instants, as the canonical table does;
 - Arrow for moving frames between the JVM and Python (driver collects and ``mapInPandas`` workers);
 - a modest number of shuffle partitions for local masters (adaptive execution merges them further);
-- ``SPARK_LOCAL_IP=127.0.0.1`` for local masters, so a laptop or CI box never binds a public interface.
+- ``SPARK_LOCAL_IP=127.0.0.1`` for local masters, so a laptop or CI box never binds a public interface;
+- for local masters, Python workers run the interpreter that runs the command (``sys.executable``) unless
+  ``PYSPARK_PYTHON`` says otherwise: PySpark would start ``python3`` from ``PATH``, which under cron, a service or a
+  virtual environment not on ``PATH`` is another Python, without pandas. On a cluster the executors' Python is the
+  cluster's setting (``PYSPARK_PYTHON``), since this machine's interpreter path means nothing there.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
 
 from ..errors import ConfigError
 
@@ -53,6 +58,11 @@ def require_spark() -> None:
         raise ConfigError(f"The Spark engine cannot run: {why}. The DuckDB engine (the default) needs neither.")
 
 
+def worker_python() -> str:
+    """The Python a local session's workers run: ``PYSPARK_PYTHON`` when set, else this interpreter."""
+    return os.environ.get("PYSPARK_PYTHON") or sys.executable or "python3"
+
+
 def get_session(master: str | None = None, *, app: str = "retention-studio", conf: dict | None = None):
     """A Spark session on ``master`` (default ``local[*]``; an existing active session is reused as it is, with the
     session time zone set to UTC)."""
@@ -67,6 +77,7 @@ def get_session(master: str | None = None, *, app: str = "retention-studio", con
     local = master.startswith("local")
     if local:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ["PYSPARK_PYTHON"] = worker_python()
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
     builder = (SparkSession.builder.master(master).appName(app)
                .config("spark.sql.session.timeZone", "UTC")

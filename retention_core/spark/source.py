@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pandas as pd
 
-from ..cells import coerce_types, date_text, read_text_dates, text_date_rule
+from ..cells import (NUMBER_FACTS, STRIP_CURRENCY, coerce_types, date_text, number_reading, read_text_dates,
+                     text_date_rule)
 from ..errors import ConfigError, DataError
 from ..events import CANONICAL, NON_PRODUCT_CODES
 from ..io import parquet_files
@@ -31,7 +33,6 @@ from .events import DAY_NS, SparkEvents
 
 #: Python's ``str.strip()`` whitespace, which Spark's ``trim`` (spaces only) does not cover.
 _WS = r"[\s\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-_INT_TEXT = r"^[-+]?[0-9]+$"
 _NUMBER_TEXT = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 
 
@@ -71,32 +72,54 @@ def _nanosecond_columns(files: list[str] | None) -> set[str]:
     return {f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
 
 
-def read_raw(spark, path):
-    """The Parquet data as Spark reads it, with ``pos`` (place in the log) and the names of nanosecond columns."""
-    from pyspark.sql import functions as F
-
+def _parquet(spark, path):
+    """The Parquet data as Spark reads it, and the local files in reading order (None for a remote path)."""
     files = _files(path)
-    nanos = _nanosecond_columns(files)
-    if nanos:  # Spark reads TIMESTAMP(NANOS) only as the raw count of nanoseconds
+    if _nanosecond_columns(files):  # Spark reads TIMESTAMP(NANOS) only as the raw count of nanoseconds
         spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
     try:
-        raw = spark.read.parquet(*(files or [str(path)]))
+        return spark.read.parquet(*(files or [str(path)])), files
     except Exception as exc:  # an unreadable file: the analyst's problem, in one line
         raise DataError(f"{Path(str(path)).name} cannot be read as Parquet by Spark ({str(exc).splitlines()[0][:200]})."
                         ) from None
-    order = sorted(raw.inputFiles())
-    index = F.create_map(*[x for i, f in enumerate(order) for x in (F.lit(f), F.lit(i))])
-    raw = raw.withColumn("__pos", F.element_at(index, F.col("_metadata.file_path")).cast("long") * (1 << 40)
-                         + F.col("_metadata.row_index"))
-    return raw, nanos
 
 
-def _sample(raw, n: int, nanos: set[str]) -> pd.DataFrame:
+def parquet_columns(spark, path) -> list[str]:
+    """The column names of a Parquet file or folder (stripped), read from its schema only."""
+    return [str(c).strip() for c in _parquet(spark, path)[0].columns]
+
+
+def _file_rank(name: str, files: list[str] | None):
+    """Where a file Spark names (``_metadata.file_path``: a URI such as ``file:/tmp/a%20b.parquet``) comes in the
+    log: the product's reading order of local files (``io.parquet_files``), else the URIs' order."""
+    if files:
+        local = str(Path(unquote(urlparse(name).path)).resolve())
+        if local in files:
+            return 0, files.index(local), name
+    return 1, 0, name
+
+
+def read_raw(spark, path):
+    """The Parquet data as Spark reads it, with ``pos`` (place in the log: files in the product's reading order, rows
+    in file order), the names of nanosecond columns and the number of rows (one pass over the files' row counts)."""
+    from pyspark.sql import functions as F
+
+    raw, files = _parquet(spark, path)
+    nanos = _nanosecond_columns(files)
+    per_file = raw.groupBy(F.col("_metadata.file_path").alias("f")).count().collect()
+    # files keyed by the very text Spark gives each row (URIs are written in more than one way: file:/ or file:///)
+    order = sorted((r["f"] for r in per_file), key=lambda f: _file_rank(f, files))
+    index = F.create_map(*[x for i, f in enumerate(order) for x in (F.lit(f), F.lit(i))]) if order else None
+    pos = F.element_at(index, F.col("_metadata.file_path")).cast("long") * (1 << 40) if order else F.lit(0).cast("long")
+    raw = raw.withColumn("__pos", pos + F.col("_metadata.row_index"))
+    return raw, nanos, sum(int(r["count"]) for r in per_file)
+
+
+def _sample(raw, n: int, nanos: set[str], total: int) -> pd.DataFrame:
     """At most ``n`` rows spread over the log, in log order, typed as the product reads a Parquet file."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    total = raw.count()
     part = raw if total <= n else raw.sample(fraction=min(1.0, 1.2 * n / total), seed=0)
     table = part.limit(n).toArrow()
     table = table.take(pc.sort_indices(table["__pos"])).drop_columns(["__pos"])  # in log order
@@ -131,6 +154,51 @@ def _date_udf(rule: dict):
 
 
 # ------------------------------------------------------------------------------------------- column expressions
+def _java(pattern: str) -> str:
+    """A pattern of ``cells`` for Java's regular expressions: ``\\s`` as the white space of Arrow's (RE2), without
+    the vertical tab that Java's adds."""
+    return pattern.replace(r"\s", r"[\t\n\f\r ]")
+
+
+def _reading_steps(col):
+    """The cells at each step of ``cells.NUMBER_FACTS`` (``raw``, ``unpriced``, ``bare``), and which cells are given."""
+    from pyspark.sql import functions as F
+
+    unpriced = F.regexp_replace(col, _java(STRIP_CURRENCY), "")
+    return {"raw": col, "unpriced": unpriced, "bare": F.regexp_replace(unpriced, r"^\+", "")}, col.isNotNull()
+
+
+def _read_as(bare, kind: str):
+    """Bare cells read as ``kind`` of ``cells.number_reading`` (null where they do not read)."""
+    from pyspark.sql import functions as F
+
+    if kind == "int":
+        return bare.try_cast("long")
+    if kind == "us":
+        bare = F.regexp_replace(bare, ",", "")
+    elif kind == "eu":
+        bare = F.regexp_replace(F.regexp_replace(bare, r"\.", ""), ",", ".")
+    return bare.try_cast("double")
+
+
+def float_text(s: pd.Series) -> pd.Series:
+    """Numbers as the product writes a non-whole number column as text (``events._text``: Python's ``str``)."""
+    out = pd.Series(s.to_numpy(dtype=object), index=s.index).astype("string")
+    return out.astype(object).where(out.notna(), None)
+
+
+def _float_text(col):
+    from pyspark.sql import functions as F
+
+    @F.pandas_udf("string")
+    def text(s: pd.Series) -> pd.Series:
+        from retention_core.spark.source import float_text
+
+        return float_text(s)
+
+    return text(col)
+
+
 def _clean_text(col):
     """Stripped as Python strips, empty as missing (``coerce_types``)."""
     from pyspark.sql import functions as F
@@ -168,57 +236,77 @@ class _Cleaner:
         return c in self.sample.columns and pd.api.types.is_numeric_dtype(self.sample[c].dtype) \
             and not pd.api.types.is_bool_dtype(self.sample[c].dtype)
 
+    def _plan_reading(self, c: str) -> None:
+        """For text whose sample reads as numbers: the whole log's facts of ``cells.number_reading``."""
+        from pyspark.sql import functions as F
+
+        steps, given = _reading_steps(F.col(f"`{c}`"))
+        for fact, (step, pattern) in NUMBER_FACTS.items():
+            hit = F.when(given, steps[step].rlike(_java(pattern)).cast("int"))
+            self.checks[f"every {fact}:{c}"], self.checks[f"some {fact}:{c}"] = F.min(hit), F.max(hit)
+        for kind in ("int", "float", "us", "eu"):
+            v = _read_as(steps["bare"], kind)
+            ok = v.isNotNull() if kind == "int" else v.isNotNull() & ~F.isnan(v) & (F.abs(v) != float("inf"))
+            self.checks[f"every read:{kind}:{c}"] = F.min(F.when(given, ok.cast("int")))
+            if kind != "int":  # whole numbers are written as integers (``events._text``)
+                self.checks[f"whole {kind}:{c}"] = F.min(F.when(given, (v == F.floor(v)).cast("int")))
+
+    def _reading(self, c: str, found: dict) -> str | None:
+        """How the product reads this text column as a whole (``cells.number_reading``; None: as text)."""
+        if self.kinds[c] != "text" or not self._numeric_in_sample(c):
+            return None
+        return number_reading(lambda fact: found.get(f"every {fact}:{c}") in (None, 1),
+                              lambda fact: found.get(f"some {fact}:{c}") == 1)
+
     def plan_text(self, c: str):
         from pyspark.sql import functions as F
 
         k, col = self.kinds[c], F.col(f"`{c}`")
         if k == "text" and self._numeric_in_sample(c):
-            self.checks[f"int:{c}"] = F.min(F.when(col.isNotNull(), col.rlike(_INT_TEXT).cast("int")))
+            self._plan_reading(c)
         elif k == "float":
-            self.checks[f"whole:{c}"] = F.min(F.when(col.isNotNull() & ~F.isnan(col),
-                                                     (col == F.floor(col)).cast("int")))
+            whole = (col == F.floor(col)) & (F.abs(col) != float("inf"))  # inf is no whole number (events._text)
+            self.checks[f"whole:{c}"] = F.min(F.when(col.isNotNull() & ~F.isnan(col), whole.cast("int")))
 
     def text(self, c: str, found: dict):
+        """The column as the product's text (``events._text`` after ``coerce_types``): numbers as Python writes them,
+        whole ones as integers; a text column that holds only numbers, on the whole log, as those numbers."""
         from pyspark.sql import functions as F
 
         k, col = self.kinds[c], F.col(f"`{c}`")
-        if k == "text":
-            if self._numeric_in_sample(c):
-                if found.get(f"int:{c}") in (None, 1):
-                    return col.cast("long").cast("string")
-                raise ConfigError(f"Column {c!r} holds numbers written as text in a way the Spark engine does not "
-                                  "read (thousands separators, decimals in an id): store it as a number or as text "
-                                  "throughout, or use the DuckDB engine.")
+        kind = self._reading(c, found)
+        if k == "text" and kind is None:
             return col
+        if k == "text":
+            v = _read_as(_reading_steps(col)[0]["bare"], kind)
+            if kind == "int" or found.get(f"whole {kind}:{c}") in (None, 1):
+                return v.cast("long").cast("string")
+            return _float_text(v)
         if k == "int":
             return col.cast("string")
         if k == "float":
             v = F.when(~F.isnan(col), col)
-            return v.cast("long").cast("string") if found.get(f"whole:{c}") in (None, 1) else v.cast("string")
+            return v.cast("long").cast("string") if found.get(f"whole:{c}") in (None, 1) else _float_text(v)
         if k == "bool":
             return F.when(col, F.lit("True")).when(~col, F.lit("False"))
         return col.cast("string")
 
     def plan_number(self, c: str):
-        from pyspark.sql import functions as F
-
-        col = F.col(f"`{c}`")
         if self.kinds[c] == "text" and self._numeric_in_sample(c):
-            self.checks[f"num:{c}"] = F.min(F.when(col.isNotNull(), col.rlike(_NUMBER_TEXT).cast("int")))
+            self._plan_reading(c)
 
     def number(self, c: str, found: dict):
+        """The column as numbers (``events._number``): a text column that holds only numbers on the whole log is
+        read as ``coerce_types`` reads it (thousands separators, currency signs), any other cell by cell."""
         from pyspark.sql import functions as F
 
         k, col = self.kinds[c], F.col(f"`{c}`")
-        if k in ("int", "float"):
-            v = col.cast("double")
-        elif k == "bool":
+        if k in ("int", "float", "bool"):
             v = col.cast("double")
         elif k == "text":
-            if self._numeric_in_sample(c) and found.get(f"num:{c}") not in (None, 1):
-                raise ConfigError(f"Column {c!r} holds numbers written as text in a way the Spark engine does not read "
-                                  "(thousands separators, currency signs): store it as a number, or use the DuckDB engine.")
-            v = F.when(col.rlike(_NUMBER_TEXT), col.cast("double"))
+            kind = self._reading(c, found)
+            v = F.when(col.rlike(_NUMBER_TEXT), col.cast("double")) if kind is None \
+                else _read_as(_reading_steps(col)[0]["bare"], kind).cast("double")
         else:
             v = F.lit(None).cast("double")
         return F.when(~F.isnan(v) & (F.abs(v) != float("inf")), v)
@@ -274,10 +362,10 @@ def read_parquet_events(spark, path, overrides: dict | None = None, *, sample_ro
 
     clock = time.perf_counter()
     timings = timings if timings is not None else {}
-    raw, nanos = read_raw(spark, path)
+    raw, nanos, total = read_raw(spark, path)
     names = [c for c in raw.columns if c != "__pos"]
     stripped = {c: str(c).strip() for c in names}
-    sample, n_rows = _sample(raw, sample_rows, nanos)
+    sample, n_rows = _sample(raw, sample_rows, nanos, total)
     sample.columns = [stripped[c] for c in sample.columns]
     sample = coerce_types(sample)
     schema = infer_schema(sample, overrides)
@@ -332,7 +420,7 @@ def read_parquet_events(spark, path, overrides: dict | None = None, *, sample_ro
     ev = _flagged(ev, r, schema, q, p, attributes)
     timings["clean"] = time.perf_counter() - clock
     ev = ev.where(F.col("user_id").isNotNull() & F.col("ns").isNotNull())
-    events = SparkEvents(ev, attributes, {"rows_in": int(n_rows)})
+    events = SparkEvents(ev, attributes, {"rows_in": int(n_rows)}, schema.held())
     return events, schema, report
 
 def _flagged(ev, r: dict, schema, q, p, attributes: list[str]):

@@ -387,3 +387,16 @@ def test_binned_scoring_uses_the_openmp_threads_asked_for(monkeypatch):
     assert sklearn_models._openmp_threads() == 3
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert sklearn_models._openmp_threads() >= 1
+
+
+def test_logistic_probability_of_a_row_does_not_depend_on_the_rows_beside_it(data):
+    """A whole table, blocks of any size (Spark's partitions) and one row at a time (the service) get the same bits:
+    each row's linear score is summed on its own row, not by a matrix product whose kernel changes with the rows."""
+    X, y, Xt, yt = data
+    m = LogisticModel(NUMERIC, CATEGORICAL).fit(X, y)
+    table = awkward(Xt)
+    whole = m.predict_proba(table)
+    for n in (1, 7, 64, 301):
+        assert np.array_equal(np.concatenate([m.predict_proba(table.iloc[s:s + n]) for s in range(0, len(table), n)]),
+                              whole), n
+    np.testing.assert_allclose(whole, m.pipeline_.predict_proba(table)[:, 1], rtol=1e-12, atol=1e-15)

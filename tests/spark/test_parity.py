@@ -1,14 +1,17 @@
 """The Spark engine against the DuckDB engine: every feature column, row set and label equal (counts exactly, other
 numbers to 1e-9 relative), on the shipped sample, a hand-made log of the Definitions' edge cases, a generated log made
-awkward, Online Retail II (read from a Parquet folder by Spark itself) and CDNOW, and batch scoring equal to ``score``.
+awkward, Online Retail II (read from a Parquet folder by Spark itself) and CDNOW, and batch scoring equal to ``score``
+(on the training log and on new logs that lack an event type or the ratings the run learned from); workers run the
+command's own Python.
 
-One Spark session (``local[2]``) serves the whole module; it is skipped, with the reason, where PySpark or a Java
-runtime is missing (``pip install -r requirements-spark.txt``; Java 17). The real-data cases are skipped without
-``../shared/data``.
+One Spark session (``local[2]``, ``tests/spark/conftest.py``) serves every Spark test; they are skipped, with the
+reason, where PySpark or a Java runtime is missing (``pip install -r requirements-spark.txt``; Java 17). The real-data
+cases are skipped without ``../shared/data``.
 """
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,16 +29,6 @@ pytestmark = pytest.mark.skipif(_WHY is not None, reason=f"Spark engine not test
 
 RTOL = 1e-9
 TEXT_NOT_COUNTS = ("revenue", "units", "rating", "days", "rate", "gap", "trend", "vs_", "per_order", "avg_")
-
-
-@pytest.fixture(scope="module")
-def spark():
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from retention_core.spark import get_session
-
-    session = get_session("local[2]")
-    yield session
-    session.stop()
 
 
 def assert_same(duck: pd.DataFrame, spark_frame: pd.DataFrame, attributes: list[str]) -> dict:
@@ -167,6 +160,31 @@ def test_edge_cases_read_by_spark_from_a_parquet_folder(spark, tmp_path):
     assert events.stats()["rows"] == len(ev)
     duck, other = both(ev, EDGE_CFG, EDGE_CUTOFFS, events=events)
     assert_same(duck.frame, other.frame, ["Country"])
+
+
+def test_text_columns_read_as_the_product_reads_them(spark, tmp_path):
+    """Text columns whose sample reads as numbers but whose whole log does not (order ids ``1001`` ... and a few
+    ``C1009``, ``A1013``; a segment ``1``, ``2`` ... and one ``01``), or reads as numbers written another way (prices
+    ``2.50`` ... and one ``-11,062.06``; quantities ``+3``), are read by Spark as the product reads the whole file."""
+    from retention_core.spark.source import read_parquet_events
+
+    raw = edge_log()
+    raw["Invoice"] = raw["Invoice"].astype("string")
+    raw["Price"] = [f"{p:,.2f}" for p in raw["Price"]]
+    raw["Quantity"] = [f"+{q}" if q > 0 and i % 3 == 0 else str(q) for i, q in enumerate(raw["Quantity"])]
+    raw["Segment"] = [str(1 + i % 4) for i in range(len(raw))]
+    raw.loc[raw["Customer"] == "u4", "Segment"] = "01"
+    src = tmp_path / "orders.parquet"
+    raw.to_parquet(src, index=False)
+    roles = {"user_id": "Customer", "timestamp": "InvoiceDate", "order_id": "Invoice", "product": "StockCode",
+             "quantity": "Quantity", "price": "Price", "attributes": ["Country", "Segment"], "kind": "events"}
+    df = read_table(src)
+    assert all(df[c].dtype == "str" for c in ("Invoice", "Segment")) and df["Price"].dtype == "float64"
+    ev = canonical_events(df, infer_schema(df, roles))
+    assert ev["is_cancel"].any() and "01" in set(ev["Segment"].astype(str))
+    events, _, _ = read_parquet_events(spark, src, roles, sample_rows=20)  # a sample without the odd cells
+    duck, other = both(ev, EDGE_CFG, EDGE_CUTOFFS, events=events)
+    assert_same(duck.frame, other.frame, ["Country", "Segment"])
 
 
 def test_event_types_ratings_and_categories(spark):
@@ -302,6 +320,48 @@ def test_spark_scoring_equals_score(spark, saved_run):
         assert list(sframe.columns) == list(frame.columns)
 
 
+def _new_log(raw: pd.DataFrame, change: str) -> pd.DataFrame:
+    """A later log to score that lacks what the run learned from: no view or return events (an event type the run
+    counts) with the rating column kept but empty, or no rating column at all."""
+    if change == "no views or returns, ratings empty":
+        out = raw[~raw["event_type"].isin(["view", "return"])].copy()
+        out["rating"] = pd.array([pd.NA] * len(out), dtype="Int8")
+        return out.reset_index(drop=True)
+    return raw.drop(columns=["rating"])
+
+
+@pytest.mark.parametrize("change", ["no views or returns, ratings empty", "no rating column"])
+def test_spark_scoring_of_a_new_log_lacking_learned_features(spark, saved_run, change):
+    """Features the scored log cannot have are filled by one rule in both engines (a count the log could hold: 0,
+    e.g. views in a log with event types, or ratings in a log with an empty rating column; a feature the log cannot
+    have, such as ratings without a rating column: missing)."""
+    from retention_core.bundle import load_run
+    from retention_core.scoring import score
+    from retention_core.spark import score as spark_score
+
+    path, raw, keys = saved_run
+    run = load_run(path)
+    new = _new_log(raw, change)
+    learned = {"events_view_30d", "ratings_count", "rating_mean"}
+    assert learned <= set(run.info["numeric"])
+    for key in [k for k in keys if k in ("logreg", "gbm")]:
+        expected, frame, _ = score(run, new, model=key)
+        got, sframe, _ = spark_score(run, new, model=key)
+        lacked = {"rating_mean"} | ({"events_view_30d", "ratings_count"} if change.startswith("no views") else
+                                    {"ratings_count"})
+        for c in lacked:  # as filled for the model, the same in both engines
+            np.testing.assert_array_equal(sframe[c].to_numpy("float64"), frame[c].to_numpy("float64"), err_msg=c)
+        assert (got["user_id"].to_numpy() == expected["user_id"].to_numpy()).all()
+        np.testing.assert_allclose(got["churn_probability"], expected["churn_probability"], rtol=RTOL, atol=1e-12,
+                                   err_msg=key)
+        assert (got["rank"].to_numpy() == expected["rank"].to_numpy()).all(), key
+    if change.startswith("no views"):
+        assert (frame["events_view_30d"] == 0).all() and (frame["ratings_count"] == 0).all()
+        assert frame["rating_mean"].isna().all()
+    else:
+        assert frame["ratings_count"].isna().all()
+
+
 def test_spark_scoring_refuses_a_tampered_run(spark, saved_run):
     from retention_core.errors import BundleError
     from retention_core.spark.scoring import score as spark_score
@@ -335,3 +395,40 @@ def test_score_command_with_engine_spark(spark, saved_run, tmp_path):
     assert list(a.columns) == list(b.columns) and len(a) == len(b) == 50
     assert (a["user_id"].astype(str) == b["user_id"].astype(str)).all()
     np.testing.assert_allclose(b["churn_probability"], a["churn_probability"], rtol=RTOL, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------- the workers' Python
+def test_workers_run_the_commands_python(tmp_path):
+    """Started by an interpreter that is not on PATH (cron, a service, a virtual environment not activated), a
+    session's Python workers run that interpreter, not the first ``python3`` on PATH (here one that cannot start)."""
+    import subprocess
+    import sys
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("python3", "python"):
+        (fake / name).write_text("#!/bin/sh\necho 'the python3 on PATH was started' >&2\nexit 3\n")
+        (fake / name).chmod(0o755)
+    script = ("from retention_core.spark import get_session\n"
+              "s = get_session('local[1]')\n"
+              "def where(batches):\n"
+              "    import sys\n    import pandas as pd\n"
+              "    for b in batches:\n        yield pd.DataFrame({'exe': [sys.executable] * len(b)})\n"
+              "print('WORKER', s.range(1).mapInPandas(where, 'exe string').collect()[0].exe)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYSPARK_PYTHON"}
+    env["PATH"] = f"{fake}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"WORKER {sys.executable}" in out.stdout
+
+
+def test_the_users_worker_python_wins(monkeypatch):
+    import sys
+
+    from retention_core.spark.session import worker_python
+
+    monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
+    assert worker_python() == sys.executable
+    monkeypatch.setenv("PYSPARK_PYTHON", "/opt/python/bin/python3")
+    assert worker_python() == "/opt/python/bin/python3"
