@@ -52,10 +52,11 @@ ROLE_FLAGS = {"user_id": ("--user-col", "user id column"), "timestamp": ("--time
 FIELD_FLAGS = {"top": "--top", "threshold": "--threshold", "contacts": "--contacts", "share": "--contacts",
                "audience": "--audience", "reasons": "--reasons", "as_of": "--as-of", "cutoff": "--cutoff", "horizon_days": "--horizon", "lookback_days": "--lookback",
                "n_snapshots": "--snapshots", "step_days": "--step", "label": "--label", "model": "--model",
-               "sheet": "--sheet", "offers": "--offers", "control_share": "--control-share", "seed": "--seed", "campaign_days": "--campaign-days",
+               "sheet": "--sheet", "offers": "--offers", "control_share": "--control-share", "seed": "--seed",
                "cost_per_contact": "--cost-per-contact", "treatment": "--treatment", "control_value": "--control-value",
                "treatment_value": "--treatment-value", "positive": "--positive", "exclude": "--exclude",
-               "holdout": "--holdout", "models": "--models", "user_id": "--user-col"}
+               "holdout": "--holdout", "models": "--models", "user_id": "--user-col",
+               "campaign_days": "--campaign-days"}
 
 
 def _role_options(p: argparse.ArgumentParser) -> None:

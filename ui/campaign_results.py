@@ -13,13 +13,14 @@ from retention_core.monitor.campaigns import MIN_GROUP, summary
 
 from .state import Key, widget_key
 
-HOW = ("**How to read it.** Retention is the share of customers who bought again within the campaign's window "
-       "after the scoring date (chosen with the control group; 90 days unless another was set). The uplift is the retention of the contacted minus that of the control group, in percentage "
-       "points, with its 95% confidence interval (Newcombe's method, from each group's Wilson interval): when the "
-       "interval leaves out 0, the difference is unlikely to be chance. Incremental customers = uplift x customers "
-       "contacted. Revenue counts the product purchases in the window; incremental revenue = (revenue per "
-       "contacted customer - revenue per control customer) x customers contacted. Return on cost = (incremental "
-       "revenue - cost of the contacts) / cost of the contacts, on revenue, not margin.")
+HOW = ("**How to read it.** Retention is the share of customers who bought again within the campaign's window after "
+       "the scoring date (chosen with the control group; 90 days unless another was set). The uplift is the "
+       "retention of the contacted minus that of the control group, in percentage points, with its 95% confidence "
+       "interval (Newcombe's method, from each group's Wilson interval): when the interval leaves out 0, the "
+       "difference is unlikely to be chance. Incremental customers = uplift x customers contacted. Revenue counts "
+       "the product purchases in the window; incremental revenue = (revenue per contacted customer - revenue per "
+       "control customer) x customers contacted. Return on cost = (incremental revenue - cost of the contacts) / "
+       "cost of the contacts, on revenue, not margin.")
 
 
 def _k(*parts) -> str:

@@ -13,9 +13,9 @@ from .widgets import guard
 
 SENDS = {"all": "The whole list, with a group column (contact or control)",
          "contact": "For a campaign tool: the contacted only (control rows left out)"}
-WHY = ("Customers of the control group are not contacted. Once the campaign's window has passed, the Monitor page compares "
-       "how many of them came back with the contacted: the difference is what the campaign changed. The draw is "
-       "random within each risk decile (and lifecycle stage), so both groups have the same mix of risk.")
+WHY = ("Customers of the control group are not contacted. Once the campaign's window has passed, the Monitor page "
+       "compares how many of them came back with the contacted: the difference is what the campaign changed. The "
+       "draw is random within each risk decile (and lifecycle stage), so both groups have the same mix of risk.")
 
 
 def export_choice(list_df: pd.DataFrame, file_name: str, key: str, as_of: str) -> tuple[pd.DataFrame, pd.DataFrame,

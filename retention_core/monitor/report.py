@@ -338,7 +338,7 @@ def monitor_report(run, data: pd.DataFrame, *, workspace=None, require_observed:
     contacted against the control group, the uplift with its 95% interval, incremental customers and revenue, and
     (given ``cost_per_contact``) the return on the contacts' cost, overall and per segment (:mod:`.campaigns`).
     Raises a :class:`DataError` when no scoring is recorded, the data lacks the run's columns, or (with
-    ``require_observed``) no scoring's horizon is observed yet, saying from when it will be.
+    ``require_observed``) no scoring's horizon and no campaign's window is observed yet, saying from when it will be.
     """
     cost_per_contact = check_cost(cost_per_contact)
     run = resolve_run(run, workspace=workspace)
@@ -348,7 +348,7 @@ def monitor_report(run, data: pd.DataFrame, *, workspace=None, require_observed:
     users = store.scores_of(h.loc[ready, "scoring_id"].tolist(), workspace=workspace)
     rows, calib, segs = _evaluate_all(run, h, labels, users)
     campaigns, campaign_segments = _campaigns(run, h, labels, users, ev)
-    if require_observed:
+    if require_observed and campaigns.empty:  # a campaign's window may pass before the scoring's horizon
         _require_observed(run, rows, end)
     drift, score, info, notes = _drift(run, data, history)
     rid = run.run_id if isinstance(run, RecordedRun) else store.run_id_of(run)

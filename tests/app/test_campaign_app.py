@@ -1,8 +1,8 @@
-"""Control groups and campaign results in the app, through AppTest: the At-risk page's export holds out a control
-group (share, seed and the campaign's window in days, default 90; the same draw as the command line's), downloads the list for a campaign tool without the
-control rows, and keeps the groups with the scoring; the Monitor page shows a campaign's results (the library's
-figures, a chart of retention per group and one of the uplift by segment, the return on the cost per contact the
-analyst enters) in plain words."""
+"""Control groups and campaign results in the app, through AppTest: the At-risk page's export holds out a control group
+(share, seed and the campaign's window in days, default 90; the same draw as the command line's), downloads the list
+for a campaign tool without the control rows, and keeps the groups with the scoring; the Monitor page shows a
+campaign's results (the library's figures, a chart of retention per group and one of the uplift by segment, the
+return on the cost per contact the analyst enters) in plain words."""
 from __future__ import annotations
 
 import io as _io

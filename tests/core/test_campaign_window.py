@@ -142,7 +142,8 @@ def test_a_version_2_history_is_migrated_and_its_campaigns_keep_the_runs_horizon
                 [rid, run.path.name, str(run.path), json.dumps(store.run_record(run), default=str)])
     con.execute("INSERT INTO scorings VALUES ('v2-1', ?, ?, ?, 'logreg', 0.4, DATE '2023-12-01', 60, 365, now(), "
                 "'cli', 'hist.csv', ?, ?, '[]', 0.5, 7, '[\"risk_decile\", \"stage\"]')",
-                [rid, run.path.name, str(run.path), len(scored.scores), float(scored.scores["churn_probability"].mean())])
+                [rid, run.path.name, str(run.path), len(scored.scores),
+                 float(scored.scores["churn_probability"].mean())])
     group = scored.scores["user_id"].astype(str).map(listed.set_index(listed["user_id"].astype(str))["group"])
     con.register("s", scored.scores.assign(g=group.to_numpy(dtype=object)))
     con.execute('INSERT INTO scores SELECT \'v2-1\', user_id, churn_probability, risk_decile, "rank", g FROM s')
@@ -156,3 +157,20 @@ def test_a_version_2_history_is_migrated_and_its_campaigns_keep_the_runs_horizon
     report = monitor.monitor_report(run, shop["ninety"], workspace=ws)
     r = report.campaigns.iloc[0]
     assert r["days"] == HORIZON and r["uplift"] == pytest.approx(_uplift(shop["truth"], "returned")[0], abs=1e-12)
+
+
+def test_a_window_shorter_than_the_horizon_is_reported_before_the_scoring_is_observed(shop, tmp_path):
+    run, scored = shop["run"], shop["scored"]
+    listed = control.assign_control(scored.chosen, 0.5, seed=7, days=30)
+    monitor.record_scoring(run, scored, source="cli", control=listed, workspace=tmp_path)
+    T = pd.Timestamp(AS_OF)
+    cut = shop["sixty"][shop["sixty"]["event_time"] <= T + pd.Timedelta(days=45)]
+    report = monitor.monitor_report(run, cut, workspace=tmp_path)  # the scoring's 60 days are not observed yet
+    assert report.scorings.iloc[0]["status"] == "waiting" and len(report.campaigns) == 1
+    r = report.campaigns.iloc[0]
+    late = cut[(cut["event_time"] > T) & (cut["event_time"] <= T + pd.Timedelta(days=30))
+               & (cut["event_type"] == "purchase")]
+    back = listed["user_id"].astype(str).isin(set(late["customer_id"].astype(str)))
+    c, k = back[listed["group"] == "contact"], back[listed["group"] == "control"]
+    assert r["days"] == 30 and (r["contact_retained"], r["control_retained"]) == (int(c.sum()), int(k.sum()))
+    assert r["uplift"] == pytest.approx(c.mean() - k.mean(), abs=1e-12)
