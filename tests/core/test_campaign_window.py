@@ -174,3 +174,5 @@ def test_a_window_shorter_than_the_horizon_is_reported_before_the_scoring_is_obs
     c, k = back[listed["group"] == "contact"], back[listed["group"] == "control"]
     assert r["days"] == 30 and (r["contact_retained"], r["control_retained"]) == (int(c.sum()), int(k.sum()))
     assert r["uplift"] == pytest.approx(c.mean() - k.mean(), abs=1e-12)
+    assert json.loads(report.to_json())["campaigns"][0]["days"] == 30
+    assert "(purchases within 30 days)" in report.campaign_lines()[0]
