@@ -105,7 +105,14 @@ def score(run, df: pd.DataFrame, *, as_of=None, model: str | None = None) -> tup
     X = frame[run.info["numeric"] + run.info["categorical"]]
     m = for_population(m, X)  # BG/NBD learns from all purchases up to the scoring date
     p = m.predict_proba(X, sequences=seq) if REGISTRY[key].needs_sequences else m.predict_proba(X)
-    return add_stages(scores_table(frame["user_id"], p), frame, reference=stage_reference(run)), frame, seq
+    return run_scores(run, frame, p), frame, seq
+
+
+def run_scores(run, frame: pd.DataFrame, p) -> pd.DataFrame:
+    """The scores table of a run's scoring, whichever engine computed the probabilities ``p`` of the feature rows
+    ``frame``: probability, risk decile, rank and each user's lifecycle stage (measured against the run's
+    :func:`stage_reference`)."""
+    return add_stages(scores_table(frame["user_id"], p), frame, reference=stage_reference(run))
 
 
 def stage_reference(run) -> np.ndarray | None:
@@ -217,8 +224,6 @@ def scored_list(run, key: str, scores: pd.DataFrame, frame: pd.DataFrame, seq, *
     given. Whichever engine scored (DuckDB or Spark), the list is made here."""
     if reasons < 0:
         raise ConfigError(f"The number of reasons must be 0 or more, got {reasons}.", field="reasons", value=reasons)
-    if "stage" not in scores.columns:  # scores of the Spark engine: the stage from the same rules and reference
-        scores = add_stages(scores, frame, reference=stage_reference(run))
     full = scores.reset_index(drop=True)
     for a in run.info["categorical"]:
         if a in frame.columns and a not in full.columns:

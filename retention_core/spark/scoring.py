@@ -25,7 +25,7 @@ from ..events import canonical_events
 from ..io import read_table
 from ..models import REGISTRY, for_population
 from ..roles import Schema, infer_schema
-from ..scoring import absent_value, fill_absent, scores_table
+from ..scoring import absent_value, fill_absent, run_scores
 from . import features
 from .events import SparkEvents
 from .session import get_session
@@ -121,7 +121,7 @@ def score(run, data, *, as_of=None, model: str | None = None, spark=None, master
                     set(features.dropped_columns(events, list(frame.columns) + numeric)), frame["user_id"])
         finally:
             sdf.unpersist()
-    return scores_table(frame["user_id"], p), frame, seq
+    return run_scores(run, frame, p), frame, seq
 
 
 def _on_partitions(spark, sdf, payload: bytes, events, numeric, categorical, dropped, order: pd.Series) -> np.ndarray:

@@ -80,8 +80,18 @@ def _parquet(spark, path):
     try:
         return spark.read.parquet(*(files or [str(path)])), files
     except Exception as exc:  # an unreadable file: the analyst's problem, in one line
-        raise DataError(f"{Path(str(path)).name} cannot be read as Parquet by Spark ({str(exc).splitlines()[0][:200]})."
-                        ) from None
+        raise DataError(f"{Path(str(path)).name} cannot be read as Parquet by Spark ({_reason(exc)}).") from None
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of what Spark said (the Java exception's message, not py4j's "An error occurred while calling
+    o17.parquet")."""
+    java = getattr(exc, "java_exception", None)
+    try:
+        text = str(java.getMessage()) if java is not None else str(exc)
+    except Exception:  # the gateway itself is gone
+        text = str(exc)
+    return (text.strip().splitlines() or ["no reason given"])[0][:300]
 
 
 def parquet_columns(spark, path) -> list[str]:
