@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from .evaluation import METRIC_LABELS
 from .segments import PERIOD_LABELS, cohort_label
 
 RETAINED = "#4C78A8"
@@ -20,12 +21,37 @@ RETENTION_SCALE = [[0.0, "#F7FBFF"], [0.15, "#DEEBF7"], [0.35, "#9ECAE1"], [0.6,
 _FONT = dict(family="Source Sans Pro, Segoe UI, Helvetica, Arial, sans-serif", size=13)
 
 
+#: Where every chart's legend goes: right of the plot, top-aligned with it, so it never covers the title (above the
+#: plot, at the left) or an axis (below and left of the plot); Plotly widens the right margin to fit it.
+LEGEND = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", yref="paper", traceorder="normal",
+              bgcolor="rgba(255,255,255,0)", font=dict(size=12))
+
+
+def place_legend(fig: go.Figure) -> go.Figure:
+    """Put the legend where :data:`LEGEND` says (the one legend placement every figure builder uses)."""
+    fig.update_layout(legend=LEGEND)
+    return fig
+
+
+def room_for_labels(fig: go.Figure, values, *, axis: str = "x", pad: float = 0.18) -> go.Figure:
+    """Bar labels drawn outside the bars are never cut: the value axis reaches ``pad`` beyond the largest value and
+    the labels may spill past the plot edge."""
+    v = np.asarray(pd.to_numeric(pd.Series(list(values)), errors="coerce"), dtype=float)
+    v = v[np.isfinite(v)]
+    fig.update_traces(cliponaxis=False, selector=dict(type="bar"))
+    if len(v):
+        hi, lo = float(max(v.max(), 0.0)), float(min(v.min(), 0.0))
+        span = (hi - lo) or 1.0
+        rng = [lo - (pad * span if lo < 0 else 0.0), hi + pad * span]
+        (fig.update_xaxes if axis == "x" else fig.update_yaxes)(range=rng)
+    return fig
+
+
 def base_layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
     fig.update_layout(title=dict(text=title, x=0, xanchor="left") if title else None, height=height,
                       margin=dict(l=10, r=10, t=50 if title else 20, b=10), font=_FONT,
-                      plot_bgcolor="white", paper_bgcolor="white",
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
-    return fig
+                      plot_bgcolor="white", paper_bgcolor="white")
+    return place_legend(fig)
 
 
 def _pct(v: float) -> str:
@@ -106,9 +132,7 @@ def label_balance(summary: pd.DataFrame, *, title: str | None = "Label balance p
     fig.update_layout(barmode="stack", bargap=0.35)
     fig.update_xaxes(type="category", title=None)
     fig.update_yaxes(title="users", gridcolor="#EEEEEE", rangemode="tozero")
-    fig = base_layout(fig, title, 360)
-    fig.update_layout(legend=dict(traceorder="normal"))
-    return fig
+    return base_layout(fig, title, 360)
 
 
 def _label_groups(frame: pd.DataFrame, by: str) -> list[tuple[str, pd.Series, str]]:
@@ -354,6 +378,7 @@ def profit_curve(frame: pd.DataFrame, *, threshold: float | None = None, best: f
 def leaderboard_bar(board: pd.DataFrame, metric: str = "roc_auc", *, best: str | None = None,
                     metric_label: str | None = None, title: str | None = None) -> go.Figure:
     """One horizontal bar per model for ``metric`` (best first, the best model highlighted)."""
+    metric_label = metric_label or METRIC_LABELS.get(metric, metric)
     b = board.dropna(subset=[metric]) if metric in board else board.iloc[0:0]
     b = b.sort_values(metric, ascending=True)
     names = (b["label"] if "label" in b else b["model"]).astype(str).tolist()
@@ -364,7 +389,8 @@ def leaderboard_bar(board: pd.DataFrame, metric: str = "roc_auc", *, best: str |
                            name=metric_label or metric,
                            hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
     fig.update_xaxes(title=metric_label or metric, gridcolor=_GRID, rangemode="tozero")
-    fig.update_yaxes(type="category")
+    fig.update_yaxes(type="category", automargin=True)
+    room_for_labels(fig, b[metric] if metric in b else [], axis="x")
     fig = base_layout(fig, title, max(200, 70 + 40 * len(b)))
     fig.update_layout(showlegend=False)
     return fig
@@ -382,7 +408,7 @@ def backtest_lines(frame: pd.DataFrame, metric: str = "roc_auc", *, labels: dict
                             line=dict(color=_colour(i), width=2),
                             hovertemplate=f"{name}<br>%{{x|%Y-%m-%d}}: %{{y:.3f}}<extra></extra>")
     fig.update_xaxes(title="Validation cutoff", gridcolor=_GRID)
-    fig.update_yaxes(title=metric_label or metric, gridcolor=_GRID)
+    fig.update_yaxes(title=metric_label or METRIC_LABELS.get(metric, metric), gridcolor=_GRID)
     return base_layout(fig, title, 340)
 
 
@@ -390,6 +416,7 @@ def segment_bars(frame: pd.DataFrame, metric: str = "roc_auc", *, metric_label: 
                  title: str | None = None) -> go.Figure:
     """``metric`` per segment (:func:`retention_core.evaluation.segment_metrics`); segments too small to judge
     (``reliable`` False) are drawn in grey and named as such."""
+    metric_label = metric_label or METRIC_LABELS.get(metric, metric)
     f = frame.copy()
     reliable = f["reliable"].astype(bool) if "reliable" in f else pd.Series(True, index=f.index)
     names = f["segment"].astype(str)
@@ -406,6 +433,7 @@ def segment_bars(frame: pd.DataFrame, metric: str = "roc_auc", *, metric_label: 
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=names.tolist())
     fig.update_yaxes(title=metric_label or metric, gridcolor=_GRID, rangemode="tozero")
     fig.update_layout(barmode="overlay")
+    room_for_labels(fig, f[metric] if metric in f else [], axis="y")
     return base_layout(fig, title, 340)
 
 
@@ -433,10 +461,8 @@ def stage_risk_bars(table: pd.DataFrame, *, title: str | None = "Customers by li
                     textposition="top center", showlegend=False, hoverinfo="skip")
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=names, title="lifecycle stage")
     fig.update_yaxes(title="customers", gridcolor=_GRID, rangemode="tozero", range=[0, float(totals.max()) * 1.15])
-    fig = base_layout(fig, title, 340)
-    fig.update_layout(barmode="stack", legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"),
-                      margin=dict(r=150))
-    return fig
+    fig.update_layout(barmode="stack")
+    return base_layout(fig, title, 340)
 
 
 # ================================================================================================ explanations

@@ -146,13 +146,6 @@ CONTACTED, HELD_OUT = RETAINED, "#9D9D9D"
 SEGMENT_NAMES = {"risk_decile": "risk decile", "stage": "lifecycle stage"}
 
 
-def _legend_below(fig: go.Figure) -> go.Figure:
-    """The legend under the plot, never over the title or an axis."""
-    fig.update_layout(legend=dict(orientation="h", y=-0.12, yanchor="top", x=0, xanchor="left"),
-                      margin=dict(b=60))
-    return fig
-
-
 def campaign_retention(campaigns: pd.DataFrame, *,
                        title: str | None = "Retention of the contacted and of the control group") -> go.Figure:
     """Per campaign (scoring date): the share of the contacted and of the control group who came back in the
@@ -176,7 +169,7 @@ def campaign_retention(campaigns: pd.DataFrame, *,
     fig.update_xaxes(type="category")
     fig.update_yaxes(title="Came back in the horizon", tickformat=".0%", rangemode="tozero", gridcolor=_GRID)
     fig.update_layout(barmode="group")
-    return _legend_below(base_layout(fig, title, 360))
+    return base_layout(fig, title, 360)
 
 
 def campaign_uplift(campaign: pd.Series, segments: pd.DataFrame, column: str | None = None, *,
