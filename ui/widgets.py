@@ -216,11 +216,11 @@ def list_download(list_df: pd.DataFrame, file_name: str, key: str, label: str = 
             st.caption(":material/key: Enter a key of at least 8 characters to download pseudonymised ids.")
     ready = not pseudo or len(secret) >= 8
 
-    def data() -> bytes:
+    def data() -> bytes:  # probabilities to 4 decimals, amounts to 2 with their unit (export.readable_list)
         out = export.pseudonymise_list(list_df, secret) if pseudo else list_df
         if out.attrs.get("assumptions"):  # an expected-value campaign: its assumptions in every row
             return campaign.campaign_export(out)
-        return export.export_csv_bytes(out)
+        return export.export_csv_bytes(export.readable_list(out, list_df.attrs.get("value_basis")))
 
     st.download_button(label, data=data, file_name=file_name, mime="text/csv", icon=":material/download:",
                        key=f"{key}:download", disabled=not ready, on_click=on_download or "ignore", type="primary")
