@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from .chart_layout import LEGEND, base_layout, place_legend, room_for_labels  # noqa: F401 (the shared layout)
 from .evaluation import METRIC_LABELS
-from .segments import PERIOD_LABELS, cohort_label
+from .segments import PERIOD_LABELS, cohort_label, observed_periods
 
 RETAINED = "#4C78A8"
 CHURNED = "#E45756"
@@ -18,42 +19,6 @@ UNLABELLED = "#BAB0AC"
 #: A sequential scale from near-white to deep blue, as retention charts usually use.
 RETENTION_SCALE = [[0.0, "#F7FBFF"], [0.15, "#DEEBF7"], [0.35, "#9ECAE1"], [0.6, "#4292C6"], [0.8, "#2171B5"],
                    [1.0, "#08306B"]]
-_FONT = dict(family="Source Sans Pro, Segoe UI, Helvetica, Arial, sans-serif", size=13)
-
-
-#: Where every chart's legend goes: right of the plot, top-aligned with it, so it never covers the title (above the
-#: plot, at the left) or an axis (below and left of the plot); Plotly widens the right margin to fit it.
-LEGEND = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", yref="paper", traceorder="normal",
-              bgcolor="rgba(255,255,255,0)", font=dict(size=12))
-
-
-def place_legend(fig: go.Figure) -> go.Figure:
-    """Put the legend where :data:`LEGEND` says (the one legend placement every figure builder uses)."""
-    fig.update_layout(legend=LEGEND)
-    return fig
-
-
-def room_for_labels(fig: go.Figure, values, *, axis: str = "x", pad: float = 0.18) -> go.Figure:
-    """Bar labels drawn outside the bars are never cut: the value axis reaches ``pad`` beyond the largest value and
-    the labels may spill past the plot edge."""
-    v = np.asarray(pd.to_numeric(pd.Series(list(values)), errors="coerce"), dtype=float)
-    v = v[np.isfinite(v)]
-    fig.update_traces(cliponaxis=False, selector=dict(type="bar"))
-    if len(v):
-        hi, lo = float(max(v.max(), 0.0)), float(min(v.min(), 0.0))
-        span = (hi - lo) or 1.0
-        rng = [lo - (pad * span if lo < 0 else 0.0), hi + pad * span]
-        (fig.update_xaxes if axis == "x" else fig.update_yaxes)(range=rng)
-    return fig
-
-
-def base_layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left") if title else None, height=height,
-                      margin=dict(l=10, r=10, t=50 if title else 20, b=10), font=_FONT,
-                      plot_bgcolor="white", paper_bgcolor="white")
-    return place_legend(fig)
-
-
 def _pct(v: float) -> str:
     if not np.isfinite(v):
         return ""
@@ -81,13 +46,18 @@ def cohort_heatmap(matrix: pd.DataFrame, *, title: str | None = "Cohort retentio
     values = matrix[periods].to_numpy(dtype="float64") * 100
     sizes = matrix["cohort_size"].to_numpy() if "cohort_size" in matrix else np.full(len(matrix), np.nan)
     names = [cohort_label(c, period) for c in matrix.index]
+    earlier = matrix.attrs.get("earlier_customers_cohort")
     ylabels = [f"{n}  ·  {int(s):,} users" if np.isfinite(s) else n for n, s in zip(names, sizes)]
+    ylabels = [f"{y}  {EARLIER_MARK}" if earlier is not None and c == earlier else y
+               for y, c in zip(ylabels, matrix.index)]
     xlabels = [f"{unit} {p}" for p in periods]
     later = values[:, 1:] if values.shape[1] > 1 else values
     zmax = float(np.nanmax(later)) if np.isfinite(later).any() else 100.0
     zmax = max(zmax, 1.0)
     returning = np.rint(values / 100 * sizes[:, None])
-    text = np.array([[_pct(v) for v in row] for row in values], dtype=object)
+    partial = _partial_cells(matrix, periods)
+    text = np.array([[_pct(v) + (PARTIAL_MARK if cut and _pct(v) else "") for v, cut in zip(row, cuts)]
+                     for row, cuts in zip(values, partial)], dtype=object)
     custom = np.dstack([np.broadcast_to(np.array(names)[:, None], values.shape), np.nan_to_num(returning).astype(int)])
 
     fig = go.Figure(go.Heatmap(
@@ -99,10 +69,42 @@ def cohort_heatmap(matrix: pd.DataFrame, *, title: str | None = "Cohort retentio
     fig.update_yaxes(autorange="reversed", type="category", showgrid=False, ticks="")
     fig.update_xaxes(side="top", type="category", showgrid=False, ticks="")
     height = max(260, 90 + 30 * len(matrix))
-    fig = base_layout(fig, title, height)
-    if title:
-        fig.update_layout(margin=dict(t=80))
+    notes = _cohort_notes(matrix, unit, earlier is not None and earlier in matrix.index, bool(partial.any()))
+    fig = base_layout(fig, title, height + 24 * len(notes))
+    for i, note in enumerate(notes):
+        fig.add_annotation(text=note, xref="paper", yref="paper", x=0, xanchor="left", y=0, yanchor="top",
+                           yshift=-6 - 22 * i, showarrow=False, align="left", font=dict(size=12, color="#555555"))
+    fig.update_layout(margin=dict(t=80 if title else 50, b=12 + 24 * len(notes)))
     return fig
+
+
+#: How the heatmap marks cells of the log's partial last period and the cohort of customers already there when the
+#: log starts (a note under the chart says what each mark means).
+PARTIAL_MARK = " ◔"
+EARLIER_MARK = "◂ log starts"
+
+
+def _partial_cells(matrix: pd.DataFrame, periods: list) -> np.ndarray:
+    """True where a cell falls in the log's last period and that period is partial."""
+    out = np.zeros((len(matrix), len(periods)), dtype=bool)
+    last = matrix.attrs.get("last_period")
+    if not matrix.attrs.get("partial_last") or last is None or not len(matrix):
+        return out
+    k = observed_periods(pd.Timestamp(last), pd.DatetimeIndex(matrix.index), matrix.attrs.get("period", "M"))
+    return np.asarray(periods)[None, :] == k[:, None]
+
+
+def _cohort_notes(matrix: pd.DataFrame, unit: str, earlier: bool, partial: bool) -> list[str]:
+    notes = []
+    if partial:
+        end = pd.Timestamp(matrix.attrs["log_end"])
+        notes.append(f"{PARTIAL_MARK.strip()} partial {unit.lower()}: the log ends on {end:%d %b %Y}, so these "
+                     "cells count only part of it and read low.")
+    if earlier:
+        start = pd.Timestamp(matrix.attrs["log_start"])
+        notes.append(f"{EARLIER_MARK}: the log begins on {start:%d %b %Y}; this cohort also holds customers who "
+                     "bought before, so it is not a cohort of new customers.")
+    return notes
 
 
 def label_balance(summary: pd.DataFrame, *, title: str | None = "Label balance per snapshot") -> go.Figure:

@@ -62,7 +62,10 @@ def cohort_retention(ev: pd.DataFrame, *, period: str = "M", max_periods: int = 
         ``cohort_size`` is the number of users whose first qualifying purchase fell in that period; integer columns
         ``0 .. max_periods`` hold the share (0..1) of the cohort with at least one qualifying purchase in that many
         periods after the first one. Period 0 is 1.0 by definition. Cells after the end of the data are NaN (not yet
-        observed), not 0. ``attrs["period"]`` holds ``period``.
+        observed), not 0. ``attrs["period"]`` holds ``period``; ``attrs`` also say where the log begins and ends
+        (``log_start``, ``log_end``), whether its last period is partial (``partial_last``: the log ends before the
+        period does, so each cohort's last observed cell counts only part of a period) and which cohort
+        (``earlier_customers_cohort``, the log's first period) also holds customers who bought before the log began.
     """
     if period not in PERIODS:
         raise ConfigError(f"Cohort period must be one of {', '.join(PERIODS)}, got {period!r}.")
@@ -78,7 +81,7 @@ def cohort_retention(ev: pd.DataFrame, *, period: str = "M", max_periods: int = 
     if ev.empty:
         return out
 
-    counts, last = _cohort_counts(ev, part, int(max_periods))
+    counts, last, (start, end) = _cohort_counts(ev, part, int(max_periods))
     if counts.empty:
         return out
 
@@ -89,21 +92,34 @@ def cohort_retention(ev: pd.DataFrame, *, period: str = "M", max_periods: int = 
     share = users.div(sizes, axis=0).fillna(0.0)
 
     # Periods after the end of the data are unknown, not zero.
-    observed = _observed_periods(pd.Timestamp(last), share.index, period)
+    observed = observed_periods(pd.Timestamp(last), share.index, period)
     k = np.arange(int(max_periods) + 1)
     share = share.mask(k[None, :] > observed[:, None])
 
     share.insert(0, "cohort_size", sizes.astype("int64"))
     share.index.name = "cohort"
     share.columns.name = None
+    first_cohort = share.index[0]
     if max_cohorts is not None:
         share = share.iloc[-int(max_cohorts):]
-    share.attrs["period"] = period
+    share.attrs.update(period=period, **_log_edges(start, end, pd.Timestamp(last), first_cohort, period))
     return share
 
 
+def _log_edges(start, end, last: pd.Timestamp, first_cohort: pd.Timestamp, period: str) -> dict:
+    """What the heatmap must mark: the log's first and last day, the start of its last period and whether that period
+    is partial (the log ends before it does), and the cohort of the log's first period, which also holds the customers
+    who bought before the log began (their first purchase in the log is not their first purchase)."""
+    start, end = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+    step = {"W": pd.DateOffset(weeks=1), "M": pd.DateOffset(months=1), "Q": pd.DateOffset(months=3)}[period]
+    period_end = (last + step - pd.Timedelta(days=1)).normalize()
+    return dict(log_start=start, log_end=end, last_period=last, partial_last=bool(end < period_end),
+                earlier_customers_cohort=first_cohort if first_cohort <= start else None)
+
+
 def _cohort_counts(ev: pd.DataFrame, part: str, max_periods: int) -> tuple[pd.DataFrame, Any]:
-    """Users with a purchase ``k`` periods after their first one, per cohort; and the last period of the data."""
+    """Users with a purchase ``k`` periods after their first one, per cohort; the last period of the data, and its
+    first and last event times."""
     con = duckdb.connect()
     try:
         con.register("ev", ev[["user_id", "ts", "is_purchase"]])
@@ -117,13 +133,13 @@ def _cohort_counts(ev: pd.DataFrame, part: str, max_periods: int) -> tuple[pd.Da
             WHERE date_diff('{part}', f.cohort, p.p) <= {max_periods}
             GROUP BY 1, 2
         """).df()
-        last = con.execute(f"SELECT date_trunc('{part}', max(ts)) FROM ev").fetchone()[0]
+        last, start, end = con.execute(f"SELECT date_trunc('{part}', max(ts)), min(ts), max(ts) FROM ev").fetchone()
     finally:
         con.close()
-    return counts, last
+    return counts, last, (start, end)
 
 
-def _observed_periods(last: pd.Timestamp, cohorts: pd.DatetimeIndex, period: str) -> np.ndarray:
+def observed_periods(last: pd.Timestamp, cohorts: pd.DatetimeIndex, period: str) -> np.ndarray:
     """For each cohort, the last period after its first one that the data covers."""
     if period == "W":
         return ((last - cohorts).days // 7).to_numpy()

@@ -1,0 +1,46 @@
+"""The one layout every chart of the product uses (pure Plotly, no Streamlit): title at the top left, the legend
+right of the plot where it never covers the title or an axis, and room for bar labels drawn outside the bars.
+
+Every figure builder (:mod:`retention_core.plots`, the recommender's, the monitor's and the uplift figures) ends with
+:func:`base_layout`, so a change of placement here changes every chart at once.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+_FONT = dict(family="Source Sans Pro, Segoe UI, Helvetica, Arial, sans-serif", size=13)
+
+
+#: Where every chart's legend goes: right of the plot, top-aligned with it, so it never covers the title (above the
+#: plot, at the left) or an axis (below and left of the plot); Plotly widens the right margin to fit it.
+LEGEND = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", yref="paper", traceorder="normal",
+              bgcolor="rgba(255,255,255,0)", font=dict(size=12))
+
+
+def place_legend(fig: go.Figure) -> go.Figure:
+    """Put the legend where :data:`LEGEND` says (the one legend placement every figure builder uses)."""
+    fig.update_layout(legend=LEGEND)
+    return fig
+
+
+def room_for_labels(fig: go.Figure, values, *, axis: str = "x", pad: float = 0.18) -> go.Figure:
+    """Bar labels drawn outside the bars are never cut: the value axis reaches ``pad`` beyond the largest value and
+    the labels may spill past the plot edge."""
+    v = np.asarray(pd.to_numeric(pd.Series(list(values)), errors="coerce"), dtype=float)
+    v = v[np.isfinite(v)]
+    fig.update_traces(cliponaxis=False, selector=dict(type="bar"))
+    if len(v):
+        hi, lo = float(max(v.max(), 0.0)), float(min(v.min(), 0.0))
+        span = (hi - lo) or 1.0
+        rng = [lo - (pad * span if lo < 0 else 0.0), hi + pad * span]
+        (fig.update_xaxes if axis == "x" else fig.update_yaxes)(range=rng)
+    return fig
+
+
+def base_layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left") if title else None, height=height,
+                      margin=dict(l=10, r=10, t=50 if title else 20, b=10), font=_FONT,
+                      plot_bgcolor="white", paper_bgcolor="white")
+    return place_legend(fig)
