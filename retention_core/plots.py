@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from .chart_layout import LEGEND, base_layout, place_legend, room_for_labels  # noqa: F401 (the shared layout)
 from .evaluation import METRIC_LABELS
-from .segments import PERIOD_LABELS, cohort_label, observed_periods
+from .cohorts import PERIOD_LABELS, cohort_label, observed_periods
 
 RETAINED = "#4C78A8"
 CHURNED = "#E45756"
