@@ -382,7 +382,7 @@ def segments_panel(report: monitor.MonitorReport, key: str) -> None:
     if not columns:
         st.caption("This scoring kept no segment column.")
         return
-    column = c[1].selectbox("Split by", columns, key=_k(key, "segment"))
+    column = c[1].selectbox("Split by", columns, key=_k(key, "segment"), format_func=plots.segment_name)
     part = segs[segs["column"] == column]
     st.plotly_chart(plots.segment_outcomes(part, column, row["as_of"]), width="stretch", key=_k(key, "segments"))
     st.dataframe(part.drop(columns=["scoring_id", "as_of", "column"]), hide_index=True, width="stretch",

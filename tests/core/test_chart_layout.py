@@ -84,3 +84,15 @@ def test_offer_quality_labels_have_room():
     fig = rplots.evaluation_figure(recs)
     assert fig.layout.yaxis.range[1] >= 0.6 * 1.15
     assert all(t.cliponaxis is False for t in fig.data)
+
+
+def test_monitor_charts_name_segment_columns_by_their_labels():
+    """A segment column is named as the product labels the feature ("Days since first purchase"), never by its
+    column name (``tenure_days``)."""
+    segs = pd.DataFrame({"scoring_id": "s1", "as_of": "2011-06-01", "column": "tenure_days",
+                         "segment": ["0-90", "91-365"], "users": [120, 300], "predicted_rate": [0.5, 0.3],
+                         "churn_rate": [0.55, 0.28], "reliable": [True, True]})
+    fig = mplots.segment_outcomes(segs, "tenure_days")
+    text = f"{fig.layout.title.text} {fig.layout.xaxis.title.text}"
+    assert "tenure_days" not in text and "Days since first purchase" in text
+    assert mplots.segment_name("stage") == "lifecycle stage" and mplots.segment_name("country") == "Country"
