@@ -13,15 +13,32 @@ import plotly.graph_objects as go
 _FONT = dict(family="Source Sans Pro, Segoe UI, Helvetica, Arial, sans-serif", size=13)
 
 
-#: Where every chart's legend goes: right of the plot, top-aligned with it, so it never covers the title (above the
-#: plot, at the left) or an axis (below and left of the plot); Plotly widens the right margin to fit it.
-LEGEND = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", yref="paper", traceorder="normal",
-              bgcolor="rgba(255,255,255,0)", font=dict(size=12))
+#: Where every chart's legend goes: one entry a line, at the bottom of the figure under the plot's left edge, below the x
+#: axis and its title. The figure grows by one line per entry, so the plot keeps its size, the legend never covers
+#: the title, an axis or the data, and a narrow column (two or three charts side by side) does not squeeze the plot.
+LEGEND = dict(orientation="v", x=0, xanchor="left", xref="paper", y=0, yanchor="bottom", yref="container",
+              traceorder="normal", bgcolor="rgba(255,255,255,0)", font=dict(size=12), itemsizing="constant")
+LEGEND_LINE = 21  # pixels per legend entry
+AXIS_ROOM = 64  # pixels under the plot for the x tick labels and the axis title
+#: Trace types that show in the legend unless told not to (heatmaps and the like need showlegend=True).
+_LISTED = {"scatter", "scattergl", "bar", "box", "histogram", "violin"}
+
+
+def legend_entries(fig: go.Figure) -> int:
+    """How many entries the figure's legend shows (Plotly draws none for a lone trace unless asked)."""
+    if fig.layout.showlegend is False:
+        return 0
+    n = sum(1 for t in fig.data if t.showlegend is True or (t.showlegend is None and t.type in _LISTED))
+    return 0 if fig.layout.showlegend is None and len(fig.data) <= 1 else n
 
 
 def place_legend(fig: go.Figure) -> go.Figure:
-    """Put the legend where :data:`LEGEND` says (the one legend placement every figure builder uses)."""
-    fig.update_layout(legend=LEGEND)
+    """Put the legend where :data:`LEGEND` says and make room for it (the one placement every builder uses)."""
+    n = legend_entries(fig)
+    if not n:
+        return fig
+    height = (fig.layout.height or 360) + LEGEND_LINE * n
+    fig.update_layout(legend=LEGEND, height=height, margin=dict(b=AXIS_ROOM + LEGEND_LINE * n))
     return fig
 
 

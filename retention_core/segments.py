@@ -378,14 +378,16 @@ def has_rfm(frame: pd.DataFrame) -> bool:
 def group_small(labels: pd.Series, y: Any, *, min_users: int = 30, min_class: int = 5) -> pd.Series:
     """``labels`` with the segments too small to judge (fewer than ``min_users`` users, or fewer than ``min_class``
     churners or retained users, the rule of :func:`retention_core.evaluation.segment_metrics`) merged into one
-    :data:`SMALL_GROUP` segment, placed last. Only when two or more are small: one small segment keeps its name (and
-    stays marked). ``attrs["grouped"]`` lists the segments merged."""
+    :data:`SMALL_GROUP` segment, placed last, with the rare values an attribute already grouped as ``(other)``. Only
+    when two or more are small: one small segment keeps its name (and stays marked). ``attrs["grouped"]`` lists the
+    segments merged."""
     yv = pd.Series(np.asarray(y, dtype="float64").ravel(), index=labels.index)
     text = labels.astype("string").fillna(MISSING)
     stats = pd.DataFrame({"n": yv.notna().groupby(text).sum(), "pos": yv.groupby(text).sum()})
     small = stats.index[(stats["n"] < min_users) | (np.minimum(stats["pos"], stats["n"] - stats["pos"]) < min_class)]
     if len(small) < 2:
         return labels
+    small = small.union([OTHER]) if OTHER in stats.index else small  # one group for the rest, not two
     order = [str(c) for c in labels.cat.categories] if isinstance(labels.dtype, pd.CategoricalDtype) \
         else list(text.value_counts().index)
     keep = [c for c in order if c not in set(small) and c in set(stats.index)]

@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+from retention_core import chart_layout
 from retention_core import evaluation as ev
 from retention_core import plots
 from retention_core.monitor import plots as mplots
@@ -59,12 +60,24 @@ def _figures() -> dict[str, go.Figure]:
 
 @pytest.mark.parametrize("name", list(_figures()))
 def test_legend_never_covers_the_title_or_an_axis(name):
+    """The legend sits at the bottom of the figure, one entry a line, with the room under the plot grown for the x
+    axis and every entry: above it nothing of the title, the plot or the axis titles is covered."""
     fig = _figures()[name]
-    assert len([t for t in fig.data if t.showlegend is not False]) >= 2  # a legend is drawn
+    entries = chart_layout.legend_entries(fig)
+    assert entries >= 2, name  # a legend is drawn
     leg = fig.layout.legend
-    assert leg.x is not None and leg.x >= 1 and leg.xanchor == "left", name  # right of the plot
-    assert leg.y is not None and leg.y <= 1 and leg.yanchor == "top", name  # not in the title band
-    assert fig.layout.title.y is None or fig.layout.title.y > 1 or fig.layout.title.x == 0
+    assert leg.yref == "container" and leg.y == 0 and leg.yanchor == "bottom", name  # the figure's bottom
+    assert leg.orientation == "v" and leg.xanchor == "left", name
+    assert fig.layout.margin.b >= chart_layout.AXIS_ROOM + chart_layout.LEGEND_LINE * entries, name
+    assert fig.layout.title.text is None or fig.layout.title.x == 0  # the title at the top left, far from it
+
+
+def test_every_builder_module_uses_the_shared_layout():
+    import inspect
+
+    for module in (plots, mplots, rplots, uplots):
+        src = inspect.getsource(module)
+        assert "legend=dict(orientation" not in src and "_legend_below" not in src, module.__name__
 
 
 def test_leaderboard_bar_labels_are_not_cut():

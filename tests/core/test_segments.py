@@ -207,5 +207,7 @@ def test_segments_too_small_to_judge_are_grouped_as_other():
     assert out.attrs["grouped"] == ["FR", "ES", "IT"]
     one = labels.cat.remove_categories(["ES", "IT"]).fillna("FR")
     assert segments.group_small(one, y) is one  # only FR is small: kept under its own name
+    rare = pd.Series(pd.Categorical(names[:-5] + ["(other)"] * 5), name="country")  # an attribute's rare values
+    assert "(other)" not in set(segments.group_small(rare, y).astype(str))  # one "Other", not two
     assert segments.has_rfm(pd.DataFrame(columns=["recency_days", "orders_365d", "revenue_365d"]))
     assert not segments.has_rfm(pd.DataFrame(columns=["country", "tenure"]))
