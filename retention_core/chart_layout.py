@@ -57,7 +57,10 @@ def room_for_labels(fig: go.Figure, values, *, axis: str = "x", pad: float = 0.1
 
 
 def base_layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
+    """Title at the top left, white background, the product's font, and the legend placed by :func:`place_legend`.
+    An x axis drawn on top (heatmaps) gets its own room under the title, so the title never covers its labels."""
+    top = (50 if title else 20) + (30 if fig.layout.xaxis.side == "top" else 0)
     fig.update_layout(title=dict(text=title, x=0, xanchor="left") if title else None, height=height,
-                      margin=dict(l=10, r=10, t=50 if title else 20, b=10), font=_FONT,
+                      margin=dict(l=10, r=10, t=top, b=10), font=_FONT,
                       plot_bgcolor="white", paper_bgcolor="white")
     return place_legend(fig)

@@ -74,7 +74,7 @@ def cohort_heatmap(matrix: pd.DataFrame, *, title: str | None = "Cohort retentio
     for i, note in enumerate(notes):
         fig.add_annotation(text=note, xref="paper", yref="paper", x=0, xanchor="left", y=0, yanchor="top",
                            yshift=-6 - 22 * i, showarrow=False, align="left", font=dict(size=12, color="#555555"))
-    fig.update_layout(margin=dict(t=80 if title else 50, b=12 + 24 * len(notes)))
+    fig.update_layout(margin=dict(b=12 + 24 * len(notes)))
     return fig
 
 

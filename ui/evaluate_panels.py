@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from retention_core import plots, segments
@@ -134,6 +135,7 @@ def segment_panel(data: cache.RunData, model: str) -> None:
     with guard("computing the metrics per segment") as g:
         labels = segments.group_small(data.validation[attr].reset_index(drop=True), y)  # the small ones: "Other"
         seg = ev.segment_metrics(y, p, labels)
+        seg = pd.concat([seg[seg["segment"] != segments.SMALL_GROUP], seg[seg["segment"] == segments.SMALL_GROUP]])
     if g.failed:
         return
     grouped = labels.attrs.get("grouped", [])

@@ -108,3 +108,11 @@ def test_monitor_charts_name_segment_columns_by_their_labels():
     text = f"{fig.layout.title.text} {fig.layout.xaxis.title.text}"
     assert "tenure_days" not in text and "Days since first purchase" in text
     assert mplots.segment_name("stage") == "lifecycle stage" and mplots.segment_name("country") == "Country"
+
+
+def test_a_title_never_covers_labels_of_an_x_axis_on_top():
+    """Heatmaps draw their x axis above the plot: the title gets a line of its own above those labels."""
+    y, p = _yp()
+    cm = plots.confusion_heatmap(ev.confusion(y, p, 0.5))
+    assert cm.layout.xaxis.side == "top" and cm.layout.margin.t >= 80
+    assert plots.confusion_heatmap(ev.confusion(y, p, 0.5), title=None).layout.margin.t >= 50
