@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from .chart_layout import LEGEND, base_layout, place_legend, room_for_labels  # noqa: F401 (the shared layout)
 from .evaluation import METRIC_LABELS
+from .explain import feature_label
 from .cohorts import PERIOD_LABELS, cohort_label, observed_periods
 
 RETAINED = "#4C78A8"
@@ -163,7 +164,7 @@ def feature_histogram(frame: pd.DataFrame, column: str, by: str = "churned", *, 
     s = frame[column]
     groups = _label_groups(frame, by)
     fig = go.Figure()
-    xtitle = column
+    xtitle = feature_label(column)  # the feature's label, not its column name
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         v = s.astype("float64")
         finite = v[np.isfinite(v)]

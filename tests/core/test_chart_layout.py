@@ -116,3 +116,9 @@ def test_a_title_never_covers_labels_of_an_x_axis_on_top():
     cm = plots.confusion_heatmap(ev.confusion(y, p, 0.5))
     assert cm.layout.xaxis.side == "top" and cm.layout.margin.t >= 80
     assert plots.confusion_heatmap(ev.confusion(y, p, 0.5), title=None).layout.margin.t >= 50
+
+
+def test_feature_histogram_names_the_feature_by_its_label():
+    frame = pd.DataFrame({"churned": [0, 1] * 50, "tenure_days": np.arange(100.0)})
+    title = plots.feature_histogram(frame, "tenure_days").layout.xaxis.title.text
+    assert title.startswith("Days since first purchase") and "tenure_days" not in title
