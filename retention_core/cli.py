@@ -55,7 +55,8 @@ FIELD_FLAGS = {"top": "--top", "threshold": "--threshold", "contacts": "--contac
                "sheet": "--sheet", "offers": "--offers", "control_share": "--control-share", "seed": "--seed",
                "cost_per_contact": "--cost-per-contact", "treatment": "--treatment", "control_value": "--control-value",
                "treatment_value": "--treatment-value", "positive": "--positive", "exclude": "--exclude",
-               "holdout": "--holdout", "models": "--models", "user_id": "--user-col"}
+               "holdout": "--holdout", "models": "--models", "user_id": "--user-col",
+               "campaign_days": "--campaign-days"}
 
 
 def _role_options(p: argparse.ArgumentParser) -> None:
@@ -169,6 +170,8 @@ def _score_parser(sub) -> None:
                    "e.g. 20240802); the same list and seed give the same groups")
     g.add_argument("--contact-out", metavar="FILE", help="also write the list without its control rows, for a "
                    "campaign tool")
+    g.add_argument("--campaign-days", type=int, metavar="D", help="the campaign's window: monitor judges it on "
+                   f"purchases in the D days after the scoring date (default {control.DEFAULT_DAYS})")
     _engine_options(s)
 
 
@@ -472,11 +475,13 @@ def cmd_score(args) -> int:
         if not key:
             raise UsageError(f"Environment variable {args.pseudonymise_key_env} is empty or not set: put the "
                              "pseudonymisation key in it.")
-    if args.control_share is None and (args.seed is not None or args.contact_out):
-        raise UsageError("--seed and --contact-out go with --control-share, the share of the list held out")
+    if args.control_share is None and (args.seed is not None or args.contact_out or args.campaign_days is not None):
+        raise UsageError("--seed, --contact-out and --campaign-days go with --control-share, the share of the list "
+                         "held out")
     if args.control_share is not None:
         control.check_share(args.control_share)
         control.check_seed(args.seed if args.seed is not None else 0)
+        days = control.check_days(control.DEFAULT_DAYS if args.campaign_days is None else args.campaign_days)
     run = load_run(args.run)
     if run.task == "uplift":
         return cmd_score_uplift(run, args)
@@ -487,7 +492,8 @@ def cmd_score(args) -> int:
     else:
         df = read_table(args.data, sheet=args.sheet)
         result = score_file(run, df, model=args.model, **choice)
-    held = None if args.control_share is None else control.assign_control(result.chosen, args.control_share, args.seed)
+    held = None if args.control_share is None else control.assign_control(result.chosen, args.control_share, args.seed,
+                                                                          days=days)
     basis = result.chosen.attrs.get("value_basis")  # lists as handed to people: rounded, amounts with their unit
     write_table(readable_list(result.chosen if held is None else held, basis), args.out)
     if args.contact_out:

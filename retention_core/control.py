@@ -17,6 +17,10 @@ export make. It marks every row of a list ``contact`` or ``control`` in a ``grou
   ``(seed, user id)``. The same list and seed always give the same groups, whatever the order of the rows, and a
   user keeps their key when the list changes a little. The default seed is the scoring date as a number
   (``20240802``): rescoring the same day gives the same groups, another day draws others.
+- **Its measurement window** (``days``): a campaign is judged on a qualifying purchase in ``(as-of, as-of + days]``,
+  a property of the campaign, not of the model. The command line and the app state it (default
+  :data:`DEFAULT_DAYS`, the product's stated horizon); a list drawn without one is judged over its run's horizon,
+  like the campaigns recorded before the window was kept.
 """
 from __future__ import annotations
 
@@ -33,6 +37,8 @@ CONTACT, CONTROL = "contact", "control"
 #: The columns a control group is stratified by, when the list has them.
 STRATA = ("risk_decile", "stage")
 MISSING = "(missing)"
+#: A campaign's measurement window when the command line or the app is not told another (DESIGN.md: horizon 90 days).
+DEFAULT_DAYS = 90
 
 
 def check_share(share) -> float:
@@ -56,6 +62,19 @@ def check_seed(seed) -> int:
     if s != float(seed) or s < 0:
         raise ConfigError(f"The seed must be a whole number, 0 or more, got {seed!r}.", field="seed", value=seed)
     return s
+
+
+def check_days(days) -> int:
+    """A campaign's measurement window as a whole number of days above 0."""
+    try:
+        d = int(days)
+        ok = d == float(days) and d > 0
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"The campaign's window is a whole number of days above 0 (e.g. 90), got {days!r}.",
+                          field="campaign_days", value=days)
+    return d
 
 
 def default_seed(as_of=None) -> int:
@@ -111,12 +130,14 @@ def draw_keys(user_ids, seed: int) -> np.ndarray:
 
 
 def assign_control(list_df: pd.DataFrame, share, seed: int | None = None, strata=None, *,
-                   as_of=None) -> pd.DataFrame:
+                   as_of=None, days: int | None = None) -> pd.DataFrame:
     """``list_df`` (a copy, same rows and order) with a ``group`` column: ``control`` for a random, stratified
     ``share`` of its users, ``contact`` for the rest (see the module notes for the strata, the rounding and the
     draw). ``seed`` defaults to :func:`default_seed` of ``as_of`` (else of the list's ``scoring_date``). What was
-    drawn is in ``attrs["control"]``: share, seed, strata, users in each group."""
+    drawn is in ``attrs["control"]``: share, seed, strata, users in each group, and the campaign's window ``days``
+    (None: its run's horizon)."""
     share = check_share(share)
+    days = None if days is None else check_days(days)
     if "user_id" not in list_df.columns:
         raise ConfigError("A control group is drawn from a list of users: the list has no user_id column.")
     if seed is None:
@@ -138,7 +159,7 @@ def assign_control(list_df: pd.DataFrame, share, seed: int | None = None, strata
     out[GROUP] = np.where(held, CONTROL, CONTACT)
     out.attrs.update(list_df.attrs)
     out.attrs["control"] = {"share": share, "seed": seed, "strata": cols, "control": int(held.sum()),
-                            "contact": int((~held).sum())}
+                            "contact": int((~held).sum()), "days": days}
     return out
 
 
@@ -153,11 +174,12 @@ def contact_rows(list_df: pd.DataFrame) -> pd.DataFrame:
 
 def control_note(list_df: pd.DataFrame) -> str:
     """One line on the groups drawn: "412 of 4,120 users held out as the control group (10% per risk decile and
-    stage, seed 20240802)"."""
+    stage, seed 20240802; judged over 90 days)"."""
     c = list_df.attrs.get("control")
     if not c:
         return "no control group"
     n = c["control"] + c["contact"]
     by = " and ".join(s.replace("_", " ") for s in c["strata"])
+    window = f"; judged over {c['days']} days" if c.get("days") else ""
     return (f"{c['control']:,} of {n:,} users held out as the control group ({c['share'] * 100:g}%"
-            f"{f' per {by}' if by else ''}, seed {c['seed']})")
+            f"{f' per {by}' if by else ''}, seed {c['seed']}{window})")

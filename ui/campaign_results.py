@@ -13,13 +13,14 @@ from retention_core.monitor.campaigns import MIN_GROUP, summary
 
 from .state import Key, widget_key
 
-HOW = ("**How to read it.** Retention is the share of customers who bought again within the horizon after the "
-       "scoring date. The uplift is the retention of the contacted minus that of the control group, in percentage "
-       "points, with its 95% confidence interval (Newcombe's method, from each group's Wilson interval): when the "
-       "interval leaves out 0, the difference is unlikely to be chance. Incremental customers = uplift x customers "
-       "contacted. Revenue counts the product purchases in the horizon; incremental revenue = (revenue per "
-       "contacted customer - revenue per control customer) x customers contacted. Return on cost = (incremental "
-       "revenue - cost of the contacts) / cost of the contacts, on revenue, not margin.")
+HOW = ("**How to read it.** Retention is the share of customers who bought again within the campaign's window after "
+       "the scoring date (chosen with the control group; 90 days unless another was set). The uplift is the "
+       "retention of the contacted minus that of the control group, in percentage points, with its 95% confidence "
+       "interval (Newcombe's method, from each group's Wilson interval): when the interval leaves out 0, the "
+       "difference is unlikely to be chance. Incremental customers = uplift x customers contacted. Revenue counts "
+       "the product purchases in the window; incremental revenue = (revenue per contacted customer - revenue per "
+       "control customer) x customers contacted. Return on cost = (incremental revenue - cost of the contacts) / "
+       "cost of the contacts, on revenue, not margin.")
 
 
 def _k(*parts) -> str:
@@ -32,12 +33,10 @@ def has_campaigns(report: monitor.MonitorReport) -> bool:
 
 
 def _waiting(report: monitor.MonitorReport) -> None:
-    s = report.scorings
-    if "control_share" not in s:
-        return
-    for _, r in s[s["control_share"].notna() & (s["status"] == "waiting")].iterrows():
+    for _, r in monitor.report.waiting_campaigns(report.scorings).iterrows():
         st.caption(f":material/hourglass_top: The campaign as of {r['as_of']} ({r['control_share']:.0%} held out) "
-                   f"can be compared from {r['observable_from']}, once its horizon has passed.")
+                   f"can be compared from {r['campaign_from']}, once its {int(r['campaign_days'])}-day window has "
+                   "passed.")
 
 
 def _pick(campaigns: pd.DataFrame, key: str) -> pd.Series:
@@ -99,7 +98,7 @@ def campaigns_panel(report: monitor.MonitorReport, key: str) -> None:
     """The campaign results of the report, or what to do to get some."""
     if not len(report.campaigns):
         st.info("No campaign with a control group can be compared yet. On the At-risk page, hold out a control "
-                "group when you download the list (or score with `--control-share`); once the horizon has passed, "
+                "group when you download the list (or score with `--control-share`); once its window has passed, "
                 "this tab shows what the campaign changed.", icon=":material/group_off:")
         _waiting(report)
         return

@@ -13,9 +13,9 @@ from .widgets import guard
 
 SENDS = {"all": "The whole list, with a group column (contact or control)",
          "contact": "For a campaign tool: the contacted only (control rows left out)"}
-WHY = ("Customers of the control group are not contacted. Once the horizon has passed, the Monitor page compares "
-       "how many of them came back with the contacted: the difference is what the campaign changed. The draw is "
-       "random within each risk decile (and lifecycle stage), so both groups have the same mix of risk.")
+WHY = ("Customers of the control group are not contacted. Once the campaign's window has passed, the Monitor page "
+       "compares how many of them came back with the contacted: the difference is what the campaign changed. The "
+       "draw is random within each risk decile (and lifecycle stage), so both groups have the same mix of risk.")
 
 
 def export_choice(list_df: pd.DataFrame, file_name: str, key: str, as_of: str) -> tuple[pd.DataFrame, pd.DataFrame,
@@ -25,18 +25,21 @@ def export_choice(list_df: pd.DataFrame, file_name: str, key: str, as_of: str) -
     hold = st.toggle("Hold out a control group", key=f"{key}:on", help=WHY, disabled=len(list_df) < 2)
     if not hold:
         return list_df, list_df, file_name
-    c = st.columns([1, 1, 2], vertical_alignment="bottom")
+    c = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
     share = c[0].number_input("Control group (% of the list)", 1.0, 90.0, 10.0, 1.0, format="%.1f",
                               key=f"{key}:share", help="Retention teams usually hold out 5% to 20%: enough customers "
                               "to measure the difference, few enough to keep most of the campaign.")
     seed = c[1].number_input("Seed", 0, 2**31 - 1, control.default_seed(as_of), 1, key=f"{key}:seed:{as_of}",
                              help="The same list and seed always hold out the same customers. The default is the "
                                   "scoring date, so each campaign draws another group.")
+    days = c[2].number_input("Campaign window (days)", 1, 730, control.DEFAULT_DAYS, 1, key=f"{key}:days",
+                             help="The Monitor page judges the campaign on purchases in these days after the scoring "
+                                  "date: a property of the campaign, whatever the model's horizon.")
     with guard("holding out the control group") as g:
-        drawn = control.assign_control(list_df, float(share) / 100.0, int(seed))
+        drawn = control.assign_control(list_df, float(share) / 100.0, int(seed), days=int(days))
     if g.failed:
         return list_df, list_df, file_name
-    send = c[2].radio("Download", list(SENDS), format_func=SENDS.get, key=f"{key}:send") or "all"
+    send = c[3].radio("Download", list(SENDS), format_func=SENDS.get, key=f"{key}:send") or "all"
     st.caption(f":material/group_off: {control.control_note(drawn)}. {WHY}")
     if send == "contact":
         stem = file_name[:-4] if file_name.endswith(".csv") else file_name

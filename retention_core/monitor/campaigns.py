@@ -1,9 +1,10 @@
 """Campaign results: did contacting the customers change anything? The contacted against the control group held out
-(:mod:`retention_core.control`), once the scoring's horizon has passed.
+(:mod:`retention_core.control`), once the campaign's window has passed.
 
-For every recorded scoring with a control group whose horizon the new data observes, over the users of its list
-whose outcome the data shows (labelled exactly as the monitor and training label them: retained = a qualifying
-purchase in ``(as-of, as-of + horizon]``):
+A campaign's window is its own, kept with its control group (``score --campaign-days D``, default 90 days; a campaign
+recorded before windows were kept: its scoring's horizon), not the model's horizon. For every recorded scoring with a
+control group whose window the new data observes, over the users of its list whose outcome the data shows (labelled
+as training labels them, over the window: retained = a qualifying purchase in ``(as-of, as-of + window]``):
 
 - **retention** of each group: retained users / users, contact (``p1 = r1 / n1``) and control (``p0 = r0 / n0``);
 - **uplift** ``p1 - p0``, in absolute terms (0.05 = five percentage points), with its **95% confidence interval** by
@@ -13,8 +14,8 @@ purchase in ``(as-of, as-of + horizon]``):
   inside [-1, 1] and keeps its coverage with small groups and rates near 0 or 1, where the plain normal
   approximation does not. ``significant`` when the interval leaves out 0;
 - **incremental customers** ``uplift x n1``: the contacted customers kept who would have left without the contact;
-- **revenue**: each user's revenue in the horizon, the sum of the amounts of their product purchase lines in
-  ``(as-of, as-of + horizon]`` (the amounts the log holds, as the revenue features read them; returns not deducted;
+- **revenue**: each user's revenue in the window, the sum of the amounts of their product purchase lines in
+  ``(as-of, as-of + window]`` (the amounts the log holds, as the revenue features read them; returns not deducted;
   None for a log without amounts). Its uplift is the mean per contacted user minus the mean per control user, with
   a 95% normal (Welch) interval; **incremental revenue** is that uplift x ``n1``;
 - **return on the cost per contact** ``c`` the analyst gives (:func:`with_cost`): ``cost = c x n1``, ``net =
@@ -207,8 +208,10 @@ def _money(v) -> str:
 def summary(row) -> str:
     """One line on a campaign (a row of the report's campaigns, with or without the cost columns)."""
     n1, n0 = int(row["contact_users"]), int(row["control_users"])
+    days = row.get("days")
+    window = f" (purchases within {int(days)} days)" if days is not None and pd.notna(days) else ""
     head = f"Campaign as of {row['as_of']}: retention {row['contact_retention']:.1%} among the {n1:,} contacted " \
-        f"against {row['control_retention']:.1%} among the {n0:,} held out" if n1 and n0 else \
+        f"against {row['control_retention']:.1%} among the {n0:,} held out{window}" if n1 and n0 else \
         f"Campaign as of {row['as_of']}: no outcome for one of the groups ({n1:,} contacted, {n0:,} held out observed)"
     if not (n1 and n0):
         return head
@@ -243,12 +246,12 @@ def segment_lines(segments: pd.DataFrame) -> list[str]:
 
 
 def as_records(campaigns: pd.DataFrame, segments: pd.DataFrame) -> list[dict]:
-    """The JSON form: ``[{"as_of", "contact": {"users", "retained", ...}, "control": {...}, "uplift", "ci":
-    [low, high], ..., "segments": [...]}]``."""
+    """The JSON form: ``[{"as_of", "days" (the window), "contact": {"users", "retained", ...}, "control": {...},
+    "uplift", "ci": [low, high], ..., "segments": [...]}]``."""
     out = []
     for _, r in campaigns.iterrows():
         rec = {k: r.get(k) for k in FRONT if k != "control_strata"}
-        rec.update({"strata": r.get("control_strata"), **_record(r)})
+        rec.update({"days": r.get("days"), "strata": r.get("control_strata"), **_record(r)})
         part = segments[segments["scoring_id"] == r["scoring_id"]] if len(segments) else segments
         rec["segments"] = [{"column": s["column"], "segment": s["segment"], **_record(s),
                             "reliable": bool(s["reliable"])} for _, s in part.iterrows()]

@@ -103,20 +103,23 @@ def run_events(run, df: pd.DataFrame) -> pd.DataFrame:
     return canonical_events(df, schema_for_run(run, df))
 
 
-def snapshot_config(run) -> SnapshotConfig:
+def snapshot_config(run, horizon_days: int | None = None) -> SnapshotConfig:
+    """The run's snapshot settings (``horizon_days`` in place of its horizon when given)."""
     snap = {k: v for k, v in (run.info.get("snapshot") or {}).items() if k in SnapshotConfig.__dataclass_fields__}
     snap["cutoff"] = None
+    if horizon_days is not None:
+        snap["horizon_days"] = int(horizon_days)
     return SnapshotConfig(**snap)
 
 
-def event_labels(run, ev: pd.DataFrame, as_ofs: list[str]) -> pd.DataFrame:
+def event_labels(run, ev: pd.DataFrame, as_ofs: list[str], horizon_days: int | None = None) -> pd.DataFrame:
     """``as_of, user_id, churned`` at each as-of date whose horizon the data fully observes, labelled by
-    :func:`build_dataset` with the run's horizon and lookback."""
+    :func:`build_dataset` with the run's horizon (or ``horizon_days``: a campaign's window) and lookback."""
     cols = ["as_of", "user_id", "churned"]
     if not as_ofs:
         return pd.DataFrame(columns=cols)
     try:
-        ds = build_dataset(ev, snapshot_config(run), cutoffs=sorted(set(as_ofs)))
+        ds = build_dataset(ev, snapshot_config(run, horizon_days), cutoffs=sorted(set(as_ofs)))
     except DataError:  # no scored date has users in this data
         return pd.DataFrame(columns=cols)
     f = ds.frame

@@ -59,7 +59,8 @@ from .reference import (
 from .verdict import Verdict, verdict
 
 SCORING_COLUMNS = ["scoring_id", "as_of", "model", "threshold", "horizon_days", "recorded_at", "source", "data_name",
-                   "users", "observed", "churners", "status", "observable_from", "control_share"] + METRIC_KEYS
+                   "users", "observed", "churners", "status", "observable_from", "control_share", "campaign_days",
+                   "campaign_from", "campaign_status"] + METRIC_KEYS
 AGEING_NOTE = ("These features grow as customers' histories get longer (days since the first purchase, lifetime "
                "totals, the longest gap): their drift is expected ageing, not a change in the customers, and is "
                "never a reason to watch or retrain.")
@@ -98,15 +99,15 @@ class MonitorReport:
 
     def campaign_lines(self) -> list[str]:
         """The campaigns in words: each observed one's summary and its uplift per segment (indented), then those
-        still waiting for their horizon."""
+        still waiting for their window."""
         campaigns, segments = self.campaign_table()
         out = []
         for _, r in campaigns.iterrows():
             out.append(summary(r))
             out += [f"  {line}" for line in segment_lines(segments[segments["scoring_id"] == r["scoring_id"]])]
-        s = self.scorings if "control_share" in self.scorings else self.scorings.assign(control_share=np.nan)
-        for _, r in s[s["control_share"].notna() & (s["status"] == "waiting")].iterrows():
-            out.append(f"Campaign as of {r['as_of']}: its control group can be compared from {r['observable_from']}.")
+        for _, r in waiting_campaigns(self.scorings).iterrows():
+            out.append(f"Campaign as of {r['as_of']}: its control group can be compared from {r['campaign_from']} "
+                       f"(as-of + its {int(r['campaign_days'])}-day window).")
         return out
 
     def to_dict(self) -> dict:
@@ -130,6 +131,13 @@ class MonitorReport:
 
     def to_json(self, indent: int | None = 1) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+
+def waiting_campaigns(scorings: pd.DataFrame) -> pd.DataFrame:
+    """The scorings with a control group whose campaign window the data does not reach yet."""
+    if "campaign_status" not in scorings:
+        return scorings[:0]
+    return scorings[scorings["control_share"].notna() & (scorings["campaign_status"] == "waiting")]
 
 
 def _records(frame: pd.DataFrame, sid: str) -> list[dict]:
@@ -187,35 +195,50 @@ def _history(run, workspace) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------- outcomes
 def _outcomes(run, data: pd.DataFrame, history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str | None,
                                                                          pd.DataFrame | None]:
-    """(the scorings with status and observable date, realised labels ``as_of, user_id, churned``, data end, the
-    canonical events of an event log)."""
+    """(the scorings with status and observable date, and those of their campaign's window, realised labels
+    ``as_of, user_id, churned``, data end, the canonical events of an event log)."""
     h = history.copy()
-    if run.info.get("kind") == "users":
+    if "campaign_days" not in h:
+        h["campaign_days"] = pd.Series(pd.NA, index=h.index, dtype="Int64")
+    if run.info.get("kind") == "users":  # a user table's outcome is its later label: no window
         labels = table_labels(run, data)
-        h["observable_from"] = None
+        h["observable_from"] = h["campaign_from"] = None
         h["status"] = "observed"
+        h["campaign_days"] = pd.Series(pd.NA, index=h.index, dtype="Int64")
+        h["campaign_status"] = np.where(h["control_share"].notna(), "observed", None)
         return h, labels.assign(as_of=None), None, None
     ev = run_events(run, data)
     end = data_end(ev)
-    due = [observable_from(a, hz) for a, hz in zip(h["as_of"], h["horizon_days"])]
-    h["observable_from"] = [d.strftime("%Y-%m-%d") if d is not None else None for d in due]
-    h["status"] = ["observed" if d is not None and d <= end else "waiting" for d in due]
+    for prefix, days in (("", h["horizon_days"]), ("campaign_", h["campaign_days"])):
+        due = [observable_from(a, d) for a, d in zip(h["as_of"], days)]
+        h[prefix + ("from" if prefix else "observable_from")] = [d.strftime("%Y-%m-%d") if d is not None else None
+                                                                 for d in due]
+        h[prefix + "status"] = ["observed" if d is not None and d <= end else "waiting" for d in due]
+    h["campaign_status"] = h["campaign_status"].where(h["control_share"].notna(), None)
     dates = sorted({a for a, s in zip(h["as_of"], h["status"]) if s == "observed"})
     return h, event_labels(run, ev, dates), end.strftime("%Y-%m-%d"), ev
 
 
 def _campaigns(run, h: pd.DataFrame, labels: pd.DataFrame, users: pd.DataFrame,
                ev: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The results of every observed scoring with a control group (:mod:`.campaigns`), and the same per segment."""
+    """The results of every scoring with a control group whose campaign window the data observes (:mod:`.campaigns`):
+    retention = a qualifying purchase in ``(as-of, as-of + window]``, labelled as training labels but over the
+    campaign's window (its scoring's labels when the window is the horizon); and the same per segment."""
     rows, segs = [], []
     for _, r in h.iterrows():
-        if r["status"] != "observed" or pd.isna(r.get("control_share")):
+        if r.get("campaign_status") != "observed":
             continue
-        lab = labels if run.info.get("kind") == "users" else labels[labels["as_of"] == r["as_of"]]
+        days = None if pd.isna(r["campaign_days"]) else int(r["campaign_days"])
+        if run.info.get("kind") == "users":
+            lab = labels
+        elif r["status"] == "observed" and days == int(r["horizon_days"]):
+            lab = labels[labels["as_of"] == r["as_of"]]
+        else:
+            lab = event_labels(run, ev, [r["as_of"]], days)
         u = users[users["scoring_id"] == r["scoring_id"]].reset_index(drop=True)
-        revenue = horizon_revenue(ev, r["as_of"], int(r["horizon_days"])) if ev is not None else None
+        revenue = horizon_revenue(ev, r["as_of"], days) if ev is not None else None
         figures, per_segment = campaign_result(u, lab, revenue, list(r["segment_columns"]))
-        front = {k: r.get(k) for k in FRONT}
+        front = {**{k: r.get(k) for k in FRONT}, "days": days}
         if figures["contact_users"] + figures["control_users"]:
             rows.append({**front, **figures})
             segs.append(per_segment.assign(scoring_id=r["scoring_id"], as_of=r["as_of"]))
@@ -315,16 +338,17 @@ def monitor_report(run, data: pd.DataFrame, *, workspace=None, require_observed:
     contacted against the control group, the uplift with its 95% interval, incremental customers and revenue, and
     (given ``cost_per_contact``) the return on the contacts' cost, overall and per segment (:mod:`.campaigns`).
     Raises a :class:`DataError` when no scoring is recorded, the data lacks the run's columns, or (with
-    ``require_observed``) no scoring's horizon is observed yet, saying from when it will be.
+    ``require_observed``) no scoring's horizon and no campaign's window is observed yet, saying from when it will be.
     """
     cost_per_contact = check_cost(cost_per_contact)
     run = resolve_run(run, workspace=workspace)
     history = _history(run, workspace)
     h, labels, end, ev = _outcomes(run, data, history)
-    users = store.scores_of(h.loc[h["status"] == "observed", "scoring_id"].tolist(), workspace=workspace)
+    ready = (h["status"] == "observed") | (h["campaign_status"] == "observed")
+    users = store.scores_of(h.loc[ready, "scoring_id"].tolist(), workspace=workspace)
     rows, calib, segs = _evaluate_all(run, h, labels, users)
     campaigns, campaign_segments = _campaigns(run, h, labels, users, ev)
-    if require_observed:
+    if require_observed and campaigns.empty:  # a campaign's window may pass before the scoring's horizon
         _require_observed(run, rows, end)
     drift, score, info, notes = _drift(run, data, history)
     rid = run.run_id if isinstance(run, RecordedRun) else store.run_id_of(run)

@@ -8,7 +8,8 @@
 - ``scorings``: one row per scoring: run, model, threshold, as-of date, horizon and lookback, when and from where it
   was recorded (``cli``, ``app``, ``service`` or ``demo``), the data file's name, users scored, mean churn probability and the segment
   columns kept; for a campaign with a control group, its share, seed and strata (``control_share, control_seed,
-  control_strata``; null without one);
+  control_strata``; null without one) and its measurement window in days (``control_days``: the campaign is judged
+  on purchases in ``(as-of, as-of + days]``; null: the scoring's horizon);
 - ``scores``: one row per user scored: ``user_id, churn_probability, risk_decile, rank`` (rank 1 = most at risk,
   unique within a scoring) and ``campaign_group``: ``contact`` or ``control`` for the users of a list with a control
   group, null for users outside the list (or without a control group);
@@ -23,9 +24,11 @@ ranks recomputed across the group). So a day of one-user requests is one scoring
 the monitor and its verdict, in the list of scorings and when deleted (:func:`delete_scoring` removes the whole
 group, under the same lock and in one transaction like a write).
 
-Schema versions: 1 had no control groups; 2 adds the three ``control_*`` columns and ``campaign_group``. A file of
-version 1 is migrated in place the first time this version opens it (columns added, null for the scorings already
-kept), under the lock; a file of a newer version than this one is refused with a message, never changed.
+Schema versions: 1 had no control groups; 2 adds the three ``control_*`` columns and ``campaign_group``; 3 adds
+``control_days``. A file of an older version is migrated in place the first time this version opens it (columns
+added, null for the scorings already kept: a campaign recorded before its window was kept is judged over its
+scoring's horizon, as it was then), under the lock; a file of a newer version than this one is refused with a
+message, never changed.
 
 Writers and readers hold an exclusive lock on ``history.duckdb.lock`` (``flock``, released by the system when a
 process dies) around short connections, so two scorings at the same time both land, one after the other; each
@@ -51,7 +54,7 @@ from ..control import GROUP
 from ..errors import DataError
 
 HISTORY_FILE = "history.duckdb"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Seconds a scoring waits for another one to finish writing before it gives up (RETENTION_HISTORY_TIMEOUT).
 LOCK_TIMEOUT = 120.0
 
@@ -65,7 +68,7 @@ DDL = [
         model VARCHAR NOT NULL, threshold DOUBLE, as_of DATE, horizon_days INTEGER, lookback_days INTEGER,
         recorded_at TIMESTAMP NOT NULL, source VARCHAR, data_name VARCHAR, users INTEGER NOT NULL,
         mean_probability DOUBLE, segment_columns VARCHAR, control_share DOUBLE, control_seed BIGINT,
-        control_strata VARCHAR)""",
+        control_strata VARCHAR, control_days INTEGER)""",
     """CREATE TABLE IF NOT EXISTS scores (
         scoring_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, churn_probability DOUBLE NOT NULL,
         risk_decile TINYINT, "rank" BIGINT, campaign_group VARCHAR)""",
@@ -74,12 +77,13 @@ DDL = [
 ]
 SCORING_COLUMNS = ["scoring_id", "run_id", "run_name", "run_path", "model", "threshold", "as_of", "horizon_days",
                    "lookback_days", "recorded_at", "source", "data_name", "users", "mean_probability",
-                   "segment_columns", "control_share", "control_seed", "control_strata"]
+                   "segment_columns", "control_share", "control_seed", "control_strata", "control_days"]
 #: What each schema version adds to a file of the version before (columns added in place, null for what was kept).
 MIGRATIONS = {2: ["ALTER TABLE scorings ADD COLUMN IF NOT EXISTS control_share DOUBLE",
                   "ALTER TABLE scorings ADD COLUMN IF NOT EXISTS control_seed BIGINT",
                   "ALTER TABLE scorings ADD COLUMN IF NOT EXISTS control_strata VARCHAR",
-                  "ALTER TABLE scores ADD COLUMN IF NOT EXISTS campaign_group VARCHAR"]}
+                  "ALTER TABLE scores ADD COLUMN IF NOT EXISTS campaign_group VARCHAR"],
+              3: ["ALTER TABLE scorings ADD COLUMN IF NOT EXISTS control_days INTEGER"]}
 #: Columns recorded as segments when the scored rows have them, besides the run's attributes.
 EXTRA_SEGMENTS = ("stage",)
 #: The source of the scoring service's recordings: those of one run version, model and as-of date are one scoring.
@@ -289,15 +293,17 @@ def _by_user(table: pd.DataFrame, listed: pd.DataFrame, column: str) -> np.ndarr
 
 def _control(table: pd.DataFrame, control: pd.DataFrame | None) -> tuple[np.ndarray | None, list]:
     """Each scored user's campaign group (None outside the list) and the scoring's ``control_share, control_seed,
-    control_strata``, from a list drawn by :func:`retention_core.control.assign_control`."""
+    control_strata, control_days``, from a list drawn by :func:`retention_core.control.assign_control`."""
     if control is None:
-        return None, [None, None, None]
+        return None, [None, None, None, None]
     info = control.attrs.get("control") or {}
     if GROUP not in control.columns or "share" not in info or "seed" not in info:
         raise DataError("The campaign's list has no control group drawn: hold one out first (control share).")
     groups = _by_user(table, control, GROUP)
     groups = np.where(pd.isna(groups), None, groups).astype(object)
-    return groups, [float(info["share"]), int(info["seed"]), json.dumps(list(info.get("strata") or []))]
+    days = info.get("days")
+    return groups, [float(info["share"]), int(info["seed"]), json.dumps(list(info.get("strata") or [])),
+                    None if days is None else int(days)]
 
 
 def _segment_source(run, scores: pd.DataFrame, frame: pd.DataFrame | None, table: pd.DataFrame,
@@ -370,7 +376,7 @@ def set_control(scoring_id: str, control: pd.DataFrame, *, workspace=None) -> in
             raise DataError(f"The recorded scoring {sid!r} is not in the scoring history.", field="scoring_id",
                             value=sid)
         groups, info = _control(table, control)
-        con.execute("UPDATE scorings SET control_share = ?, control_seed = ?, control_strata = ? "
+        con.execute("UPDATE scorings SET control_share = ?, control_seed = ?, control_strata = ?, control_days = ? "
                     "WHERE scoring_id = ?", info + [sid])
         con.register("new_groups", pd.DataFrame({"r": table["rank"].to_numpy(), "g": groups}))
         con.execute('UPDATE scores SET campaign_group = CAST(new_groups.g AS VARCHAR) FROM new_groups '
@@ -398,10 +404,12 @@ def scorings(run=None, *, workspace=None) -> pd.DataFrame:
     """The recorded scorings, oldest first: of one run (a loaded run: that saved version; a folder; a run name: every
     version under that name), or of every run; the service's recordings of one run version, model and as-of date are
     one scoring (``recordings`` counts what it groups). ``observable_from`` is as-of + horizon (the first day the
-    outcome can be known), ``run_exists`` whether the run's folder is still there."""
+    outcome can be known), ``run_exists`` whether the run's folder is still there. ``campaign_days`` is a campaign's
+    window: its ``control_days``, or the horizon for one recorded without (null without a control group)."""
     with connect(workspace) as con:
         if con is None:
-            return pd.DataFrame(columns=SCORING_COLUMNS + ["recordings", "observable_from", "run_exists"])
+            return pd.DataFrame(columns=SCORING_COLUMNS + ["recordings", "observable_from", "run_exists",
+                                                           "campaign_days"])
         where, params = _match(con, run)
         out = con.execute(f"SELECT * FROM scorings {where} ORDER BY as_of NULLS LAST, recorded_at, scoring_id",
                           params).df()
@@ -413,6 +421,8 @@ def scorings(run=None, *, workspace=None) -> pd.DataFrame:
     due = pd.to_datetime(out["as_of"]) + pd.to_timedelta(pd.to_numeric(out["horizon_days"]), unit="D")
     out["observable_from"] = due.dt.strftime("%Y-%m-%d").astype(object).where(due.notna(), None)
     out["run_exists"] = [bool(p) and Path(p).is_dir() for p in out["run_path"]]
+    days = pd.to_numeric(out["control_days"]).fillna(pd.to_numeric(out["horizon_days"]))
+    out["campaign_days"] = days.where(out["control_share"].notna()).astype("Int64")
     return out
 
 

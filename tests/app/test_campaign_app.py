@@ -1,8 +1,8 @@
-"""Control groups and campaign results in the app, through AppTest: the At-risk page's export holds out a control
-group (share and seed; the same draw as the command line's), downloads the list for a campaign tool without the
-control rows, and keeps the groups with the scoring; the Monitor page shows a campaign's results (the library's
-figures, a chart of retention per group and one of the uplift by segment, the return on the cost per contact the
-analyst enters) in plain words."""
+"""Control groups and campaign results in the app, through AppTest: the At-risk page's export holds out a control group
+(share, seed and the campaign's window in days, default 90; the same draw as the command line's), downloads the list
+for a campaign tool without the control rows, and keeps the groups with the scoring; the Monitor page shows a
+campaign's results (the library's figures, a chart of retention per group and one of the uplift by segment, the
+return on the cost per contact the analyst enters) in plain words."""
 from __future__ import annotations
 
 import io as _io
@@ -95,11 +95,15 @@ def test_the_export_holds_out_a_control_group_and_leaves_it_out_for_a_campaign_t
     at.toggle(key=f"{_k(RUN, 'control')}:on").set_value(True).run()
     at.number_input(key=f"{_k(RUN, 'control')}:share").set_value(20.0).run()
     no_exception(at)
+    window = at.number_input(key=f"{_k(RUN, 'control')}:days")
+    assert window.label == "Campaign window (days)" and window.value == control.DEFAULT_DAYS
+    window.set_value(45).run()
+    no_exception(at)
     day = str(listed["scoring_date"].iloc[0])
     seed = int(day.replace("-", ""))
     n_held = round(len(listed) * 0.2)
     assert f"{n_held:,} of {len(listed):,} users held out as the control group (20% per risk decile and stage, seed " \
-           f"{seed})" in texts(at), texts(at)
+           f"{seed}; judged over 45 days)" in texts(at), texts(at)
     whole = pd.read_csv(_io.BytesIO(downloads[f"at_risk_{RUN.replace(' ', '_')}_{day}.csv"]()),
                         dtype={"user_id": str})
     want = control.assign_control(listed, 0.2, seed)  # the same draw as score --control-share 0.2 --seed N
@@ -121,6 +125,7 @@ def test_the_export_holds_out_a_control_group_and_leaves_it_out_for_a_campaign_t
     assert len(h) == before + 1
     new = h.sort_values("recorded_at").iloc[-1]
     assert new["control_share"] == 0.2 and new["control_seed"] == seed and new["source"] == "app"
+    assert new["control_days"] == 45 and new["campaign_days"] == 45  # the campaign's window, kept with it
     users = monitor.scores_of([new["scoring_id"]], workspace=shop["ws"]).set_index("user_id")["group"]
     assert users.reindex(want["user_id"]).tolist() == want["group"].tolist()
     assert users.isna().sum() == len(users) - len(listed)  # users outside the list: no group

@@ -276,7 +276,7 @@ def test_history_schema_and_scorings(demo):
     h = monitor.scorings(monitor.demo.DEMO_RUN, workspace=ws)
     assert h["as_of"].tolist() == ["2024-06-03", "2024-08-02", "2024-10-01"]
     assert set(h["model"]) == {"logreg"} and h["horizon_days"].eq(90).all() and h["run_exists"].all()
-    assert h["segment_columns"].iloc[0] == ["country", "channel", "device"]
+    assert h["segment_columns"].iloc[0] == ["country", "channel", "device", "stage"]  # every scoring keeps its stage
     assert (h["threshold"] > 0).all() and set(h["source"]) == {"demo"}
 
 
