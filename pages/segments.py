@@ -1,4 +1,4 @@
-"""Segments: churn and model quality by attribute, RFM group, risk tier, buyer type or a custom filter."""
+"""Segments: churn and model quality by RFM group (first), attribute, risk tier, buyer type or a custom filter."""
 from __future__ import annotations
 
 import streamlit as st
@@ -10,7 +10,7 @@ from ui.widgets import nothing_to_show, page_header
 
 def main() -> None:
     page_header("Segments", ":material/donut_small:",
-                "Compare churn across groups of users: attributes, RFM groups, risk tiers or your own rules.")
+                "Compare churn across groups of users: RFM groups, attributes, lifecycle stages, risk tiers or your own rules.")
     names, _ = run_picker.run_names()
     if not names:
         nothing_to_show([

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .control import assign_control, contact_rows  # noqa: F401  (control groups live in retention_core.control)
 from .errors import ConfigError
-from .export import export_csv_bytes
+from .export import export_csv_bytes, readable_list
 from .plots import base_layout
 
 #: Identifier and label columns of scored rows: never a segment, never a value.
@@ -147,7 +147,7 @@ def campaign_export(list_df: pd.DataFrame, assumptions: Assumptions | None = Non
             raise ConfigError("The list carries no campaign assumptions; give the save rate and cost per contact.")
         assumptions = Assumptions(**a)
     out = list_df if "save_rate" in list_df.columns else with_assumptions(list_df, assumptions)
-    return export_csv_bytes(out)
+    return export_csv_bytes(readable_list(out, list_df.attrs.get("value_basis") or assumptions.value_basis))
 
 
 def campaign_figure(curve: pd.DataFrame, *, title: str | None = "Expected net value by number contacted"):

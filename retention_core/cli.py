@@ -228,7 +228,7 @@ def cmd_train_uplift(args) -> int:
 
 def cmd_score_uplift(run, args) -> int:
     """``score`` on an uplift run: uplift, p_treated and p_control per customer, highest uplift first."""
-    from .export import pseudonymise_list
+    from .export import pseudonymise_list, readable_list
     from .uplift.scoring import score_uplift_file
 
     for flag, given in (("--reasons", args.reasons), ("--offers", args.offers), ("--as-of", args.as_of),
@@ -241,7 +241,7 @@ def cmd_score_uplift(run, args) -> int:
     out = result.chosen
     if args.pseudonymise_key_env:
         out = pseudonymise_list(out, os.environ[args.pseudonymise_key_env])
-    write_table(out, args.out)
+    write_table(readable_list(out), args.out)
     positive = int((result.scores["uplift"] > 0).sum())
     print(f"scored {len(result.scores):,} customers with uplift learner {result.model} ({positive:,} with a positive "
           f"uplift); wrote {len(out):,} rows to {args.out} in {time.perf_counter() - t0:.1f} s")
@@ -465,7 +465,7 @@ def _contacts(text: str | None) -> dict:
 
 def cmd_score(args) -> int:
     """Score a file with a saved run and write the users chosen, most at risk first."""
-    from .export import write_table
+    from .export import readable_list, write_table
     from .scoring import score_file
 
     t0 = time.perf_counter()
@@ -494,9 +494,10 @@ def cmd_score(args) -> int:
         result = score_file(run, df, model=args.model, **choice)
     held = None if args.control_share is None else control.assign_control(result.chosen, args.control_share, args.seed,
                                                                           days=days)
-    write_table(result.chosen if held is None else held, args.out)
+    basis = result.chosen.attrs.get("value_basis")  # lists as handed to people: rounded, amounts with their unit
+    write_table(readable_list(result.chosen if held is None else held, basis), args.out)
     if args.contact_out:
-        write_table(control.contact_rows(held), args.contact_out)
+        write_table(readable_list(control.contact_rows(held), basis), args.contact_out)
     note = "" if held is None else f"; {control.control_note(held)}"
     print(f"scored {len(result.scores):,} users with {result.model}; wrote {len(result.chosen):,} rows to "
           f"{args.out} in {time.perf_counter() - t0:.1f} s{note}")

@@ -5,6 +5,14 @@ return) is prefixed with a single quote, so opening an exported list in Excel or
 Numbers stay numbers. Lines end in CRLF (RFC 4180), so a cell holding a line break is always quoted. Files are
 written to a temporary name next to the target and renamed into place, so a crash never leaves a half-written file
 where a good one was.
+
+Lists handed to people (the ``score`` CSV, the app's downloads) go through :func:`readable_list` first: probabilities
+(``churn_probability``, ``uplift``, ``p_treated``, ``p_control``, ``threshold``, ``save_rate``) rounded to 4
+decimals, amounts (``value``, ``value_at_risk``, ``expected_net_value``, ``cost_per_contact``) to 2, and each amount
+column named with its unit in brackets, read from what the value is based on: ``value (currency of the log)`` when it
+is past revenue, ``value (orders)`` for past orders, ``value (customers)`` when each customer counts 1. Rounding
+happens after ranking, so ``rank`` and the row order are those of the exact figures. The first columns
+``user_id, churn_probability, risk_decile, rank`` keep their names.
 """
 from __future__ import annotations
 
@@ -93,6 +101,47 @@ def _write_csv_chunks(df: pd.DataFrame, fh, chunk_rows: int) -> int:
         part.to_csv(fh, index=False, header=start == 0, date_format="%Y-%m-%d", lineterminator="\r\n")
         del part
     return len(df)
+
+
+PROBABILITY_COLUMNS = ("churn_probability", "uplift", "p_treated", "p_control", "threshold", "save_rate")
+AMOUNT_COLUMNS = ("value", "value_at_risk", "expected_net_value", "cost_per_contact")
+#: What a list's value is based on (see retention_core.campaign.value_basis) -> the unit its amounts are in.
+_MONEY_WORDS = ("revenue", "monetary", "spend", "amount", "sales", "price")
+_COUNT_WORDS = ("orders", "frequency", "purchases")
+
+
+def value_unit(basis: str | None) -> str:
+    """The unit of a list's amounts from its value basis: the log's currency for revenue, orders, or customers when
+    every customer counts 1 (other columns: the column's own units)."""
+    b = str(basis or "").strip().lower()
+    if not b or b in ("one per user", "none", "nan"):
+        return "customers"
+    if any(w in b for w in _MONEY_WORDS):
+        return "currency of the log"
+    if any(w in b for w in _COUNT_WORDS):
+        return "orders"
+    return f"units of {basis}"
+
+
+def readable_list(df: pd.DataFrame, basis: str | None = None) -> pd.DataFrame:
+    """An at-risk or uplift list as handed to people: probabilities rounded to 4 decimals, amounts to 2 with the
+    unit in the column name (a copy; rows and their order unchanged). ``basis`` defaults to the list's
+    ``attrs["value_basis"]`` or its ``value_basis`` column."""
+    out = df.copy()
+    for c in PROBABILITY_COLUMNS:
+        if c in out.columns and pd.api.types.is_numeric_dtype(out[c].dtype):
+            out[c] = out[c].astype(float).round(4)
+    amounts = [c for c in AMOUNT_COLUMNS if c in out.columns and pd.api.types.is_numeric_dtype(out[c].dtype)]
+    if not amounts:
+        return out
+    if basis is None:
+        basis = df.attrs.get("value_basis")
+        if basis is None and "value_basis" in df.columns and len(df):
+            basis = df["value_basis"].iloc[0]
+    unit = value_unit(basis)
+    for c in amounts:
+        out[c] = out[c].astype(float).round(2)
+    return out.rename(columns={c: f"{c} ({unit})" for c in amounts})
 
 
 def format_dates(df: pd.DataFrame) -> pd.DataFrame:

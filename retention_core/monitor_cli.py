@@ -127,12 +127,13 @@ def _print_report(report) -> None:
     print(f"drift of {report.drift_info.get('users', 0):,} users{when} against the {report.drift_info.get('reference')}"
           f": score PSI {_f(score.get('psi'))}")
     ageing = d["expected_ageing"].astype(bool) if "expected_ageing" in d else d["feature"].map(lambda _: False)
+    name = (lambda r: r["label"]) if "label" in d else (lambda r: r["feature"])  # the feature's label
     for _, r in d[~ageing].head(10).iterrows():
-        print(f"  {r['feature']:<28} PSI {_f(r['psi'])} {r['band'] or ''}")
+        print(f"  {name(r):<36} PSI {_f(r['psi'])} {r['band'] or ''}")
     aged = d[ageing & d["band"].isin(["moderate", "act"])]
     if len(aged):
         print("expected ageing (these grow as customers' histories get longer; never a reason to watch or retrain): "
-              + ", ".join(f"{r['feature']} PSI {_f(r['psi'])}" for _, r in aged.iterrows()))
+              + ", ".join(f"{name(r)} PSI {_f(r['psi'])}" for _, r in aged.iterrows()))
     for note in report.notes:
         print(f"note: {note}")
     print(report.verdict.text)

@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .segments import PERIOD_LABELS, cohort_label
+from .chart_layout import LEGEND, base_layout, place_legend, room_for_labels  # noqa: F401 (the shared layout)
+from .evaluation import METRIC_LABELS
+from .explain import feature_label
+from .cohorts import PERIOD_LABELS, cohort_label, observed_periods
 
 RETAINED = "#4C78A8"
 CHURNED = "#E45756"
@@ -17,17 +20,6 @@ UNLABELLED = "#BAB0AC"
 #: A sequential scale from near-white to deep blue, as retention charts usually use.
 RETENTION_SCALE = [[0.0, "#F7FBFF"], [0.15, "#DEEBF7"], [0.35, "#9ECAE1"], [0.6, "#4292C6"], [0.8, "#2171B5"],
                    [1.0, "#08306B"]]
-_FONT = dict(family="Source Sans Pro, Segoe UI, Helvetica, Arial, sans-serif", size=13)
-
-
-def base_layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left") if title else None, height=height,
-                      margin=dict(l=10, r=10, t=50 if title else 20, b=10), font=_FONT,
-                      plot_bgcolor="white", paper_bgcolor="white",
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
-    return fig
-
-
 def _pct(v: float) -> str:
     if not np.isfinite(v):
         return ""
@@ -55,13 +47,18 @@ def cohort_heatmap(matrix: pd.DataFrame, *, title: str | None = "Cohort retentio
     values = matrix[periods].to_numpy(dtype="float64") * 100
     sizes = matrix["cohort_size"].to_numpy() if "cohort_size" in matrix else np.full(len(matrix), np.nan)
     names = [cohort_label(c, period) for c in matrix.index]
+    earlier = matrix.attrs.get("earlier_customers_cohort")
     ylabels = [f"{n}  ·  {int(s):,} users" if np.isfinite(s) else n for n, s in zip(names, sizes)]
+    ylabels = [f"{y}  {EARLIER_MARK}" if earlier is not None and c == earlier else y
+               for y, c in zip(ylabels, matrix.index)]
     xlabels = [f"{unit} {p}" for p in periods]
     later = values[:, 1:] if values.shape[1] > 1 else values
     zmax = float(np.nanmax(later)) if np.isfinite(later).any() else 100.0
     zmax = max(zmax, 1.0)
     returning = np.rint(values / 100 * sizes[:, None])
-    text = np.array([[_pct(v) for v in row] for row in values], dtype=object)
+    partial = _partial_cells(matrix, periods)
+    text = np.array([[_pct(v) + (PARTIAL_MARK if cut and _pct(v) else "") for v, cut in zip(row, cuts)]
+                     for row, cuts in zip(values, partial)], dtype=object)
     custom = np.dstack([np.broadcast_to(np.array(names)[:, None], values.shape), np.nan_to_num(returning).astype(int)])
 
     fig = go.Figure(go.Heatmap(
@@ -73,10 +70,42 @@ def cohort_heatmap(matrix: pd.DataFrame, *, title: str | None = "Cohort retentio
     fig.update_yaxes(autorange="reversed", type="category", showgrid=False, ticks="")
     fig.update_xaxes(side="top", type="category", showgrid=False, ticks="")
     height = max(260, 90 + 30 * len(matrix))
-    fig = base_layout(fig, title, height)
-    if title:
-        fig.update_layout(margin=dict(t=80))
+    notes = _cohort_notes(matrix, unit, earlier is not None and earlier in matrix.index, bool(partial.any()))
+    fig = base_layout(fig, title, height + 24 * len(notes))
+    for i, note in enumerate(notes):
+        fig.add_annotation(text=note, xref="paper", yref="paper", x=0, xanchor="left", y=0, yanchor="top",
+                           yshift=-6 - 22 * i, showarrow=False, align="left", font=dict(size=12, color="#555555"))
+    fig.update_layout(margin=dict(b=12 + 24 * len(notes)))
     return fig
+
+
+#: How the heatmap marks cells of the log's partial last period and the cohort of customers already there when the
+#: log starts (a note under the chart says what each mark means).
+PARTIAL_MARK = " ◔"
+EARLIER_MARK = "◂ log starts"
+
+
+def _partial_cells(matrix: pd.DataFrame, periods: list) -> np.ndarray:
+    """True where a cell falls in the log's last period and that period is partial."""
+    out = np.zeros((len(matrix), len(periods)), dtype=bool)
+    last = matrix.attrs.get("last_period")
+    if not matrix.attrs.get("partial_last") or last is None or not len(matrix):
+        return out
+    k = observed_periods(pd.Timestamp(last), pd.DatetimeIndex(matrix.index), matrix.attrs.get("period", "M"))
+    return np.asarray(periods)[None, :] == k[:, None]
+
+
+def _cohort_notes(matrix: pd.DataFrame, unit: str, earlier: bool, partial: bool) -> list[str]:
+    notes = []
+    if partial:
+        end = pd.Timestamp(matrix.attrs["log_end"])
+        notes.append(f"{PARTIAL_MARK.strip()} partial {unit.lower()}: the log ends on {end:%d %b %Y}, so these "
+                     "cells count only part of it and read low.")
+    if earlier:
+        start = pd.Timestamp(matrix.attrs["log_start"])
+        notes.append(f"{EARLIER_MARK}: the log begins on {start:%d %b %Y}; this cohort also holds customers who "
+                     "bought before, so it is not a cohort of new customers.")
+    return notes
 
 
 def label_balance(summary: pd.DataFrame, *, title: str | None = "Label balance per snapshot") -> go.Figure:
@@ -106,9 +135,7 @@ def label_balance(summary: pd.DataFrame, *, title: str | None = "Label balance p
     fig.update_layout(barmode="stack", bargap=0.35)
     fig.update_xaxes(type="category", title=None)
     fig.update_yaxes(title="users", gridcolor="#EEEEEE", rangemode="tozero")
-    fig = base_layout(fig, title, 360)
-    fig.update_layout(legend=dict(traceorder="normal"))
-    return fig
+    return base_layout(fig, title, 360)
 
 
 def _label_groups(frame: pd.DataFrame, by: str) -> list[tuple[str, pd.Series, str]]:
@@ -137,7 +164,7 @@ def feature_histogram(frame: pd.DataFrame, column: str, by: str = "churned", *, 
     s = frame[column]
     groups = _label_groups(frame, by)
     fig = go.Figure()
-    xtitle = column
+    xtitle = feature_label(column)  # the feature's label, not its column name
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         v = s.astype("float64")
         finite = v[np.isfinite(v)]
@@ -354,6 +381,7 @@ def profit_curve(frame: pd.DataFrame, *, threshold: float | None = None, best: f
 def leaderboard_bar(board: pd.DataFrame, metric: str = "roc_auc", *, best: str | None = None,
                     metric_label: str | None = None, title: str | None = None) -> go.Figure:
     """One horizontal bar per model for ``metric`` (best first, the best model highlighted)."""
+    metric_label = metric_label or METRIC_LABELS.get(metric, metric)
     b = board.dropna(subset=[metric]) if metric in board else board.iloc[0:0]
     b = b.sort_values(metric, ascending=True)
     names = (b["label"] if "label" in b else b["model"]).astype(str).tolist()
@@ -364,7 +392,8 @@ def leaderboard_bar(board: pd.DataFrame, metric: str = "roc_auc", *, best: str |
                            name=metric_label or metric,
                            hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
     fig.update_xaxes(title=metric_label or metric, gridcolor=_GRID, rangemode="tozero")
-    fig.update_yaxes(type="category")
+    fig.update_yaxes(type="category", automargin=True)
+    room_for_labels(fig, b[metric] if metric in b else [], axis="x")
     fig = base_layout(fig, title, max(200, 70 + 40 * len(b)))
     fig.update_layout(showlegend=False)
     return fig
@@ -382,7 +411,7 @@ def backtest_lines(frame: pd.DataFrame, metric: str = "roc_auc", *, labels: dict
                             line=dict(color=_colour(i), width=2),
                             hovertemplate=f"{name}<br>%{{x|%Y-%m-%d}}: %{{y:.3f}}<extra></extra>")
     fig.update_xaxes(title="Validation cutoff", gridcolor=_GRID)
-    fig.update_yaxes(title=metric_label or metric, gridcolor=_GRID)
+    fig.update_yaxes(title=metric_label or METRIC_LABELS.get(metric, metric), gridcolor=_GRID)
     return base_layout(fig, title, 340)
 
 
@@ -390,6 +419,7 @@ def segment_bars(frame: pd.DataFrame, metric: str = "roc_auc", *, metric_label: 
                  title: str | None = None) -> go.Figure:
     """``metric`` per segment (:func:`retention_core.evaluation.segment_metrics`); segments too small to judge
     (``reliable`` False) are drawn in grey and named as such."""
+    metric_label = metric_label or METRIC_LABELS.get(metric, metric)
     f = frame.copy()
     reliable = f["reliable"].astype(bool) if "reliable" in f else pd.Series(True, index=f.index)
     names = f["segment"].astype(str)
@@ -406,6 +436,7 @@ def segment_bars(frame: pd.DataFrame, metric: str = "roc_auc", *, metric_label: 
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=names.tolist())
     fig.update_yaxes(title=metric_label or metric, gridcolor=_GRID, rangemode="tozero")
     fig.update_layout(barmode="overlay")
+    room_for_labels(fig, f[metric] if metric in f else [], axis="y")
     return base_layout(fig, title, 340)
 
 
@@ -433,10 +464,8 @@ def stage_risk_bars(table: pd.DataFrame, *, title: str | None = "Customers by li
                     textposition="top center", showlegend=False, hoverinfo="skip")
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=names, title="lifecycle stage")
     fig.update_yaxes(title="customers", gridcolor=_GRID, rangemode="tozero", range=[0, float(totals.max()) * 1.15])
-    fig = base_layout(fig, title, 340)
-    fig.update_layout(barmode="stack", legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"),
-                      margin=dict(r=150))
-    return fig
+    fig.update_layout(barmode="stack")
+    return base_layout(fig, title, 340)
 
 
 # ================================================================================================ explanations

@@ -1,9 +1,7 @@
 """Segments of users: cohort retention, attribute, RFM, risk-tier, buyer-type and custom segments.
 
-:func:`cohort_retention` groups buyers by the period of their first qualifying purchase (the cohort) and reports, for
-each later period, the share of the cohort that made a qualifying purchase in it: the retention matrix analysts know
-from Amplitude or Mixpanel. It works on the canonical event table of
-:func:`retention_core.events.canonical_events` and runs in DuckDB, so it stays fast on millions of events.
+:func:`cohort_retention` (in :mod:`retention_core.cohorts`, named here too) groups buyers by the period of their first
+qualifying purchase and reports, for each later period, the share of the cohort that bought again in it.
 
 The other segmentations label each user (one row of a per-user table such as a run's validation rows) and return a
 ``pandas.Series`` aligned with the table:
@@ -27,120 +25,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Sequence
 
-import duckdb
 import numpy as np
 import pandas as pd
 
+from .cohorts import PERIOD_LABELS, PERIODS, cohort_label, cohort_retention, observed_periods  # noqa: F401
 from .errors import ConfigError
 from .explain import feature_label, segment_mean_abs_shap
 from .lifecycle import STAGES, StageRules, assign_stages, has_inputs
-
-#: Supported cohort periods: pandas-style alias -> DuckDB date part.
-PERIODS = {"W": "week", "M": "month", "Q": "quarter"}
-PERIOD_LABELS = {"W": "Week", "M": "Month", "Q": "Quarter"}
-
-
-def cohort_retention(ev: pd.DataFrame, *, period: str = "M", max_periods: int = 12,
-                     max_cohorts: int | None = None) -> pd.DataFrame:
-    """Cohort retention matrix of a canonical event table.
-
-    Parameters
-    ----------
-    ev:
-        Canonical events; only ``user_id``, ``ts`` and ``is_purchase`` are used.
-    period:
-        ``"M"`` (calendar month, the default), ``"W"`` (ISO week starting Monday) or ``"Q"`` (calendar quarter).
-    max_periods:
-        The last period shown: columns run from ``0`` (the period of the first purchase) to ``max_periods``.
-    max_cohorts:
-        Keep only the most recent cohorts (all when None).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per cohort, indexed by the cohort's first day (``cohort``, a timestamp), oldest first. Column
-        ``cohort_size`` is the number of users whose first qualifying purchase fell in that period; integer columns
-        ``0 .. max_periods`` hold the share (0..1) of the cohort with at least one qualifying purchase in that many
-        periods after the first one. Period 0 is 1.0 by definition. Cells after the end of the data are NaN (not yet
-        observed), not 0. ``attrs["period"]`` holds ``period``.
-    """
-    if period not in PERIODS:
-        raise ConfigError(f"Cohort period must be one of {', '.join(PERIODS)}, got {period!r}.")
-    if not isinstance(max_periods, (int, np.integer)) or isinstance(max_periods, bool) or max_periods < 0:
-        raise ConfigError(f"The number of periods must be a whole number of at least 0, got {max_periods!r}.")
-    missing = [c for c in ("user_id", "ts", "is_purchase") if c not in ev.columns]
-    if missing:
-        raise ConfigError(f"Cohort retention needs the canonical event columns; missing: {', '.join(missing)}.")
-    part = PERIODS[period]
-    columns = ["cohort_size"] + list(range(int(max_periods) + 1))
-    out = pd.DataFrame(columns=columns, index=pd.DatetimeIndex([], name="cohort"), dtype="float64")
-    out.attrs["period"] = period
-    if ev.empty:
-        return out
-
-    counts, last = _cohort_counts(ev, part, int(max_periods))
-    if counts.empty:
-        return out
-
-    counts["cohort"] = pd.to_datetime(counts["cohort"]).astype("datetime64[ns]")
-    users = counts.pivot(index="cohort", columns="k", values="users").sort_index()
-    users = users.reindex(columns=range(int(max_periods) + 1))
-    sizes = users[0].astype("float64")
-    share = users.div(sizes, axis=0).fillna(0.0)
-
-    # Periods after the end of the data are unknown, not zero.
-    observed = _observed_periods(pd.Timestamp(last), share.index, period)
-    k = np.arange(int(max_periods) + 1)
-    share = share.mask(k[None, :] > observed[:, None])
-
-    share.insert(0, "cohort_size", sizes.astype("int64"))
-    share.index.name = "cohort"
-    share.columns.name = None
-    if max_cohorts is not None:
-        share = share.iloc[-int(max_cohorts):]
-    share.attrs["period"] = period
-    return share
-
-
-def _cohort_counts(ev: pd.DataFrame, part: str, max_periods: int) -> tuple[pd.DataFrame, Any]:
-    """Users with a purchase ``k`` periods after their first one, per cohort; and the last period of the data."""
-    con = duckdb.connect()
-    try:
-        con.register("ev", ev[["user_id", "ts", "is_purchase"]])
-        counts = con.execute(f"""
-            WITH p AS (
-                SELECT user_id, date_trunc('{part}', ts) AS p FROM ev WHERE is_purchase AND ts IS NOT NULL GROUP BY 1, 2
-            ),
-            f AS (SELECT user_id, min(p) AS cohort FROM p GROUP BY 1)
-            SELECT f.cohort, date_diff('{part}', f.cohort, p.p) AS k, count(*) AS users
-            FROM p JOIN f USING (user_id)
-            WHERE date_diff('{part}', f.cohort, p.p) <= {max_periods}
-            GROUP BY 1, 2
-        """).df()
-        last = con.execute(f"SELECT date_trunc('{part}', max(ts)) FROM ev").fetchone()[0]
-    finally:
-        con.close()
-    return counts, last
-
-
-def _observed_periods(last: pd.Timestamp, cohorts: pd.DatetimeIndex, period: str) -> np.ndarray:
-    """For each cohort, the last period after its first one that the data covers."""
-    if period == "W":
-        return ((last - cohorts).days // 7).to_numpy()
-    months = 3 if period == "Q" else 1
-    return (((last.year - cohorts.year) * 12 + (last.month - cohorts.month)) // months).to_numpy()
-
-
-def cohort_label(cohort: pd.Timestamp, period: str = "M") -> str:
-    """How a cohort is named on screen: ``2024-03`` (month), ``2024-W10`` (week) or ``2024-Q1`` (quarter)."""
-    ts = pd.Timestamp(cohort)
-    if period == "W":
-        iso = ts.isocalendar()
-        return f"{iso.year}-W{iso.week:02d}"
-    if period == "Q":
-        return f"{ts.year}-Q{(ts.month - 1) // 3 + 1}"
-    return f"{ts:%Y-%m}"
-
 
 
 # ====================================================================================================================
@@ -471,6 +362,41 @@ def custom_segments(frame: pd.DataFrame, conditions: Sequence[Any], *, combine: 
     """Two segments: users who meet the conditions (``name``) and the others (``rest``)."""
     m = filter_mask(frame, conditions, combine=combine)
     return _ordered(np.where(m, name, rest), [name, rest], frame.index, "custom filter")
+
+
+#: The group that segments too small to judge are merged into (:func:`group_small`).
+SMALL_GROUP = "Other"
+#: Segmentations whose small segments are grouped (the others have few, fixed segments worth keeping apart).
+GROUPED_KINDS = ("attribute", "rfm")
+
+
+def has_rfm(frame: pd.DataFrame) -> bool:
+    """Whether RFM groups can be made from the table (it has recency, frequency and monetary columns)."""
+    return all(any(c in frame.columns for c in opts) for opts in RFM_COLUMNS.values())
+
+
+def group_small(labels: pd.Series, y: Any, *, min_users: int = 30, min_class: int = 5) -> pd.Series:
+    """``labels`` with the segments too small to judge (fewer than ``min_users`` users, or fewer than ``min_class``
+    churners or retained users, the rule of :func:`retention_core.evaluation.segment_metrics`) merged into one
+    :data:`SMALL_GROUP` segment, placed last, with the rare values an attribute already grouped as ``(other)``. Only
+    when two or more are small: one small segment keeps its name (and stays marked). ``attrs["grouped"]`` lists the
+    segments merged."""
+    yv = pd.Series(np.asarray(y, dtype="float64").ravel(), index=labels.index)
+    text = labels.astype("string").fillna(MISSING)
+    stats = pd.DataFrame({"n": yv.notna().groupby(text).sum(), "pos": yv.groupby(text).sum()})
+    small = stats.index[(stats["n"] < min_users) | (np.minimum(stats["pos"], stats["n"] - stats["pos"]) < min_class)]
+    if len(small) < 2:
+        return labels
+    small = small.union([OTHER]) if OTHER in stats.index else small  # one group for the rest, not two
+    order = [str(c) for c in labels.cat.categories] if isinstance(labels.dtype, pd.CategoricalDtype) \
+        else list(text.value_counts().index)
+    keep = [c for c in order if c not in set(small) and c in set(stats.index)]
+    keep += [c for c in stats.index if c not in set(small) and c not in keep]
+    out = _ordered(text.where(~text.isin(small), SMALL_GROUP).to_numpy(), keep + [SMALL_GROUP], labels.index,
+                   str(labels.name))
+    out.attrs.update(labels.attrs)
+    out.attrs["grouped"] = [str(c) for c in order if c in set(small)] + [c for c in small if c not in order]
+    return out
 
 
 SEGMENTATIONS = {"attribute": "Attribute", "rfm": "RFM group", "stage": "Lifecycle stage", "risk_tier": "Risk tier",

@@ -370,8 +370,11 @@ def segment_labels(path: str, stamp: str, model: str, kind: str, column: str | N
     v = d.validation.reset_index(drop=True)
     p = v[f"p:{model}"].to_numpy(float) if f"p:{model}" in v else None
     rules = StageRules.from_dict(json.loads(rules_json)) if kind == "stage" else None
-    return segments.make_segments(v, kind, column=column, p=p, conditions=json.loads(conditions_json),
-                                  stage_rules=rules, reference=v)
+    labels = segments.make_segments(v, kind, column=column, p=p, conditions=json.loads(conditions_json),
+                                    stage_rules=rules, reference=v)
+    if kind in segments.GROUPED_KINDS:  # segments too small to judge, grouped as "Other"
+        labels = segments.group_small(labels, v["churned"].to_numpy(float))
+    return labels
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -81,7 +81,7 @@ def _segment_table(part: pd.DataFrame, column: str, key: str) -> None:
     show.insert(6, "ci", [f"{lo * 100:+.1f} to {hi * 100:+.1f}" for lo, hi in zip(part["ci_low"], part["ci_high"])])
     pct = lambda name: st.column_config.NumberColumn(name, format="%.1f%%")  # noqa: E731
     st.dataframe(show, hide_index=True, width="stretch", key=_k(key, "table"), column_config={
-        "segment": st.column_config.TextColumn(plots.SEGMENT_NAMES.get(column, column)),
+        "segment": st.column_config.TextColumn(plots.segment_name(column)),
         "contact_users": st.column_config.NumberColumn("contacted", format="localized"),
         "contact_retention": pct("retention, contacted"),
         "control_users": st.column_config.NumberColumn("control group", format="localized"),
@@ -117,7 +117,7 @@ def campaigns_panel(report: monitor.MonitorReport, key: str) -> None:
     with right:
         cols = _split_columns(segments, r["scoring_id"])
         column = st.selectbox("Split the uplift by", cols, key=_k(key, "split"),
-                              format_func=lambda x: plots.SEGMENT_NAMES.get(x, x)) if cols else None
+                              format_func=plots.segment_name) if cols else None
         part = segments[(segments["scoring_id"] == r["scoring_id"]) & (segments["column"] == column)] \
             if column else segments.iloc[:0]
         st.plotly_chart(plots.campaign_uplift(r, part, column), width="stretch", key=_k(key, "uplift"))

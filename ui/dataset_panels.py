@@ -10,6 +10,7 @@ import streamlit as st
 from retention_core import plots
 from retention_core.dataset import SnapshotConfig
 from retention_core.errors import ConfigError, RetentionError
+from retention_core.explain import feature_label
 from retention_core.roles import Schema
 from retention_core.validation import ValidationReport, validate_dataset
 
@@ -143,17 +144,18 @@ def _features(ds, key: str) -> None:
         if ds.numeric:
             desc = frame[ds.numeric].describe().T
             desc.insert(1, "missing", frame[ds.numeric].isna().sum())
+            desc.index = [feature_label(c) for c in desc.index]  # each feature by its label
             st.dataframe(desc.round(3), width="stretch", height=min(360, 40 + 35 * len(desc)),
                          column_config={"count": st.column_config.NumberColumn("count", format="localized")})
         if ds.categorical:
-            st.caption("Categorical: " + ", ".join(ds.categorical))
+            st.caption("Categorical: " + ", ".join(feature_label(c) for c in ds.categorical))
     with c[1]:
         feats = ds.features
         if feats:
             fkey = widget_key(Key.W_FEATURE, key)
             if state.widget_value(fkey) not in feats:
                 state.set_widget(fkey, "recency_days" if "recency_days" in feats else feats[0])
-            col = st.selectbox("Feature", feats, key=fkey)
+            col = st.selectbox("Feature", feats, key=fkey, format_func=feature_label)
             with guard("drawing the feature"):
                 st.plotly_chart(plots.feature_histogram(frame, col), width="stretch",
                                 key=widget_key(Key.W_FEATURE, key, "hist"))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
-from retention_core import plots
+from retention_core import plots, segments
+from retention_core.explain import feature_label
 
 from . import cache, state
 from .run_picker import threshold_for
@@ -128,16 +130,21 @@ def segment_panel(data: cache.RunData, model: str) -> None:
     akey = widget_key(Key.W_EVAL, data.name, "segment")
     if state.widget_value(akey) not in attrs:
         state.set_widget(akey, attrs[0])
-    attr = st.selectbox("Split by", attrs, key=akey)
+    attr = st.selectbox("Split by", attrs, key=akey, format_func=feature_label)
     y, p = _y_p(data, model)
     with guard("computing the metrics per segment") as g:
-        seg = ev.segment_metrics(y, p, data.validation[attr])
+        labels = segments.group_small(data.validation[attr].reset_index(drop=True), y)  # the small ones: "Other"
+        seg = ev.segment_metrics(y, p, labels)
+        seg = pd.concat([seg[seg["segment"] != segments.SMALL_GROUP], seg[seg["segment"] == segments.SMALL_GROUP]])
     if g.failed:
         return
+    grouped = labels.attrs.get("grouped", [])
+    if grouped:
+        st.caption(f":material/info: {len(grouped)} segments too small to judge (fewer than 30 users or 5 churners or "
+                   f"retained users) are grouped as **{segments.SMALL_GROUP}**.")
     small = int((~seg["reliable"]).sum())
     if small:
-        st.caption(f":material/info: {small} segment(s) are too small to judge (fewer than 30 users or 5 churners or "
-                   "retained users): shown in grey, read them with care.")
+        st.caption(f":material/info: {small} segment(s) are too small to judge: shown in grey, read them with care.")
     c = st.columns([2, 3])
     show = seg.assign(reliable=seg["reliable"].map({True: "yes", False: "too small"}))
     c[0].dataframe(show, hide_index=True, width="stretch", column_config={
@@ -147,7 +154,7 @@ def segment_panel(data: cache.RunData, model: str) -> None:
         "roc_auc": st.column_config.NumberColumn("ROC-AUC", format="%.3f"),
         "recall_top10": st.column_config.NumberColumn("recall @10%", format="%.3f"),
         "reliable": st.column_config.TextColumn("reliable")})
-    c[1].plotly_chart(plots.segment_bars(seg, "roc_auc", metric_label="ROC-AUC", title=f"ROC-AUC by {attr}"),
+    c[1].plotly_chart(plots.segment_bars(seg, "roc_auc", metric_label="ROC-AUC", title=f"ROC-AUC by {feature_label(attr)}"),
                       width="stretch", key=widget_key(Key.W_EVAL, data.name, "segment_chart"))
 
 

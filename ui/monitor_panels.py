@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from retention_core import monitor
+from retention_core.models import model_label
 from retention_core.monitor import plots
 
 from . import campaign_results, monitor_cache, run_picker, state, tables
@@ -170,7 +171,7 @@ def _scoring_label(rows: dict):
     def label(sid: str) -> str:
         r = rows[sid]
         when = pd.Timestamp(r["recorded_at"]).strftime("%Y-%m-%d %H:%M")
-        return (f"as of {r['as_of']} · {r['model']} · {int(r['users']):,} users · by "
+        return (f"as of {r['as_of']} · {model_label(r['model'])} · {int(r['users']):,} users · by "
                 f"{SOURCES.get(r['source'], r['source'] or 'unknown')}, recorded {when}")
     return label
 
@@ -277,8 +278,11 @@ def scorings_table(report: monitor.MonitorReport, key: str) -> None:
     cols = ["as_of", "model", "users", "observed", "status", "observable_from", "predicted_rate", "churn_rate",
             "roc_auc", "validation_roc_auc", "recall_at_10pct", "validation_recall_at_10pct", "source", "data_name"]
     show = report.scorings[[c for c in cols if c in report.scorings.columns]]
+    show = show.assign(model=show["model"].map(model_label)) if "model" in show else show  # the registry's names
+    show = show.assign(source=show["source"].map(lambda s: SOURCES.get(s, s))) if "source" in show else show
     st.dataframe(show, hide_index=True, width="stretch", key=_k(key, "scorings"), column_config={
         "as_of": st.column_config.TextColumn("scored as of"), "source": st.column_config.TextColumn("from"),
+        "model": st.column_config.TextColumn("model"), "status": st.column_config.TextColumn("status"),
         "data_name": st.column_config.TextColumn("data scored"),
         "users": st.column_config.NumberColumn("users scored", format="localized"),
         "observed": st.column_config.NumberColumn("observed", format="localized",
@@ -305,7 +309,7 @@ def _closer_look(report: monitor.MonitorReport, key: str) -> pd.Series | None:
     ids = seen["scoring_id"].tolist()
     rows = dict(zip(ids, seen.to_dict("records")))
     sid = st.selectbox("Scoring", ids, index=len(ids) - 1, key=_k(key, "scoring"),
-                       format_func=lambda i: f"as of {rows[i]['as_of']} · {rows[i]['model']} · "
+                       format_func=lambda i: f"as of {rows[i]['as_of']} · {model_label(rows[i]['model'])} · "
                                              f"{int(rows[i]['observed']):,} users observed")
     return seen[seen["scoring_id"] == sid].iloc[0]
 
@@ -378,7 +382,7 @@ def segments_panel(report: monitor.MonitorReport, key: str) -> None:
     if not columns:
         st.caption("This scoring kept no segment column.")
         return
-    column = c[1].selectbox("Split by", columns, key=_k(key, "segment"))
+    column = c[1].selectbox("Split by", columns, key=_k(key, "segment"), format_func=plots.segment_name)
     part = segs[segs["column"] == column]
     st.plotly_chart(plots.segment_outcomes(part, column, row["as_of"]), width="stretch", key=_k(key, "segments"))
     st.dataframe(part.drop(columns=["scoring_id", "as_of", "column"]), hide_index=True, width="stretch",

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from retention_core import io as rio
-from retention_core import bundle, campaign, scoring
+from retention_core import bundle, campaign, export, scoring
 
 from . import cache, campaign_panels, control_panels, recording, run_picker, stage_panels, state, tables
 from .state import Key, widget_key
@@ -246,7 +246,7 @@ def list_panel(data: cache.RunData, scored: Scored, list_df: pd.DataFrame) -> No
     c[0].metric("Users selected", f"{s['users']:,}", help=f"Out of {eligible:,} users in the audience and segments.")
     c[1].metric("Expected churners among them", f"{s['expected_churners']:,.0f}",
                 help="The sum of their churn probabilities.")
-    c[2].metric("Value at risk", f"{s['value_at_risk']:,.0f}",
+    c[2].metric(f"Value at risk ({export.value_unit(basis)})", f"{s['value_at_risk']:,.0f}",
                 help=f"Sum of churn probability x {basis or 'one per user'}.")
     at_risk_table(list_df, _k(data.name, "table"))
     day = scoring.scoring_date(scored.frame)

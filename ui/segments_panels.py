@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from retention_core import plots
+from retention_core.explain import feature_label
 from retention_core import segments as seg
 from retention_core.segments import OPS, Condition
 
@@ -46,7 +47,8 @@ def _conditions_form(data: cache.RunData) -> list:
             opts = [NONE] + columns
             shown = "visible" if i == 0 else "collapsed"
             rows.append((c[0].selectbox("Column", opts, index=opts.index(col) if col in opts else 0, key=k(f"col{i}"),
-                                        label_visibility=shown),
+                                        label_visibility=shown, format_func=lambda c: c if c == NONE
+                                        else feature_label(c)),
                          c[1].selectbox("Operator", OPS, index=OPS.index(op) if op in OPS else 0, key=k(f"op{i}"),
                                         label_visibility=shown),
                          c[2].text_input("Value", value=_value_text(val), key=k(f"val{i}"),
@@ -84,15 +86,16 @@ def segment_choice(data: cache.RunData) -> tuple[str, str | None, str] | None:
     """Choose the segmentation: an attribute, RFM groups, risk tiers or deciles, one-time vs repeat buyers or a
     custom filter; returns (kind, column, conditions as JSON)."""
     k = _k(data)
+    first = "rfm" if seg.has_rfm(data.validation) else "attribute"  # RFM groups whenever the run can make them
     kind = st.segmented_control("Split users by", list(seg.SEGMENTATIONS), format_func=seg.SEGMENTATIONS.get,
-                                default="attribute", key=k("kind")) or "attribute"
+                                default=first, key=k("kind")) or first
     column, conditions = None, "[]"
     if kind == "attribute":
         attrs = cache.segment_attributes(data)
         if not attrs:
             st.info("The validation users have no attributes to split by.", icon=":material/info:")
             return None
-        column = st.selectbox("Attribute", attrs, key=k("attribute"),
+        column = st.selectbox("Attribute", attrs, key=k("attribute"), format_func=feature_label,
                               help="Mapped attributes first; numeric features are cut into five bands.")
     elif kind == "stage":
         stage_panels.rules_panel(data, k("stage_rules"))
@@ -126,10 +129,15 @@ def segment_comparison_panel(data: cache.RunData, model: str, kind: str, column:
         return None
     k = _k(data)
     st.subheader("Segments side by side", anchor=False)
+    grouped = list(cache.segment_labels(data.path, cache.run_stamp(data.path), model, kind, column, conditions,
+                                        _rules_json(data, kind)).attrs.get("grouped", []))
+    if grouped:
+        st.caption(f":material/info: {len(grouped)} segments too small to judge (fewer than 30 users or 5 churners or "
+                   f"retained users) are grouped as **{seg.SMALL_GROUP}**: {', '.join(grouped[:12])}"
+                   f"{' ...' if len(grouped) > 12 else ''}.")
     small = int((~table["reliable"]).sum())
     if small:
-        st.caption(f":material/info: {small} segment(s) are too small to judge (fewer than 30 users or 5 churners or "
-                   "retained users): marked, read them with care.")
+        st.caption(f":material/info: {small} segment(s) are too small to judge: marked, read them with care.")
     show = table.assign(reliable=table["reliable"].map({True: "yes", False: "too small"}))
     st.dataframe(show, hide_index=True, width="stretch", key=k("table"), column_config={
         "segment": st.column_config.TextColumn("segment"),
@@ -192,6 +200,8 @@ def segment_drilldown(data: cache.RunData, model: str, kind: str, column: str | 
     cols = ["user_id", f"p:{model}", "churned"] + [c for c in attrs if c not in ("user_id", "churned")]
     users = v.loc[in_seg, cols].sort_values(f"p:{model}", ascending=False, kind="stable")
     users = users.rename(columns={f"p:{model}": "churn_probability"})
+    users = users.rename(columns={c: feature_label(c) for c in users.columns if c not in ("user_id",
+                                                                                        "churn_probability")})
     st.markdown(f"**Users in {name}** ({len(users):,}, most at risk first)")
     st.dataframe(users.head(1000), hide_index=True, width="stretch", key=k("users"), column_config={
         "churn_probability": st.column_config.ProgressColumn("churn probability", min_value=0.0, max_value=1.0,

@@ -173,6 +173,9 @@ def at_risk_table(list_df: pd.DataFrame, key: str) -> None:
     if len(list_df) > SHOW_ROWS:
         st.caption(f":material/info: Showing the first {SHOW_ROWS:,} of {len(list_df):,} users; the download holds "
                    "them all.")
+    basis = list_df.attrs.get("value_basis") or (list_df["value_basis"].iloc[0] if "value_basis" in list_df
+                                                  and len(list_df) else None)
+    unit = export.value_unit(basis)  # amounts say their unit, as in the download
     cfg = {"user_id": st.column_config.TextColumn("user"),
            "churn_probability": st.column_config.ProgressColumn("churn probability", format="percent", min_value=0.0,
                                                                 max_value=1.0),
@@ -180,15 +183,15 @@ def at_risk_table(list_df: pd.DataFrame, key: str) -> None:
            "rank": st.column_config.NumberColumn("rank", format="localized"),
            "stage": st.column_config.TextColumn("lifecycle stage", help="new, active, slipping or lapsed, from the "
                                                 "customer's own rhythm against the shop's"),
-           "value": st.column_config.NumberColumn("value", format="localized"),
-           "value_at_risk": st.column_config.NumberColumn("value at risk", format="localized",
+           "value": st.column_config.NumberColumn(f"value ({unit})", format="%.2f"),
+           "value_at_risk": st.column_config.NumberColumn(f"value at risk ({unit})", format="%.2f",
                                                           help="Churn probability x the user's value"),
            "threshold": st.column_config.NumberColumn("threshold", format="%.3f"),
            "expected_net_value": st.column_config.NumberColumn(
-               "expected net value", format="localized",
+               f"expected net value ({unit})", format="%.2f",
                help="Churn probability x value at stake x save rate - cost per contact"),
            "save_rate": st.column_config.NumberColumn("save rate", format="percent"),
-           "cost_per_contact": st.column_config.NumberColumn("cost per contact", format="localized"),
+           "cost_per_contact": st.column_config.NumberColumn(f"cost per contact ({unit})", format="%.2f"),
            "value_basis": st.column_config.TextColumn("value at stake")}
     for c in list_df.columns:
         if str(c).startswith(("reason_", "offer_")):
@@ -216,11 +219,11 @@ def list_download(list_df: pd.DataFrame, file_name: str, key: str, label: str = 
             st.caption(":material/key: Enter a key of at least 8 characters to download pseudonymised ids.")
     ready = not pseudo or len(secret) >= 8
 
-    def data() -> bytes:
+    def data() -> bytes:  # probabilities to 4 decimals, amounts to 2 with their unit (export.readable_list)
         out = export.pseudonymise_list(list_df, secret) if pseudo else list_df
         if out.attrs.get("assumptions"):  # an expected-value campaign: its assumptions in every row
             return campaign.campaign_export(out)
-        return export.export_csv_bytes(out)
+        return export.export_csv_bytes(export.readable_list(out, list_df.attrs.get("value_basis")))
 
     st.download_button(label, data=data, file_name=file_name, mime="text/csv", icon=":material/download:",
                        key=f"{key}:download", disabled=not ready, on_click=on_download or "ignore", type="primary")

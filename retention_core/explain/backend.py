@@ -109,7 +109,7 @@ class GameBackend(Backend):
 
     def note(self) -> str:
         if self.method == "exact":
-            return f"exact SHAP over the model's inputs ({self.background_size} background users)"
+            return f"exact SHAP values over the model's inputs ({self.background_size} background users)"
         return (f"permutation SHAP over readable features ({self.setup.permutations} permutation(s), "
                 f"{self.background_size} background users)")
 

@@ -86,7 +86,7 @@ class TreeBackend(EncodedBackend):
         self.space = "probability" if forest else "log-odds"
 
     def note(self) -> str:
-        return "TreeExplainer on the encoded features"
+        return "SHAP values read exactly from the trees"
 
     def _build(self) -> None:
         import shap
@@ -104,7 +104,7 @@ class LinearBackend(EncodedBackend):
     space = "log-odds"
 
     def note(self) -> str:
-        return "LinearExplainer on the encoded features"
+        return "SHAP values computed exactly from the model's weights"
 
     def _build(self) -> None:
         import shap

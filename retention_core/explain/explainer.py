@@ -140,9 +140,10 @@ class Explainer:
 
     @property
     def method_note(self) -> str:
-        """One line for the screen: how the values were computed and in which space."""
+        """One line for the screen, in the analyst's words: how the values were computed (no library or class
+        names, no log-odds: every effect is shown in percentage points of churn probability)."""
         extra = "; the calibrated model is explained through its underlying model" if self.calibrated else ""
-        return f"{self.backend.note()}, in {self.space}{extra}."
+        return f"{self.backend.note()}{extra}."
 
     # -- results -----------------------------------------------------------------------------------------------------
 
@@ -256,8 +257,10 @@ class EnsembleExplainer(Explainer):
 
     @property
     def method_note(self) -> str:
-        parts = ", ".join(f"{k}: {e.method_note.rstrip('.')}" for k, e in self.members.items())
-        return f"average of the members' explanations in churn probability ({parts})."
+        from ..models import model_label
+
+        parts = "; ".join(f"{model_label(k)}: {e.backend.note()}" for k, e in self.members.items())
+        return f"average of the members' explanations ({parts})."
 
     @property
     def expected_value(self) -> float:

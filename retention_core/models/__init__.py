@@ -30,6 +30,7 @@ __all__ = [
     "for_population",
     "REGISTRY",
     "make_model",
+    "model_label",
     "resolve_model_keys",
 ]
 
@@ -381,6 +382,13 @@ def _spec(key: Any) -> ModelSpec:
     if spec is None:
         raise ConfigError(f"Unknown model {key!r}; choose from: {', '.join(REGISTRY)}.")
     return spec
+
+
+def model_label(key: Any) -> str:
+    """How a model is named on screen and in reports: the registry's label ("Logistic regression" for ``logreg``);
+    a key the registry does not know is shown as given."""
+    spec = REGISTRY.get(key) if isinstance(key, str) else None
+    return spec.label if spec is not None else str(key)
 
 
 def make_model(key: str, *, numeric: list[str] | None, categorical: list[str] | None, horizon_days: float = 90,

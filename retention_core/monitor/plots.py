@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..explain import feature_label
 from ..plots import CHURNED, RETAINED, UNLABELLED, base_layout, _empty
 from .campaigns import wilson
 from .drift import BANDS
@@ -121,9 +122,10 @@ def segment_outcomes(segments: pd.DataFrame, column: str, as_of: str | None = No
                      title: str | None = None) -> go.Figure:
     """Predicted against realised churn per value of one segment column for one scoring (the latest when not
     named); segments too small to judge are drawn in grey."""
+    name = segment_name(column)
     f = segments[segments["column"] == column] if len(segments) else segments
     if not len(f):
-        return _empty(title, f"No realised outcome per {column} yet")
+        return _empty(title, f"No realised outcome per {name} yet")
     as_of = as_of or f["as_of"].max()
     f = f[f["as_of"] == as_of].head(15)
     reliable = f["reliable"].astype(bool).to_numpy()
@@ -134,23 +136,21 @@ def segment_outcomes(segments: pd.DataFrame, column: str, as_of: str | None = No
     fig.add_bar(x=names, y=f["churn_rate"].astype(float), name="Realised",
                 marker_color=[CHURNED if ok else UNLABELLED for ok in reliable], customdata=f["users"],
                 hovertemplate="%{x}<br>realised %{y:.1%}<br>%{customdata:,} users<extra></extra>")
-    fig.update_xaxes(type="category", title=f"{column} (grey: too few users to judge), scored {as_of}")
+    fig.update_xaxes(type="category", title=f"{name} (grey: too few users to judge), scored {as_of}")
     fig.update_yaxes(title="Churn", tickformat=".0%", rangemode="tozero", gridcolor=_GRID)
     fig.update_layout(barmode="group")
-    return base_layout(fig, title or f"Predicted against realised churn per {column}", 340)
+    return base_layout(fig, title or f"Predicted against realised churn per {name}", 340)
 
 
 # ----------------------------------------------------------------------------------------------- campaigns
 CONTACTED, HELD_OUT = RETAINED, "#9D9D9D"
-#: How segment columns of campaign results are named on charts (other columns keep the names the data gives them).
+#: How segment columns of campaign results are named on charts (other columns: their feature label).
 SEGMENT_NAMES = {"risk_decile": "risk decile", "stage": "lifecycle stage"}
 
 
-def _legend_below(fig: go.Figure) -> go.Figure:
-    """The legend under the plot, never over the title or an axis."""
-    fig.update_layout(legend=dict(orientation="h", y=-0.12, yanchor="top", x=0, xanchor="left"),
-                      margin=dict(b=60))
-    return fig
+def segment_name(column: str) -> str:
+    """A segment column as charts and tables name it: ``risk decile``, ``lifecycle stage``, else its feature label."""
+    return SEGMENT_NAMES.get(column) or feature_label(column)
 
 
 def campaign_retention(campaigns: pd.DataFrame, *,
@@ -176,7 +176,7 @@ def campaign_retention(campaigns: pd.DataFrame, *,
     fig.update_xaxes(type="category")
     fig.update_yaxes(title="Came back in the horizon", tickformat=".0%", rangemode="tozero", gridcolor=_GRID)
     fig.update_layout(barmode="group")
-    return _legend_below(base_layout(fig, title, 360))
+    return base_layout(fig, title, 360)
 
 
 def campaign_uplift(campaign: pd.Series, segments: pd.DataFrame, column: str | None = None, *,
@@ -187,7 +187,7 @@ def campaign_uplift(campaign: pd.Series, segments: pd.DataFrame, column: str | N
                                                 "control_users"]].to_dict(), "reliable": True}]
     if column is not None and len(segments):
         part = segments[segments["column"] == column]
-        name = SEGMENT_NAMES.get(column, column)
+        name = segment_name(column)
         rows += [{"label": f"{name} {s}" if column == "risk_decile" else str(s), "reliable": bool(r), **f}
                  for s, r, f in zip(part["segment"], part["reliable"], part[["uplift", "ci_low", "ci_high",
                                                                               "contact_users", "control_users"]]
@@ -206,6 +206,6 @@ def campaign_uplift(campaign: pd.Series, segments: pd.DataFrame, column: str | N
     fig.add_vline(x=0, line=_DASH)
     fig.update_xaxes(title="Uplift in retention, points (95% interval)", gridcolor=_GRID, zeroline=False)
     fig.update_yaxes(type="category")
-    by = f" by {SEGMENT_NAMES.get(column, column)}" if column else ""
+    by = f" by {segment_name(column)}" if column else ""
     return base_layout(fig, title or f"Uplift of the campaign as of {campaign['as_of']}{by}",
                        max(240, 46 * len(f) + 110))

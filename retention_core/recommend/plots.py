@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..plots import base_layout
+from ..plots import base_layout, room_for_labels
 from .metrics import METRIC_LABELS
 from .model import BASIS_LABELS
 
@@ -31,6 +31,7 @@ def evaluation_figure(table: pd.DataFrame, metrics: tuple[str, ...] = ("precisio
     horizon = int(table["horizon"].iloc[0]) if "horizon" in table.columns and len(table) else 90
     fig.update_layout(barmode="group")
     fig.update_yaxes(title=f"offers made on {cutoff}, purchases in the next {horizon} days", rangemode="tozero")
+    room_for_labels(fig, [v for m in metrics if m in table.columns for v in table[m]], axis="y")
     return base_layout(fig, title if title is not None else f"Offers on a time split (top {k})", 380)
 
 

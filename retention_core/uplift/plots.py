@@ -1,7 +1,8 @@
 """Figures of an uplift run (pure Plotly builders over :mod:`retention_core.uplift.metrics` frames).
 
 The Qini chart draws each learner's curve on the held-out customers (the best one thicker), response targeting dotted
-and random targeting as a dashed grey line; the legend sits under the plot, never over the title or an axis. Uplift
+and random targeting as a dashed grey line; the legend sits right of the plot (the
+product's one legend placement), never over the title or an axis. Uplift
 by decile draws the observed uplift of each tenth of the ranking against the average effect.
 """
 from __future__ import annotations
@@ -15,16 +16,6 @@ from ..plots import CHURNED, RETAINED, UNLABELLED, _empty, base_layout
 _GRID = "#EEEEEE"
 _COLOURS = [RETAINED, "#F58518", "#54A24B", "#B279A2", "#72B7B2", "#9D755D"]
 RESPONSE_COLOUR = "#888888"
-
-
-def _legend_below(fig: go.Figure, height: int, rows: int) -> go.Figure:
-    """The legend under the x axis and its title, with room for its rows: it never covers the title or an axis."""
-    bottom = 64 + 22 * rows
-    top = fig.layout.margin.t or 20
-    plot = max(height - top - 10, 100)  # the plot area keeps ``height`` minus the title's margin
-    fig.update_layout(height=plot + top + bottom, margin=dict(b=bottom),
-                      legend=dict(orientation="h", x=0, xanchor="left", y=-58 / plot, yanchor="top"))
-    return fig
 
 
 def qini_chart(curves: dict[str, pd.DataFrame], *, best: str | None = None, response: pd.DataFrame | None = None,
@@ -54,8 +45,7 @@ def qini_chart(curves: dict[str, pd.DataFrame], *, best: str | None = None, resp
     fig.update_xaxes(title="Customers targeted, best first (%)", range=[0, 101], dtick=20, gridcolor=_GRID,
                      ticksuffix="%")
     fig.update_yaxes(title=f"Extra {unit} per 100 customers", gridcolor=_GRID, zeroline=True, zerolinecolor="#CCCCCC")
-    fig = base_layout(fig, title, 420)
-    return _legend_below(fig, 420, 1 + (len(curves) + 2) // 3)
+    return base_layout(fig, title, 420)
 
 
 def decile_chart(deciles: pd.DataFrame, *, average: float | None = None,
@@ -85,5 +75,4 @@ def decile_chart(deciles: pd.DataFrame, *, average: float | None = None,
     fig.update_xaxes(title="Decile (1 = ranked first)", type="category")
     fig.update_yaxes(title=f"Uplift ({unit})", gridcolor=_GRID, zeroline=True, zerolinecolor="#CCCCCC",
                      range=[low - (pad if low < 0 else 0), top + pad])
-    fig = base_layout(fig, title, 360)
-    return _legend_below(fig, 360, 1)
+    return base_layout(fig, title, 360)

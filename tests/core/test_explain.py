@@ -379,3 +379,20 @@ def test_forest_values_in_parallel_chunks_match_one_pass(data):
     one = np.asarray(shap.TreeExplainer(est).shap_values(M, check_additivity=False))
     both = tree_values(shap.TreeExplainer(est), est, M, forest=True)
     np.testing.assert_allclose(both, one, atol=1e-10)
+
+
+@pytest.mark.parametrize("key", ["logreg", "gbm", "random_forest"])
+def test_the_method_line_is_in_the_analysts_words(data, key):
+    """The Explain page's method line names no library class (LinearExplainer, TreeExplainer) and no log-odds: every
+    effect on screen is in percentage points of churn probability."""
+    ex = explainer(key, data)
+    note = ex.method_note
+    assert "Explainer" not in note and "log-odds" not in note and "encoded" not in note, note
+    assert note.startswith("SHAP values") and note.endswith(".")
+
+
+def test_model_labels_come_from_the_registry():
+    from retention_core.models import model_label
+
+    assert model_label("logreg") == "Logistic regression" and model_label("gbm") == "Gradient boosting"
+    assert model_label("not-a-model") == "not-a-model"

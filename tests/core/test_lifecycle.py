@@ -107,7 +107,7 @@ def test_audiences_and_customers_by_stage_and_risk():
     fig = plots.stage_risk_bars(table)
     assert [t.name for t in fig.data if t.type == "bar"] == ["high risk (top 20%)", "medium (next 30%)",
                                                              "low (other 50%)"]
-    assert fig.layout.legend.x >= 1 and fig.layout.legend.orientation == "v"  # right of the plot: clear of the title
+    assert fig.layout.legend.yref == "container" and fig.layout.legend.y == 0  # under the plot: clear of the title
     counts = lifecycle.stage_counts(stage, [1, 0, 1, 1, 0, 1])
     assert counts.set_index("stage").loc["lapsed", "churn_rate"] == 1.0 and counts["customers"].sum() == 5
 

@@ -82,7 +82,7 @@ def test_leaderboard_backtest_and_segments():
     sm = ev.segment_metrics(y, rng.uniform(size=300), seg)
     assert not sm.set_index("segment").loc["tiny", "reliable"]
     bars = plots.segment_bars(sm, "roc_auc")
-    assert isinstance(bars, go.Figure) and _names(bars) == ["roc_auc", "Too small to judge"]
+    assert isinstance(bars, go.Figure) and _names(bars) == ["ROC-AUC", "Too small to judge"]
     assert list(bars.data[1].x) == ["tiny"]
 
 

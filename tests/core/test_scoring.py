@@ -11,7 +11,8 @@ import pytest
 from retention_core.errors import ConfigError
 from retention_core.campaign import budget_contacts
 from retention_core.scoring import at_risk_list, attach_reasons, list_summary
-from retention_core.export import export_csv, export_csv_bytes, pseudonymise, pseudonymise_list, write_table
+from retention_core.export import (export_csv, export_csv_bytes, pseudonymise, pseudonymise_list, readable_list,
+                                   value_unit, write_table)
 from retention_core.segments import risk_deciles
 
 RISKY = ["=1+1", "+cmd", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"]
@@ -221,3 +222,32 @@ def test_pseudonymise_is_stable_per_key_and_key_dependent():
     scores, frame = _scored(5)
     out = pseudonymise_list(at_risk_list(scores, frame, method="top_k", k=5), "secret-key")
     assert not set(out["user_id"]) & set(scores["user_id"])
+
+
+# ----------------------------------------------------------------------------------------------- what people read
+def test_exported_list_rounds_probabilities_and_amounts_and_names_the_unit():
+    """Probabilities to 4 decimals, amounts to 2 with the unit in the column name; rounding after ranking, so the
+    ranks and the order are those of the exact figures, and the first columns keep their names."""
+    scores, frame = _scored()
+    scores.loc[0, "churn_probability"] = 0.8490112847743372
+    frame.loc[0, "revenue_365d"] = 200.10000000000002
+    out = at_risk_list(scores, frame, method="top_k", k=100)
+    back = pd.read_csv(io.BytesIO(export_csv_bytes(readable_list(out))), dtype={"user_id": str})
+    assert list(back.columns[:4]) == ["user_id", "churn_probability", "risk_decile", "rank"]
+    assert "value (currency of the log)" in back.columns and "value_at_risk (currency of the log)" in back.columns
+    assert "value" not in back.columns
+    text = export_csv_bytes(readable_list(out)).decode()
+    assert "0.8490112847743372" not in text and "200.10000000000002" not in text
+    assert "0.849" in text and "200.1" in text
+    for c in ("churn_probability",):
+        assert (back[c] == back[c].round(4)).all()
+    for c in ("value (currency of the log)", "value_at_risk (currency of the log)"):
+        assert (back[c] == back[c].round(2)).all()
+    assert back["user_id"].tolist() == out["user_id"].tolist() and back["rank"].tolist() == out["rank"].tolist()
+
+
+@pytest.mark.parametrize("basis, unit", [("revenue_365d", "currency of the log"), ("orders_365d", "orders"),
+                                         (None, "customers"), ("one per user", "customers"),
+                                         ("points", "units of points")])
+def test_value_unit_follows_what_the_value_is_based_on(basis, unit):
+    assert value_unit(basis) == unit

@@ -192,3 +192,22 @@ def test_make_segments_dispatches_and_explains_errors(five):
         segments.make_segments(five, "attribute")
     with pytest.raises(ConfigError, match="'colour'"):
         segments.make_segments(five, "colour")
+
+
+def test_segments_too_small_to_judge_are_grouped_as_other():
+    """Two or more segments too small to judge (under 30 users, or under 5 churners or retained users) merge into
+    one "Other" segment, last; the judged ones keep their names and order; a single small segment is kept."""
+    rng = np.random.default_rng(0)
+    names = ["UK"] * 400 + ["DE"] * 60 + ["FR"] * 10 + ["ES"] * 8 + ["IT"] * 5
+    labels = pd.Series(pd.Categorical(names, categories=["UK", "DE", "FR", "ES", "IT"], ordered=True), name="country")
+    y = rng.integers(0, 2, len(names)).astype(float)
+    out = segments.group_small(labels, y)
+    assert list(out.cat.categories) == ["UK", "DE", "Other"]
+    assert out.value_counts().to_dict() == {"UK": 400, "DE": 60, "Other": 23}
+    assert out.attrs["grouped"] == ["FR", "ES", "IT"]
+    one = labels.cat.remove_categories(["ES", "IT"]).fillna("FR")
+    assert segments.group_small(one, y) is one  # only FR is small: kept under its own name
+    rare = pd.Series(pd.Categorical(names[:-5] + ["(other)"] * 5), name="country")  # an attribute's rare values
+    assert "(other)" not in set(segments.group_small(rare, y).astype(str))  # one "Other", not two
+    assert segments.has_rfm(pd.DataFrame(columns=["recency_days", "orders_365d", "revenue_365d"]))
+    assert not segments.has_rfm(pd.DataFrame(columns=["country", "tenure"]))

@@ -99,7 +99,7 @@ def test_heatmap_shows_percentages_and_cohort_sizes(log):
     assert isinstance(fig, go.Figure)
     hm = fig.data[0]
     assert hm.type == "heatmap"
-    assert list(hm.y) == ["2024-01  ·  3 users", "2024-02  ·  1 users"]
+    assert list(hm.y) == ["2024-01  ·  3 users  ◂ log starts", "2024-02  ·  1 users"]
     assert list(hm.x) == ["Month 0", "Month 1", "Month 2", "Month 3"]
     assert hm.text[0][0] == "100%" and hm.text[0][1] == "33.3%" and hm.text[1][3] == ""
     assert hm.zmin == 0 and hm.zmax == pytest.approx(100.0)  # fitted to months 1+ (here Feb cohort's 100%)
@@ -121,3 +121,25 @@ def test_label_balance_and_histogram_figures():
     assert c.data[0].type == "bar"
     with pytest.raises(KeyError):
         plots.feature_histogram(frame, "missing")
+
+
+def test_heatmap_marks_the_partial_last_period_and_the_customers_already_there(log):
+    """The log ends on 30 March (March is partial) and begins in January (the January cohort also holds customers who
+    bought before the log): the cells of March and the January row are marked, and a note under the chart says why."""
+    m = segments.cohort_retention(log, max_periods=3)
+    assert m.attrs["partial_last"] is True and m.attrs["log_end"] == pd.Timestamp("2024-03-30")
+    assert m.attrs["earlier_customers_cohort"] == pd.Timestamp("2024-01-01")
+    hm = plots.cohort_heatmap(m).data[0]
+    assert hm.text[0][2] == "66.7%" + plots.PARTIAL_MARK  # January cohort, two months later: March
+    assert hm.text[1][1] == "100%" + plots.PARTIAL_MARK  # February cohort, one month later: March
+    assert not hm.text[0][1].endswith(plots.PARTIAL_MARK) and hm.text[0][3] == ""
+    assert hm.y[0].endswith(plots.EARLIER_MARK) and plots.EARLIER_MARK not in hm.y[1]
+    notes = " ".join(a.text for a in plots.cohort_heatmap(m).layout.annotations)
+    assert "partial month" in notes and "30 Mar 2024" in notes and "bought before" in notes
+    # a log that ends on the last day of its month has no partial period
+    full = segments.cohort_retention(pd.concat([log, _ev([("A", "2024-03-31 12:00", False)])]), max_periods=3)
+    assert full.attrs["partial_last"] is False
+    assert not any(str(t).endswith(plots.PARTIAL_MARK) for row in plots.cohort_heatmap(full).data[0].text for t in row)
+    # a cohort that starts after the log began holds only new customers
+    later = segments.cohort_retention(log[log["user_id"].isin(["D", "E"])], max_periods=3)  # log starts in Jan
+    assert later.attrs["earlier_customers_cohort"] is None
