@@ -161,6 +161,9 @@ def _score_parser(sub) -> None:
     s.add_argument("--pseudonymise-key-env", metavar="VAR",
                    help="replace user ids by keyed pseudonyms (HMAC-SHA256) using the key in environment variable VAR "
                         "(the key never appears on the command line)")
+    s.add_argument("--readable", action="store_true", help="round probabilities to 4 decimals, as the app's downloads "
+                   "and the --contact-out file do (default: exact, the figures the service answers; amounts are "
+                   "always rounded to 2 decimals with their unit)")
     s.add_argument("--no-record", action="store_true", help="do not record this scoring in the workspace's scoring "
                    "history (RETENTION_WORKSPACE/history.duckdb), which monitor reads")
     g = s.add_argument_group("control group (a campaign's proof: monitor compares the two groups after the horizon)")
@@ -241,7 +244,7 @@ def cmd_score_uplift(run, args) -> int:
     out = result.chosen
     if args.pseudonymise_key_env:
         out = pseudonymise_list(out, os.environ[args.pseudonymise_key_env])
-    write_table(readable_list(out), args.out)
+    write_table(readable_list(out, probabilities=args.readable), args.out)
     positive = int((result.scores["uplift"] > 0).sum())
     print(f"scored {len(result.scores):,} customers with uplift learner {result.model} ({positive:,} with a positive "
           f"uplift); wrote {len(out):,} rows to {args.out} in {time.perf_counter() - t0:.1f} s")
@@ -494,8 +497,8 @@ def cmd_score(args) -> int:
         result = score_file(run, df, model=args.model, **choice)
     held = None if args.control_share is None else control.assign_control(result.chosen, args.control_share, args.seed,
                                                                           days=days)
-    basis = result.chosen.attrs.get("value_basis")  # lists as handed to people: rounded, amounts with their unit
-    write_table(readable_list(result.chosen if held is None else held, basis), args.out)
+    basis = result.chosen.attrs.get("value_basis")  # amounts to 2 decimals with their unit; probabilities exact
+    write_table(readable_list(result.chosen if held is None else held, basis, probabilities=args.readable), args.out)
     if args.contact_out:
         write_table(readable_list(control.contact_rows(held), basis), args.contact_out)
     note = "" if held is None else f"; {control.control_note(held)}"

@@ -123,12 +123,13 @@ def value_unit(basis: str | None) -> str:
     return f"units of {basis}"
 
 
-def readable_list(df: pd.DataFrame, basis: str | None = None) -> pd.DataFrame:
-    """An at-risk or uplift list as handed to people: probabilities rounded to 4 decimals, amounts to 2 with the
+def readable_list(df: pd.DataFrame, basis: str | None = None, *, probabilities: bool = True) -> pd.DataFrame:
+    """An at-risk or uplift list as handed to people: probabilities rounded to 4 decimals (unless ``probabilities``
+    is False: the command line's scores file keeps them exact, as the service answers them), amounts to 2 with the
     unit in the column name (a copy; rows and their order unchanged). ``basis`` defaults to the list's
     ``attrs["value_basis"]`` or its ``value_basis`` column."""
     out = df.copy()
-    for c in PROBABILITY_COLUMNS:
+    for c in PROBABILITY_COLUMNS if probabilities else ():
         if c in out.columns and pd.api.types.is_numeric_dtype(out[c].dtype):
             out[c] = out[c].astype(float).round(4)
     amounts = [c for c in AMOUNT_COLUMNS if c in out.columns and pd.api.types.is_numeric_dtype(out[c].dtype)]

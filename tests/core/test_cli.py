@@ -131,15 +131,21 @@ def test_score_with_any_model_of_the_run_and_no_refit(small_log, tmp_path):
     assert rc == 0, err
     s = pd.read_csv(scores, dtype={"user_id": str})
     assert set(s["model"]) == {other}
-    assert s["threshold"].iloc[0] == pytest.approx(saved.info["thresholds"][other], abs=5e-5)
+    assert s["threshold"].iloc[0] == pytest.approx(saved.info["thresholds"][other])
     direct, _, _ = score(saved, read_table(small_log), model=other)
     merged = s.merge(direct, on="user_id", suffixes=("", "_direct"))
     assert len(merged) == len(s)
-    # the file rounds probabilities to 4 decimals (after ranking: the ranks are those of the exact figures)
-    np.testing.assert_allclose(merged["churn_probability"], merged["churn_probability_direct"], atol=5e-5 + 1e-12)
-    assert (s["churn_probability"] == s["churn_probability"].round(4)).all()
-    assert (merged["rank"] == merged["rank_direct"]).all()
-    assert list(s.columns[:4]) == ["user_id", "churn_probability", "risk_decile", "rank"]
+    # the scores file keeps exact probabilities (the figures the service answers) ...
+    np.testing.assert_allclose(merged["churn_probability"], merged["churn_probability_direct"], atol=1e-12)
+    assert (s["churn_probability"] != s["churn_probability"].round(4)).any()
+    # ... and --readable rounds them to 4 decimals after ranking: the ranks are those of the exact figures
+    rc, out, err = cli("score", run, small_log, "--out", scores, "--model", other, "--readable", "--no-record")
+    assert rc == 0, err
+    r = pd.read_csv(scores, dtype={"user_id": str}).merge(direct, on="user_id", suffixes=("", "_direct"))
+    np.testing.assert_allclose(r["churn_probability"], r["churn_probability_direct"], atol=5e-5 + 1e-12)
+    assert (r["churn_probability"] == r["churn_probability"].round(4)).all()
+    assert (r["rank"] == r["rank_direct"]).all()
+    assert list(r.columns[:4]) == ["user_id", "churn_probability", "risk_decile", "rank"]
     rc, out, err = cli("score", run, small_log, "--out", scores, "--model", "gbm")
     assert rc == 2 and "no model 'gbm'" in err and "logreg" in err
     rc, out, err = cli("train", small_log, "--out", tmp_path / "plain", "--horizon", 60, "--models", "logreg",
