@@ -1,5 +1,6 @@
 """The one layout every chart of the product uses (pure Plotly, no Streamlit): title at the top left, the legend
-right of the plot where it never covers the title or an axis, and room for bar labels drawn outside the bars.
+under the plot, one entry a line, where it never covers the title or an axis, and room for bar labels drawn outside
+the bars.
 
 Every figure builder (:mod:`retention_core.plots`, the recommender's, the monitor's and the uplift figures) ends with
 :func:`base_layout`, so a change of placement here changes every chart at once.

@@ -205,7 +205,8 @@ def campaign_uplift(campaign: pd.Series, segments: pd.DataFrame, column: str | N
                       "<br>%{customdata[2]:,} contacted, %{customdata[3]:,} in the control group<extra></extra>"))
     fig.add_vline(x=0, line=_DASH)
     fig.update_xaxes(title="Uplift in retention, points (95% interval)", gridcolor=_GRID, zeroline=False)
-    fig.update_yaxes(type="category")
+    # room above the top row for its label, written above the marker
+    fig.update_yaxes(type="category", range=[-0.5, len(f) - 0.2])
     by = f" by {segment_name(column)}" if column else ""
     return base_layout(fig, title or f"Uplift of the campaign as of {campaign['as_of']}{by}",
                        max(240, 46 * len(f) + 110))
