@@ -56,7 +56,7 @@ FIELD_FLAGS = {"top": "--top", "threshold": "--threshold", "contacts": "--contac
                "cost_per_contact": "--cost-per-contact", "treatment": "--treatment", "control_value": "--control-value",
                "treatment_value": "--treatment-value", "positive": "--positive", "exclude": "--exclude",
                "holdout": "--holdout", "models": "--models", "user_id": "--user-col",
-               "campaign_days": "--campaign-days"}
+               "campaign_days": "--campaign-days", "keep_columns": "--keep-column"}
 
 
 def _role_options(p: argparse.ArgumentParser) -> None:
@@ -68,6 +68,9 @@ def _role_options(p: argparse.ArgumentParser) -> None:
         g.add_argument(flag, help=what)
     g.add_argument("--purchase-value", action="append",
                    help="event type value that counts as a purchase (repeat or comma-separate for several)")
+    g.add_argument("--keep-column", action="append", metavar="COL",
+                   help="user tables: put back as a feature a column left out as an identifier (a row number, an id, "
+                        "names; inspect lists them); repeat or comma-separate for several")
 
 
 def _snapshot_options(p: argparse.ArgumentParser, *, cutoff: bool = True) -> None:
@@ -275,6 +278,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         ov["purchase_values"] = [x.strip() for v in args.purchase_value for x in v.split(",") if x.strip()]
     if getattr(args, "positive", None) is not None:
         ov["label_positive"] = _typed(args.positive)
+    if getattr(args, "keep_column", None):
+        ov["keep_columns"] = [x.strip() for v in args.keep_column for x in v.split(",") if x.strip()]
     return ov
 
 
@@ -314,13 +319,23 @@ def _fail_on_errors(report) -> None:
         raise RetentionError(f"{first.message}: {first.action}{more}", roles=[first.role] if first.role else [])
 
 
+def _id_notes(report) -> None:
+    """The identifiers left out of a user table's features (and those put back), one note each on stderr."""
+    for f in report.findings:
+        if f.code == "identifier_feature":
+            print(f"note: {f.message}; left out of the features (--keep-column {f.examples[0]} to use it)",
+                  file=sys.stderr)
+        elif f.code == "identifier_kept":
+            print(f"note: {f.message}: {f.action}", file=sys.stderr)
+
+
 def cmd_inspect(args) -> int:
     df, schema, report = load(args)
     info = df.attrs.get("read_info", {})
     out = {"kind": schema.kind, "rows": int(len(df)), "roles": {k: v for k, v in schema.roles.items() if v},
            "columns": [str(c) for c in df.columns], "issues": report.as_list(),
            "attributes": schema.attributes, "label_positive": schema.label_positive,
-           "purchase_values": schema.purchase_values, "users": int(df[schema.roles["user_id"]].nunique())
+           "purchase_values": schema.purchase_values, "id_columns": schema.id_columns, "users": int(df[schema.roles["user_id"]].nunique())
            if schema.roles.get("user_id") else None, "read": info}
     if args.json:
         print(json.dumps(out, default=str, indent=1))
@@ -374,6 +389,7 @@ def cmd_build_dataset(args) -> int:
             cfg = snapshot_config(args, ev)
             ds = build_dataset(ev, cfg)
         else:
+            _id_notes(report)
             ds = user_dataset(df, schema, report)
     out = format_dates(ds.frame)
     out["churned"] = out["churned"].astype("Int64")  # 0/1, empty where the horizon is not observed yet
@@ -418,6 +434,7 @@ def cmd_train(args) -> int:
         ds = build_dataset(ev, scfg, sequences=needs_seq, cutoffs=training_cutoffs(ev, scfg))
         snap = scfg.as_dict()
     else:
+        _id_notes(report)
         ds, snap = user_dataset(df, schema, report), {}
     result, _ = train_and_save(args.out, ds, schema, cfg, snapshot=snap, digest=df.attrs.get("digest", ""),
                                excluded=report.excluded_features, progress=_print_progress)

@@ -37,6 +37,7 @@ import pandas as pd
 from .cells import datetime_share, parse_datetime
 from .errors import DataError
 from .events import CANONICAL, slug
+from .identifiers import MAX_CATEGORY_LEVELS
 
 SEQUENCE_CHANNELS = ["orders", "revenue_log", "browsing_log", "returns"]
 MAX_EVENT_TYPES = 8
@@ -643,18 +644,17 @@ def fill_sequences(out: np.ndarray, agg: pd.DataFrame, weeks: int) -> np.ndarray
 
 
 # ------------------------------------------------------------------------------------------------ user tables
-MAX_CATEGORY_LEVELS = 50
-
-
 def user_feature_spec(df: pd.DataFrame, schema, excluded: list[str] | None = None) -> dict:
     """Decide, once, how each column of a user table becomes a feature (saved with a run and reused to score).
 
-    The user id and the label are never features; neither are columns the validation report excluded (identifiers,
-    constants, leaks, empty columns). Dates become ages in days before the latest date in the column; text columns
-    with a few distinct values are categorical; text with many distinct values is left out.
+    The user id, the label, the schema's identifiers and the columns the validation report excluded (constants,
+    leaks, empty columns) are never features. Dates become ages in days before the latest date in the column; text
+    with a few distinct values is categorical; text with many is left out unless the analyst put it back.
     """
-
+    ids = {str(c) for c in getattr(schema, "id_columns", None) or {}}
+    kept = {str(c) for c in getattr(schema, "kept_columns", None) or []}
     skip = {schema.roles.get("user_id"), schema.roles.get("label")} | set(excluded or [])
+    skip |= {c for c in df.columns if str(c) in ids}
     numeric, categorical, dates, dropped = [], [], {}, []
     for col in df.columns:
         if col in skip or col is None:
@@ -670,7 +670,7 @@ def user_feature_spec(df: pd.DataFrame, schema, excluded: list[str] | None = Non
                 dropped.append(col)
             else:
                 dates[col] = str(ref)
-        elif s.nunique(dropna=True) <= MAX_CATEGORY_LEVELS:
+        elif str(col) in kept or s.nunique(dropna=True) <= MAX_CATEGORY_LEVELS:
             categorical.append(col)
         else:
             dropped.append(col)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .errors import ConfigError, DataError
 from .cells import datetime_share
+from .identifiers import chosen_ids
 
 ROLES = ("user_id", "timestamp", "order_id", "amount", "quantity", "price", "event_type", "product", "category",
          "rating", "label", "description")
@@ -79,6 +80,9 @@ class Schema:
     label_positive: Any = None  # the label value that means "churned" (user tables)
     purchase_values: list[str] | None = None  # event types that count as a purchase (event logs with an event type)
     notes: list[str] = field(default_factory=list)
+    # user tables: columns that identify a customer (row numbers, ids, names), left out of the features -> why
+    id_columns: dict = field(default_factory=dict)
+    kept_columns: list = field(default_factory=list)  # identifier-like columns the analyst put back as features
 
     def col(self, role: str) -> str | None:
         return self.roles.get(role)
@@ -120,7 +124,9 @@ class Schema:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Schema":
-        return cls(**{k: d[k] for k in ("kind", "roles", "attributes", "label_positive", "purchase_values", "notes") if k in d})
+        keys = ("kind", "roles", "attributes", "label_positive", "purchase_values", "notes", "id_columns",
+                "kept_columns")
+        return cls(**{k: d[k] for k in keys if k in d})
 
 
 def _name_score(col: str, role: str) -> float:
@@ -334,7 +340,9 @@ def _fallback_user(prof: dict[str, _Profile], taken: set[str], n: int) -> str | 
 
 def infer_schema(df: pd.DataFrame, overrides: dict | None = None) -> Schema:
     """Infer the table's kind and column roles; ``overrides`` (role -> column, plus ``kind``, ``attributes``,
-    ``label_positive``, ``purchase_values``) win over inference. A role overridden with None has no column."""
+    ``label_positive``, ``purchase_values``) win over inference. A role overridden with None has no column. For a
+    user table, ``id_columns`` (the columns to leave out as identifiers) replaces the inferred ones, and
+    ``keep_columns`` puts inferred ones back as features."""
     overrides = dict(overrides or {})
     _check_overrides(df, overrides)
     sample = df if len(df) <= 200_000 else df.sample(200_000, random_state=0).sort_index()
@@ -369,8 +377,9 @@ def infer_schema(df: pd.DataFrame, overrides: dict | None = None) -> Schema:
         purchase_values = _purchase_values(sample[roles["event_type"]], roles["event_type"], notes)
     elif purchase_values is not None:
         purchase_values = [str(v) for v in purchase_values]
+    ids, kept = chosen_ids(df, roles, overrides) if kind == "users" else ({}, [])
     return Schema(kind=kind, roles=roles, attributes=list(attributes), label_positive=_plain(label_positive),
-                  purchase_values=purchase_values, notes=notes)
+                  purchase_values=purchase_values, notes=notes, id_columns=ids, kept_columns=kept)
 
 
 def _check_overrides(df: pd.DataFrame, overrides: dict) -> None:
@@ -378,6 +387,11 @@ def _check_overrides(df: pd.DataFrame, overrides: dict) -> None:
         if role in ROLES and col is not None and col not in df.columns:
             raise ConfigError(f"The column {col!r} chosen as {ROLE_LABELS[role].lower()} is not in the data. "
                               f"Columns are: {', '.join(map(str, df.columns[:20]))}.", field=role, value=col)
+    for key, what in (("id_columns", "leave out"), ("keep_columns", "put back")):
+        absent = [c for c in overrides.get(key) or [] if c not in df.columns]
+        if absent:
+            raise ConfigError(f"Column(s) to {what} not in the data: {', '.join(map(repr, absent))}. Columns are: "
+                              f"{', '.join(map(str, df.columns[:20]))}.", field=key, value=absent[0])
     kind = overrides.get("kind")
     if kind is not None and kind not in ("events", "users"):
         raise ConfigError(f"Table kind must be 'events' or 'users', got {kind!r}.", field="kind", value=kind)

@@ -6,7 +6,6 @@ built; warnings and infos are shown and handled as their ``action`` says.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -15,7 +14,7 @@ import pandas as pd
 from .errors import ConfigError, RetentionError
 from .events import canonical_events, cancelled_orders, exact_duplicates, fee_only_customers, non_product_lines
 from .cells import datetime_share, parse_datetime
-from .roles import CANCEL_WORDS, RETURN_WORDS, ROLE_LABELS, Schema, label_series, norm
+from .roles import CANCEL_WORDS, RETURN_WORDS, ROLE_LABELS, Schema, label_series
 
 MIN_USERS = 20
 MIN_CLASS = 10
@@ -468,35 +467,23 @@ def check_leaks(X: pd.DataFrame, y: pd.Series, schema: Schema, rep: ValidationRe
     return leaks
 
 
-_ID_WORDS = "id|uuid|guid|key|email|mail|phone|mobile|name|number|no|code|ref|reference|token|ip"
-_ID_LIKE = re.compile(rf"(?:^|[^a-z0-9])(?:{_ID_WORDS})$")
-_ID_CAMEL = re.compile(r"[a-z0-9](?:ID|Id|Uuid|UUID|Key|Email|Phone|Name|Number|No|Code|Ref)$")
-
-
-def _id_name(col) -> bool:
-    name = str(col).strip()
-    return norm(name) in ("id", "uuid", "guid", "email", "phone", "name") or bool(_ID_LIKE.search(name.lower())) \
-        or bool(_ID_CAMEL.search(name))
+PUT_BACK = ("left out of the features: if it describes the customer, put it back under 'Identifiers left out' on "
+            "the Data page, or with --keep-column on the command line")
 
 
 def _identifier_features(df: pd.DataFrame, schema: Schema, rep: ValidationReport) -> None:
-    """Columns with (nearly) one value per row look like identifiers (names, e-mails, ids) and are never features."""
+    """The user table's identifiers (row numbers, ids, names: :mod:`retention_core.identifiers`, chosen once in the
+    schema) are never features; each is a note with its reason, and a column the analyst put back says so."""
     if schema.kind != "users":
         return
-    n = len(df)
-    if n < 20:
-        return
-    for col in _feature_columns(df, schema):
-        s = df[col]
-        k = _nunique(s)
-        if k == 0:
-            continue
-        whole = not pd.api.types.is_float_dtype(s.dtype) or bool((s.dropna() % 1 == 0).all())
-        looks_id = _id_name(col) and k > 0.5 * n and whole and not pd.api.types.is_bool_dtype(s.dtype)
-        unique_text = _is_text(s) and k >= 0.95 * n and datetime_share(s) < 0.5
-        if looks_id or unique_text:
-            rep.add("warning", "identifier_feature", f"Column {col!r} looks like an identifier ({k:,} distinct values "
-                    f"in {n:,} rows)", k, [col], "not used as a feature")
+    for col, why in schema.id_columns.items():
+        if col in df.columns:
+            rep.add("info", "identifier_feature", f"Column {col!r} identifies customers: {why}",
+                    _nunique(df[col]), [col], PUT_BACK)
+    for col in schema.kept_columns:
+        if col in df.columns and col not in schema.id_columns:
+            rep.add("info", "identifier_kept", f"Column {col!r} looks like an identifier but was put back",
+                    _nunique(df[col]), [col], "used as a feature, as you chose")
 
 
 def validate_dataset(frame: pd.DataFrame) -> ValidationReport:

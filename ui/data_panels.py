@@ -157,6 +157,9 @@ def _role_pickers(df: pd.DataFrame, key: str, schema: Schema, overrides: dict) -
                         args=(key, "attributes", akey),
                         help="Columns that describe a user (country, channel, plan...): used as features and to "
                              "compare segments.")
+    if schema.kind == "users":
+        roles = (schema.roles.get("user_id"), schema.roles.get("label"))
+        _id_picker(key, schema, [c for c in columns if c not in roles])
     with cols[1]:
         if schema.kind == "events" and schema.roles.get("event_type"):
             _purchase_picker(df, key, schema)
@@ -165,6 +168,20 @@ def _role_pickers(df: pd.DataFrame, key: str, schema: Schema, overrides: dict) -
         elif schema.kind == "users":
             st.info("Choose the **Churn label** column: the one that says whether each user churned.",
                     icon=":material/label:")
+
+
+def _id_picker(key: str, schema: Schema, options: list[str]) -> None:
+    """The user table's identifiers (row numbers, ids, names) left out of the features, with why; removing one puts
+    it back as a feature, adding one leaves it out."""
+    ikey = widget_key(Key.W_ATTRIBUTES, key, "ids")
+    state.set_widget(ikey, [str(c) for c in schema.id_columns if str(c) in options])
+    why = "; ".join(f"{c}: {r}" for c, r in schema.id_columns.items())
+    st.multiselect("Identifiers left out (not features)", options, key=ikey, on_change=_commit_override,
+                   args=(key, "id_columns", ikey, schema.kind),
+                   help="Columns that name a customer rather than describe one: row numbers, ids, names. Remove one "
+                        "to put it back as a feature." + (f" Found: {why}." if why else ""))
+    if schema.kept_columns:
+        st.caption(f"Put back as features: {', '.join(map(str, schema.kept_columns))}.")
 
 
 def _purchase_picker(df: pd.DataFrame, key: str, schema: Schema) -> None:

@@ -12,7 +12,8 @@ always, goes with the outcome, or when it holds one value for every customer wit
 it varies on the other side, each far beyond chance (probability below one in a million). ``exclude`` names more.
 
 Customers are identified by an id-like column (a unique, complete column named like ``customer_id``; or the one
-given) or else by their row number in the table (1 = the first data row).
+given) or else by their row number in the table (1 = the first data row). Other row numbers, ids and names are never
+learned from (the one rule of user tables, :mod:`retention_core.identifiers`).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError
 from ..features import apply_user_spec, user_feature_spec
+from ..identifiers import id_columns
 from ..roles import Schema, norm
 
 #: A column's link to the outcome is called an outcome of its own below this chance probability.
@@ -187,20 +189,6 @@ def id_column(df: pd.DataFrame, given: str | None = None) -> str | None:
     return None
 
 
-def row_index_columns(df: pd.DataFrame, skip) -> list[str]:
-    """Columns that merely number the rows (whole numbers, each once, from a start to the start plus the row count
-    minus one, such as an exported index): they say nothing about a customer and are never learned from."""
-    out = []
-    for col in df.columns:
-        if col in skip or not pd.api.types.is_numeric_dtype(df[col].dtype) or pd.api.types.is_bool_dtype(df[col]):
-            continue
-        v = df[col].to_numpy(dtype=float)
-        if len(v) > 2 and np.isfinite(v).all() and (v == np.round(v)).all() and v.max() - v.min() == len(v) - 1 \
-                and len(np.unique(v)) == len(v):
-            out.append(col)
-    return out
-
-
 def outcome_columns(df: pd.DataFrame, y: np.ndarray, candidates: list[str]) -> dict[str, str]:
     """The columns that record the outcome (see the module), with the reason for each, in the words of the screen."""
     out = {}
@@ -257,7 +245,7 @@ def experiment_data(df: pd.DataFrame, exp: Experiment, *, user_col: str | None =
         raise DataError(f"Every customer kept has the same outcome ({exp.outcome} = {'happened' if y[0] else 'not'}); "
                         "uplift needs both.", field="label", value=exp.outcome)
     skip = {exp.treatment, exp.outcome, uid, *exclude}
-    skip |= set(row_index_columns(df, skip))
+    skip |= set(id_columns(df, skip))  # row numbers, ids, names: the one rule of user tables
     leaks = outcome_columns(rows, y, [c for c in rows.columns if c not in skip])
     schema = Schema(kind="users", roles={"user_id": uid, "label": exp.outcome}, attributes=[],
                     label_positive=_plain(positive))
