@@ -27,11 +27,13 @@ LIMIT_POINTS = 5.0
 
 @dataclass(frozen=True)
 class ValidationChurn:
-    """The churn rate of a run's validation customers: the share of them who churned, how many, and as of when."""
+    """The churn rate of a run's validation customers: the share of them who churned, how many, as of when, and the
+    mean churn probability the model gave them (its predictions saved with the run; None when not saved)."""
 
     rate: float
     users: int
     as_of: str | None = None  # the validation snapshot's date (YYYY-MM-DD); None for a user table
+    predicted: float | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class BaseRateCheck:
     validation_rate: float | None  # share of the validation customers who churned (0..1); None when unknown
     validation_users: int
     validation_as_of: str | None
+    validation_predicted: float | None  # the model's mean churn probability on those customers (0..1)
     difference_points: float | None  # (predicted - validation) in percentage points, rounded to 0.1
     summary: str  # the figures in one sentence, always
     warning: str | None  # a plain sentence when they differ by more than LIMIT_POINTS; else None
@@ -55,24 +58,36 @@ class BaseRateCheck:
         return asdict(self)
 
 
-def validation_churn(run) -> ValidationChurn | None:
-    """The churn rate of ``run``'s validation customers, from the validation rows saved with it (column
-    ``churned``); None for a run without them (an uplift run, or rows that cannot be read)."""
-    if getattr(run, "task", "churn") != "churn":
+def validation_churn(run, model: str | None = None) -> ValidationChurn | None:
+    """The churn rate of ``run``'s validation customers, from the validation rows saved with it (see
+    :func:`churn_of_rows`; ``model``: whose predictions, the run's best by default); None for a run without them (an
+    uplift run, or rows that cannot be read)."""
+    if run is None or getattr(run, "task", "churn") != "churn":
         return None
     try:
         val = run.validation()
     except (RetentionError, OSError, ValueError):
         return None
-    if "churned" not in val.columns:
+    return churn_of_rows(val, model or (run.info or {}).get("best_model"))
+
+
+def churn_of_rows(validation: pd.DataFrame, model: str | None = None) -> ValidationChurn | None:
+    """The churn rate of a run's validation rows (their ``churned`` column), the date of their snapshot (none for a
+    user table) and the mean prediction of ``model`` on them (``p:<model>``); None when the rows hold no outcome."""
+    if "churned" not in validation.columns:
         return None
-    y = pd.to_numeric(val["churned"], errors="coerce").dropna()
+    y = pd.to_numeric(validation["churned"], errors="coerce").dropna()
     if not len(y):
         return None
     as_of = None
-    if "snapshot_date" in val.columns and val["snapshot_date"].notna().any():
-        as_of = str(pd.Timestamp(val["snapshot_date"].dropna().max()).date())
-    return ValidationChurn(float(y.mean()), int(len(y)), as_of)
+    if "snapshot_date" in validation.columns and validation["snapshot_date"].notna().any():
+        as_of = str(pd.Timestamp(validation["snapshot_date"].dropna().max()).date())
+    col = f"p:{model}"
+    predicted = None
+    if model and col in validation.columns:
+        p = pd.to_numeric(validation[col], errors="coerce").dropna()
+        predicted = float(p.mean()) if len(p) else None
+    return ValidationChurn(float(y.mean()), int(len(y)), as_of, predicted)
 
 
 def _pct(x: float) -> str:
@@ -83,35 +98,58 @@ def _when(as_of: str | None) -> str:
     if not as_of:
         return ""
     d = pd.Timestamp(as_of)
-    return f" (as of {d.day} {d:%B %Y})"
+    return f"as of {d.day} {d:%B %Y}"
 
 
-def base_rate_check(run, scores: pd.DataFrame | np.ndarray, *, validation: ValidationChurn | None = None,
-                    limit_points: float = LIMIT_POINTS) -> BaseRateCheck:
+def _aside(*parts: str) -> str:
+    parts = tuple(x for x in parts if x)
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _apart(diff: float) -> str:
+    return "the same as" if diff == 0 else f"{abs(diff):.1f} points {'higher' if diff > 0 else 'lower'} than"
+
+
+def base_rate_check(run, scores: pd.DataFrame | np.ndarray, *, model: str | None = None,
+                    validation: ValidationChurn | None = None, limit_points: float = LIMIT_POINTS) -> BaseRateCheck:
     """The mean predicted churn of every customer in ``scores`` (a scores table with ``churn_probability``, or the
     probabilities themselves) beside ``run``'s validation churn rate (``validation``: given when already read, else
-    :func:`validation_churn`), with a sentence of both figures and a warning when they differ by more than
-    ``limit_points`` percentage points. Nothing is re-weighted."""
+    :func:`validation_churn` of ``model``), with a sentence of both figures and a warning when they differ by more
+    than ``limit_points`` percentage points. Nothing is re-weighted."""
     p = scores["churn_probability"] if isinstance(scores, pd.DataFrame) else scores
     p = pd.to_numeric(pd.Series(np.asarray(p, dtype=float).ravel()), errors="coerce").dropna()
     predicted = float(p.mean()) if len(p) else float("nan")
-    val = validation if validation is not None else validation_churn(run)
+    val = validation if validation is not None else validation_churn(run, model)
     n = int(len(p))
     if val is None or not len(p):
         text = (f"Predicted churn among the {n:,} customers scored: {_pct(predicted)}." if len(p)
                 else "No customers scored.")
         return BaseRateCheck(predicted, n, None if val is None else val.rate, 0 if val is None else val.users,
-                             None if val is None else val.as_of, None, text, None)
+                             None if val is None else val.as_of, None if val is None else val.predicted, None, text,
+                             None)
     diff = round(100 * (predicted - val.rate), 1)
-    apart = "the same" if diff == 0 else f"{abs(diff):.1f} points {'higher' if diff > 0 else 'lower'}"
-    summary = (f"Predicted churn among the {n:,} customers scored: {_pct(predicted)}, against {_pct(val.rate)} who "
-               f"churned among the {val.users:,} customers the model was checked on{_when(val.as_of)}: {apart}.")
+    own = "" if val.predicted is None else f"the model predicted {_pct(val.predicted)} for them"
+    summary = (f"Predicted churn among the {n:,} customers scored: {_pct(predicted)}, {_apart(diff)} the "
+               f"{_pct(val.rate)} who churned among the {val.users:,} customers the model was checked on"
+               f"{_aside(_when(val.as_of), own)}.")
     warning = None
     if abs(diff) > limit_points:
-        warning = (f"The customers scored are predicted to churn at {_pct(predicted)}, against {_pct(val.rate)} "
-                   f"among the customers the model was checked on{_when(val.as_of)}: {apart}. The customers, or "
-                   "the share who churn, may have changed "
-                   "since. The probabilities are not adjusted for it: rank customers by them, but read the number "
-                   "of expected churners with care, and check them against what actually happens once the horizon "
-                   "has passed.")
-    return BaseRateCheck(predicted, n, val.rate, val.users, val.as_of, diff, summary, warning)
+        warning = (f"The customers scored are predicted to churn at {_pct(predicted)}, {_apart(diff)} the "
+                   f"{_pct(val.rate)} who churned among the customers the model was checked on"
+                   f"{_aside(_when(val.as_of))}. "
+                   + _why(val, limit_points) + "The probabilities are not adjusted for it: rank customers by them, "
+                   "but read the number of expected churners with care, and check it against what actually happens "
+                   "once the horizon has passed.")
+    return BaseRateCheck(predicted, n, val.rate, val.users, val.as_of, val.predicted, diff, summary, warning)
+
+
+def _why(val: ValidationChurn, limit_points: float) -> str:
+    """Where a gap may come from: the model's own probabilities, when they already missed the share who churned
+    among the customers it was checked on, else a change in the customers or in the share who churn."""
+    if val.predicted is not None and abs(round(100 * (val.predicted - val.rate), 1)) > limit_points:
+        side = "lower" if val.predicted < val.rate else "higher"
+        return (f"Part of the gap is the model's own: for the customers it was checked on it predicted "
+                f"{_pct(val.predicted)}, so its probabilities run {side} than the share who actually churn (training "
+                "with calibration brings them closer). The customers, or the share who churn, may also have "
+                "changed since. ")
+    return "The customers, or the share who churn, may have changed since. "

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retention_core.base_rate import LIMIT_POINTS, base_rate_check, validation_churn
+from retention_core.base_rate import LIMIT_POINTS, ValidationChurn, base_rate_check, validation_churn
 from retention_core.bundle import load_run
 from retention_core.dataset import SnapshotConfig, build_dataset, training_cutoffs
 from retention_core.events import canonical_events
@@ -57,7 +57,7 @@ def test_a_scored_population_far_from_the_validation_rate_is_warned_about_in_pla
     assert high.predicted_rate == pytest.approx(v.rate + 0.12)
     assert high.validation_rate == pytest.approx(v.rate) and high.scored_users == 300
     w = high.warning
-    assert f"{100 * (v.rate + 0.12):.1f}%" in w and f"{100 * v.rate:.1f}%" in w and "12.0 points higher" in w
+    assert f"{100 * (v.rate + 0.12):.1f}%" in w and f"{100 * v.rate:.1f}%" in w and "12.0 points higher than" in w
     assert "not adjusted" in w and "as of" in w
     assert not any(word in w for word in ("validation", "base rate", "churn_probability", "p:"))  # no internal names
     low = base_rate_check(run, _probabilities(v.rate - 0.08))
@@ -96,3 +96,17 @@ def test_a_run_without_validation_rows_shows_the_predicted_rate_alone():
 
     check = base_rate_check(NoRows(), _probabilities(0.4, n=10))
     assert check.validation_rate is None and check.warning is None and "40.0%" in check.summary
+
+
+def test_a_gap_the_model_already_had_on_its_validation_customers_is_named_as_the_models_own(shop):
+    _, run = shop
+    v = validation_churn(run, "logreg")
+    assert v.predicted == pytest.approx(run.validation()["p:logreg"].mean())
+    off = ValidationChurn(rate=0.66, users=1486, as_of="2024-10-02", predicted=0.587)
+    check = base_rate_check(run, _probabilities(0.505), validation=off)
+    assert check.difference_points == pytest.approx(-15.5) and check.validation_predicted == pytest.approx(0.587)
+    assert "the model's own" in check.warning and "58.7%" in check.warning and "calibration" in check.warning
+    assert "2 October 2024" in check.warning and "the model predicted 58.7% for them" in check.summary
+    fair = ValidationChurn(rate=0.66, users=1486, as_of="2024-10-02", predicted=0.655)
+    moved = base_rate_check(run, _probabilities(0.577), validation=fair)
+    assert "the model's own" not in moved.warning and "may have changed since" in moved.warning
