@@ -23,6 +23,9 @@ from .errors import RetentionError
 #: Percentage points between the validation churn rate and the mean predicted churn beyond which the analyst is
 #: warned (strictly more than this, on the figures rounded to 0.1 point as they are shown).
 LIMIT_POINTS = 5.0
+#: Fewer customers scored than this (a request to the service about a handful): the figures are given, but their
+#: mean says too little about a change in the customers to warn about.
+MIN_USERS = 30
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,9 @@ def base_rate_check(run, scores: pd.DataFrame | np.ndarray, *, model: str | None
                f"{_pct(val.rate)} who churned among the {val.users:,} customers the model was checked on"
                f"{_aside(_when(val.as_of), own)}.")
     warning = None
-    if abs(diff) > limit_points:
+    if n < MIN_USERS:
+        summary += f" Too few customers scored ({n:,}) to compare the two."
+    elif abs(diff) > limit_points:
         warning = (f"The customers scored are predicted to churn at {_pct(predicted)}, {_apart(diff)} the "
                    f"{_pct(val.rate)} who churned among the customers the model was checked on"
                    f"{_aside(_when(val.as_of))}. "

@@ -110,3 +110,30 @@ def test_a_gap_the_model_already_had_on_its_validation_customers_is_named_as_the
     fair = ValidationChurn(rate=0.66, users=1486, as_of="2024-10-02", predicted=0.655)
     moved = base_rate_check(run, _probabilities(0.577), validation=fair)
     assert "the model's own" not in moved.warning and "may have changed since" in moved.warning
+
+
+def _rows(raw: pd.DataFrame) -> list[dict]:
+    """A log's rows as a request sends them: text cells, empty ones null."""
+    return [{k: None if pd.isna(v) else str(v) for k, v in r.items()} for r in raw.to_dict("records")]
+
+
+def test_the_service_answers_the_same_check_over_the_customers_of_a_request(shop):
+    from retention_core.serve.schemas import ScoreAnswer, ScoreRequest
+    from retention_core.serve.scorer import Scorer
+
+    raw, run = shop
+    scorer = Scorer(run.path)
+    rows = _rows(raw)
+    end = str(pd.Timestamp(raw["event_time"].max()).date())
+    answer = scorer.score(ScoreRequest(events=rows, as_of=end))
+    ScoreAnswer.model_validate(answer)
+    check = answer["churn_check"]
+    p = [s["churn_probability"] for s in answer["scores"]]
+    assert check["scored_users"] == len(p) >= 30
+    assert check["predicted_rate"] == pytest.approx(np.mean(p))
+    assert check["validation_rate"] == pytest.approx(validation_churn(run).rate)
+    expected = base_rate_check(run, np.asarray(p), model=scorer.key)
+    assert check["warning"] == expected.warning and check["summary"] == expected.summary
+    few = _rows(raw[raw["customer_id"].isin(raw["customer_id"].unique()[:3])])
+    small = scorer.score(ScoreRequest(events=few, as_of=end))["churn_check"]
+    assert small["warning"] is None and "Too few customers scored" in small["summary"]
