@@ -485,6 +485,7 @@ def _contacts(text: str | None) -> dict:
 
 def cmd_score(args) -> int:
     """Score a file with a saved run and write the users chosen, most at risk first."""
+    from .base_rate import base_rate_check
     from .export import readable_list, write_table
     from .scoring import score_file
 
@@ -525,6 +526,10 @@ def cmd_score(args) -> int:
     if stages is not None and stages.sum():
         print("stages: " + ", ".join(f"{st} {int(stages.get(st, 0)):,}" for st in ("new", "active", "slipping",
                                                                                    "lapsed")))
+    rate = base_rate_check(run, result.scores)  # every customer scored, before the choice of who to contact
+    print(f"churn: {rate.summary}")
+    if rate.warning:
+        print(f"warning: {rate.warning}")
     if not args.no_record:
         _record(run, result, args, held)
     return EXIT_OK

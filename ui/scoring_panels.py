@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from retention_core import io as rio
-from retention_core import bundle, campaign, export, scoring
+from retention_core import base_rate, bundle, campaign, export, scoring
 
 from . import cache, campaign_panels, control_panels, recording, run_picker, stage_panels, state, tables
 from .state import Key, widget_key
@@ -98,6 +98,8 @@ def score_panel(data: cache.RunData, model: str) -> Scored | None:
                    icon=":material/warning:")
         return None
     st.caption(f"{len(scored.scores):,} users scored; as of {scoring.scoring_date(scored.frame)}.")
+    if scored.data_key != "validation":
+        base_rate_note(data, scored.scores, model)
     # -- monitoring: a scoring of new data is kept when its list is downloaded or on request (never the validation
     # users; trying dates records nothing)
     if scored.data_key != "validation" and table is not None:
@@ -105,6 +107,19 @@ def score_panel(data: cache.RunData, model: str) -> Scored | None:
                                data_key=scored.data_key, data_name=table.name, key=_k(data.name, "record"))
     # -- end monitoring
     return scored
+
+
+def base_rate_note(data: cache.RunData, scores: pd.DataFrame, model: str) -> None:
+    """The predicted churn of every customer scored (before the audience and the choice of contacts) beside the churn
+    rate of the customers the model was checked on: a warning beyond 5 points, a caption otherwise. The
+    probabilities are shown as the model gives them, never re-weighted."""
+    if data.task != "churn":
+        return
+    check = base_rate.base_rate_check(None, scores, validation=base_rate.churn_of_rows(data.validation, model))
+    if check.warning:
+        st.warning(check.warning, icon=":material/warning:")
+    else:
+        st.caption(f":material/balance: {check.summary}")
 
 
 def _contact_inputs(scores: pd.DataFrame, k) -> dict:
@@ -385,6 +400,7 @@ def score_file_panel(names: list[str]) -> None:
     c[0].metric("Users scored", f"{len(scored):,}")
     c[1].metric("At risk", f"{flagged:,}", help=f"Churn probability at least {threshold:.3f} (the run's threshold).")
     c[2].metric("Expected churners", f"{scoring.list_summary(scored)['expected_churners']:,.0f}")
+    base_rate_note(cache.run_data(path, cache.run_stamp(path)), scores, model)
     # -- monitoring: the scoring of the file is kept when its scores are downloaded or on request
     kept = {"model": model, "data_key": table.table_key, "data_name": table.name}
     recording.record_panel(run, scores, frame, key=_m("score", "record"), **kept)

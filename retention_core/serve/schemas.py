@@ -77,10 +77,28 @@ class Recording(BaseModel):
     reason: str | None = Field(None, description="Why the scoring was not recorded.")
 
 
+class ChurnCheck(BaseModel):
+    """retention_core.base_rate: the customers of the request against those the model was checked on."""
+
+    predicted_rate: float = Field(description="Mean churn probability of the customers of this request.")
+    scored_users: int
+    validation_rate: float | None = Field(description="Share who churned among the customers the model was checked "
+                                          "on (the run's validation customers).")
+    validation_users: int
+    validation_as_of: str | None
+    validation_predicted: float | None = Field(description="The model's mean churn probability on those customers.")
+    difference_points: float | None = Field(description="predicted_rate - validation_rate, in percentage points.")
+    summary: str
+    warning: str | None = Field(description="When they differ by more than 5 points (and 30 customers or more were "
+                                "scored); the probabilities are never re-weighted.")
+
+
 class ScoreAnswer(BaseModel):
     model: str
     as_of: str | None
     scores: list[UserScore]
+    churn_check: ChurnCheck | None = Field(None, description="The predicted churn of this request's customers beside "
+                                           "the churn rate the model was checked on.")
     recording: Recording | None = Field(None, description="Only when the request asked to be recorded.")
 
 

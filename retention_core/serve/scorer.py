@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..base_rate import base_rate_check, churn_of_rows
 from ..bundle import load_run, refit_note
 from ..errors import BundleError, DataError, RetentionError
 from ..models import REGISTRY
@@ -65,6 +66,7 @@ class Scorer:
         self.schema = self.run.schema()
         self._validation = self.run.validation()
         self.reference, self.reference_source = self._reference()
+        self.validation_churn = churn_of_rows(self._validation, self.key)  # read once, for every answer's check
         #: The usual gaps of the run's validation users: each customer's lifecycle stage is measured against the
         #: shop's rhythm as the run learned it, as batch scoring does (retention_core.scoring.stage_reference).
         self.rhythm = shop_rhythm(shop_gaps(self._validation)) if self.kind == "events" else None
@@ -152,7 +154,9 @@ class Scorer:
         p = self.predict(X, seq)
         reasons = self.reasons(frame, seq, req.reasons) if req.reasons else None
         rows = self._rows(ids, p, reasons, frame)
-        answer = {"model": self.key, "as_of": as_of, "scores": rows}
+        check = base_rate_check(self.run, p, validation=self.validation_churn) if self.validation_churn else None
+        answer = {"model": self.key, "as_of": as_of, "scores": rows,
+                  "churn_check": check.as_dict() if check else None}
         if req.record:
             answer["recording"] = self._record(rows, frame, as_of)
         return answer
