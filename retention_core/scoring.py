@@ -29,7 +29,7 @@ from .lifecycle import StageRules, assign_stages, audience_mask, shop_gaps
 from .models import REGISTRY, for_population
 from .recommend.offers import offers_for_run
 from .roles import Schema, infer_schema
-from .segments import risk_deciles
+from .segments import ranks, risk_deciles
 
 
 # ----------------------------------------------------------------------------------------------- scoring a run
@@ -149,10 +149,7 @@ def scores_table(user_ids, p) -> pd.DataFrame:
     p = np.clip(np.asarray(p, dtype=float), 0, 1)
     out = pd.DataFrame({"user_id": pd.Series(user_ids).astype(str).to_numpy(), "churn_probability": p})
     out["risk_decile"] = risk_deciles(p).to_numpy(dtype=int)
-    order = np.argsort(-p, kind="stable")
-    rank = np.empty(len(p), dtype=np.int64)
-    rank[order] = np.arange(1, len(p) + 1)
-    out["rank"] = rank
+    out["rank"] = ranks(p)
     return out
 
 

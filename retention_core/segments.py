@@ -216,6 +216,15 @@ def risk_deciles(p: Any, index: pd.Index | None = None) -> pd.Series:
     return pd.Series(pd.array(out, dtype="Float64").astype("Int64"), index=index, name="risk decile")
 
 
+def ranks(v: Any) -> np.ndarray:
+    """Rank of each value, 1 = the highest (ties in row order): the ``rank`` column of a scores table, by churn
+    probability or by uplift."""
+    v = np.asarray(v, dtype="float64")
+    out = np.empty(len(v), dtype=np.int64)
+    out[np.argsort(-v, kind="stable")] = np.arange(1, len(v) + 1)
+    return out
+
+
 def risk_tiers(p: Any, index: pd.Index | None = None, *, high: int = 2, medium: int = 5) -> pd.Series:
     """Coarse tiers from the deciles: ``high`` (deciles 1..high, the 20% most at risk by default), ``medium`` (up to
     decile ``medium``, the next 30%) and ``low`` (the rest)."""

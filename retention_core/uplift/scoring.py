@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..roles import Schema
-from ..segments import risk_deciles
+from ..segments import ranks, risk_deciles
 from .data import scoring_frame
 
 UPLIFT_COLUMNS = ["user_id", "uplift", "p_treated", "p_control", "uplift_decile", "rank"]
@@ -51,10 +51,7 @@ def uplift_scores(user_ids, p_treated, p_control) -> pd.DataFrame:
     out = pd.DataFrame({"user_id": pd.Series(user_ids).astype(str).to_numpy(), "uplift": u, "p_treated": p_t,
                         "p_control": p_c})
     out["uplift_decile"] = risk_deciles(u).to_numpy(dtype=int)
-    order = np.argsort(-u, kind="stable")
-    rank = np.empty(len(u), dtype=np.int64)
-    rank[order] = np.arange(1, len(u) + 1)
-    out["rank"] = rank
+    out["rank"] = ranks(u)
     return out
 
 

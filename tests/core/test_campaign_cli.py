@@ -6,9 +6,6 @@ campaign as DESIGN.md says, with the figures computed by hand; bad values exit 2
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,23 +15,10 @@ import pytest
 from assets.generator import write_events
 from assets.planted import history_log, plant_outcomes
 from retention_core import monitor
+from tests.core.test_monitor_cli import cli, one_error_line  # the command line in a child process, one error line
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF = "2023-12-01"
-
-
-def cli(*args, ws: Path, home: Path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RETENTION_WORKSPACE": str(ws), "RETENTION_HOME": str(home)}
-    env.pop("RETENTION_BUNDLE_KEY", None)
-    p = subprocess.run([sys.executable, "-m", "retention_core", *map(str, args)], capture_output=True, text=True,
-                       cwd=ROOT, env=env, timeout=600)
-    return p.returncode, p.stdout, p.stderr
-
-
-def one_error_line(rc: int, err: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
