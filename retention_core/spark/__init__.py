@@ -9,6 +9,11 @@ DuckDB stays the embedded default and the reference; this engine is proven equal
 - :func:`retention_core.spark.scoring.score`: a saved run applied to partitions with ``mapInPandas``, after the
   run's signature is verified on the driver.
 
+Each takes an analyst's raw log as a Spark DataFrame too (their own column names, their own session, e.g. a
+notebook's): the log is read by :func:`read_spark_events` on that DataFrame's session, which is neither replaced nor
+stopped (its time zone is UTC while the engine works, then put back). ``roles`` (role -> column name) names columns
+the inference would not find, as the command line's role options do.
+
 PySpark and Java are optional (``requirements-spark.txt``); nothing here is imported by the app.
 """
 from __future__ import annotations
@@ -22,23 +27,31 @@ from ..features import SEQUENCE_CHANNELS, feature_columns
 from . import features
 from .events import SparkEvents
 from .scoring import score
-from .session import get_session, unavailable
-from .source import is_parquet_source, read_parquet_events
+from .session import get_session, is_spark_frame, unavailable, utc
+from .source import is_parquet_source, read_parquet_events, read_spark_events
 
 __all__ = ["SparkEvents", "as_spark_events", "build_dataset", "get_session", "is_parquet_source", "read_parquet_events",
-           "score", "scoring_snapshot", "unavailable"]
+           "read_spark_events", "score", "scoring_snapshot", "unavailable"]
 
 
-def as_spark_events(ev, spark=None, master: str | None = None) -> SparkEvents:
-    """``ev`` as :class:`SparkEvents` (a canonical pandas table is sent to Spark)."""
+def as_spark_events(ev, spark=None, master: str | None = None, roles: dict | None = None) -> SparkEvents:
+    """``ev`` as :class:`SparkEvents`: a canonical pandas table is sent to Spark, a raw Spark DataFrame is read on
+    its own session (``roles``: role -> column name, overriding the inference)."""
     if isinstance(ev, SparkEvents):
         return ev
+    if is_spark_frame(ev):
+        return read_spark_events(ev, roles)[0]
     return SparkEvents.from_pandas(spark or get_session(master), ev)
 
 
 def build_dataset(ev, cfg=None, *, sequences: bool = False, cutoffs: list | None = None, spark=None,
-                  master: str | None = None):
-    """:func:`retention_core.events.build_dataset` on Spark: the same Dataset, frame and sequences."""
+                  master: str | None = None, roles: dict | None = None):
+    """:func:`retention_core.events.build_dataset` on Spark: the same Dataset, frame and sequences. ``ev``: a
+    canonical pandas table, :class:`SparkEvents`, or a raw Spark DataFrame of the log (``roles`` as in
+    :func:`as_spark_events`)."""
+    if is_spark_frame(ev):
+        with utc(ev.sparkSession):
+            return build_dataset(as_spark_events(ev, roles=roles), cfg, sequences=sequences, cutoffs=cutoffs)
     events = as_spark_events(ev, spark, master)
     bounds = events.bounds()
     cfg = cfg or default_config(bounds)
@@ -55,10 +68,13 @@ def build_dataset(ev, cfg=None, *, sequences: bool = False, cutoffs: list | None
     return Dataset(frame, numeric, categorical, seq, list(SEQUENCE_CHANNELS) if sequences else [], conf, "events")
 
 
-def scoring_snapshot(ev, cfg, as_of=None, *, sequences: bool = False, spark=None, master: str | None = None):
+def scoring_snapshot(ev, cfg, as_of=None, *, sequences: bool = False, spark=None, master: str | None = None,
+                     roles: dict | None = None):
     """:func:`retention_core.events.scoring_snapshot` on Spark: features as of ``as_of`` (default: the end of the
     data), labels unknown."""
-
+    if is_spark_frame(ev):
+        with utc(ev.sparkSession):
+            return scoring_snapshot(as_spark_events(ev, roles=roles), cfg, as_of, sequences=sequences)
     events = as_spark_events(ev, spark, master)
     T = to_cutoff(as_of) if as_of is not None else data_end(events.bounds())
     ds = build_dataset(events, cfg, sequences=sequences, cutoffs=[T])

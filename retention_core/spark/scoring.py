@@ -28,8 +28,8 @@ from ..roles import Schema, infer_schema
 from ..scoring import absent_value, fill_absent, run_scores
 from . import features
 from .events import SparkEvents
-from .session import get_session
-from .source import is_parquet_source, parquet_columns, read_parquet_events
+from .session import get_session, is_spark_frame, utc
+from .source import is_parquet_source, parquet_columns, read_parquet_events, read_spark_events
 
 
 def _saved_overrides(run, columns) -> dict:
@@ -46,6 +46,8 @@ def events_for_run(run, data, spark):
                           "DuckDB engine.")
     if isinstance(data, SparkEvents):
         return data
+    if is_spark_frame(data):  # an analyst's raw log on their own session, read there by Spark
+        return read_spark_events(data, _saved_overrides(run, data.columns))[0]
     if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
         if is_parquet_source(data):
             events, _, _ = read_parquet_events(spark, data, _saved_overrides(run, parquet_columns(spark, data)))
@@ -77,15 +79,21 @@ def _model_frame(pdf: pd.DataFrame, attributes: list[str], numeric: list[str], c
 
 def score(run, data, *, as_of=None, model: str | None = None, spark=None, master: str | None = None):
     """:func:`retention_core.scoring.score` on Spark: (scores, feature rows, sequences) for a run and a log (a path,
-    a raw pandas frame or :class:`SparkEvents`). ``run`` is a loaded :class:`~retention_core.bundle.Run` (verified
-    when it was loaded) or the path of one (verified here)."""
+    a raw pandas frame, a raw Spark DataFrame or :class:`SparkEvents`). ``run`` is a loaded
+    :class:`~retention_core.bundle.Run` (verified when it was loaded) or the path of one (verified here). A raw Spark
+    DataFrame is scored on its own session (``spark`` and ``master`` are then not used)."""
+    run = run if isinstance(run, Run) else load_run(run)  # the signature is checked here, on the driver
+    if is_spark_frame(data):  # the analyst's own session: used as it is, its time zone put back after
+        with utc(data.sparkSession) as own:
+            return _score(run, data, as_of, model, own)
+    return _score(run, data, as_of, model, spark or get_session(master))
+
+
+def _score(run, data, as_of, model, spark):
     import cloudpickle
 
-
-    run = run if isinstance(run, Run) else load_run(run)  # the signature is checked here, on the driver
     key = model or run.best
     m = run.model(key)
-    spark = spark or get_session(master)
     events = events_for_run(run, data, spark)
     snap = {k: v for k, v in run.info["snapshot"].items() if k in SnapshotConfig.__dataclass_fields__}
     snap["cutoff"] = None

@@ -8,10 +8,13 @@ or reuses a session with the settings the engine's results depend on:
 - Arrow for moving frames between the JVM and Python (driver collects and ``mapInPandas`` workers);
 - a modest number of shuffle partitions for local masters (adaptive execution merges them further);
 - ``SPARK_LOCAL_IP=127.0.0.1`` for local masters, so a laptop or CI box never binds a public interface;
-- for local masters, Python workers run the interpreter that runs the command (``sys.executable``) unless
-  ``PYSPARK_PYTHON`` says otherwise: PySpark would start ``python3`` from ``PATH``, which under cron, a service or a
-  virtual environment not on ``PATH`` is another Python, without pandas. On a cluster the executors' Python is the
-  cluster's setting (``PYSPARK_PYTHON``), since this machine's interpreter path means nothing there.
+- Python workers run ``PYSPARK_PYTHON`` when it is set, else the interpreter that runs the command
+  (``sys.executable``), on every master: PySpark would start ``python3`` from ``PATH``, which under cron, a service or
+  a virtual environment not on ``PATH`` is another Python, without pandas. On a cluster whose workers run on other
+  machines, set ``PYSPARK_PYTHON`` to the executors' Python (this machine's interpreter path may not exist there);
+- on a cluster master (anything but ``local``), the product's own code is shipped to the executors
+  (:func:`ship_code`: the ``retention_core`` package as a zip, ``addPyFile``), so the executors need the product's
+  dependencies (pandas, pyarrow, scikit-learn, cloudpickle) but not the product itself installed.
 """
 from __future__ import annotations
 
@@ -19,6 +22,10 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -59,7 +66,7 @@ def require_spark() -> None:
 
 
 def worker_python() -> str:
-    """The Python a local session's workers run: ``PYSPARK_PYTHON`` when set, else this interpreter."""
+    """The Python a session's workers run: ``PYSPARK_PYTHON`` when set, else this interpreter."""
     return os.environ.get("PYSPARK_PYTHON") or sys.executable or "python3"
 
 
@@ -77,13 +84,14 @@ def get_session(master: str | None = None, *, app: str = "retention-studio", con
     local = master.startswith("local")
     if local:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        os.environ["PYSPARK_PYTHON"] = worker_python()
+    os.environ["PYSPARK_PYTHON"] = worker_python()  # read by the SparkContext when it starts
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
     builder = (SparkSession.builder.master(master).appName(app)
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
                .config("spark.sql.adaptive.enabled", "true")
+               .config("spark.sql.optimizer.canChangeCachedPlanOutputPartitioning", "true")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.parquet.inferTimestampNTZ.enabled", "false"))
     if local:
@@ -98,4 +106,47 @@ def get_session(master: str | None = None, *, app: str = "retention-studio", con
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     spark.conf.set("spark.sql.session.timeZone", "UTC")
+    if not local:
+        ship_code(spark)
     return spark
+
+
+CODE_ZIP = "retention_core.zip"
+
+
+def ship_code(spark) -> None:
+    """Make the product's code importable by the session's executors: the ``retention_core`` package zipped (Python
+    files only) and added with ``addPyFile``, once per Spark context. Needed wherever the executors' Python does not
+    have the product installed (a cluster); the work the executors run (dates read by pandas, a model applied to
+    partitions) imports it."""
+    sc = spark.sparkContext
+    if CODE_ZIP in getattr(sc, "_python_includes", []):
+        return
+    package = Path(__file__).resolve().parents[1]
+    folder = Path(tempfile.mkdtemp(prefix="retention-code-"))
+    with zipfile.ZipFile(folder / CODE_ZIP, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(package.rglob("*.py")):
+            zf.write(f, str(f.relative_to(package.parent)))
+    sc.addPyFile(str(folder / CODE_ZIP))
+
+
+def is_spark_frame(data) -> bool:
+    """True for a PySpark DataFrame (an analyst's raw log in their own session)."""
+    kind = type(data)
+    return kind.__name__ == "DataFrame" and kind.__module__.startswith("pyspark.sql")
+
+
+@contextmanager
+def utc(spark):
+    """The session's time zone set to UTC while the engine works on it, then put back: the engine reads timestamps as
+    UTC instants, and an analyst's own session keeps its settings."""
+    key = "spark.sql.session.timeZone"
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, "UTC")
+    try:
+        yield spark
+    finally:
+        if before is not None:
+            spark.conf.set(key, before)
+        else:
+            spark.conf.unset(key)

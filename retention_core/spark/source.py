@@ -16,6 +16,7 @@ DuckDB engine. Columns that only live in folder names (``key=value``) are not re
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -366,13 +367,30 @@ def read_parquet_events(spark, path, overrides: dict | None = None, *, sample_ro
     report (on the sample). Raises ConfigError/DataError as ``canonical_events`` would. ``timings`` (a dict) gets the
     seconds of each phase: ``sample`` (files, sample, roles, validation), ``checks`` (whole-log checks) and ``clean``
     (duplicates, dates, flags' shares: the cleaned log is cached)."""
-    import time
+    clock = time.perf_counter()
+    raw, nanos, total = read_raw(spark, path)
+    return _events_from_raw(raw, nanos, total, overrides, sample_rows, timings, clock)
 
+
+def read_spark_events(df, overrides: dict | None = None, *, sample_rows: int = 200_000, timings: dict | None = None):
+    """A raw event log that is already a Spark DataFrame (the analyst's own columns and names, e.g. a table of a
+    notebook's session) as :class:`SparkEvents`, read with the rules of :func:`read_parquet_events`: roles inferred on
+    a sample (``overrides``: role -> column name, as for ``infer_schema``), every row cleaned in Spark, on the
+    DataFrame's own session. Rows keep the DataFrame's order (``monotonically_increasing_id``) for the tie-breaks."""
     from pyspark.sql import functions as F
 
     clock = time.perf_counter()
+    if "__pos" in df.columns:
+        raise ConfigError("The event log has a column named __pos, which the Spark engine uses itself: rename it.")
+    raw = df.withColumn("__pos", F.monotonically_increasing_id())
+    return _events_from_raw(raw, set(), raw.count(), overrides, sample_rows, timings, clock)
+
+
+def _events_from_raw(raw, nanos: set[str], total: int, overrides, sample_rows: int, timings, clock):
+    """The raw rows (with ``__pos``) as :class:`SparkEvents`, their schema and validation report."""
+    from pyspark.sql import functions as F
+
     timings = timings if timings is not None else {}
-    raw, nanos, total = read_raw(spark, path)
     names = [c for c in raw.columns if c != "__pos"]
     stripped = {c: str(c).strip() for c in names}
     sample, n_rows = _sample(raw, sample_rows, nanos, total)
