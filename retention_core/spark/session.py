@@ -18,6 +18,7 @@ or reuses a session with the settings the engine's results depend on:
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -124,6 +125,7 @@ def ship_code(spark) -> None:
         return
     package = Path(__file__).resolve().parents[1]
     folder = Path(tempfile.mkdtemp(prefix="retention-code-"))
+    atexit.register(shutil.rmtree, folder, True)
     with zipfile.ZipFile(folder / CODE_ZIP, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in sorted(package.rglob("*.py")):
             zf.write(f, str(f.relative_to(package.parent)))

@@ -28,13 +28,16 @@ def spark_class() -> Path:
 class StandaloneCluster:
     """``with StandaloneCluster(folder, workers=2) as c:`` ... ``c.url`` (``spark://127.0.0.1:PORT``)."""
 
-    def __init__(self, folder: Path, *, workers: int = 2, cores: int = 1, memory: str = "1g", timeout: float = 120):
+    def __init__(self, folder: Path, *, workers: int = 2, cores: int = 1, memory: str = "1g", timeout: float = 120,
+                 env: dict | None = None):
         self.folder, self.workers, self.cores, self.memory, self.timeout = Path(folder), workers, cores, memory, timeout
         self.port, self.webui = free_port(), free_port()
         self.url = f"spark://127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen] = []
-        self.env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_DAEMON_MEMORY": "256m",
-                    "SPARK_NO_DAEMONIZE": "1"}
+        # SPARK_HOME given, so that spark-class does not start a Python to find it
+        self.env = {**os.environ, **(env or {}), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_DAEMON_MEMORY": "256m",
+                    "SPARK_NO_DAEMONIZE": "1", "SPARK_HOME": str(spark_class().parents[1])}
+        self.env.pop("PYSPARK_PYTHON", None)
 
     def _start(self, name: str, *args: str) -> None:
         log = open(self.folder / f"{name}.log", "wb")
