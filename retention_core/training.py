@@ -14,6 +14,7 @@ before the refit; :attr:`TrainResult.refit` says on what the saved models were r
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +35,15 @@ from .models.ensemble import DEFAULT_MEMBERS, EnsembleModel
 class TrainProgress:
     """One step of a training, for a progress display: ``fraction`` of the whole training, the ``model`` it is about
     (None: the run as a whole) and its ``stage``: ``"training"`` (fitting or an epoch), ``"done"`` (validated),
-    ``"failed"``, ``"refit"`` or ``"saving"``; ``message`` is a line for the screen."""
+    ``"failed"``, ``"refit"`` or ``"saving"``, or, before those, ``"search"`` (a trial of the settings search of
+    ``auto``: ``search`` is the share of its time budget spent; ``fraction`` stays 0) and ``"searched"`` (a model's
+    search ended); ``message`` is a line for the screen."""
 
     fraction: float
     message: str
     model: str | None = None
     stage: str = "training"
+    search: float | None = None
 
 
 Progress = Callable[[TrainProgress], None]
@@ -57,6 +61,18 @@ class TrainConfig:
     backtest: int = 0  # extra earlier validation cutoffs (event logs)
     refit: bool = True  # refit the kept models on the latest labelled data after validation
     train_snapshots: int = 3  # event logs: the most recent snapshots a model learns from (0 = all)
+    # seconds to search the settings of the tree models and the logistic regression (0: their fixed defaults, no
+    # search; None: models.tuning.DEFAULT_BUDGET for ``auto``, 0 for models named one by one)
+    tune_budget: float | None = None
+    tune_trials: int = 0  # the most trials per model (0: models.tuning.MAX_TRIALS); tests cap it to be repeatable
+
+    def search_budget(self) -> float:
+        """Seconds the settings search may take."""
+        from .models.tuning import DEFAULT_BUDGET
+
+        if self.tune_budget is None:
+            return DEFAULT_BUDGET if self.models in ("auto", None, ["auto"]) else 0.0
+        return float(self.tune_budget)
 
     def model_keys(self) -> list[str]:
         keys = list(DEFAULT_AUTO) if self.models in ("auto", None, ["auto"]) else list(self.models)
@@ -68,6 +84,8 @@ class TrainConfig:
             raise ConfigError("Choose at least one model to train.")
         if self.metric not in METRICS:
             raise ConfigError(f"Unknown metric {self.metric!r}. Choose from {', '.join(METRICS)}.")
+        if self.tune_budget is not None and not float(self.tune_budget) >= 0:
+            raise ConfigError(f"The search budget must be 0 or more seconds, got {self.tune_budget!r}.")
         if self.calibrate not in (None, "none", "isotonic", "sigmoid"):
             raise ConfigError(f"Calibration must be isotonic, sigmoid or none, got {self.calibrate!r}.")
         return keys
@@ -94,6 +112,9 @@ class TrainResult:
     # the distribution of the rows the saved models learned from (bins and shares per feature and of each model's
     # churn probability), saved with the run for drift monitoring (retention_core.monitor.drift); {} when unknown
     reference: dict = field(default_factory=dict)
+    # the settings search (models.tuning.SearchResult.as_dict()): budget, inner validation, per model the defaults'
+    # and the best trial's inner scores, the settings kept and every trial; {} when nothing was searched
+    tuning: dict = field(default_factory=dict)
 
     @property
     def refit_note(self) -> str:
@@ -277,7 +298,10 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
     horizon = int(horizon_days or ds.config.get("horizon_days", 90))
     progress = progress or (lambda event: None)
     sp, lab = _split(ds, cfg, horizon, excluded)
+    found = _search(keys, ds, cfg, sp, horizon, progress)
+    cfg = dataclasses.replace(cfg, params={**cfg.params, **found.params()}) if found else cfg
     rows, preds, thresholds, fitted, errors, cv_rows = _validate_each(keys, ds, cfg, sp, horizon, progress)
+    _versus_default(rows, found, sp, cfg, horizon)
     if not rows:
         detail = "; ".join(f"{k}: {v}" for k, v in errors.items())
         raise ModelError(f"No model could be trained. {detail}")
@@ -301,7 +325,66 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
     X_va, y_va, _ = sp.part(sp.val)
     return TrainResult(board, best, fitted, preds, y_va, sp.frame.loc[sp.val, val_cols].reset_index(drop=True),
                        thresholds, sp.scheme, sp.num, sp.cat, backtest, pd.DataFrame(cv_rows), errors, refit,
-                       reference=_drift_reference(fitted, sp, learned, cfg.seed))
+                       reference=_drift_reference(fitted, sp, learned, cfg.seed),
+                       tuning=found.as_dict() if found else {})
+
+
+def _search(keys, ds, cfg: TrainConfig, sp: _Split, horizon: int, progress: Progress):
+    """The settings search (models.tuning) inside the training rows, or None when there is none to run."""
+    from .models import tuning
+
+    budget, names = cfg.search_budget(), tuning.searchable(keys, cfg.params)
+    if budget <= 0 or not names:
+        return None
+    dates = sp.frame["snapshot_date"] if ds.kind == "events" else None
+    folds, how = tuning.inner_folds(dates, sp.y, sp.train, horizon_days=horizon, seed=cfg.seed,
+                                    recent=cfg.train_snapshots)
+
+    def score(key, params, tr, va):
+        return _inner_score(sp, key, params, tr, va, horizon)
+
+    def report(spent, message, key):
+        progress(TrainProgress(0.0, message, key, "search", search=spent))
+    found = tuning.search(names, score, folds, budget=budget, seed=cfg.seed, max_trials=cfg.tune_trials,
+                          report=report, validation=how)
+    for key, s in found.models.items():
+        verdict = (f"tuned {s.best_score:.4f} against default {s.default_score:.4f}: "
+                   f"{'tuned kept' if s.kept else 'defaults kept'}") if s.best_score is not None else s.note
+        progress(TrainProgress(0.0, f"{REGISTRY[key].label}: {len(s.trials)} trials in {s.seconds:.0f} s, {verdict}",
+                               key, "searched", search=1.0))
+    return found
+
+
+def _inner_score(sp: _Split, key: str, params: dict, tr: np.ndarray, va: np.ndarray, horizon: int) -> float:
+    """ROC-AUC of one model's settings on one inner fold: ``tr`` and ``va`` are positions of training rows."""
+    from sklearn.metrics import roc_auc_score
+
+    cols = sp.num + sp.cat
+    X, Xv = sp.X.iloc[tr][cols], sp.X.iloc[va][cols]
+    model = _fit_one(key, params, sp.num, sp.cat, horizon, X, sp.y[tr], None, Xv, sp.y[va], None, None, None)
+    return float(roc_auc_score(sp.y[va], _predict(model, key, Xv, None)))
+
+
+def _versus_default(rows: list, found, sp: _Split, cfg: TrainConfig, horizon: int) -> None:
+    """The search's columns of the leaderboard: whether tuned settings were kept, both inner scores, and the default
+    settings' ROC-AUC on the validation rows beside the tuned one (shown only: the choice was made inside)."""
+    if found is None:
+        return
+    X_tr, y_tr, _ = sp.part(sp.train)
+    X_va, y_va, _ = sp.part(sp.val)
+    for r in rows:
+        s = found.models.get(r["model"])
+        if s is None:
+            continue
+        r.update(tuned=s.kept, search_default=s.default_score, search_tuned=s.best_score,
+                 default_roc_auc=r["roc_auc"])
+        if s.kept:
+            try:
+                model = _fit_one(r["model"], {}, sp.num, sp.cat, horizon, X_tr, y_tr, None, X_va, y_va, None,
+                                 cfg.calibrate, None)
+                r["default_roc_auc"] = metrics(y_va, _predict(model, r["model"], X_va, None))["roc_auc"]
+            except Exception:  # noqa: BLE001 - a figure for display only
+                r["default_roc_auc"] = np.nan
 
 
 def _drift_reference(fitted: dict, sp: _Split, rows: np.ndarray, seed: int) -> dict:
