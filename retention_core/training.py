@@ -338,7 +338,7 @@ def _search(keys, ds, cfg: TrainConfig, sp: _Split, horizon: int, progress: Prog
         return None
     dates = sp.frame["snapshot_date"] if ds.kind == "events" else None
     folds, how = tuning.inner_folds(dates, sp.y, sp.train, horizon_days=horizon, seed=cfg.seed,
-                                    recent=cfg.train_snapshots)
+                                    recent=cfg.train_snapshots, users=sp.frame["user_id"])
 
     def score(key, params, tr, va):
         return _inner_score(sp, key, params, tr, va, horizon)

@@ -105,8 +105,11 @@ def test_search_on_a_log_uses_earlier_snapshots_never_the_validation_one(monkeyp
     sp = seen["split"][0]
     dates = pd.to_datetime(sp.frame["snapshot_date"]).to_numpy()
     t_val = dates[sp.val].max()
+    users = sp.frame["user_id"].astype(str).to_numpy()
     for _, tr, va in seen["calls"]:
         assert dates[tr].max() < dates[va].min() <= t_val - np.timedelta64(60, "D")  # learn from earlier snapshots
+        if dates[va].min() - dates[tr].max() < np.timedelta64(60, "D"):  # label windows overlap: other customers
+            assert not set(users[tr]) & set(users[va])
     assert list(res.tuning["models"]) == ["logreg"]  # settings the analyst set are not searched
 
 
