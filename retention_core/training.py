@@ -18,7 +18,6 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -26,27 +25,13 @@ import pandas as pd
 from .bundle import refit_note, save_run
 from .errors import ConfigError, ModelError
 from .evaluation import HIGHER_IS_BETTER, METRICS, best_f1_threshold, metrics
-from .models import DEFAULT_AUTO, REGISTRY, make_model
+from .models import DEFAULT_AUTO, REGISTRY
+from .fitting import Progress, TrainProgress, fit_one, predict  # noqa: F401 - TrainProgress: the front ends' import
 from .models.calibration import CalibratedModel
 from .models.ensemble import DEFAULT_MEMBERS, EnsembleModel
+from .tuned_run import run_search, versus_default
 
 
-@dataclass(frozen=True)
-class TrainProgress:
-    """One step of a training, for a progress display: ``fraction`` of the whole training, the ``model`` it is about
-    (None: the run as a whole) and its ``stage``: ``"training"`` (fitting or an epoch), ``"done"`` (validated),
-    ``"failed"``, ``"refit"`` or ``"saving"``, or, before those, ``"search"`` (a trial of the settings search of
-    ``auto``: ``search`` is the share of its time budget spent; ``fraction`` stays 0) and ``"searched"`` (a model's
-    search ended); ``message`` is a line for the screen."""
-
-    fraction: float
-    message: str
-    model: str | None = None
-    stage: str = "training"
-    search: float | None = None
-
-
-Progress = Callable[[TrainProgress], None]
 
 
 @dataclass
@@ -165,22 +150,6 @@ def _usable_features(X: pd.DataFrame, numeric: list[str], categorical: list[str]
     return num, cat
 
 
-def _fit_one(key: str, params: dict, num, cat, horizon, X, y, seq, Xv, yv, seqv, calibrate, progress):
-    model = make_model(key, numeric=num, categorical=cat, horizon_days=horizon, calibrate=calibrate, **params)
-    kw = {"X_val": Xv, "y_val": yv, "progress": progress}
-    if REGISTRY[key].needs_sequences:
-        if seq is None:
-            raise ConfigError(f"{REGISTRY[key].label} needs weekly activity sequences: build the dataset from an event "
-                              "log (user tables have no sequences).")
-        kw.update(sequences=seq, seq_val=seqv)
-    model.fit(X, y, **kw)
-    return model
-
-
-def _predict(model, key, X, seq):
-    if REGISTRY[key].needs_sequences:
-        return np.asarray(model.predict_proba(X, sequences=seq), dtype=float)
-    return np.asarray(model.predict_proba(X), dtype=float)
 
 
 @dataclass
@@ -248,10 +217,10 @@ def _validate_each(keys, ds, cfg, sp: _Split, horizon, progress) -> tuple[list, 
             if key == "ensemble":
                 model = _assemble_ensemble(fitted, cfg, sp.num, sp.cat, horizon, X_tr, y_tr, sub)
             else:
-                model = _fit_one(key, params, sp.num, sp.cat, horizon, X_tr, y_tr, s_tr, X_va, y_va, s_va,
+                model = fit_one(key, params, sp.num, sp.cat, horizon, X_tr, y_tr, s_tr, X_va, y_va, s_va,
                                  cfg.calibrate, sub)
             fit_s = time.perf_counter() - t0
-            p = _predict(model, key, X_va, s_va)
+            p = predict(model, key, X_va, s_va)
         except Exception as exc:  # one model failing must not lose the others
             errors[key] = str(exc) if isinstance(exc, (ConfigError, ModelError)) else f"{type(exc).__name__}: {exc}"
             progress(TrainProgress((i + 1) / n, f"{spec.label}: failed", key, "failed"))
@@ -298,10 +267,10 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
     horizon = int(horizon_days or ds.config.get("horizon_days", 90))
     progress = progress or (lambda event: None)
     sp, lab = _split(ds, cfg, horizon, excluded)
-    found = _search(keys, ds, cfg, sp, horizon, progress)
+    found = run_search(keys, ds, cfg, sp, horizon, progress)
     cfg = dataclasses.replace(cfg, params={**cfg.params, **found.params()}) if found else cfg
     rows, preds, thresholds, fitted, errors, cv_rows = _validate_each(keys, ds, cfg, sp, horizon, progress)
-    _versus_default(rows, found, sp, cfg, horizon)
+    versus_default(rows, found, sp, cfg, horizon)
     if not rows:
         detail = "; ".join(f"{k}: {v}" for k, v in errors.items())
         raise ModelError(f"No model could be trained. {detail}")
@@ -329,62 +298,6 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
                        tuning=found.as_dict() if found else {})
 
 
-def _search(keys, ds, cfg: TrainConfig, sp: _Split, horizon: int, progress: Progress):
-    """The settings search (models.tuning) inside the training rows, or None when there is none to run."""
-    from .models import tuning
-
-    budget, names = cfg.search_budget(), tuning.searchable(keys, cfg.params)
-    if budget <= 0 or not names:
-        return None
-    dates = sp.frame["snapshot_date"] if ds.kind == "events" else None
-    folds, how = tuning.inner_folds(dates, sp.y, sp.train, horizon_days=horizon, seed=cfg.seed,
-                                    recent=cfg.train_snapshots, users=sp.frame["user_id"])
-
-    def score(key, params, tr, va):
-        return _inner_score(sp, key, params, tr, va, horizon)
-
-    def report(spent, message, key):
-        progress(TrainProgress(0.0, message, key, "search", search=spent))
-    found = tuning.search(names, score, folds, budget=budget, seed=cfg.seed, max_trials=cfg.tune_trials,
-                          report=report, validation=how)
-    for key, s in found.models.items():
-        verdict = (f"tuned {s.best_score:.4f} against default {s.default_score:.4f}: "
-                   f"{'tuned kept' if s.kept else 'defaults kept'}") if s.best_score is not None else s.note
-        progress(TrainProgress(0.0, f"{REGISTRY[key].label}: {len(s.trials)} trials in {s.seconds:.0f} s, {verdict}",
-                               key, "searched", search=1.0))
-    return found
-
-
-def _inner_score(sp: _Split, key: str, params: dict, tr: np.ndarray, va: np.ndarray, horizon: int) -> float:
-    """ROC-AUC of one model's settings on one inner fold: ``tr`` and ``va`` are positions of training rows."""
-    from sklearn.metrics import roc_auc_score
-
-    cols = sp.num + sp.cat
-    X, Xv = sp.X.iloc[tr][cols], sp.X.iloc[va][cols]
-    model = _fit_one(key, params, sp.num, sp.cat, horizon, X, sp.y[tr], None, Xv, sp.y[va], None, None, None)
-    return float(roc_auc_score(sp.y[va], _predict(model, key, Xv, None)))
-
-
-def _versus_default(rows: list, found, sp: _Split, cfg: TrainConfig, horizon: int) -> None:
-    """The search's columns of the leaderboard: whether tuned settings were kept, both inner scores, and the default
-    settings' ROC-AUC on the validation rows beside the tuned one (shown only: the choice was made inside)."""
-    if found is None:
-        return
-    X_tr, y_tr, _ = sp.part(sp.train)
-    X_va, y_va, _ = sp.part(sp.val)
-    for r in rows:
-        s = found.models.get(r["model"])
-        if s is None:
-            continue
-        r.update(tuned=s.kept, search_default=s.default_score, search_tuned=s.best_score,
-                 default_roc_auc=r["roc_auc"])
-        if s.kept:
-            try:
-                model = _fit_one(r["model"], {}, sp.num, sp.cat, horizon, X_tr, y_tr, None, X_va, y_va, None,
-                                 cfg.calibrate, None)
-                r["default_roc_auc"] = metrics(y_va, _predict(model, r["model"], X_va, None))["roc_auc"]
-            except Exception:  # noqa: BLE001 - a figure for display only
-                r["default_roc_auc"] = np.nan
 
 
 def _drift_reference(fitted: dict, sp: _Split, rows: np.ndarray, seed: int) -> dict:
@@ -400,7 +313,7 @@ def _drift_reference(fitted: dict, sp: _Split, rows: np.ndarray, seed: int) -> d
     scores = {}
     for key, model in fitted.items():
         try:
-            scores[key] = _predict(model, key, X, seq if REGISTRY[key].needs_sequences else None)
+            scores[key] = predict(model, key, X, seq if REGISTRY[key].needs_sequences else None)
         except Exception:  # noqa: BLE001 - the reference is optional
             continue
     try:
@@ -469,8 +382,8 @@ def _cross_validate(key, params, num, cat, horizon, X, y, cfg) -> dict:
 
     aucs = []
     for tr, va in StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.seed).split(X, y):
-        model = _fit_one(key, params, num, cat, horizon, X.iloc[tr], y[tr], None, None, None, None, cfg.calibrate, None)
-        aucs.append(metrics(y[va], _predict(model, key, X.iloc[va], None))["roc_auc"])
+        model = fit_one(key, params, num, cat, horizon, X.iloc[tr], y[tr], None, None, None, None, cfg.calibrate, None)
+        aucs.append(metrics(y[va], predict(model, key, X.iloc[va], None))["roc_auc"])
     return {"cv_roc_auc_mean": float(np.mean(aucs)), "cv_roc_auc_std": float(np.std(aucs))}
 
 
@@ -491,10 +404,10 @@ def _backtest(lab, keys, cfg, num, cat, horizon, fitted) -> pd.DataFrame:
             if key not in fitted or REGISTRY[key].family == "deep":
                 continue
             try:
-                m = _fit_one(key, dict(cfg.params.get(key, {})), num, cat, horizon, X[tr], y[tr],
+                m = fit_one(key, dict(cfg.params.get(key, {})), num, cat, horizon, X[tr], y[tr],
                              seq[tr] if seq is not None else None, X[va], y[va], seq[va] if seq is not None else None,
                              cfg.calibrate, None)
-                p = _predict(m, key, X[va], seq[va] if seq is not None else None)
+                p = predict(m, key, X[va], seq[va] if seq is not None else None)
             except Exception:
                 continue
             rows.append({"cutoff": pd.Timestamp(t_val), "model": key, **metrics(y[va], p)})

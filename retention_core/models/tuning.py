@@ -205,7 +205,7 @@ def _search_all(keys, score, folds, budget, seed, max_trials, report, out: Searc
     for i, key in enumerate(keys):
         left = budget - (time.perf_counter() - start)
         if left <= 0 or not folds:
-            out.models[key] = ModelSearch(key, None, note="no time left in the budget" if folds else validation)
+            out.models[key] = ModelSearch(key, None, note="no time left in the budget" if folds else out.validation)
             continue
         share = SHARES.get(key, 1.0) / sum(SHARES.get(k, 1.0) for k in keys[i:])
         out.models[key] = _search_one(key, score, folds, left * share, seed, max_trials or MAX_TRIALS,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retention_core import training
+from retention_core import training, tuned_run
 from retention_core.dataset import SnapshotConfig, build_dataset, training_cutoffs, user_dataset
 from retention_core.events import canonical_events
 from retention_core.models import REGISTRY
@@ -49,7 +49,7 @@ def log_dataset():
 def _spy(monkeypatch):
     """Record the split of the run and the rows every inner fit learns from and is judged on."""
     seen = {"split": None, "calls": []}
-    split, score = training._split, training._inner_score
+    split, score = training._split, tuned_run.inner_score
 
     def spy_split(*a, **kw):
         seen["split"] = split(*a, **kw)
@@ -60,7 +60,7 @@ def _spy(monkeypatch):
         return score(sp, key, params, tr, va, horizon)
 
     monkeypatch.setattr(training, "_split", spy_split)
-    monkeypatch.setattr(training, "_inner_score", spy_score)
+    monkeypatch.setattr(tuned_run, "inner_score", spy_score)
     return seen
 
 
@@ -140,6 +140,17 @@ def test_tuned_gradient_boosting_beats_its_defaults_where_they_lose():
     assert search["kept"] and search["best_score"] > search["default_score"]
     assert row["tuned"] and row["roc_auc"] > row["default_roc_auc"] + 0.02
     assert res.models["gbm"].get_params()["min_samples_leaf"] == search["best_params"]["min_samples_leaf"] < 100
+
+
+def test_without_inner_folds_nothing_is_searched_and_the_defaults_stay():
+    from retention_core.models.tuning import inner_folds, search
+
+    y = np.array([0, 1, 0, 1])
+    folds, why = inner_folds(pd.Series(pd.to_datetime(["2024-01-01"] * 4)), y, np.ones(4, bool), horizon_days=90,
+                             seed=0, users=pd.Series(list("abcd")))
+    assert folds == [] and "no earlier" in why
+    found = search(["gbm"], lambda *a: 1.0, folds, budget=10, validation=why)
+    assert found.params() == {} and found.models["gbm"].note == why and not found.models["gbm"].trials
 
 
 def test_budget_zero_is_the_fixed_defaults_and_auto_searches_by_default():
