@@ -30,14 +30,16 @@ class TrainProgress:
 Progress = Callable[[TrainProgress], None]
 
 
-def fit_one(key: str, params: dict, num, cat, horizon, X, y, seq, Xv, yv, seqv, calibrate, progress):
+def fit_one(key: str, params: dict, num, cat, horizon, X, y, seq, calibrate, progress):
+    """One model fitted on the rows given and nothing else: early stopping (boosting, the Keras models) watches a
+    share of these rows, never the rows the model is then measured on, so the leaderboard's figures stay honest."""
     model = make_model(key, numeric=num, categorical=cat, horizon_days=horizon, calibrate=calibrate, **params)
-    kw = {"X_val": Xv, "y_val": yv, "progress": progress}
+    kw = {"progress": progress}
     if REGISTRY[key].needs_sequences:
         if seq is None:
             raise ConfigError(f"{REGISTRY[key].label} needs weekly activity sequences: build the dataset from an event "
                               "log (user tables have no sequences).")
-        kw.update(sequences=seq, seq_val=seqv)
+        kw.update(sequences=seq)
     model.fit(X, y, **kw)
     return model
 

@@ -217,8 +217,7 @@ def _validate_each(keys, ds, cfg, sp: _Split, horizon, progress) -> tuple[list, 
             if key == "ensemble":
                 model = _assemble_ensemble(fitted, cfg, sp.num, sp.cat, horizon, X_tr, y_tr, sub)
             else:
-                model = fit_one(key, params, sp.num, sp.cat, horizon, X_tr, y_tr, s_tr, X_va, y_va, s_va,
-                                 cfg.calibrate, sub)
+                model = fit_one(key, params, sp.num, sp.cat, horizon, X_tr, y_tr, s_tr, cfg.calibrate, sub)
             fit_s = time.perf_counter() - t0
             p = predict(model, key, X_va, s_va)
         except Exception as exc:  # one model failing must not lose the others
@@ -382,7 +381,7 @@ def _cross_validate(key, params, num, cat, horizon, X, y, cfg) -> dict:
 
     aucs = []
     for tr, va in StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.seed).split(X, y):
-        model = fit_one(key, params, num, cat, horizon, X.iloc[tr], y[tr], None, None, None, None, cfg.calibrate, None)
+        model = fit_one(key, params, num, cat, horizon, X.iloc[tr], y[tr], None, cfg.calibrate, None)
         aucs.append(metrics(y[va], predict(model, key, X.iloc[va], None))["roc_auc"])
     return {"cv_roc_auc_mean": float(np.mean(aucs)), "cv_roc_auc_std": float(np.std(aucs))}
 
@@ -405,8 +404,7 @@ def _backtest(lab, keys, cfg, num, cat, horizon, fitted) -> pd.DataFrame:
                 continue
             try:
                 m = fit_one(key, dict(cfg.params.get(key, {})), num, cat, horizon, X[tr], y[tr],
-                             seq[tr] if seq is not None else None, X[va], y[va], seq[va] if seq is not None else None,
-                             cfg.calibrate, None)
+                             seq[tr] if seq is not None else None, cfg.calibrate, None)
                 p = predict(m, key, X[va], seq[va] if seq is not None else None)
             except Exception:
                 continue

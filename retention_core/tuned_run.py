@@ -41,7 +41,7 @@ def inner_score(sp, key: str, params: dict, tr: np.ndarray, va: np.ndarray, hori
 
     cols = sp.num + sp.cat
     X, Xv = sp.X.iloc[tr][cols], sp.X.iloc[va][cols]
-    model = fit_one(key, params, sp.num, sp.cat, horizon, X, sp.y[tr], None, Xv, sp.y[va], None, None, None)
+    model = fit_one(key, params, sp.num, sp.cat, horizon, X, sp.y[tr], None, None, None)
     return float(roc_auc_score(sp.y[va], predict(model, key, Xv, None)))
 
 
@@ -60,8 +60,7 @@ def versus_default(rows: list, found, sp, cfg, horizon: int) -> None:
                  default_roc_auc=r["roc_auc"])
         if s.kept:
             try:
-                model = fit_one(r["model"], {}, sp.num, sp.cat, horizon, X_tr, y_tr, None, X_va, y_va, None,
-                                 cfg.calibrate, None)
+                model = fit_one(r["model"], {}, sp.num, sp.cat, horizon, X_tr, y_tr, None, cfg.calibrate, None)
                 r["default_roc_auc"] = metrics(y_va, predict(model, r["model"], X_va, None))["roc_auc"]
             except Exception:  # noqa: BLE001 - a figure for display only
                 r["default_roc_auc"] = np.nan

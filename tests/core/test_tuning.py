@@ -179,3 +179,26 @@ def test_the_command_line_saves_the_chosen_settings_and_the_search_history(tmp_p
     assert {"number", "params", "score", "state", "seconds"} <= set(logreg["trials"][0])
     board = pd.read_csv(run / "leaderboard.csv")
     assert {"tuned", "default_roc_auc", "search_default", "search_tuned"} <= set(board.columns)
+
+
+def test_no_fit_sees_the_rows_its_leaderboard_figure_is_measured_on(monkeypatch, log_dataset):
+    """Early stopping (boosting, the Keras models) watches a share of the rows a model learns from: the rows of the
+    validation snapshot, where the leaderboard measures it, are never given to a fit, neither to learn nor to stop."""
+    from retention_core.models.sklearn_models import _SklearnModel
+
+    seen = _spy(monkeypatch)
+    given = []
+    fit = _SklearnModel.fit
+
+    def spy_fit(self, X, y, **kw):
+        given.append((type(self).__name__, X.index.to_numpy(), kw.get("X_val")))
+        return fit(self, X, y, **kw)
+
+    monkeypatch.setattr(_SklearnModel, "fit", spy_fit)
+    train_models(log_dataset, TrainConfig(models=["gbm"], tune_budget=0, refit=False), horizon_days=60)
+    sp = seen["split"][0]
+    val_index = sp.frame.index.to_numpy()[sp.val]
+    assert given, "a model was fitted"
+    for name, rows, x_val in given:
+        assert x_val is None, f"{name} was given rows to stop on"
+        assert not np.isin(rows, val_index).any(), f"{name} learned from the validation snapshot"
