@@ -177,10 +177,13 @@ def save_run(out: str | os.PathLike, result, *, schema, dataset, snapshot: dict,
         board = result.leaderboard
         refit = getattr(result, "refit", {}) or {}
         metrics = {"best_model": best, "validation": result.scheme, "threshold": thr, "refit": refit, "models": {}}
+        if getattr(result, "tuning", None):  # the settings search: chosen settings and every trial
+            metrics["tuning"] = result.tuning
         for _, r in board.iterrows():
             metrics["models"][r["model"]] = {k: _num(r[k]) for k in
                                              ["roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "log_loss",
-                                              "brier", "lift_top10", "recall_top10", "threshold", "fit_seconds"]
+                                              "brier", "lift_top10", "recall_top10", "threshold", "fit_seconds",
+                                              "tuned", "default_roc_auc"]
                                              if k in r}
         run = {"format": FORMAT_VERSION, "name": name or target.name, "created": pd.Timestamp.now().isoformat(),
                "kind": dataset.kind, "schema": schema.to_dict(), "snapshot": snapshot,
