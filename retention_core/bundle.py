@@ -22,8 +22,6 @@ import shlex
 import shutil
 import sys
 import tempfile
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ import pandas as pd
 
 from . import __version__
 from .errors import BundleError, ConfigError
+from .locking import exclusive
 from .roles import Schema
 
 FORMAT_VERSION = 1
@@ -108,26 +107,11 @@ def _own_version() -> str:
     return __version__
 
 
-@contextmanager
 def _lock(target: Path, timeout: float = 120.0):
-    import fcntl  # POSIX only: imported where it is used
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    lock = target.parent / f".{target.name}.lock"
-    with open(lock, "a") as fh:
-        t0 = time.monotonic()
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() - t0 > timeout:
-                    raise BundleError(f"Run {target.name!r} is being saved by another session; try again shortly.")
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """The lock of one run's folder (:func:`retention_core.locking.exclusive` on ``.<run>.lock`` beside it), held
+    while the run is renamed into place or deleted."""
+    return exclusive(target.parent / f".{target.name}.lock", timeout, lambda _: BundleError(
+        f"Run {target.name!r} is being saved by another session; try again shortly."))
 
 
 def _save_model(model, key: str, folder: Path) -> dict:

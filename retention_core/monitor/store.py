@@ -42,7 +42,6 @@ import hashlib
 import json
 import os
 import secrets
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +51,7 @@ import pandas as pd
 
 from ..control import GROUP
 from ..errors import DataError
+from ..locking import exclusive
 
 HISTORY_FILE = "history.duckdb"
 SCHEMA_VERSION = 3
@@ -111,26 +111,12 @@ def _timeout(given: float | None = None) -> float:
         return LOCK_TIMEOUT
 
 
-@contextmanager
 def _file_lock(path: Path, timeout: float | None = None):
-    import fcntl
-
-    limit = _timeout(timeout)
-    with open(path.parent / f"{path.name}.lock", "a") as fh:
-        t0 = time.monotonic()
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() - t0 >= limit:
-                    raise HistoryBusy(f"The scoring history {path.name} is busy (another scoring has held it for "
-                                      f"over {limit:g} s); try again shortly.") from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """The history's lock (:func:`retention_core.locking.exclusive` on ``history.duckdb.lock``), waiting at most
+    ``timeout`` seconds (default ``RETENTION_HISTORY_TIMEOUT``, 120; :class:`HistoryBusy` past it)."""
+    return exclusive(path.parent / f"{path.name}.lock", _timeout(timeout), lambda limit: HistoryBusy(
+        f"The scoring history {path.name} is busy (another scoring has held it for over {limit:g} s); try again "
+        "shortly."))
 
 
 def _unreadable(path: Path, exc: BaseException) -> DataError:
