@@ -36,10 +36,14 @@ FORMAT_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
 
 
-def workspace(path: str | os.PathLike | None = None) -> Path:
-    """The folder where the app keeps runs (``RETENTION_WORKSPACE`` or ``./workspace``)."""
+def workspace(path: str | os.PathLike | None = None, *, create: bool = True) -> Path:
+    """The workspace: the folder where runs (``runs/``) and the scoring history are kept. ``path`` when given, else
+    ``RETENTION_WORKSPACE``, else ``./workspace``: the one rule every front end resolves it by (the app, the command
+    line, the service, the monitor). ``create`` makes its ``runs`` folder; the app only reads (``create=False``), so
+    opening a page never creates a workspace."""
     root = Path(path or os.environ.get("RETENTION_WORKSPACE") or Path.cwd() / "workspace")
-    (root / "runs").mkdir(parents=True, exist_ok=True)
+    if create:
+        (root / "runs").mkdir(parents=True, exist_ok=True)
     return root
 
 
@@ -312,6 +316,23 @@ def _verify(target: Path) -> tuple[dict, dict[str, str]]:
     return json.loads(_read_checked(target, "run.json", files["run.json"])), files
 
 
+def run_id(run) -> str:
+    """The identity of one saved version of a run: the first 16 hex digits of the SHA-256 of its signed manifest
+    (which holds the digest of every file), so a run saved again under the same name is another version. ``run`` is a
+    run's folder or a loaded run (then the version it loaded, whatever the folder holds since) or anything with a
+    ``run_id``; ``"missing"`` for a folder without a manifest. The one identity the app's caches, the scoring
+    history, the service and the command line name a run version by."""
+    if not isinstance(run, (str, os.PathLike)):
+        known = getattr(run, "run_id", None)
+        if isinstance(known, str):
+            return known
+        run = run.path
+    try:
+        return hashlib.sha256((Path(run) / "manifest.json").read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "missing"
+
+
 def verify_run(path: str | os.PathLike) -> dict:
     """Check the manifest signature and every file hash; return run.json. Raises BundleError when anything is off."""
     return _verify(Path(path).resolve())[0]
@@ -325,6 +346,8 @@ class Run:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).resolve()
         self.info, self._files = _verify(self.path)
+        #: The version loaded (:func:`run_id`), kept: a run saved again in the same folder later is another one.
+        self.run_id = run_id(self.path)
         self.metrics = json.loads(self.read_bytes("metrics.json"))
         self._models: dict = {}
 

@@ -2,7 +2,7 @@
 
 ``RETENTION_WORKSPACE/history.duckdb`` holds four tables (schema version in ``meta``):
 
-- ``runs``: one row per saved run version that scored (``run_id`` = digest of the run's manifest), with its name,
+- ``runs``: one row per saved run version that scored (``run_id``: :func:`retention_core.bundle.run_id`, from the run's manifest), with its name,
   folder, kind and what monitoring needs once the run folder is gone (column roles, snapshot settings, features,
   thresholds, validation figures, the training reference for drift) as JSON in ``info``;
 - ``scorings``: one row per scoring: run, model, threshold, as-of date, horizon and lookback, when and from where it
@@ -38,7 +38,6 @@ workspace keeps its history readable.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -50,6 +49,8 @@ import numpy as np
 import pandas as pd
 
 from ..control import GROUP
+from ..bundle import run_id
+from ..bundle import workspace as _workspace
 from ..errors import DataError
 from ..locking import exclusive
 
@@ -91,11 +92,10 @@ SERVICE = "service"
 _GROUP = ["run_id", "model", "as_of"]
 
 
-def history_path(workspace: str | os.PathLike | None = None) -> Path:
-    """``history.duckdb`` in the workspace (``RETENTION_WORKSPACE`` or ./workspace when not given)."""
-    from ..bundle import workspace as _workspace
-
-    return _workspace(workspace) / HISTORY_FILE
+def history_path(workspace: str | os.PathLike | None = None, *, create: bool = True) -> Path:
+    """``history.duckdb`` in the workspace (:func:`retention_core.bundle.workspace`: ``RETENTION_WORKSPACE`` or
+    ./workspace when not given; ``create=False`` makes no folder)."""
+    return _workspace(workspace, create=create) / HISTORY_FILE
 
 
 class HistoryBusy(DataError):
@@ -190,14 +190,6 @@ def _migrate(con, version: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- runs
-def run_id_of(run) -> str:
-    """A saved run version's identity: the digest of its manifest (a retrained run in the same folder is another)."""
-    man = Path(run.path) / "manifest.json"
-    if man.exists():
-        return hashlib.sha256(man.read_bytes()).hexdigest()[:16]
-    return hashlib.sha256(json.dumps(run.info, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def run_record(run) -> dict:
     """What monitoring needs from a run once its folder is gone (JSON-ready)."""
     from .reference import run_reference, validation_figures
@@ -325,7 +317,7 @@ def write_scoring(run, scores: pd.DataFrame, *, model: str, as_of: str | None, f
     table["campaign_group"], control_row = _control(table, control)
     source_cols, segs = _segment_source(run, scores, frame, table, control)
     seg_table = _segments_frame(table["rank"], source_cols, segs)
-    rid, name = run_id_of(run), Path(run.path).name
+    rid, name = run_id(run), Path(run.path).name
     events = run.info.get("kind") == "events"
     snap = run.info.get("snapshot") or {}
     sid = f"{pd.Timestamp.now():%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
@@ -376,9 +368,7 @@ def _match(con, run) -> tuple[str, list]:
     if run is None:
         return "", []
     if hasattr(run, "info") and hasattr(run, "path"):
-        if getattr(run, "run_id", None):
-            return "WHERE run_id = ?", [run.run_id]
-        return "WHERE run_id = ?", [run_id_of(run)]
+        return "WHERE run_id = ?", [run_id(run)]
     text = str(run)
     p = Path(text)
     if p.exists() or os.sep in text or "/" in text:
