@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .bundle import refit_note, save_run
+from .drift_reference import REFERENCE_ROWS, training_reference
 from .errors import ConfigError, ModelError
 from .evaluation import HIGHER_IS_BETTER, METRICS, best_f1_threshold, metrics
 from .models import DEFAULT_AUTO, REGISTRY
@@ -95,7 +96,7 @@ class TrainResult:
     # (empty when they were not refitted: they are then exactly the models validated)
     refit: dict = field(default_factory=dict)
     # the distribution of the rows the saved models learned from (bins and shares per feature and of each model's
-    # churn probability), saved with the run for drift monitoring (retention_core.monitor.drift); {} when unknown
+    # churn probability), saved with the run for drift monitoring (retention_core.drift_reference); {} when unknown
     reference: dict = field(default_factory=dict)
     # the settings search (models.tuning.SearchResult.as_dict()): budget, inner validation, per model the defaults'
     # and the best trial's inner scores, the settings kept and every trial; {} when nothing was searched
@@ -302,8 +303,6 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
 def _drift_reference(fitted: dict, sp: _Split, rows: np.ndarray, seed: int) -> dict:
     """The compact training reference for drift monitoring, from a seeded sample of the rows the saved models learned
     from; a model that cannot predict is left out, and nothing here can fail a training."""
-    from .monitor.drift import REFERENCE_ROWS, training_reference  # monitoring reads runs; training only feeds it
-
     keep = np.flatnonzero(rows)
     if len(keep) > REFERENCE_ROWS:
         keep = np.sort(np.random.default_rng(seed).choice(keep, REFERENCE_ROWS, replace=False))

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from retention_core import plots
+from retention_core import bundle, plots
 from retention_core.bundle import refit_note
 from retention_core.roles import Schema
 
@@ -245,7 +245,7 @@ def _request(ds, info: state.DatasetInfo, models: list[str], entered: dict, v: d
         ds = dataset_panels.with_sequences(ds, info)
     excluded = dataset_panels.excluded_features(info) if ds.kind == "events" else []
     snap = dataset_panels.snapshot_config(ds) if ds.kind == "events" else {}
-    return TrainRequest(run_name, str(cache.workspace_root()), ds, cfg, excluded,
+    return TrainRequest(run_name, str(bundle.workspace(create=False)), ds, cfg, excluded,
                         Schema.from_dict(json.loads(info.schema_json)), snap, info.table_key.partition(":")[0])
 
 
@@ -301,7 +301,7 @@ def run_results(name: str, path: str) -> None:
     from retention_core.evaluation import METRIC_LABELS
 
     with guard("loading the run") as g:
-        data = cache.run_data(path, cache.run_stamp(path))
+        data = cache.run_data(path, bundle.run_id(path))
     if g.failed:
         return
     if data.task == "uplift":  # uplift learners: the Qini chart instead of the leaderboard of churn models
