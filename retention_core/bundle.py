@@ -22,8 +22,6 @@ import shlex
 import shutil
 import sys
 import tempfile
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,16 +29,21 @@ import pandas as pd
 
 from . import __version__
 from .errors import BundleError, ConfigError
+from .locking import exclusive
 from .roles import Schema
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
 
 
-def workspace(path: str | os.PathLike | None = None) -> Path:
-    """The folder where the app keeps runs (``RETENTION_WORKSPACE`` or ``./workspace``)."""
+def workspace(path: str | os.PathLike | None = None, *, create: bool = True) -> Path:
+    """The workspace: the folder where runs (``runs/``) and the scoring history are kept. ``path`` when given, else
+    ``RETENTION_WORKSPACE``, else ``./workspace``: the one rule every front end resolves it by (the app, the command
+    line, the service, the monitor). ``create`` makes its ``runs`` folder; the app only reads (``create=False``), so
+    opening a page never creates a workspace."""
     root = Path(path or os.environ.get("RETENTION_WORKSPACE") or Path.cwd() / "workspace")
-    (root / "runs").mkdir(parents=True, exist_ok=True)
+    if create:
+        (root / "runs").mkdir(parents=True, exist_ok=True)
     return root
 
 
@@ -108,26 +111,11 @@ def _own_version() -> str:
     return __version__
 
 
-@contextmanager
 def _lock(target: Path, timeout: float = 120.0):
-    import fcntl  # POSIX only: imported where it is used
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    lock = target.parent / f".{target.name}.lock"
-    with open(lock, "a") as fh:
-        t0 = time.monotonic()
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() - t0 > timeout:
-                    raise BundleError(f"Run {target.name!r} is being saved by another session; try again shortly.")
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """The lock of one run's folder (:func:`retention_core.locking.exclusive` on ``.<run>.lock`` beside it), held
+    while the run is renamed into place or deleted."""
+    return exclusive(target.parent / f".{target.name}.lock", timeout, lambda _: BundleError(
+        f"Run {target.name!r} is being saved by another session; try again shortly."))
 
 
 def _save_model(model, key: str, folder: Path) -> dict:
@@ -177,10 +165,13 @@ def save_run(out: str | os.PathLike, result, *, schema, dataset, snapshot: dict,
         board = result.leaderboard
         refit = getattr(result, "refit", {}) or {}
         metrics = {"best_model": best, "validation": result.scheme, "threshold": thr, "refit": refit, "models": {}}
+        if getattr(result, "tuning", None):  # the settings search: chosen settings and every trial
+            metrics["tuning"] = result.tuning
         for _, r in board.iterrows():
             metrics["models"][r["model"]] = {k: _num(r[k]) for k in
                                              ["roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "log_loss",
-                                              "brier", "lift_top10", "recall_top10", "threshold", "fit_seconds"]
+                                              "brier", "lift_top10", "recall_top10", "threshold", "fit_seconds",
+                                              "tuned", "default_roc_auc"]
                                              if k in r}
         run = {"format": FORMAT_VERSION, "name": name or target.name, "created": pd.Timestamp.now().isoformat(),
                "kind": dataset.kind, "schema": schema.to_dict(), "snapshot": snapshot,
@@ -328,6 +319,23 @@ def _verify(target: Path) -> tuple[dict, dict[str, str]]:
     return json.loads(_read_checked(target, "run.json", files["run.json"])), files
 
 
+def run_id(run) -> str:
+    """The identity of one saved version of a run: the first 16 hex digits of the SHA-256 of its signed manifest
+    (which holds the digest of every file), so a run saved again under the same name is another version. ``run`` is a
+    run's folder or a loaded run (then the version it loaded, whatever the folder holds since) or anything with a
+    ``run_id``; ``"missing"`` for a folder without a manifest. The one identity the app's caches, the scoring
+    history, the service and the command line name a run version by."""
+    if not isinstance(run, (str, os.PathLike)):
+        known = getattr(run, "run_id", None)
+        if isinstance(known, str):
+            return known
+        run = run.path
+    try:
+        return hashlib.sha256((Path(run) / "manifest.json").read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "missing"
+
+
 def verify_run(path: str | os.PathLike) -> dict:
     """Check the manifest signature and every file hash; return run.json. Raises BundleError when anything is off."""
     return _verify(Path(path).resolve())[0]
@@ -341,6 +349,8 @@ class Run:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).resolve()
         self.info, self._files = _verify(self.path)
+        #: The version loaded (:func:`run_id`), kept: a run saved again in the same folder later is another one.
+        self.run_id = run_id(self.path)
         self.metrics = json.loads(self.read_bytes("metrics.json"))
         self._models: dict = {}
 

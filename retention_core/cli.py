@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "one included, carrying early-stopping counts, calibration and threshold (default; "
                         "--no-refit saves the models exactly as validated)")
     s.add_argument("--epochs", type=int, help="epochs for deep models")
+    s.add_argument("--tune-budget", type=float, metavar="SECONDS",
+                   help="seconds to search the settings of logistic regression, random forest and gradient boosting "
+                        "inside the training rows (default 90 with --models auto, else 0; 0 = their fixed defaults)")
     s.add_argument("--seed", type=int, default=0)
     _uplift_options(s)
 
@@ -423,7 +426,7 @@ def cmd_train(args) -> int:
     keys = [k.strip() for k in args.models.split(",") if k.strip()]
     cfg = TrainConfig(models="auto" if keys in (["auto"], []) else keys, metric=args.metric,
                       calibrate=None if args.calibrate == "none" else args.calibrate, seed=args.seed,
-                      backtest=max(0, args.backtest), refit=args.refit)
+                      backtest=max(0, args.backtest), refit=args.refit, tune_budget=args.tune_budget)
     model_keys = cfg.model_keys()
     if args.epochs:
         cfg.params = {k: {"epochs": args.epochs} for k in model_keys if REGISTRY[k].family == "deep"}
@@ -438,7 +441,8 @@ def cmd_train(args) -> int:
         ds, snap = user_dataset(df, schema, report), {}
     result, _ = train_and_save(args.out, ds, schema, cfg, snapshot=snap, digest=df.attrs.get("digest", ""),
                                excluded=report.excluded_features, progress=_print_progress)
-    cols = ["model", "roc_auc", "pr_auc", "f1", "recall_top10", "fit_seconds"]
+    cols = ["model", "roc_auc", "default_roc_auc", "pr_auc", "f1", "recall_top10", "fit_seconds"]
+    cols = [c for c in cols if c in result.leaderboard]
     print(f"validation: {result.scheme}")
     print(result.refit_note)
     print(result.leaderboard[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -453,7 +457,7 @@ def cmd_train(args) -> int:
 
 
 def _print_progress(event: TrainProgress) -> None:
-    if event.model is not None and event.stage in ("done", "failed"):
+    if event.model is not None and event.stage in ("done", "failed", "searched"):
         print(f"  {event.message}", file=sys.stderr)
 
 

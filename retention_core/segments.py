@@ -203,16 +203,34 @@ def rfm_segments(frame: pd.DataFrame, **columns: str | None) -> pd.Series:
 TIER_ORDER = ["high", "medium", "low"]
 
 
+def decile_reference(population: Any) -> np.ndarray:
+    """The population a decile is read against: its finite probabilities, sorted (:func:`deciles_against`)."""
+    pv = np.asarray(population, dtype="float64").ravel()
+    return np.sort(pv[np.isfinite(pv)])
+
+
+def deciles_against(p: Any, reference: np.ndarray) -> np.ndarray:
+    """The one decile rule: 1 + the tenths of the ``reference`` population (:func:`decile_reference`) that score
+    strictly higher than each probability (1 = most at risk, 10 = least). Users with the same probability share a
+    decile (the best one their tie reaches), whatever their order; against an empty population everyone is decile 1.
+    Batch scoring reads it against the users scored (:func:`risk_deciles`), the service against the run's validation
+    users."""
+    pv = np.asarray(p, dtype="float64").ravel()
+    n = len(reference)
+    if not n:
+        return np.ones(len(pv), dtype=int)
+    higher = n - np.searchsorted(reference, pv, side="right")
+    return np.minimum(higher * 10 // n + 1, 10).astype(int)
+
+
 def risk_deciles(p: Any, index: pd.Index | None = None) -> pd.Series:
-    """Decile of churn probability per user, 1 = the 10% most at risk (users sorted by probability, ties in row
-    order; the riskiest user is always in decile 1); missing probabilities get no decile."""
+    """Decile of churn probability per user among the users given (:func:`deciles_against` them), 1 = the 10% most
+    at risk; ties share a decile and the riskiest user is always in decile 1; missing probabilities get no decile."""
     pv = np.asarray(p, dtype="float64").ravel()
     out = np.full(len(pv), np.nan)
-    ok = np.flatnonzero(np.isfinite(pv))
-    n = len(ok)
-    if n:
-        order = ok[np.argsort(-pv[ok], kind="stable")]
-        out[order] = np.arange(n) * 10 // n + 1
+    ok = np.isfinite(pv)
+    if ok.any():
+        out[ok] = deciles_against(pv[ok], decile_reference(pv))
     return pd.Series(pd.array(out, dtype="Float64").astype("Int64"), index=index, name="risk decile")
 
 

@@ -14,35 +14,25 @@ before the refit; :attr:`TrainResult.refit` says on what the saved models were r
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from .bundle import refit_note, save_run
+from .drift_reference import REFERENCE_ROWS, training_reference
 from .errors import ConfigError, ModelError
 from .evaluation import HIGHER_IS_BETTER, METRICS, best_f1_threshold, metrics
-from .models import DEFAULT_AUTO, REGISTRY, make_model
+from .models import DEFAULT_AUTO, REGISTRY
+from .fitting import Progress, TrainProgress, fit_one, predict  # noqa: F401 - TrainProgress: the front ends' import
 from .models.calibration import CalibratedModel
 from .models.ensemble import DEFAULT_MEMBERS, EnsembleModel
+from .tuned_run import run_search, versus_default
 
 
-@dataclass(frozen=True)
-class TrainProgress:
-    """One step of a training, for a progress display: ``fraction`` of the whole training, the ``model`` it is about
-    (None: the run as a whole) and its ``stage``: ``"training"`` (fitting or an epoch), ``"done"`` (validated),
-    ``"failed"``, ``"refit"`` or ``"saving"``; ``message`` is a line for the screen."""
-
-    fraction: float
-    message: str
-    model: str | None = None
-    stage: str = "training"
-
-
-Progress = Callable[[TrainProgress], None]
 
 
 @dataclass
@@ -57,6 +47,18 @@ class TrainConfig:
     backtest: int = 0  # extra earlier validation cutoffs (event logs)
     refit: bool = True  # refit the kept models on the latest labelled data after validation
     train_snapshots: int = 3  # event logs: the most recent snapshots a model learns from (0 = all)
+    # seconds to search the settings of the tree models and the logistic regression (0: their fixed defaults, no
+    # search; None: models.tuning.DEFAULT_BUDGET for ``auto``, 0 for models named one by one)
+    tune_budget: float | None = None
+    tune_trials: int = 0  # the most trials per model (0: models.tuning.MAX_TRIALS); tests cap it to be repeatable
+
+    def search_budget(self) -> float:
+        """Seconds the settings search may take."""
+        from .models.tuning import DEFAULT_BUDGET
+
+        if self.tune_budget is None:
+            return DEFAULT_BUDGET if self.models in ("auto", None, ["auto"]) else 0.0
+        return float(self.tune_budget)
 
     def model_keys(self) -> list[str]:
         keys = list(DEFAULT_AUTO) if self.models in ("auto", None, ["auto"]) else list(self.models)
@@ -68,6 +70,8 @@ class TrainConfig:
             raise ConfigError("Choose at least one model to train.")
         if self.metric not in METRICS:
             raise ConfigError(f"Unknown metric {self.metric!r}. Choose from {', '.join(METRICS)}.")
+        if self.tune_budget is not None and not float(self.tune_budget) >= 0:
+            raise ConfigError(f"The search budget must be 0 or more seconds, got {self.tune_budget!r}.")
         if self.calibrate not in (None, "none", "isotonic", "sigmoid"):
             raise ConfigError(f"Calibration must be isotonic, sigmoid or none, got {self.calibrate!r}.")
         return keys
@@ -92,8 +96,11 @@ class TrainResult:
     # (empty when they were not refitted: they are then exactly the models validated)
     refit: dict = field(default_factory=dict)
     # the distribution of the rows the saved models learned from (bins and shares per feature and of each model's
-    # churn probability), saved with the run for drift monitoring (retention_core.monitor.drift); {} when unknown
+    # churn probability), saved with the run for drift monitoring (retention_core.drift_reference); {} when unknown
     reference: dict = field(default_factory=dict)
+    # the settings search (models.tuning.SearchResult.as_dict()): budget, inner validation, per model the defaults'
+    # and the best trial's inner scores, the settings kept and every trial; {} when nothing was searched
+    tuning: dict = field(default_factory=dict)
 
     @property
     def refit_note(self) -> str:
@@ -144,22 +151,6 @@ def _usable_features(X: pd.DataFrame, numeric: list[str], categorical: list[str]
     return num, cat
 
 
-def _fit_one(key: str, params: dict, num, cat, horizon, X, y, seq, Xv, yv, seqv, calibrate, progress):
-    model = make_model(key, numeric=num, categorical=cat, horizon_days=horizon, calibrate=calibrate, **params)
-    kw = {"X_val": Xv, "y_val": yv, "progress": progress}
-    if REGISTRY[key].needs_sequences:
-        if seq is None:
-            raise ConfigError(f"{REGISTRY[key].label} needs weekly activity sequences: build the dataset from an event "
-                              "log (user tables have no sequences).")
-        kw.update(sequences=seq, seq_val=seqv)
-    model.fit(X, y, **kw)
-    return model
-
-
-def _predict(model, key, X, seq):
-    if REGISTRY[key].needs_sequences:
-        return np.asarray(model.predict_proba(X, sequences=seq), dtype=float)
-    return np.asarray(model.predict_proba(X), dtype=float)
 
 
 @dataclass
@@ -227,10 +218,9 @@ def _validate_each(keys, ds, cfg, sp: _Split, horizon, progress) -> tuple[list, 
             if key == "ensemble":
                 model = _assemble_ensemble(fitted, cfg, sp.num, sp.cat, horizon, X_tr, y_tr, sub)
             else:
-                model = _fit_one(key, params, sp.num, sp.cat, horizon, X_tr, y_tr, s_tr, X_va, y_va, s_va,
-                                 cfg.calibrate, sub)
+                model = fit_one(key, params, sp.num, sp.cat, horizon, X_tr, y_tr, s_tr, cfg.calibrate, sub)
             fit_s = time.perf_counter() - t0
-            p = _predict(model, key, X_va, s_va)
+            p = predict(model, key, X_va, s_va)
         except Exception as exc:  # one model failing must not lose the others
             errors[key] = str(exc) if isinstance(exc, (ConfigError, ModelError)) else f"{type(exc).__name__}: {exc}"
             progress(TrainProgress((i + 1) / n, f"{spec.label}: failed", key, "failed"))
@@ -277,7 +267,10 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
     horizon = int(horizon_days or ds.config.get("horizon_days", 90))
     progress = progress or (lambda event: None)
     sp, lab = _split(ds, cfg, horizon, excluded)
+    found = run_search(keys, ds, cfg, sp, horizon, progress)
+    cfg = dataclasses.replace(cfg, params={**cfg.params, **found.params()}) if found else cfg
     rows, preds, thresholds, fitted, errors, cv_rows = _validate_each(keys, ds, cfg, sp, horizon, progress)
+    versus_default(rows, found, sp, cfg, horizon)
     if not rows:
         detail = "; ".join(f"{k}: {v}" for k, v in errors.items())
         raise ModelError(f"No model could be trained. {detail}")
@@ -301,14 +294,15 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
     X_va, y_va, _ = sp.part(sp.val)
     return TrainResult(board, best, fitted, preds, y_va, sp.frame.loc[sp.val, val_cols].reset_index(drop=True),
                        thresholds, sp.scheme, sp.num, sp.cat, backtest, pd.DataFrame(cv_rows), errors, refit,
-                       reference=_drift_reference(fitted, sp, learned, cfg.seed))
+                       reference=_drift_reference(fitted, sp, learned, cfg.seed),
+                       tuning=found.as_dict() if found else {})
+
+
 
 
 def _drift_reference(fitted: dict, sp: _Split, rows: np.ndarray, seed: int) -> dict:
     """The compact training reference for drift monitoring, from a seeded sample of the rows the saved models learned
     from; a model that cannot predict is left out, and nothing here can fail a training."""
-    from .monitor.drift import REFERENCE_ROWS, training_reference  # monitoring reads runs; training only feeds it
-
     keep = np.flatnonzero(rows)
     if len(keep) > REFERENCE_ROWS:
         keep = np.sort(np.random.default_rng(seed).choice(keep, REFERENCE_ROWS, replace=False))
@@ -317,7 +311,7 @@ def _drift_reference(fitted: dict, sp: _Split, rows: np.ndarray, seed: int) -> d
     scores = {}
     for key, model in fitted.items():
         try:
-            scores[key] = _predict(model, key, X, seq if REGISTRY[key].needs_sequences else None)
+            scores[key] = predict(model, key, X, seq if REGISTRY[key].needs_sequences else None)
         except Exception:  # noqa: BLE001 - the reference is optional
             continue
     try:
@@ -386,8 +380,8 @@ def _cross_validate(key, params, num, cat, horizon, X, y, cfg) -> dict:
 
     aucs = []
     for tr, va in StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.seed).split(X, y):
-        model = _fit_one(key, params, num, cat, horizon, X.iloc[tr], y[tr], None, None, None, None, cfg.calibrate, None)
-        aucs.append(metrics(y[va], _predict(model, key, X.iloc[va], None))["roc_auc"])
+        model = fit_one(key, params, num, cat, horizon, X.iloc[tr], y[tr], None, cfg.calibrate, None)
+        aucs.append(metrics(y[va], predict(model, key, X.iloc[va], None))["roc_auc"])
     return {"cv_roc_auc_mean": float(np.mean(aucs)), "cv_roc_auc_std": float(np.std(aucs))}
 
 
@@ -408,10 +402,9 @@ def _backtest(lab, keys, cfg, num, cat, horizon, fitted) -> pd.DataFrame:
             if key not in fitted or REGISTRY[key].family == "deep":
                 continue
             try:
-                m = _fit_one(key, dict(cfg.params.get(key, {})), num, cat, horizon, X[tr], y[tr],
-                             seq[tr] if seq is not None else None, X[va], y[va], seq[va] if seq is not None else None,
-                             cfg.calibrate, None)
-                p = _predict(m, key, X[va], seq[va] if seq is not None else None)
+                m = fit_one(key, dict(cfg.params.get(key, {})), num, cat, horizon, X[tr], y[tr],
+                             seq[tr] if seq is not None else None, cfg.calibrate, None)
+                p = predict(m, key, X[va], seq[va] if seq is not None else None)
             except Exception:
                 continue
             rows.append({"cutoff": pd.Timestamp(t_val), "model": key, **metrics(y[va], p)})

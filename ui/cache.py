@@ -13,7 +13,6 @@ plus the Excel sheet) and the JSON of the schema/config stand for them.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,16 +197,6 @@ class RunData:
         return [c for c in self.validation.columns if c not in skip and not str(c).startswith("p:")]
 
 
-def run_stamp(path: str | Path) -> str:
-    """What identifies one saved version of a run (a run saved again under the same name gets a new stamp)."""
-    man = Path(path) / "manifest.json"
-    try:
-        st_ = man.stat()
-    except OSError:
-        return "missing"
-    return f"{st_.st_mtime_ns}:{st_.st_size}"
-
-
 @st.cache_data(max_entries=16, show_spinner="Loading the run...")
 def run_data(path: str, stamp: str) -> RunData:
     """A saved run's metrics, leaderboard, validation predictions and backtest (BundleError when it was changed)."""
@@ -228,14 +217,9 @@ def run_backtest(path: str, stamp: str) -> pd.DataFrame:
     return bt
 
 
-def workspace_root() -> Path:
-    """The workspace folder (``RETENTION_WORKSPACE`` or ``./workspace``), without creating it."""
-    return Path(os.environ.get("RETENTION_WORKSPACE") or Path.cwd() / "workspace")
-
-
 def workspace_runs() -> pd.DataFrame:
     """Runs saved in the workspace (empty when there is no workspace yet; reading it never creates one)."""
-    root = workspace_root()
+    root = bundle.workspace(create=False)
     if not (root / "runs").is_dir():
         return pd.DataFrame(columns=["run", "created", "kind", "best_model", "roc_auc", "models"])
     return bundle.list_runs(root)
@@ -257,16 +241,6 @@ def model_curves(path: str, stamp: str, model: str) -> dict[str, pd.DataFrame]:
 #: How many times SHAP values were computed in this process (once per run version, model and sample size); the
 #: pages never ask for them again while the cache holds them.
 EXPLAIN_COMPUTATIONS: dict[str, int] = {"count": 0}
-
-
-def manifest_digest(path: str | Path) -> str:
-    """The SHA-256 of a run's manifest (which itself holds the digest of every file): one saved version of a run."""
-    import hashlib
-
-    try:
-        return hashlib.sha256((Path(path) / "manifest.json").read_bytes()).hexdigest()
-    except OSError:
-        return "missing"
 
 
 def _explained_columns(info: dict, frame: pd.DataFrame) -> list[str]:
@@ -324,7 +298,7 @@ def explanation(path: str, digest: str, model: str, sample: int) -> Explanation:
 
     EXPLAIN_COMPUTATIONS["count"] += 1
     ex = explainer(path, digest, model)
-    d = run_data(path, run_stamp(path))
+    d = run_data(path, bundle.run_id(path))
     v = d.validation.reset_index(drop=True)
     X_all = v[_explained_columns(d.info, v)]
     s = explain.sample_for_explanation(X_all, v["churned"], n=int(sample))
@@ -340,7 +314,7 @@ def user_explanation(path: str, digest: str, model: str, position: int, reasons:
     import numpy as np
 
     ex = explainer(path, digest, model)
-    d = run_data(path, run_stamp(path))
+    d = run_data(path, bundle.run_id(path))
     v = d.validation.reset_index(drop=True)
     X = v.iloc[[int(position)]][_explained_columns(d.info, v)]
     pts = ex.effects_points(X).iloc[0]
@@ -432,7 +406,7 @@ def scoring_explanation(path: str, stamp: str, data_key: str, as_of: str | None,
 
     if explain.depends_on_population(run, model):
         return population_explanation(path, stamp, data_key, as_of, model, run, frame, seq)
-    return run_explanation(path, manifest_digest(path), model)
+    return run_explanation(path, bundle.run_id(path), model)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from retention_core import plots, segments
+from retention_core import bundle, plots, segments
 from retention_core.explain import feature_label
 
 from . import cache, state
@@ -84,7 +84,7 @@ def threshold_panel(data: cache.RunData, model: str) -> None:
         st.caption(f":material/savings: Best expected profit **{row['profit']:,.0f}** at threshold {best:.3f}: "
                    f"{int(row['contacted']):,} users contacted, {int(row['churners_reached']):,} of them churners.")
         st.plotly_chart(plots.profit_curve(profit, threshold=thr, best=best), width="stretch", key=k("profit_chart"))
-    curves = cache.model_curves(data.path, cache.run_stamp(data.path), model)
+    curves = cache.model_curves(data.path, bundle.run_id(data.path), model)
     c = st.columns([2, 3])
     c[0].plotly_chart(plots.confusion_heatmap(ev.confusion(y, p, thr)), width="stretch", key=k("confusion"))
     c[1].plotly_chart(plots.threshold_plot(curves["threshold"], thr), width="stretch", key=k("threshold_chart"))
@@ -93,7 +93,7 @@ def threshold_panel(data: cache.RunData, model: str) -> None:
 def curves_panel(data: cache.RunData, model: str) -> None:
     """ROC and precision-recall curves of every model of the run, calibration, lift and cumulative gains."""
     labels = data.labels()
-    stamp = cache.run_stamp(data.path)
+    stamp = bundle.run_id(data.path)
     curves = {k: cache.model_curves(data.path, stamp, k) for k in data.models}
     order = [model] + [k for k in data.models if k != model]  # the model in focus first
     named = lambda part: {labels.get(k, k): curves[k][part] for k in order}  # noqa: E731

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from retention_core import plots
+from retention_core import bundle, plots
 
 from . import cache
 from .state import Key, widget_key
@@ -28,7 +28,7 @@ def _labels(e: cache.Explanation) -> dict:
 def explanation_status(data: cache.RunData, model: str, sample: int) -> cache.Explanation | None:
     """The explanation of this model (computed once per run version, model and sample size; the status shows the
     work when it runs) and what it was computed on."""
-    digest = cache.manifest_digest(data.path)
+    digest = bundle.run_id(data.path)
     label = data.labels().get(model, model)
     error = None
     with st.status(f"Explaining {label} on up to {sample:,} validation users (once per run and model)...",
@@ -102,8 +102,8 @@ def explain_segments(data: cache.RunData, e: cache.Explanation, sample: int) -> 
             return
         column = c[1].selectbox("Attribute", attrs, key=k("seg_attr"))
     with guard("comparing the segments") as g:
-        _, heat = cache.segment_comparison(data.path, cache.run_stamp(data.path), e.model, kind, column, "[]",
-                                           cache.manifest_digest(data.path), sample)
+        _, heat = cache.segment_comparison(data.path, bundle.run_id(data.path), e.model, kind, column, "[]",
+                                           bundle.run_id(data.path), sample)
     if g.failed or heat is None:
         return
     st.plotly_chart(plots.segment_heatmap(heat.matrix, flags=heat.flags, labels=heat.labels, users=heat.users,
@@ -161,7 +161,7 @@ def explain_user(data: cache.RunData, e: cache.Explanation) -> None:
     if position is None:
         return
     with guard("explaining this user") as g:
-        u = cache.user_explanation(data.path, cache.manifest_digest(data.path), e.model, int(position))
+        u = cache.user_explanation(data.path, bundle.run_id(data.path), e.model, int(position))
     if g.failed:
         return
     row = data.validation.reset_index(drop=True).loc[int(position)]

@@ -113,9 +113,13 @@ def finish_training(job: state.TrainJob) -> None:
 
 
 def progress(job: state.TrainJob) -> None:
-    """An overall progress bar, one per model (epochs for neural models), and the time spent."""
+    """An overall progress bar, the settings search's (share of its time budget spent, the latest trial), one bar per
+    model (epochs for neural models), and the time spent."""
     fraction, message = job.snapshot()
     st.progress(min(max(fraction, 0.0), 1.0), text=f"Training {job.name!r}: {message}")
+    if job.search is not None:
+        spent, line = job.search
+        st.progress(min(max(spent, 0.0), 1.0), text=f":material/tune: Settings search: {line}")
     n = max(len(job.models), 1)
     current = min(int(fraction * n), n - 1)
     for i, key in enumerate(job.models):

@@ -13,8 +13,9 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from retention_core import monitor
+from retention_core import bundle, monitor
 from retention_core.monitor import store
+from retention_core.monitor.reference import has_models
 
 from . import cache, run_picker
 
@@ -23,7 +24,7 @@ RUN_COLUMNS = ["run", "scorings", "last_scored", "last_recorded", "saved"]
 
 
 def has_history() -> bool:
-    return (cache.workspace_root() / monitor.HISTORY_FILE).is_file()
+    return monitor.history_path(create=False).is_file()
 
 
 def history(run=None) -> pd.DataFrame:
@@ -52,9 +53,10 @@ def monitored_run(name: str, saved: bool):
 
 
 def run_key(run) -> str:
-    """One saved version of a run: its manifest digest (a run known only from the history: its id there)."""
-    rid = getattr(run, "run_id", None)
-    return f"recorded:{rid}" if rid else cache.manifest_digest(run.path)
+    """One saved version of a run (:func:`retention_core.bundle.run_id`), marked apart when the run is known only from
+    the history (its models are gone, so its report differs)."""
+    rid = bundle.run_id(run)
+    return rid if has_models(run) else f"recorded:{rid}"
 
 
 def history_key(mine: pd.DataFrame) -> str:
@@ -74,7 +76,7 @@ def run_demo(progress: Callable[[str], None]) -> monitor.MonitorReport:
     """The demo on the sample: a logistic regression trained on its early months, three early dates scored and
     checked against its later months, in a temporary workspace under the workspace's ``demo`` folder (never the real
     history), removed once the report is made."""
-    root = cache.workspace_root() / DEMO_FOLDER
+    root = bundle.workspace(create=False) / DEMO_FOLDER
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="demo-", dir=root) as ws:
         return monitor.demo_on_sample(ws, events=cache.sample_table(), progress=progress)

@@ -14,10 +14,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from retention_core import recommend, scoring
+from retention_core import bundle, recommend, scoring
 from retention_core.errors import RetentionError
 
-from . import cache, offers_cache, state, tables
+from . import offers_cache, state, tables
 from .state import Key, widget_key
 from .widgets import SHOW_ROWS, guard
 
@@ -81,7 +81,7 @@ def add_offers(data, scored, list_df: pd.DataFrame) -> tuple[pd.DataFrame, Offer
     users = tuple(scored.scores["user_id"].astype(str))
     with guard("working out the offers") as g:
         try:
-            frame = offers_cache.scored_offers(data.path, cache.run_stamp(data.path), table.table_key, sj, scored.as_of, n,
+            frame = offers_cache.scored_offers(data.path, bundle.run_id(data.path), table.table_key, sj, scored.as_of, n,
                                                table.df, users)
         except RetentionError as e:  # no purchase history before the date: a fact about the data, not a failure
             st.info(str(e), icon=":material/redeem:")

@@ -17,16 +17,16 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from retention_core import monitor, scoring
+from retention_core import bundle, monitor, scoring
 from retention_core.errors import RetentionError
 
-from . import cache, state
+from . import state
 
 MONITOR_PAGE = "pages/monitor.py"
 
 
 def scoring_key(run, data_key: str, as_of: str, model: str) -> str:
-    return "|".join([cache.manifest_digest(run.path), data_key, as_of, model])
+    return "|".join([bundle.run_id(run.path), data_key, as_of, model])
 
 
 def come_back_note(run, as_of: str) -> str:
@@ -41,7 +41,7 @@ def come_back_note(run, as_of: str) -> str:
 def _kept_id(run, scores: pd.DataFrame, as_of: str, model: str) -> str | None:
     """The id of this very scoring in the history, if it holds it (same run version, model, as-of date, users scored
     and mean probability: recorded by an earlier session, or by the score command, whatever the file was called)."""
-    if not (cache.workspace_root() / monitor.HISTORY_FILE).is_file():
+    if not monitor.history_path(create=False).is_file():
         return None
     h = monitor.scorings(run)
     if not len(h):

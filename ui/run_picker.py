@@ -41,7 +41,7 @@ def open_run(name: str, *, reload: bool = False) -> bundle.Run:
     its signature and file hashes checked (BundleError when it was changed), and made the active run."""
     run = state.get_runs().get(name)
     if run is None or reload:
-        run = bundle.load_run(bundle.run_path(name, cache.workspace_root()))
+        run = bundle.load_run(bundle.run_path(name))
         state.add_run(name, run)
     return run
 
@@ -49,18 +49,18 @@ def open_run(name: str, *, reload: bool = False) -> bundle.Run:
 def run_data(name: str) -> cache.RunData:
     """What the analysis pages read from a run (opened in the session first)."""
     path = str(open_run(name).path)
-    return cache.run_data(path, cache.run_stamp(path))
+    return cache.run_data(path, bundle.run_id(path))
 
 
 def peek_run(name: str) -> cache.RunData:
     """What a saved run holds, without opening it in the session (to compare runs)."""
-    path = str(bundle.run_path(name, cache.workspace_root()))
-    return cache.run_data(path, cache.run_stamp(path))
+    path = str(bundle.run_path(name))
+    return cache.run_data(path, bundle.run_id(path))
 
 
 def delete_run(name: str) -> None:
     """Remove a saved run from the workspace and forget it in this session."""
-    bundle.delete_run(name, cache.workspace_root())
+    bundle.delete_run(name)
     state.remove_run(name)
 
 

@@ -76,7 +76,7 @@ def _source(run_name: str) -> tuple[str, LoadedTable | None]:
 def score_panel(data: cache.RunData, model: str) -> Scored | None:
     """Score the chosen users (as of a day, for an event log); None when nothing could be scored."""
     source, table = _source(data.name)
-    stamp = cache.run_stamp(data.path)
+    stamp = bundle.run_id(data.path)
     with guard("scoring the users") as g:
         if source == "table" and table is not None:
             as_of = None
@@ -206,7 +206,7 @@ def reasons_with_progress(data: cache.RunData, model: str, scored: Scored, posit
     out: list[list[str]] = [[] for _ in range(n)]
     if not positions:
         return out
-    stamp, run = cache.run_stamp(data.path), run_picker.open_run(data.name)
+    stamp, run = bundle.run_id(data.path), run_picker.open_run(data.name)
     key = (data.path, stamp, scored.data_key, scored.as_of, model)
     ex = cache.scoring_explanation(*key, run, scored.frame, scored.seq)
     total = len(positions)
@@ -390,17 +390,17 @@ def score_file_panel(names: list[str]) -> None:
         threshold = run_picker.threshold_for(name, run.info, model)
         raw = up.getvalue()
         table = tables.read_upload(state.Upload(up.name, raw, rio.digest(raw)))
-        scores, frame, _ = cache.score_users(path, cache.run_stamp(path), table.table_key, None, model, run, table.df)
+        scores, frame, _ = cache.score_users(path, bundle.run_id(path), table.table_key, None, model, run, table.df)
         scored = scoring.at_risk_list(scores, frame, method="top_k", k=max(len(scores), 1), threshold=threshold,
                                       model=model)
     if g.failed:
         return
-    flagged = int((scored["churn_probability"] >= threshold).sum())
+    flagged = int(scoring.above_threshold(scored["churn_probability"], threshold).sum())  # the service's at_risk
     c = st.columns(3)
     c[0].metric("Users scored", f"{len(scored):,}")
     c[1].metric("At risk", f"{flagged:,}", help=f"Churn probability at least {threshold:.3f} (the run's threshold).")
     c[2].metric("Expected churners", f"{scoring.list_summary(scored)['expected_churners']:,.0f}")
-    base_rate_note(cache.run_data(path, cache.run_stamp(path)), scores, model)
+    base_rate_note(cache.run_data(path, bundle.run_id(path)), scores, model)
     # -- monitoring: the scoring of the file is kept when its scores are downloaded or on request
     kept = {"model": model, "data_key": table.table_key, "data_name": table.name}
     recording.record_panel(run, scores, frame, key=_m("score", "record"), **kept)

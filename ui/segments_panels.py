@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from retention_core import plots
+from retention_core import bundle, plots
 from retention_core.explain import feature_label
 from retention_core import segments as seg
 from retention_core.segments import OPS, Condition
@@ -121,15 +121,15 @@ def segment_comparison_panel(data: cache.RunData, model: str, kind: str, column:
                              e: cache.Explanation | None, sample: int) -> pd.DataFrame | None:
     """The comparison table (size, churn, predicted risk, ROC-AUC, recall @10%, reliable, drivers), a chart and the
     segment x feature heatmap."""
-    digest = cache.manifest_digest(data.path) if e is not None else None
+    digest = bundle.run_id(data.path) if e is not None else None
     with guard("comparing the segments") as g:
-        table, heat = cache.segment_comparison(data.path, cache.run_stamp(data.path), model, kind, column, conditions,
+        table, heat = cache.segment_comparison(data.path, bundle.run_id(data.path), model, kind, column, conditions,
                                                digest, sample if e is not None else None, _rules_json(data, kind))
     if g.failed:
         return None
     k = _k(data)
     st.subheader("Segments side by side", anchor=False)
-    grouped = list(cache.segment_labels(data.path, cache.run_stamp(data.path), model, kind, column, conditions,
+    grouped = list(cache.segment_labels(data.path, bundle.run_id(data.path), model, kind, column, conditions,
                                         _rules_json(data, kind)).attrs.get("grouped", []))
     if grouped:
         st.caption(f":material/info: {len(grouped)} segments too small to judge (fewer than 30 users or 5 churners or "
@@ -151,7 +151,7 @@ def segment_comparison_panel(data: cache.RunData, model: str, kind: str, column:
         "explained_users": st.column_config.NumberColumn("users explained", format="localized"),
         "top_drivers": st.column_config.TextColumn("drivers above everyone")})
     if kind == "stage":
-        labels = cache.segment_labels(data.path, cache.run_stamp(data.path), model, kind, column, conditions,
+        labels = cache.segment_labels(data.path, bundle.run_id(data.path), model, kind, column, conditions,
                                       _rules_json(data, kind))
         stage_panels.stage_chart(pd.DataFrame({"stage": labels.to_numpy(), "churn_probability":
                                                data.validation[f"p:{model}"].to_numpy(float)}), k("stage_chart"))
@@ -185,7 +185,7 @@ def segment_drilldown(data: cache.RunData, model: str, kind: str, column: str | 
     k = _k(data)
     name = st.selectbox("Segment", table["segment"].tolist(), key=k(f"drill:{kind}:{column}"))
     _segment_cards(table.set_index("segment").loc[name])
-    labels_all = cache.segment_labels(data.path, cache.run_stamp(data.path), model, kind, column, conditions,
+    labels_all = cache.segment_labels(data.path, bundle.run_id(data.path), model, kind, column, conditions,
                                       _rules_json(data, kind))
     in_seg = (labels_all.astype("string").fillna(seg.MISSING) == name).to_numpy()
     if e is not None:

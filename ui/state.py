@@ -312,6 +312,7 @@ class TrainJob:
         self.fraction = 0.0
         self.message = "starting"
         self.finished_models: set[str] = set()  # models trained and validated (or failed) so far
+        self.search: tuple[float, str] | None = None  # the settings search: share of its budget spent, latest line
         self.result: Any = None
         self.error: BaseException | None = None
         self.handled = False  # the page has taken the result into the session
@@ -325,6 +326,7 @@ class TrainJob:
         with self._lock:
             self.fraction = float(min(max(fraction, self.fraction if fraction < 1 else 0.0), 1.0))
             self.message = str(message)
+            self.search = self.search if getattr(event, "search", None) is None else (event.search, str(message))
             if event.model is not None and event.stage in ("done", "failed"):
                 self.finished_models.add(event.model)
 

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from retention_core import plots
+from retention_core import bundle, plots
 from retention_core.bundle import refit_note
 from retention_core.roles import Schema
 
@@ -202,6 +202,32 @@ def _validation_settings(ds) -> dict:
     return out
 
 
+def default_budget(ds, models: list[str]) -> float:
+    """The search budget the form offers: the library's default for the Auto models, none for a hand-picked set."""
+    from retention_core.models import DEFAULT_AUTO
+    from retention_core.models.tuning import DEFAULT_BUDGET
+    from retention_core.training import unavailable_models
+
+    blocked = unavailable_models(ds.features, ds.kind)
+    return DEFAULT_BUDGET if list(models) == [k for k in DEFAULT_AUTO if k not in blocked] else 0.0
+
+
+def search_settings(ds, models: list[str]) -> float:
+    """The settings search's time budget (seconds; 0 = the models' fixed defaults)."""
+    from retention_core.models.tuning import SPACES
+
+    searched = [model_label(k) for k in models if k in SPACES]
+    start = default_budget(ds, models)
+    c = st.columns([1, 3], vertical_alignment="bottom")
+    budget = c[0].number_input("Settings search (seconds)", 0, 3600, int(start), step=15, key=_k("budget", start),
+                               help="Time to search the settings of the models that have a search (0 = their fixed "
+                                    "defaults). The search only reads the training rows, never the validation ones.")
+    c[1].caption(f":material/tune: Searched: {', '.join(searched)}; tuned settings are kept only when they beat the "
+                 "defaults inside the training rows." if searched else "None of the chosen models has settings to "
+                 "search.")
+    return float(budget)
+
+
 def _request(ds, info: state.DatasetInfo, models: list[str], entered: dict, v: dict, name: str,
              seed: int) -> TrainRequest:
     """The training request from the form's values (ConfigError for a bad setting or run name)."""
@@ -211,14 +237,15 @@ def _request(ds, info: state.DatasetInfo, models: list[str], entered: dict, v: d
     cfg = TrainConfig(models=models, params=_changed_params(models, entered), metric=v["metric"],
                       calibrate=None if v["calibrate"] == "none" else v["calibrate"], seed=int(seed),
                       cv_folds=int(v.get("folds", 5)), holdout=float(v.get("holdout", 0.2)),
-                      backtest=int(v.get("backtest", 0)), refit=bool(v.get("refit", True)))
+                      backtest=int(v.get("backtest", 0)), refit=bool(v.get("refit", True)),
+                      tune_budget=float(v.get("tune_budget", 0.0)))
     run_name = bundle.safe_run_name(name)
     cfg.model_keys()
     if any(_specs()[k].needs_sequences for k in models):
         ds = dataset_panels.with_sequences(ds, info)
     excluded = dataset_panels.excluded_features(info) if ds.kind == "events" else []
     snap = dataset_panels.snapshot_config(ds) if ds.kind == "events" else {}
-    return TrainRequest(run_name, str(cache.workspace_root()), ds, cfg, excluded,
+    return TrainRequest(run_name, str(bundle.workspace(create=False)), ds, cfg, excluded,
                         Schema.from_dict(json.loads(info.schema_json)), snap, info.table_key.partition(":")[0])
 
 
@@ -231,6 +258,7 @@ def train_form(ds, info: state.DatasetInfo) -> TrainRequest | None:
         entered = model_settings(models) if models else {}
         st.markdown("**Validation**")
         settings = _validation_settings(ds)
+        settings["tune_budget"] = search_settings(ds, models)
         c = st.columns([3, 1])
         name = c[0].text_input("Run name", value=f"run {pd.Timestamp.now():%Y-%m-%d %H.%M.%S}", key=_k("name"),
                                max_chars=64, help="Letters, digits, spaces, dots, dashes and underscores. The run is "
@@ -273,7 +301,7 @@ def run_results(name: str, path: str) -> None:
     from retention_core.evaluation import METRIC_LABELS
 
     with guard("loading the run") as g:
-        data = cache.run_data(path, cache.run_stamp(path))
+        data = cache.run_data(path, bundle.run_id(path))
     if g.failed:
         return
     if data.task == "uplift":  # uplift learners: the Qini chart instead of the leaderboard of churn models

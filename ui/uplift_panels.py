@@ -146,7 +146,8 @@ def train_form(table: LoadedTable, found: list[dict]) -> None:
         exp = Experiment(treat, control, outcome, positive, treated)
     if g.failed:
         return
-    jobs.start_job(name, cfg.keys(), _work(name, str(cache.workspace_root()), table, exp, cfg, list(exclude)))
+    root = str(bundle.workspace(create=False))
+    jobs.start_job(name, cfg.keys(), _work(name, root, table, exp, cfg, list(exclude)))
     if not state.sync_training():
         st.rerun()
 
@@ -207,7 +208,7 @@ def run_results(data: cache.RunData) -> None:
            "uplift_top30": st.column_config.NumberColumn("uplift, top 30% (pts)", format="%.2f")}
     st.dataframe(_board(data), hide_index=True, width="stretch", column_config=cfg)
     with guard("drawing the Qini curves") as g:
-        figs = uplift_cache.held_out_figures(data.path, cache.run_stamp(data.path))
+        figs = uplift_cache.held_out_figures(data.path, bundle.run_id(data.path))
     if g.failed:
         return
     labels = data.labels()
@@ -231,7 +232,7 @@ def _scored(data: cache.RunData, model: str) -> tuple[pd.DataFrame, pd.DataFrame
     names = _sources(table if not g.failed else None)
     source = st.radio("Customers to score", list(names), format_func=names.get, horizontal=True,
                       key=_r(data.name, "source"))
-    stamp = cache.run_stamp(data.path)
+    stamp = bundle.run_id(data.path)
     with guard("scoring the customers") as g:
         if source == "table" and table is not None:
             run = run_picker.open_run(data.name)

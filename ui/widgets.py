@@ -153,17 +153,24 @@ def leaderboard_table(board: pd.DataFrame) -> None:
     """The leaderboard: every model's validation metrics, sortable by any column."""
     from retention_core.evaluation import METRIC_LABELS
 
-    cols = [c for c in ["label", "family", "roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "log_loss",
-                        "brier", "lift_top10", "recall_top10", "cv_roc_auc_mean", "cv_roc_auc_std", "threshold",
+    cols = [c for c in ["label", "family", "roc_auc", "default_roc_auc", "tuned", "pr_auc", "accuracy", "precision",
+                        "recall", "f1", "log_loss", "brier", "lift_top10", "recall_top10", "cv_roc_auc_mean", "cv_roc_auc_std", "threshold",
                         "fit_seconds"] if c in board]
     cfg: dict = {"label": st.column_config.TextColumn("model"),
                  "fit_seconds": st.column_config.NumberColumn("fit (s)", format="%.1f"),
                  "cv_roc_auc_mean": st.column_config.NumberColumn("CV ROC-AUC", format="%.3f"),
                  "cv_roc_auc_std": st.column_config.NumberColumn("CV ± sd", format="%.3f"),
+                 "default_roc_auc": st.column_config.NumberColumn(
+                     "ROC-AUC, defaults", format="%.3f", help="The same model with its fixed default settings, on "
+                     "the same validation rows (shown only: the settings were chosen inside the training rows)."),
+                 "tuned": st.column_config.TextColumn("tuned", help="yes: the settings search found settings that "
+                                                      "beat the defaults inside the training rows."),
                  "threshold": st.column_config.NumberColumn("threshold", format="%.3f",
                                                             help="The threshold that maximises F1.")}
     for m, label in METRIC_LABELS.items():
         cfg.setdefault(m, st.column_config.NumberColumn(label, format="%.3f"))
+    if "tuned" in board:  # True/False, or empty for a model without a search (read back from the saved CSV as text)
+        board = board.assign(tuned=board["tuned"].map({True: "yes", False: "no", "True": "yes", "False": "no"}))
     st.dataframe(board[cols], hide_index=True, width="stretch", column_config=cfg)
 
 

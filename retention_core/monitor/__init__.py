@@ -10,15 +10,8 @@ measures the drift of the latest population against the run's training rows (PSI
 from __future__ import annotations
 
 from .demo import demo_on_sample
-from .drift import (
-           band,
-           compare,
-           drift_table,
-           feature_reference,
-           psi,
-           psi_from_shares,
-           training_reference,
-)
+from ..drift_reference import feature_reference, training_reference
+from .drift import band, compare, drift_table, psi, psi_from_shares
 from .realised import calibration_by_decile, realised_metrics, segment_outcomes
 from .recording import record_scoring
 from .report import MonitorReport, monitor_report, resolve_run, what_next

@@ -2,7 +2,7 @@
 metrics), read from the run folder, or from the history once the folder is gone.
 
 Runs saved since monitoring exists carry ``reference.json``: bins and shares of every feature and of each model's churn
-probability over the rows the saved models learned from (see :mod:`retention_core.monitor.drift`). Older runs fall back
+probability over the rows the saved models learned from (see :mod:`retention_core.drift_reference`). Older runs fall back
 to their validation rows (``validation.parquet``: features and each model's validation predictions).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BundleError
-from .drift import training_reference
+from ..drift_reference import training_reference
 
 REFERENCE_FILE = "reference.json"
 #: Validation figures kept per model (metrics.json names) and the names the monitor reports them under.

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..bundle import load_run
+from ..bundle import load_run, run_id
 from ..dataset import data_end
 from ..errors import BundleError, DataError
 from ..explain.wording import feature_label, grows_with_age
@@ -48,7 +48,6 @@ from .realised import (
     table_labels,
 )
 from .reference import (
-    RecordedRun,
     figures_for,
     has_models,
     latest_model,
@@ -351,7 +350,7 @@ def monitor_report(run, data: pd.DataFrame, *, workspace=None, require_observed:
     if require_observed and campaigns.empty:  # a campaign's window may pass before the scoring's horizon
         _require_observed(run, rows, end)
     drift, score, info, notes = _drift(run, data, history)
-    rid = run.run_id if isinstance(run, RecordedRun) else store.run_id_of(run)
+    rid = run_id(run)
     if has_models(run):
         older = store.scorings(str(run.path), workspace=workspace)
         older = int((older["run_id"] != rid).sum())

@@ -2,7 +2,7 @@
 
 ``RETENTION_WORKSPACE/history.duckdb`` holds four tables (schema version in ``meta``):
 
-- ``runs``: one row per saved run version that scored (``run_id`` = digest of the run's manifest), with its name,
+- ``runs``: one row per saved run version that scored (``run_id``: :func:`retention_core.bundle.run_id`, from the run's manifest), with its name,
   folder, kind and what monitoring needs once the run folder is gone (column roles, snapshot settings, features,
   thresholds, validation figures, the training reference for drift) as JSON in ``info``;
 - ``scorings``: one row per scoring: run, model, threshold, as-of date, horizon and lookback, when and from where it
@@ -38,11 +38,9 @@ workspace keeps its history readable.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +49,10 @@ import numpy as np
 import pandas as pd
 
 from ..control import GROUP
+from ..bundle import run_id
+from ..bundle import workspace as _workspace
 from ..errors import DataError
+from ..locking import exclusive
 
 HISTORY_FILE = "history.duckdb"
 SCHEMA_VERSION = 3
@@ -91,11 +92,10 @@ SERVICE = "service"
 _GROUP = ["run_id", "model", "as_of"]
 
 
-def history_path(workspace: str | os.PathLike | None = None) -> Path:
-    """``history.duckdb`` in the workspace (``RETENTION_WORKSPACE`` or ./workspace when not given)."""
-    from ..bundle import workspace as _workspace
-
-    return _workspace(workspace) / HISTORY_FILE
+def history_path(workspace: str | os.PathLike | None = None, *, create: bool = True) -> Path:
+    """``history.duckdb`` in the workspace (:func:`retention_core.bundle.workspace`: ``RETENTION_WORKSPACE`` or
+    ./workspace when not given; ``create=False`` makes no folder)."""
+    return _workspace(workspace, create=create) / HISTORY_FILE
 
 
 class HistoryBusy(DataError):
@@ -111,26 +111,12 @@ def _timeout(given: float | None = None) -> float:
         return LOCK_TIMEOUT
 
 
-@contextmanager
 def _file_lock(path: Path, timeout: float | None = None):
-    import fcntl
-
-    limit = _timeout(timeout)
-    with open(path.parent / f"{path.name}.lock", "a") as fh:
-        t0 = time.monotonic()
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() - t0 >= limit:
-                    raise HistoryBusy(f"The scoring history {path.name} is busy (another scoring has held it for "
-                                      f"over {limit:g} s); try again shortly.") from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """The history's lock (:func:`retention_core.locking.exclusive` on ``history.duckdb.lock``), waiting at most
+    ``timeout`` seconds (default ``RETENTION_HISTORY_TIMEOUT``, 120; :class:`HistoryBusy` past it)."""
+    return exclusive(path.parent / f"{path.name}.lock", _timeout(timeout), lambda limit: HistoryBusy(
+        f"The scoring history {path.name} is busy (another scoring has held it for over {limit:g} s); try again "
+        "shortly."))
 
 
 def _unreadable(path: Path, exc: BaseException) -> DataError:
@@ -204,14 +190,6 @@ def _migrate(con, version: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- runs
-def run_id_of(run) -> str:
-    """A saved run version's identity: the digest of its manifest (a retrained run in the same folder is another)."""
-    man = Path(run.path) / "manifest.json"
-    if man.exists():
-        return hashlib.sha256(man.read_bytes()).hexdigest()[:16]
-    return hashlib.sha256(json.dumps(run.info, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def run_record(run) -> dict:
     """What monitoring needs from a run once its folder is gone (JSON-ready)."""
     from .reference import run_reference, validation_figures
@@ -339,7 +317,7 @@ def write_scoring(run, scores: pd.DataFrame, *, model: str, as_of: str | None, f
     table["campaign_group"], control_row = _control(table, control)
     source_cols, segs = _segment_source(run, scores, frame, table, control)
     seg_table = _segments_frame(table["rank"], source_cols, segs)
-    rid, name = run_id_of(run), Path(run.path).name
+    rid, name = run_id(run), Path(run.path).name
     events = run.info.get("kind") == "events"
     snap = run.info.get("snapshot") or {}
     sid = f"{pd.Timestamp.now():%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
@@ -390,9 +368,7 @@ def _match(con, run) -> tuple[str, list]:
     if run is None:
         return "", []
     if hasattr(run, "info") and hasattr(run, "path"):
-        if getattr(run, "run_id", None):
-            return "WHERE run_id = ?", [run.run_id]
-        return "WHERE run_id = ?", [run_id_of(run)]
+        return "WHERE run_id = ?", [run_id(run)]
     text = str(run)
     p = Path(text)
     if p.exists() or os.sep in text or "/" in text:

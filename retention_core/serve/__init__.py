@@ -22,7 +22,8 @@ whole population scored; a request of a few users is no population.
 
 Risk deciles: one user has no population to be ranked in, so a user's decile places their probability among the
 run's validation users scored by the same model (decile 1: fewer than 10% of them score higher; decile 10: 90% or
-more do), the batch rule of :func:`retention_core.segments.risk_deciles` with the validation users as the population.
+more do): the library's one rule, :func:`retention_core.segments.deciles_against`, which
+:func:`~retention_core.segments.risk_deciles` reads against the users scored; tied probabilities share a decile in both.
 
 Without an ``as_of`` date, raw events are scored as of now (every event up to the request counts): a request holds one
 customer's history, whose last event is not the present. ``score`` on a file defaults to the end of the file instead.

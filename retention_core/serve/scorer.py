@@ -16,6 +16,7 @@ from ..models import REGISTRY
 from ..monitor import HistoryBusy, record_scoring
 from ..lifecycle import shop_gaps, shop_rhythm, stage_values
 from ..scoring import above_threshold, features_for_run, scoring_date
+from ..segments import decile_reference, deciles_against, ranks
 from .limits import RECORD_TIMEOUT
 from .parsing import events_frame, feature_frame
 from .schemas import MAX_REASONS, RequestError, ScoreRequest
@@ -84,8 +85,7 @@ class Scorer:
         else:
             p = val[f"p:{self.key}"].to_numpy(dtype="float64")
             source = f"the run's {len(p):,} validation users, as scored at validation"
-        p = np.sort(p[np.isfinite(p)])
-        return p, source
+        return decile_reference(p), source
 
     def _cancel_convention(self) -> bool | None:
         """Whether order ids 'C' + digit mark cancellations in this shop, as the run's log showed: one customer's
@@ -105,12 +105,9 @@ class Scorer:
         return np.clip(np.asarray(p, dtype="float64"), 0, 1)
 
     def deciles(self, p: np.ndarray) -> np.ndarray:
-        """1 + the tenths of the validation users that score higher than each probability (1 = most at risk)."""
-        ref = self.reference
-        if not len(ref):
-            return np.ones(len(p), dtype=int)
-        higher = len(ref) - np.searchsorted(ref, p, side="right")
-        return np.minimum(higher * 10 // len(ref) + 1, 10).astype(int)
+        """The library's decile rule (:func:`retention_core.segments.deciles_against`) against the validation users:
+        1 + the tenths of them that score higher than each probability (1 = most at risk)."""
+        return deciles_against(p, self.reference)
 
     # -- requests -----------------------------------------------------------------------------------------------
     def score(self, req: ScoreRequest) -> dict:
@@ -169,7 +166,7 @@ class Scorer:
         scores = pd.DataFrame({"user_id": [r["user_id"] for r in rows],
                                "churn_probability": [r["churn_probability"] for r in rows],
                                "risk_decile": [r["risk_decile"] for r in rows]})
-        scores["rank"] = scores["churn_probability"].rank(ascending=False, method="first").astype(int)
+        scores["rank"] = ranks(scores["churn_probability"])
         segments = frame if "user_id" in frame.columns else None
         try:
             done = record_scoring(self.run, scores, model=self.key, as_of=as_of, frame=segments, source="service",

@@ -210,3 +210,21 @@ def test_functions_stay_short():
     over = _long_functions()
     assert not over, f"functions over {MAX_FUNCTION_LINES} lines: {over}"
 
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, stack = set(), [start]
+    while stack:
+        for t in graph.get(stack.pop(), ()):
+            if t not in seen:
+                seen.add(t)
+                stack.append(t)
+    return seen
+
+
+def test_training_does_not_import_monitoring():
+    """Training feeds monitoring (the drift reference saved with a run, ``retention_core.drift_reference``) and never
+    imports it, not even through another module: monitoring reads runs, a floor above training."""
+    reached = _reachable(import_graph(), "retention_core.training")
+    assert "retention_core.drift_reference" in reached
+    assert not {m for m in reached if m == "retention_core.monitor" or m.startswith("retention_core.monitor.")}

@@ -77,6 +77,25 @@ def test_a_run_with_uplift_ranks_by_uplift():
     assert scores["user_id"].to_numpy()[pick.positions].tolist() == want.tolist()
 
 
+@pytest.mark.parametrize("choice, app", [({"top": 15}, {"method": "top_k", "k": 15}),
+                                         ({"threshold": 0.7}, {"method": "threshold", "threshold": 0.7}),
+                                         ({"contacts": 9}, {"method": "contacts", "k": 9}),
+                                         ({}, {"method": "everyone"})])
+@pytest.mark.parametrize("audience", [None, "saveable", "winback"])
+def test_the_file_list_and_the_apps_list_choose_the_same_users(choice, app, audience):
+    """The command line's list (``scored_list``, the CSV of ``score``) and the app's (``at_risk_list``) are the same
+    choice (``select``) on the same scores, for every way of choosing and every audience."""
+    from types import SimpleNamespace
+
+    from retention_core.scoring import scored_list
+
+    scores, frame = _scored()
+    run = SimpleNamespace(info={"categorical": []}, threshold=0.5)
+    cli = scored_list(run, "m", scores, frame, None, audience=audience, **choice).chosen
+    mine = at_risk_list(scores, frame, audience=audience, **app)
+    assert cli["user_id"].tolist() == mine["user_id"].tolist()
+
+
 def test_contacts_and_choices_are_checked():
     assert contacts_for(3362) == 337 and contacts_for(5) == 1 and contacts_for(0) == 0 and contacts_for(9, k=4) == 4
     with pytest.raises(ConfigError):

@@ -141,6 +141,56 @@ def test_workspace_listing_and_delete(trained, tmp_path):
         bundle.delete_run("March run", tmp_path)
 
 
+def test_the_workspace_is_resolved_one_way(tmp_path, monkeypatch):
+    """A given folder, else RETENTION_WORKSPACE, else ./workspace; reading (``create=False``) makes no folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RETENTION_WORKSPACE", raising=False)
+    assert bundle.workspace(create=False) == tmp_path / "workspace" and not (tmp_path / "workspace").exists()
+    monkeypatch.setenv("RETENTION_WORKSPACE", str(tmp_path / "env"))
+    assert bundle.workspace(create=False) == tmp_path / "env" and not (tmp_path / "env").exists()
+    assert bundle.workspace(tmp_path / "given") == tmp_path / "given" and (tmp_path / "given" / "runs").is_dir()
+    assert bundle.run_path("r").parent == tmp_path / "env" / "runs"
+    from retention_core.monitor import history_path
+
+    assert history_path(create=False) == tmp_path / "env" / "history.duckdb"
+
+
+def test_one_rule_reads_the_workspace_folder():
+    """Only ``bundle.workspace`` reads RETENTION_WORKSPACE: a second resolver creeping back fails here."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readers = [str(p.relative_to(root)) for d in ("retention_core", "ui", "bench") for p in (root / d).rglob("*.py")
+               if 'environ.get("RETENTION_WORKSPACE"' in p.read_text() or 'getenv("RETENTION_WORKSPACE"' in p.read_text()
+               or 'environ["RETENTION_WORKSPACE"]' in p.read_text()]
+    assert readers == ["retention_core/bundle.py"]
+
+
+def test_a_run_version_has_one_identity(trained, tmp_path):
+    """``bundle.run_id``: the same for a folder and the run loaded from it, stable across loads, new when the run is
+    saved again under the same name; a loaded run keeps the version it loaded."""
+    kw, _ = trained
+    path = bundle.save_run(tmp_path / "r", **kw)
+    first = bundle.load_run(path)
+    rid = bundle.run_id(path)
+    assert len(rid) == 16 and bundle.run_id(first) == rid == bundle.load_run(path).run_id
+    bundle.save_run(tmp_path / "r", **kw)
+    assert bundle.run_id(path) != rid and bundle.run_id(bundle.load_run(path)) == bundle.run_id(path)
+    assert bundle.run_id(first) == rid  # the version it loaded, not the folder's newer one
+    assert bundle.run_id(tmp_path / "nothing") == "missing"
+
+
+def test_one_function_names_a_run_version():
+    """No module but ``bundle`` reads a run's manifest to name its version (the app's caches, the history, the
+    service and the command line all call ``bundle.run_id``)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readers = [str(p.relative_to(root)) for d in ("retention_core", "ui", "bench") for p in (root / d).rglob("*.py")
+               if '"manifest.json"' in p.read_text() and p.name != "bundle.py"]
+    assert not readers
+
+
 def test_saved_model_reproduces_the_validation_predictions_without_refit(trained, tmp_path):
     """With --no-refit, what the Evaluate page measured (and the threshold chosen on it) is what the saved model
     scores."""

@@ -189,7 +189,7 @@ def _v1_history(ws, run, scores: pd.DataFrame, version: str = "1") -> None:
     for stmt in V1_DDL:
         con.execute(stmt)
     con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [version])
-    rid = store.run_id_of(run)
+    rid = bundle.run_id(run)
     con.execute("INSERT INTO runs VALUES (?, ?, ?, 'events', NULL, 'logreg', ?, now())",
                 [rid, run.path.name, str(run.path), json.dumps(store.run_record(run), default=str)])
     con.execute("INSERT INTO scorings VALUES ('old-1', ?, ?, ?, 'logreg', 0.4, DATE '2023-12-01', 60, 365, now(), "

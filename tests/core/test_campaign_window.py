@@ -137,7 +137,7 @@ def test_a_version_2_history_is_migrated_and_its_campaigns_keep_the_runs_horizon
     for stmt in V2_DDL:
         con.execute(stmt)
     con.execute("INSERT INTO meta VALUES ('schema_version', '2')")
-    rid = store.run_id_of(run)
+    rid = bundle.run_id(run)
     con.execute("INSERT INTO runs VALUES (?, ?, ?, 'events', NULL, 'logreg', ?, now())",
                 [rid, run.path.name, str(run.path), json.dumps(store.run_record(run), default=str)])
     con.execute("INSERT INTO scorings VALUES ('v2-1', ?, ?, ?, 'logreg', 0.4, DATE '2023-12-01', 60, 365, now(), "

@@ -23,15 +23,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from retention_core import bundle, monitor
 from retention_core.errors import DataError
 from retention_core.monitor import drift, plots, store
-from retention_core.monitor.drift import (
-    EPS,
-    band,
-    compare,
-    feature_reference,
-    numeric_edges,
-    psi,
-    psi_from_shares,
-)
+from retention_core.drift_reference import feature_reference, numeric_edges, training_reference
+from retention_core.monitor.drift import EPS, band, compare, psi, psi_from_shares
 from retention_core.monitor.realised import calibration_by_decile, realised_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +105,7 @@ def test_training_reference_is_compact_json_and_drift_table_sorts():
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"x": rng.normal(size=500), "y": rng.normal(size=500),
                       "c": pd.Series(rng.choice(["u", "v"], 500), dtype="string")})
-    ref = drift.training_reference(X, ["x", "y"], ["c"], {"m": rng.random(500)})
+    ref = training_reference(X, ["x", "y"], ["c"], {"m": rng.random(500)})
     assert json.loads(json.dumps(ref)) == ref and ref["rows"] == 500
     cur = X.assign(x=X["x"] + 2)
     t = drift.drift_table(ref, cur)

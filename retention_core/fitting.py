@@ -1,0 +1,50 @@
+"""What fitting one model of a training run takes, shared by the training (:mod:`retention_core.training`) and the
+settings search around it (:mod:`retention_core.tuned_run`): the progress events of a training, one model fitted
+with its settings and validation rows, and its churn probabilities."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .errors import ConfigError
+from .models import REGISTRY, make_model
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """One step of a training, for a progress display: ``fraction`` of the whole training, the ``model`` it is about
+    (None: the run as a whole) and its ``stage``: ``"training"`` (fitting or an epoch), ``"done"`` (validated),
+    ``"failed"``, ``"refit"`` or ``"saving"``, or, before those, ``"search"`` (a trial of the settings search of
+    ``auto``: ``search`` is the share of its time budget spent; ``fraction`` stays 0) and ``"searched"`` (a model's
+    search ended); ``message`` is a line for the screen."""
+
+    fraction: float
+    message: str
+    model: str | None = None
+    stage: str = "training"
+    search: float | None = None
+
+
+Progress = Callable[[TrainProgress], None]
+
+
+def fit_one(key: str, params: dict, num, cat, horizon, X, y, seq, calibrate, progress):
+    """One model fitted on the rows given and nothing else: early stopping (boosting, the Keras models) watches a
+    share of these rows, never the rows the model is then measured on, so the leaderboard's figures stay honest."""
+    model = make_model(key, numeric=num, categorical=cat, horizon_days=horizon, calibrate=calibrate, **params)
+    kw = {"progress": progress}
+    if REGISTRY[key].needs_sequences:
+        if seq is None:
+            raise ConfigError(f"{REGISTRY[key].label} needs weekly activity sequences: build the dataset from an event "
+                              "log (user tables have no sequences).")
+        kw.update(sequences=seq)
+    model.fit(X, y, **kw)
+    return model
+
+
+def predict(model, key, X, seq):
+    if REGISTRY[key].needs_sequences:
+        return np.asarray(model.predict_proba(X, sequences=seq), dtype=float)
+    return np.asarray(model.predict_proba(X), dtype=float)
