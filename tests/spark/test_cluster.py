@@ -69,8 +69,12 @@ def log(tmp_path_factory) -> tuple[Path, list[str]]:
         return path, ["Country"]
     from assets.generator import generate_events
 
-    generate_events(400, seed=3, days=500).to_parquet(path, index=False)
-    return path, []
+    from retention_core.events import CANONICAL, canonical_events
+    from retention_core.roles import infer_schema
+
+    raw = generate_events(400, seed=3, days=500)
+    raw.to_parquet(path, index=False)
+    return path, [c for c in canonical_events(raw, infer_schema(raw)).columns if c not in CANONICAL]  # country, ...
 
 
 def _child(args: list[str], path: str, timeout: int = 300) -> subprocess.CompletedProcess:
