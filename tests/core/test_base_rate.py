@@ -6,11 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.generated import generated_shop
 from retention_core.base_rate import LIMIT_POINTS, ValidationChurn, base_rate_check, validation_churn
 from retention_core.bundle import load_run
-from retention_core.dataset import SnapshotConfig, build_dataset, training_cutoffs
-from retention_core.events import canonical_events
-from retention_core.roles import infer_schema
 from retention_core.scoring import score
 from retention_core.training import TrainConfig, train_and_save
 
@@ -18,18 +16,13 @@ from retention_core.training import TrainConfig, train_and_save
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
     """A tiny run (logistic regression) trained on a generated log with fixed seeds."""
-    from assets.generator import generate_events
-
-    raw = generate_events(250, seed=8, days=400)
-    schema = infer_schema(raw)
-    ev = canonical_events(raw, schema)
-    cfg = SnapshotConfig(horizon_days=60)
-    ds = build_dataset(ev, cfg, cutoffs=training_cutoffs(ev, cfg))
+    g = generated_shop(250, seed=8, days=400)
+    raw = g.raw
     mp = pytest.MonkeyPatch()
     mp.setenv("RETENTION_HOME", str(tmp_path_factory.mktemp("home")))
     mp.delenv("RETENTION_BUNDLE_KEY", raising=False)
     out = tmp_path_factory.mktemp("runs") / "run"
-    train_and_save(out, ds, schema, TrainConfig(models=["logreg"]), snapshot=cfg.as_dict(), digest="test")
+    train_and_save(out, g.dataset, g.schema, TrainConfig(models=["logreg"]), snapshot=g.cfg.as_dict(), digest="test")
     yield raw, load_run(out)
     mp.undo()
 

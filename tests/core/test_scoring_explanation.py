@@ -8,27 +8,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.generated import generated_shop
 from retention_core import bundle, explain, scoring
-from retention_core.dataset import SnapshotConfig, build_dataset, training_cutoffs
-from retention_core.events import canonical_events
-from retention_core.roles import infer_schema
 from retention_core.training import TrainConfig, train_models
 
 
 @pytest.fixture(scope="module")
 def bgnbd_run(tmp_path_factory):
-    from assets.generator import generate_events
-
-    raw = generate_events(900, seed=11, days=540)
-    schema = infer_schema(raw)
-    ev = canonical_events(raw, schema)
-    cfg = SnapshotConfig(horizon_days=60)
-    ds = build_dataset(ev, cfg, cutoffs=training_cutoffs(ev, cfg))
+    g = generated_shop(900, seed=11, days=540)
     tc = TrainConfig(models=["bgnbd", "logreg"])
-    result = train_models(ds, tc, horizon_days=60)
-    path = bundle.save_run(tmp_path_factory.mktemp("runs") / "bg", result=result, schema=schema, dataset=ds,
-                           snapshot=cfg.as_dict(), data_digest="x", train_config=tc)
-    return bundle.load_run(path), raw
+    result = train_models(g.dataset, tc, horizon_days=60)
+    path = bundle.save_run(tmp_path_factory.mktemp("runs") / "bg", result=result, schema=g.schema, dataset=g.dataset,
+                           snapshot=g.cfg.as_dict(), data_digest="x", train_config=tc)
+    return bundle.load_run(path), g.raw
 
 
 def test_reasons_of_bgnbd_describe_the_parameters_refitted_at_scoring(bgnbd_run):

@@ -5,22 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.generated import generated_shop
 from retention_core.errors import ConfigError
-from retention_core.events import canonical_events
-from retention_core.dataset import SnapshotConfig, build_dataset
 from retention_core.roles import infer_schema
 from retention_core.training import TrainConfig, train_models
-from retention_core.dataset import training_cutoffs
 
 
 @pytest.fixture(scope="module")
 def dataset():
-    from assets.generator import generate_events
-
-    raw = generate_events(400, seed=8, days=560)
-    ev = canonical_events(raw, infer_schema(raw))
-    cfg = SnapshotConfig(horizon_days=60, step_days=30)
-    return build_dataset(ev, cfg, cutoffs=training_cutoffs(ev, cfg))
+    return generated_shop(400, seed=8, days=560, step_days=30).dataset
 
 
 def test_backtest_reports_each_earlier_cutoff(dataset):

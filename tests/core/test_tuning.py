@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.generated import generated_shop
 from retention_core import training, tuned_run
-from retention_core.dataset import SnapshotConfig, build_dataset, training_cutoffs, user_dataset
-from retention_core.events import canonical_events
+from retention_core.dataset import user_dataset
 from retention_core.models import REGISTRY
 from retention_core.models.tuning import SPACES
 from retention_core.roles import infer_schema
@@ -38,12 +38,7 @@ def _users(df: pd.DataFrame):
 
 @pytest.fixture(scope="module")
 def log_dataset():
-    from assets.generator import generate_events
-
-    raw = generate_events(400, seed=8, days=560)
-    ev = canonical_events(raw, infer_schema(raw))
-    cfg = SnapshotConfig(horizon_days=60, step_days=30)
-    return build_dataset(ev, cfg, cutoffs=training_cutoffs(ev, cfg))
+    return generated_shop(400, seed=8, days=560, step_days=30).dataset
 
 
 def _spy(monkeypatch):
