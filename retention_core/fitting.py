@@ -1,6 +1,6 @@
 """What fitting one model of a training run takes, shared by the training (:mod:`retention_core.training`) and the
 settings search around it (:mod:`retention_core.tuned_run`): the progress events of a training, one model fitted
-with its settings and validation rows, and its churn probabilities."""
+with its settings on its training rows only, and its churn probabilities."""
 from __future__ import annotations
 
 from dataclasses import dataclass
