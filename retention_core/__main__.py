@@ -6,5 +6,6 @@ if sys.argv[1:2] == ["serve"]:  # one math-library thread per worker, set before
     one_math_thread()
 
 from .cli import main  # noqa: E402
+from .process_exit import exit_after  # noqa: E402
 
-sys.exit(main())
+exit_after(main())
