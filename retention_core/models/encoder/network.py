@@ -10,7 +10,7 @@ from retention_core.models.keras_backend import load_keras
 from .vocabulary import GAP_BUCKETS, N_KINDS
 
 
-def build_encoder(vocab_size: int, *, item_dim: int = 128, units: int = 256, dim: int = 32, seed: int = 0) -> Any:
+def build_encoder(vocab_size: int, *, item_dim: int = 256, units: int = 128, dim: int = 32, seed: int = 0) -> Any:
     """The encoder: inputs ``items, kinds, gaps`` (int, ``(batch, events)``) and ``values`` (``(batch, events,
     N_VALUES)``); output ``(batch, dim)``."""
     keras = load_keras()
@@ -26,7 +26,7 @@ def build_encoder(vocab_size: int, *, item_dim: int = 128, units: int = 256, dim
         L.Embedding(GAP_BUCKETS, 8, name="gap_embedding")(gaps),
         L.Dense(16, activation="tanh", name="value_projection")(values),
     ])
-    x = L.Dense(int(units) // 2, activation="relu", name="event_projection")(x)
+    x = L.Dense(int(units), activation="relu", name="event_projection")(x)
     mask = keras.ops.greater(kinds, 0)
     h = L.GRU(int(units), name="gru")(x, mask=mask)
     z = L.Dense(int(dim), name="embedding")(L.Dense(int(units), activation="relu", name="head")(h))

@@ -20,7 +20,7 @@ def _views(a: dict[str, np.ndarray], rows: np.ndarray, lengths: np.ndarray, widt
     L = a["items"].shape[1]
     n = len(rows)
     out = {k: np.zeros((n, width) + v.shape[2:], dtype=v.dtype) for k, v in a.items()}
-    for j, (r, ln) in enumerate(zip(rows, lengths[rows])):
+    for j, (r, ln) in enumerate(zip(rows, np.minimum(lengths[rows], L))):
         hi = min(int(ln), width)
         size = int(rng.integers(min(min_len, hi), hi + 1))
         start = L - int(ln) + int(rng.integers(0, int(ln) - size + 1))
