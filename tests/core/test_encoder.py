@@ -156,3 +156,34 @@ def test_command_line_trains_and_scores_the_encoder(shop, tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     s = pd.read_csv(out)
     assert len(s) > 50 and s["churn_probability"].between(0, 1).all()
+
+
+def test_shap_weighs_the_aggregates_and_the_embedding_as_one_unit(fitted):
+    from retention_core.explain import Explainer
+    from retention_core.explain.fused import PATTERN_UNIT
+
+    _, ds, model, _ = fitted
+    X = ds.frame[ds.numeric + ds.categorical]
+    ex = Explainer(model, "encoder", X, ds.numeric, ds.categorical, sequences_background=ds.sequences,
+                   background_size=50)
+    assert ex.units[-1] == PATTERN_UNIT and not any(u.startswith("recent_pattern_") for u in ex.units)
+    rows = np.arange(10)
+    sv = ex.shap_values(X.iloc[rows], ds.sequences[rows])
+    out = ex.model_output(X.iloc[rows], ds.sequences[rows])
+    np.testing.assert_allclose(sv.sum(axis=1).to_numpy() + ex.expected_value, out, atol=1e-6)  # exactly additive
+    assert np.abs(sv[PATTERN_UNIT]).sum() > 0
+
+
+def test_event_effects_say_which_recent_events_moved_the_encoders_part(fitted):
+    from retention_core.models.encoder.attribution import event_effects, week_effects
+
+    _, ds, model, _ = fitted
+    i = int(np.argmax(ds.sequences.tokens.length))
+    x = ds.frame[ds.numeric + ds.categorical].iloc[[i]]
+    tok = ds.sequences.tokens[[i]]
+    ev = event_effects(model, x, tok)
+    assert len(ev) == tok.length[0] and ev["days_before"].is_monotonic_increasing  # most recent first
+    assert ev["effect"].abs().sum() > 0
+    weeks = week_effects(ev)
+    assert weeks["events"].sum() == len(ev)
+    np.testing.assert_allclose(weeks["effect"].sum(), ev["effect"].sum())

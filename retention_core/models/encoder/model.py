@@ -101,6 +101,7 @@ class EncoderModel(ParamsMixin):
         self.vocab_ = Vocabulary.learn(tokens, self.vocab_size)
         self.encoder_ = self._network()
         self.n_parameters_ = int(self.encoder_.count_params())
+        self.n_train_rows_ = len(tokens)
         report_progress(progress, 0.0, f"pre-training the sequence encoder ({self.n_parameters_:,} parameters) on "
                         f"{len(tokens):,} customers' events")
         self.history_ = pretrain(self.encoder_, arrays(tokens, self.vocab_, self.view_events), tokens.length,
