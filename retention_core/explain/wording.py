@@ -235,6 +235,8 @@ _KNOWN: dict[str, tuple] = {
 }
 
 _MISSING_TEXT = {
+    # the pre-trained encoder's embedding, one unit with no single value (explain.fused.PATTERN_UNIT)
+    "recent behaviour pattern": "The pattern of the latest events (products, amounts, timing) looks like churners'",
     "gap_mean_days": "Only one purchase day so far (no usual rhythm yet)",
     "gap_std_days": "Too few purchases to show a buying rhythm",
     "gap_max_days": "Only one purchase day so far",

@@ -154,8 +154,29 @@ def test_command_line_trains_and_scores_the_encoder(shop, tmp_path):
     p = subprocess.run([sys.executable, "-m", "retention_core", "score", str(run), str(log), "--out", str(out),
                         "--model", "encoder", "--no-record"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-2000:]
-    s = pd.read_csv(out)
+    s = pd.read_csv(out, dtype={"user_id": str})
     assert len(s) > 50 and s["churn_probability"].between(0, 1).all()
+    _service_scores_as_the_batch_does(shop, run, s)
+
+
+def _service_scores_as_the_batch_does(shop, run, batch: pd.DataFrame) -> None:
+    """The HTTP service, sent three customers' raw events, gives them the probabilities batch scoring gave."""
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from retention_core.serve import create_app
+
+    users = batch["user_id"].head(3).tolist()
+    sub = shop.raw[shop.raw["customer_id"].astype(str).isin(users)]
+    rows = sub.astype(object).where(sub.notna(), "").astype(str).to_dict("records")
+    as_of = str((pd.to_datetime(shop.raw["event_time"]).max() + pd.Timedelta(days=1)).date())
+    with TestClient(create_app(run, model="encoder", warm=False)) as client:
+        r = client.post("/v1/score", json={"events": rows, "as_of": as_of})
+    assert r.status_code == 200, r.text
+    got = {a["user_id"]: a["churn_probability"] for a in r.json()["scores"]}
+    want = batch.set_index("user_id")["churn_probability"]
+    for u in users:
+        assert got[u] == pytest.approx(float(want[u]), abs=1e-6)
 
 
 def test_shap_weighs_the_aggregates_and_the_embedding_as_one_unit(fitted):
