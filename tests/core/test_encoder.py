@@ -171,9 +171,10 @@ def _service_scores_as_the_batch_does(shop, run, batch: pd.DataFrame) -> None:
     rows = sub.astype(object).where(sub.notna(), "").astype(str).to_dict("records")
     as_of = str((pd.to_datetime(shop.raw["event_time"]).max() + pd.Timedelta(days=1)).date())
     with TestClient(create_app(run, model="encoder", warm=False)) as client:
-        r = client.post("/v1/score", json={"events": rows, "as_of": as_of})
+        r = client.post("/v1/score", json={"events": rows, "as_of": as_of, "reasons": 2})
     assert r.status_code == 200, r.text
     got = {a["user_id"]: a["churn_probability"] for a in r.json()["scores"]}
+    assert all(a["reasons"] for a in r.json()["scores"])  # explained through the fused trees
     want = batch.set_index("user_id")["churn_probability"]
     for u in users:
         assert got[u] == pytest.approx(float(want[u]), abs=1e-6)
