@@ -1,6 +1,7 @@
 """The pre-trained sequence encoder against gradient boosting, in the same run, on the real future of both shared logs.
 
     python -m bench.bench_encoder [--datasets orii,cdnow] [--cutoffs 3] [--epochs N] [--json FILE] [--markdown FILE]
+    python -m bench.bench_encoder --timing     # one pre-training with the default settings on all of Online Retail II
 
 For each log and each of its rolling holdout cutoffs C, the log is cut at C, ``gbm`` and ``encoder`` are trained in one
 run of the product's time-aware training on snapshots before C (the encoder is pre-trained on those snapshots' events
