@@ -155,6 +155,10 @@ def main() -> None:
             print(f"{name} {cutoff}: gbm vs encoder done, pre-training {r['pretrain_seconds']:.0f} s "
                   f"({r['epochs']} epochs, {r['customers_pretrained']:,} rows, {r['parameters']:,} parameters)",
                   flush=True)
+            if a.json:  # each cutoff as it is measured: a long run that stops early keeps what it measured
+                rows, per_log = summary(runs)
+                Path(a.json).write_text(json.dumps({"runs": rows, "logs": per_log, "partial": True}, indent=1,
+                                                   default=str))
     rows, per_log = summary(runs)
     pd.set_option("display.width", 200)
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))

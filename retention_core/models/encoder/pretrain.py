@@ -70,7 +70,8 @@ def pretrain(encoder: Any, a: dict[str, np.ndarray], lengths: np.ndarray, *, epo
             rows = order[b:b + batch_size]
             if len(rows) < 2:
                 continue
-            v1, v2 = (_views(a, rows, lengths, width, 4, rng) for _ in range(2))
+            w = int(min(width, max(2, lengths[rows].max())))  # no step longer than the batch's longest history
+            v1, v2 = (_views(a, rows, lengths, w, 4, rng) for _ in range(2))
             losses.append(float(step(v1, v2)))
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0})
         report_progress(progress, (epoch + 1) / epochs, f"pre-training epoch {epoch + 1}/{epochs}: contrastive loss "
@@ -79,9 +80,14 @@ def pretrain(encoder: Any, a: dict[str, np.ndarray], lengths: np.ndarray, *, epo
 
 
 def embed(encoder: Any, a: dict[str, np.ndarray], batch_size: int = 1024) -> np.ndarray:
-    """The encoder's embedding of each row (frozen: inference mode)."""
-    n = a["items"].shape[0]
-    parts = [np.asarray(encoder({k: v[i:i + batch_size] for k, v in a.items()}, training=False))
-             for i in range(0, n, batch_size)]
-    dim = int(encoder.output.shape[-1])
-    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, dim), np.float32)
+    """The encoder's embedding of each row (frozen: inference mode). Rows go in batches of similar length, each cut
+    to its longest sequence: the padding is masked, so the embedding is the same, and short histories cost little."""
+    n, dim = a["items"].shape[0], int(encoder.output.shape[-1])
+    out = np.zeros((n, dim), np.float32)
+    lengths = (a["kinds"] > 0).sum(axis=1)
+    order = np.argsort(lengths, kind="stable")
+    for i in range(0, n, batch_size):
+        rows = order[i:i + batch_size]
+        width = max(1, int(lengths[rows].max()))
+        out[rows] = np.asarray(encoder({k: v[rows][:, -width:] for k, v in a.items()}, training=False))
+    return out
