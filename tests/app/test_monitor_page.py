@@ -242,8 +242,12 @@ def test_the_page_shows_the_librarys_realised_figures(trained):
         assert float(shown.loc["2024-08-01", col]) == pytest.approx(float(want.loc["2024-08-01", col]), abs=1e-12)
     assert direct.verdict.text.split(": ", 1)[1] in _alerts(at)
     assert len(at.get("plotly_chart")) >= 5
-    # the waiting scoring and when it can be checked
+    # the waiting scoring and when it can be checked; its outcome columns are empty, not the word "None"
     assert shown.loc["2024-12-31", "observable_from"] == "2025-03-31" and "waiting for" in texts(at)
+    waiting = shown.loc["2024-12-31"]
+    assert pd.isna(waiting["roc_auc"]) and pd.isna(waiting["churn_rate"])
+    assert all(pd.api.types.is_numeric_dtype(shown[c]) for c in ("observed", "roc_auc", "churn_rate", "predicted_rate"))
+    assert not any(v is None for v in shown.to_numpy().ravel())  # the grid would print the word "None"
     # drift: the features that grow with the customers' age apart, as expected ageing, in plain words
     psi_tables = [d.value for d in at.dataframe if "psi" in d.value.columns]
     assert len(psi_tables) == 2 and all("feature" not in t.columns or t["feature"].str.contains(" ").all()
