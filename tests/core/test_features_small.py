@@ -138,6 +138,9 @@ def test_windows_other_than_the_default(sample):
     cfg = SnapshotConfig(windows=(7, 14, 30, 90, 400), lookback_days=200, horizon_days=45, sequence_weeks=9)
     end = data_end(part)
     assert_same(part, [end - pd.Timedelta(days=d) for d in (10, 100)], cfg, min_rows=50)
+    # without a 90-day window: the trends read their own 90 days (one definition each), in both engines
+    short = SnapshotConfig(windows=(7, 30), lookback_days=200, horizon_days=45, sequence_weeks=9)
+    assert_same(part, [end - pd.Timedelta(days=10)], short, min_rows=50)
 
 
 # ----------------------------------------------------------------------------------------------- edge cases by hand
