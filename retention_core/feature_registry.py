@@ -85,9 +85,10 @@ class Feature:
         return "{type}" in self.name
 
     def pattern(self) -> re.Pattern:
-        """The column names this definition makes."""
+        """The column names this definition makes (a per-type name repeated for two types with one slug ends in
+        ``_1``, ``_2``, ... as :func:`type_names` names it)."""
         text = re.escape(self.name).replace(r"\{w\}", r"(?P<w>\d+)").replace(r"\{type\}", r"(?P<type>.+)")
-        return re.compile(f"^{text}$")
+        return re.compile(f"^{text}(?:_\\d+)?$" if self.per_type else f"^{text}$")
 
 
 @dataclass(frozen=True)
