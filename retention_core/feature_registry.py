@@ -136,6 +136,7 @@ class Registry:
             raise ValueError("a feature is defined twice: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
         self._single = {f.name: f for f in self.features if not (f.windowed or f.per_type)}
         self._families = [(f, f.pattern()) for f in self.features if f.windowed or f.per_type]
+        self._expanded: dict[tuple, tuple[list[Column], list[Column]]] = {}
 
     def plus(self, *features: Feature) -> "Registry":
         """This registry with more definitions (placed before the ones after the attributes, unless they say so)."""
@@ -155,7 +156,17 @@ class Registry:
 
     def columns(self, windows: tuple[int, ...], types: list[str]) -> tuple[list[Column], list[Column]]:
         """The feature columns (before the user attributes, after them) in table order: a run of ``{w}`` families
-        makes its columns window by window (``orders_7d, revenue_7d, ..., orders_30d, ...``)."""
+        makes its columns window by window (``orders_7d, revenue_7d, ..., orders_30d, ...``). Kept per windows and
+        types: the service expands them once, not per request."""
+        key = (tuple(int(w) for w in windows), tuple(types))
+        if key not in self._expanded:
+            if len(self._expanded) > 64:
+                self._expanded.clear()
+            self._expanded[key] = self._columns(key[0], list(types))
+        before, after = self._expanded[key]
+        return list(before), list(after)
+
+    def _columns(self, windows: tuple[int, ...], types: list[str]) -> tuple[list[Column], list[Column]]:
         out: list[tuple[str, Expr, Feature]] = []
         defs = self.features
         i = 0
