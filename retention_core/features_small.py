@@ -215,9 +215,6 @@ class _Snapshot:
         ufunc.at(out, self.row[m], values[m])
         return out
 
-    def since(self, w: int) -> np.ndarray:
-        return self.D.b > self.T - w
-
 
 def _ratio(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``x / nullif(y, 0)``: missing where ``y`` is 0."""
