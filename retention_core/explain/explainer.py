@@ -16,6 +16,7 @@ from scipy import special
 
 from ..errors import ModelError
 from ..models import REGISTRY
+from ..models.base import churn_probability
 from .backend import Backend, Setup
 from .baseline import BaselineBackend
 from .encoded import LinearBackend, TreeBackend
@@ -29,7 +30,7 @@ DEEP_METHODS = ("gradient", "permutation")
 
 def is_calibrated(model: Any) -> bool:
     """A calibration wrapper (its base model is explained; calibration is monotone and keeps the ranking)."""
-    return hasattr(model, "base_") and hasattr(model, "calibrator_")
+    return hasattr(model, "base_") and hasattr(model, "calibrated_")
 
 
 def model_family(model: Any, model_key: str | None) -> tuple[str, bool]:
@@ -280,7 +281,7 @@ class EnsembleExplainer(Explainer):
         return self.effects_points(X) / 100.0
 
     def model_output(self, X: pd.DataFrame, sequences: Any = None) -> np.ndarray:
-        return np.asarray(self.model.predict_proba(X), dtype="float64")
+        return churn_probability(self.model, X)
 
 
 def make_explainer(model: Any, model_key: str | None, X_background: pd.DataFrame, numeric: Sequence[str] | None,
