@@ -105,8 +105,8 @@ def with_sequences(X: pd.DataFrame, sequences: Any) -> pd.DataFrame:
     if seq.ndim != 3 or seq.shape[0] != len(X):
         raise ModelError(f"Weekly activity must have shape ({len(X)}, weeks, channels) for {len(X)} users, got "
                          f"{seq.shape}.")
-    block = pd.DataFrame(seq.reshape(len(X), -1), index=X.index, columns=sequence_columns(*seq.shape[1:]),
-                         copy=False)
+    block = pd.DataFrame(seq.reshape(len(X), seq.shape[1] * seq.shape[2]), index=X.index,
+                         columns=sequence_columns(*seq.shape[1:]), copy=False)
     static = X.drop(columns=[c for c in X.columns if is_sequence_column(c)])
     return pd.concat([static, block], axis=1)
 
@@ -115,20 +115,28 @@ def sequences_of(X: pd.DataFrame, columns: list[str] | None = None) -> np.ndarra
     """The weekly activity ``(rows, weeks, channels)`` (float32) a model's input carries (:func:`with_sequences`), or
     None when it carries none. ``columns``: the activity columns a fitted model read (their names give the shape);
     ModelError when the table lacks some of them."""
+    carried = [c for c in X.columns if is_sequence_column(c)]
     if columns is None:
-        columns = [c for c in X.columns if is_sequence_column(c)]
-        if not columns:
+        if not carried:
             return None
-    missing = [c for c in columns if c not in X.columns]
-    if missing:
-        raise ModelError(f"The table lacks {len(missing)} of the {len(columns)} weekly activity columns the model "
-                         "reads; add each user's weekly activity to it (models.base.with_sequences).")
-    last = str(columns[-1])[len(SEQUENCE_PREFIX):]
-    weeks, channels = (int(part[1:]) + 1 for part in last.split(":"))
-    if weeks * channels != len(columns):
-        raise ModelError(f"{len(columns)} weekly activity columns do not make {weeks} weeks x {channels} channels.")
+        columns = carried
+    weeks, channels = _block_shape(columns)
+    if any(c not in X.columns for c in columns):
+        if not carried:
+            raise ModelError(f"The table carries no weekly activity; the model reads {weeks} weeks x {channels} "
+                             "channels of it for each user (add it with models.base.with_sequences).")
+        raise ModelError("The model reads {} weeks x {} channels of weekly activity; the table carries {} x {}."
+                         .format(weeks, channels, *_block_shape(carried)))
     values = X[list(columns)].to_numpy(dtype=np.float32, na_value=np.nan)
     return values.reshape(len(X), weeks, channels)
+
+
+def _block_shape(columns: list[str]) -> tuple[int, int]:
+    """(weeks, channels) of a block of activity columns, from their names; ModelError when they make no block."""
+    weeks, channels = (max(int(str(c).split(":")[k][1:]) for c in columns) + 1 for k in (1, 2))
+    if weeks * channels != len(columns):
+        raise ModelError(f"{len(columns)} weekly activity columns do not make {weeks} weeks x {channels} channels.")
+    return weeks, channels
 
 
 def churn_probability(model: Any, X: Any) -> np.ndarray:

@@ -202,7 +202,7 @@ def test_saved_model_reproduces_the_validation_predictions_without_refit(trained
     val = run.validation()
     X = val[run.info["numeric"] + run.info["categorical"]]
     for key in ("recency", "logreg"):
-        np.testing.assert_allclose(run.model(key).predict_proba(X), val[f"p:{key}"].to_numpy(), atol=1e-9)
+        np.testing.assert_allclose(run.model(key).predict_proba(X)[:, 1], val[f"p:{key}"].to_numpy(), atol=1e-9)
 
 
 def test_saved_models_are_refitted_on_the_latest_labelled_snapshots(trained, tmp_path):
@@ -221,7 +221,7 @@ def test_saved_models_are_refitted_on_the_latest_labelled_snapshots(trained, tmp
         float(kw["result"].leaderboard.set_index("model").loc["logreg", "roc_auc"]))
     val = run.validation()
     X = val[run.info["numeric"] + run.info["categorical"]]
-    assert not np.allclose(run.model("logreg").predict_proba(X), val["p:logreg"].to_numpy(), atol=1e-6)
+    assert not np.allclose(run.model("logreg").predict_proba(X)[:, 1], val["p:logreg"].to_numpy(), atol=1e-6)
 
 
 class _RunsACommand:
