@@ -192,9 +192,8 @@ class Explainer:
         p, p0 = to_p(native), to_p(np.array([e]))[0]
         slope = p * (1 - p) if self.space == "log-odds" else np.ones_like(p)
         if self.calibrated:
-            cal = self.model.calibrator_
-            pc = np.asarray(cal.predict(np.clip(p, 0, 1)), dtype="float64")
-            pc0 = float(np.asarray(cal.predict(np.array([p0])), dtype="float64")[0])
+            pc = self.model.calibration_map(np.clip(p, 0, 1))
+            pc0 = float(self.model.calibration_map(np.array([p0]))[0])
             delta_cal = pc - pc0
             # keep the uncalibrated share-out where calibration is flat (it would hide every reason)
             use_cal = np.abs(delta_cal) > 1e-9

@@ -99,6 +99,13 @@ class CalibratedModel(ChurnClassifier):
         proba = self.calibrated_.predict_proba(X)
         return proba[:, list(self.calibrated_.classes_).index(1)]
 
+    def calibration_map(self, p: Any) -> np.ndarray:
+        """The calibrated churn probability of base-model churn probabilities ``p`` (the map alone, as
+        ``predict_proba`` applies it to the base model's log-odds)."""
+        z = special.logit(np.clip(np.asarray(p, dtype="float64"), 1e-15, 1.0 - 1e-15))
+        calibrator = self.calibrated_.calibrated_classifiers_[0].calibrators[0]
+        return np.clip(np.asarray(calibrator.predict(z), dtype="float64"), 0.0, 1.0)
+
     def with_base(self, base: Any) -> "CalibratedModel":
         """This calibrated model with another fitted base model (a refit, the base refitted on a population) read by
         the same calibration map; this model is not changed."""

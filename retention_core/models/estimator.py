@@ -14,14 +14,19 @@ import numpy as np
 import pandas as pd
 from scipy import special
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
 
 from retention_core.errors import ConfigError, ModelError
 
-__all__ = ["CLASSES", "ChurnClassifier", "as_frame"]
+__all__ = ["CLASSES", "ChurnClassifier", "NotFittedModel", "as_frame"]
 
 #: The classes of every churn model: retained = 0, churned = 1.
 CLASSES = np.array([0, 1])
 _LOGIT_EPS = 1e-15
+
+
+class NotFittedModel(ModelError, NotFittedError):
+    """A model asked to score before it learned: the product's ModelError, and scikit-learn's NotFittedError."""
 
 
 class ChurnClassifier(ClassifierMixin, BaseEstimator):
@@ -40,6 +45,8 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities of ``classes_`` (retained, churned) for every row: shape (n, 2), rows summing to 1."""
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedModel(f"{type(self).__name__} is not fitted yet: call fit(X, y) first.")
         p = np.clip(np.asarray(self._churn(X), dtype="float64").reshape(-1), 0.0, 1.0)
         return np.column_stack([1.0 - p, p])
 
@@ -51,6 +58,9 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         """The more likely class of each row (churned = 1 above a probability of 0.5)."""
         return CLASSES[(self.predict_proba(X)[:, 1] > 0.5).astype(int)]
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return "classes_" in self.__dict__
 
     def set_params(self, **params: Any) -> "ChurnClassifier":
         valid = self._get_param_names()

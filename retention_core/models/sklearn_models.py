@@ -119,8 +119,9 @@ class _SklearnModel(ChurnClassifier):
     def _encoded(self, X: pd.DataFrame) -> np.ndarray:
         return transform_rows(self.pipeline_.named_steps["preprocess"], X)
 
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
-        """The encoded matrix the estimator sees (columns named by ``feature_names_out_``)."""
+    def encoded(self, X: pd.DataFrame) -> np.ndarray:
+        """The encoded matrix the estimator sees (columns named by ``feature_names_out_``); not ``transform``, which
+        would make scikit-learn take the classifier for a transformer."""
         self._check_fitted()
         return self.pipeline_.named_steps["preprocess"].transform(as_frame(X, type(self).__name__))
 
@@ -174,6 +175,12 @@ class LogisticModel(_SklearnModel):
         M = np.ascontiguousarray(self._encoded(X), dtype="float64")
         p = expit((M * est.coef_[0]).sum(axis=1) + est.intercept_[0])
         return np.column_stack([1.0 - p, p])
+
+    @property
+    def n_iter_(self) -> int:
+        """Iterations the solver ran."""
+        self._check_fitted()
+        return int(np.max(self.pipeline_.named_steps["model"].n_iter_))
 
     def _preprocessing(self) -> dict[str, Any]:
         # log_all: every non-negative count, amount and duration on a log scale (a linear score then reads ratios:
@@ -318,12 +325,13 @@ def binned_proba(est: Any, Z: np.ndarray) -> np.ndarray | None:
         categorical = getattr(est, "is_categorical_", None)
         if categorical is not None and np.any(categorical):
             return None  # native categories are never used here (see _estimator), but their bins differ
-        binned = est._bin_mapper.transform(np.ascontiguousarray(Z, dtype=np.float64))
+        Z = np.ascontiguousarray(Z, dtype=np.float64)
+        binned = est._bin_mapper.transform(Z if Z.flags.writeable else Z.copy())  # the binner needs a writeable array
         raw = np.zeros((len(Z), est.n_trees_per_iteration_), dtype=est._baseline_prediction.dtype, order="F")
         raw += est._baseline_prediction
         est._predict_iterations(binned, est._predictors, raw, True, _openmp_threads())
         return est._loss.predict_proba(raw)
-    except (AttributeError, TypeError):
+    except (AttributeError, TypeError, ValueError):  # ValueError: trees in read-only memory (a memory-mapped load)
         return None
 
 

@@ -135,7 +135,8 @@ def test_default_auto_models_train_through_the_registry():
         proba = model.predict_proba(Xt)
         assert proba.shape == (len(Xt), 2) and np.allclose(proba.sum(axis=1), 1.0), key
         p = churn_probability(model, Xt)
-        assert np.array_equal(p, proba[:, 1]) and ((p >= 0) & (p <= 1)).all(), key
+        np.testing.assert_allclose(p, proba[:, 1], rtol=1e-12)  # a forest on several threads: the last bit varies
+        assert ((p >= 0) & (p <= 1)).all(), key
         assert roc_auc_score(yt, p) > 0.6, key
 
 

@@ -177,7 +177,7 @@ def test_model_fits_and_scores_raw_columns(factory, data):
     # the fitted pipeline alone scores the raw table, and survives pickling
     pipe = pickle.loads(pickle.dumps(model.pipeline_))
     np.testing.assert_allclose(pipe.predict_proba(Xt)[:, 1], p)
-    assert len(model.feature_names_out_) == model.transform(Xt).shape[1]
+    assert len(model.feature_names_out_) == model.encoded(Xt).shape[1]
     assert model.numeric_ == NUMERIC and model.categorical_ == CATEGORICAL
     assert model.predict_proba(Xt.iloc[:0]).shape == (0, 2)
 
