@@ -131,7 +131,7 @@ def _choice_text(value: Any) -> str:
 class ModelSpec:
     """A model the product offers: ``key`` (command line, saved runs), ``label`` (UI), ``family``
     (``baseline | linear | tree | deep``; the explainer picks its SHAP method by it), ``needs_sequences`` (reads
-    ``Dataset.sequences``), ``params`` (name -> :class:`Param`), and the factory behind :meth:`build`."""
+    ``Dataset.sequences``, in its input's own columns: :func:`model_input`), ``params`` (name -> :class:`Param`), and the factory behind :meth:`build`."""
 
     key: str
     label: str
@@ -491,6 +491,7 @@ _LAZY = {
     "RandomForestModel": "sklearn_models",
     "GradientBoostingModel": "sklearn_models",
     "CalibratedModel": "calibration",
+    "ChurnClassifier": "estimator",
     "EnsembleModel": "ensemble",
     "make_preprocessor": "preprocessing",
     "MLPModel": "keras_models",
