@@ -289,3 +289,13 @@ def test_tables_swapped_after_loading_are_refused(trained, tmp_path):
     pd.DataFrame({"x": [1]}).to_parquet(path / "validation.parquet")
     with pytest.raises(BundleError, match="validation.parquet"):
         run.validation()
+
+
+def test_a_model_this_version_cannot_read_asks_for_a_new_training():
+    """A model pickled by a version of the product whose classes this one no longer has is refused with a message
+    that says what to do, not an AttributeError from deep inside the unpickler."""
+    import pickle
+
+    text = pickle.dumps(bundle.BundleError("x"), protocol=0).replace(b"BundleError", b"NoSuchModelClass")
+    with pytest.raises(bundle.BundleError, match="cannot read .*train the run again"):
+        bundle._load_model({"format": "joblib"}, {"model.joblib": text})
