@@ -53,12 +53,11 @@ def holdout(name: str, cutoff: str, models, horizon: int = 90, params: dict | No
     y = truth.frame["churned"].to_numpy()
     X = score_ds.frame[res.numeric + res.categorical]
     rows = []
-    from retention_core.models import REGISTRY, for_population
+    from retention_core.models import churn_probability, for_population, model_input
 
     for key, model in res.models.items():
-        seq = score_ds.sequences if REGISTRY[key].needs_sequences else None
         model = for_population(model, X)  # as `score` does: BG/NBD learns from every purchase up to the cutoff
-        p = model.predict_proba(X, sequences=seq) if seq is not None else model.predict_proba(X)
+        p = churn_probability(model, model_input(key, X, score_ds.sequences))
         m = metrics(y, p)
         rows.append({"dataset": name, "cutoff": cutoff, "model": key, "roc_auc": m["roc_auc"], "pr_auc": m["pr_auc"],
                      "validation_roc_auc": float(res.leaderboard.set_index("model").loc[key, "roc_auc"]),
