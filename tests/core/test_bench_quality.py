@@ -77,3 +77,16 @@ def test_a_user_table_is_judged_on_its_splits_against_the_default_gradient_boost
     behind = split(0, 0.840, 0.847) + split(1, 0.846, 0.850)  # 0.0055 under
     assert targets(SimpleNamespace(quality=behind))[0]["pass"] is False
     assert table_check(behind)[0].startswith("MISS telco")
+
+
+def test_the_user_table_splits_pair_auto_with_the_default_on_the_same_rows(monkeypatch):
+    from assets.generator import checkerboard_table
+    from bench import quality_tables
+
+    monkeypatch.setattr(quality_tables, "_tables", lambda: {"board": checkerboard_table(400, seed=5)})
+    rows = quality_tables.table_splits(["logreg"], splits=(0, 1))
+    assert [r["model"] for r in rows] == ["auto (logreg)", DEFAULT_HGB] * 2
+    assert {r["users"] for r in rows} == {80} and all(0 <= r["roc_auc"] <= 1 for r in rows)
+    assert rows[0]["roc_auc"] != rows[2]["roc_auc"]  # two different splits
+    (line,) = table_check(rows)
+    assert line.startswith(("PASS board", "MISS board")) and "mean of 2 splits" in line
