@@ -46,7 +46,7 @@ def _product(train: pd.DataFrame, test: pd.DataFrame, models) -> dict:
     from retention_core.dataset import user_dataset
     from retention_core.features import apply_user_spec
     from retention_core.models import churn_probability
-    from retention_core.roles import infer_schema
+    from retention_core.roles import infer_schema, label_series
     from retention_core.training import TrainConfig, train_models
     from retention_core.validation import validate
 
@@ -59,7 +59,7 @@ def _product(train: pd.DataFrame, test: pd.DataFrame, models) -> dict:
     cols = res.numeric + res.categorical
     X_test = apply_user_spec(test, infer_schema(test, schema.for_new_data(test.columns)), ds.config["user_spec"])
     p = churn_probability(res.models[res.best], X_test[cols])
-    y_test = user_dataset(test, schema).frame["churned"].to_numpy()
+    y_test = label_series(test, schema).to_numpy()
     return {"pick": res.best, "p": p, "y": y_test, "seconds": seconds, "X_train": ds.frame[cols],
             "y_train": ds.frame["churned"].to_numpy(), "X_test": X_test[cols], "categorical": res.categorical}
 

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from retention_core import bundle, io, monitor
 from ui.state import Key, widget_key
 
-from tests.app.helpers import APP, ROOT, TIMEOUT, at_risk_list, button, no_exception, sample_run, texts
+from tests.app.helpers import APP, ROOT, TIMEOUT, at_risk_list, button, no_exception, sample_run_in, texts
 from tests.app.helpers import env as _env
 from tests.app.test_data_page import user_table_csv
 
@@ -48,10 +48,8 @@ def _alerts(at: AppTest) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The sample's dataset built and the fast models trained inline into a temporary workspace."""
-    tmp = tmp_path_factory.mktemp("monitor")
-    with pytest.MonkeyPatch.context() as mp:
-        _env(mp, tmp)
-        yield sample_run(RUN), tmp
+    with sample_run_in(tmp_path_factory, "monitor", RUN) as (at, tmp):
+        yield at, tmp
 
 
 # ------------------------------------------------------------------------------------------------ empty state
