@@ -169,6 +169,18 @@ SAMPLE_DESCRIPTION = (
 )
 
 
+
+def checkerboard_table(n: int, seed: int = 0, cells: int = 8) -> pd.DataFrame:
+    """A per-user table with a churn label that is a checkerboard over two columns (strong interactions) plus noise
+    columns and an id: large leaves cannot draw the cells, deep trees with small leaves can. 5% of the labels are
+    flipped. For the settings search's tests and the quality benchmark."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.random(n), rng.random(n)
+    board = ((a * cells).astype(int) + (b * cells).astype(int)) % 2
+    churn = np.where(rng.random(n) < 0.95, board, 1 - board)
+    return pd.DataFrame({"id": [f"c{i}" for i in range(n)], "a": a, "b": b, "noise1": rng.normal(size=n),
+                         "noise2": rng.integers(0, 50, n), "churn": np.where(churn == 1, "Yes", "No")})
+
 def sample_path() -> pathlib.Path:
     """Path of the small sample export shipped with the studio."""
     return pathlib.Path(__file__).resolve().parent / SAMPLE_FILE

@@ -71,7 +71,7 @@ def bench(keys: list[str], rows: int, epochs: int, batch_size: int | None,
           settings: dict[str, dict[str, str]] | None = None) -> None:
     from sklearn.metrics import roc_auc_score
 
-    from retention_core.models import REGISTRY, make_model
+    from retention_core.models import REGISTRY, churn_probability, make_model, model_input
 
     t = time.perf_counter()
     X, y, seq, numeric, categorical = synthetic_users(rows + 20_000)
@@ -92,22 +92,21 @@ def bench(keys: list[str], rows: int, epochs: int, batch_size: int | None,
                 params["batch_size"] = batch_size
         params.update((settings or {}).get(key, {}))
         model = make_model(key, numeric=numeric, categorical=categorical, horizon_days=90, **params)
-        seq_tr = str_ if spec.needs_sequences else None
-        seq_te = ste if spec.needs_sequences else None
+        train_in, test_in = model_input(key, Xtr, str_), model_input(key, Xte, ste)
         t = time.perf_counter()
-        model.fit(Xtr, ytr, sequences=seq_tr)
+        model.fit(train_in, ytr)
         fit_s = time.perf_counter() - t
         t = time.perf_counter()
-        p = model.predict_proba(Xtr, sequences=seq_tr)
+        p = churn_probability(model, train_in)
         score_s = time.perf_counter() - t
-        small, small_seq = Xte.iloc[:100], (ste[:100] if spec.needs_sequences else None)
-        model.predict_proba(small, sequences=small_seq)
+        small = test_in.iloc[:100]
+        churn_probability(model, small)
         lat = []
         for _ in range(20):
             t = time.perf_counter()
-            model.predict_proba(small, sequences=small_seq)
+            churn_probability(model, small)
             lat.append(time.perf_counter() - t)
-        auc = roc_auc_score(yte, model.predict_proba(Xte, sequences=seq_te))
+        auc = roc_auc_score(yte, churn_probability(model, test_in))
         size = len(pickle.dumps(model)) / 2**20
         notes = []
         if hasattr(model, "history_"):

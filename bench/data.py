@@ -79,7 +79,7 @@ def synthetic(rows: int, extra: int = 0):
 
 def fit_model(key: str, rows: int, epochs: int, X, y, seq, numeric, categorical):
     """The registry's model ``key`` fitted on the first ``rows`` users: (model, seconds of the fit alone)."""
-    from retention_core.models import REGISTRY, make_model
+    from retention_core.models import REGISTRY, make_model, model_input
 
     spec = REGISTRY[key]
     params = {"epochs": epochs} if spec.family == "deep" else {}
@@ -88,8 +88,5 @@ def fit_model(key: str, rows: int, epochs: int, X, y, seq, numeric, categorical)
     if spec.family == "deep":
         import keras  # noqa: F401  (the import is not training time)
     t = time.perf_counter()
-    if s is not None:
-        model.fit(X.iloc[:rows], y[:rows], sequences=s)
-    else:
-        model.fit(X.iloc[:rows], y[:rows])
+    model.fit(model_input(key, X.iloc[:rows], s), y[:rows])
     return model, time.perf_counter() - t

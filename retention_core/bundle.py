@@ -147,7 +147,12 @@ def _load_model(info: dict, files: dict[str, bytes]):
 
     if "model.joblib" not in files:
         raise BundleError("The saved model has no model.joblib; the run is damaged. Retrain it.")
-    return joblib.load(io.BytesIO(files["model.joblib"]))
+    try:
+        model = joblib.load(io.BytesIO(files["model.joblib"]))
+    except (AttributeError, ImportError, TypeError, KeyError) as exc:  # a class or module of another version
+        raise BundleError(f"This run's model was saved by a version of the product that this one cannot read "
+                          f"({type(exc).__name__}: {exc}); train the run again to score with it.") from None
+    return model
 
 
 def save_run(out: str | os.PathLike, result, *, schema, dataset, snapshot: dict, data_digest: str, train_config,
@@ -389,7 +394,11 @@ class Run:
                 raise BundleError(f"Run {self.path.name!r} holds files that were not saved with it "
                                   f"({', '.join(sorted(extra)[:3])}); model {key!r} will not be loaded.")
             files = {rel[len(prefix):]: self.read_bytes(rel) for rel in sorted(self._files) if rel.startswith(prefix)}
-            self._models[key] = _load_model(self.info["models"][key], files)
+            model = _load_model(self.info["models"][key], files)
+            if self.task == "churn" and not hasattr(model, "classes_"):
+                raise BundleError(f"Model {key!r} of run {self.path.name!r} was saved by a version of the product "
+                                  "whose models this one cannot score with; train the run again.")
+            self._models[key] = model
         return self._models[key]
 
     def leaderboard(self) -> pd.DataFrame:

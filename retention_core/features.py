@@ -1,4 +1,4 @@
-"""Feature definitions, in one place, as relational operations in DuckDB.
+"""The DuckDB engine: the registry's features (:mod:`retention_core.feature_registry`) as relational operations.
 
 The input is the canonical event table of :func:`retention_core.events.canonical_events` (``user_id, ts, order_id,
 amount, quantity, event_type, product, category, rating, is_purchase, is_return, is_cancel, is_nonproduct`` plus user
@@ -15,7 +15,9 @@ aggregated; and NumPy prepares event and user columns on two threads.
 A snapshot's users made a purchase in its lookback window and, in a log with non-product lines (postage, fees), bought
 a product at or before its cutoff: a user whose only purchases are fees is not a customer, in any engine.
 
-Features (all per user and snapshot):
+Each feature is defined once, in the registry, as an expression over a few per-user aggregates (leaves); this module
+computes the leaves from the per-day table (counts from the packed columns, money, instants, gaps, distinct products)
+and compiles each expression to SQL. The features (all per user and snapshot):
 - recency / tenure: days since the last purchase, since the first purchase, from first to last, days since any event;
 - frequency: repeat purchase days (the BG/NBD frequency), orders, active days, lines per order;
 - monetary: revenue, mean order value, units;
@@ -36,7 +38,9 @@ import pandas as pd
 
 from .cells import datetime_share, parse_datetime
 from .errors import DataError
-from .events import CANONICAL, slug
+from .events import CANONICAL
+from .feature_expr import SQL_OPS, Leaf, Period, compile_expr, leaves
+from .feature_registry import FEATURES, Column, Registry, type_names  # noqa: F401 (type_names: the engines' names)
 from .identifiers import MAX_CATEGORY_LEVELS
 
 SEQUENCE_CHANNELS = ["orders", "revenue_log", "browsing_log", "returns"]
@@ -340,19 +344,6 @@ def _event_classes(row_user, et_codes, top_types, start, purchase, ret, cancel, 
     return cls, packing, [np.broadcast_to(t, c.shape).tolist() for t in table]
 
 
-def type_names(types: list[str], suffix: str) -> list[str]:
-    """``events_<slug>_<suffix>`` per type; a repeated name gets ``_1``, ``_2``, ... as DuckDB names repeated result
-    columns (two types with one slug, such as ``Add to cart`` and ``add_to_cart``). The NumPy and Spark engines name
-    their columns with it."""
-    names: list[str] = []
-    for t in types:
-        name, k = f"events_{slug(t)}_{suffix}", 0
-        while (name if k == 0 else f"{name}_{k}") in names:
-            k += 1
-        names.append(name if k == 0 else f"{name}_{k}")
-    return names
-
-
 def _event_types(codes: np.ndarray, values: np.ndarray) -> list[tuple[int, str]]:
     """The most frequent event types as (code, name), most frequent first."""
     counts = np.bincount(codes + 1, minlength=len(values) + 1)[1:]  # code -1 (missing) counts in the first bin
@@ -417,41 +408,12 @@ def _prepare(con: duckdb.DuckDBPyConnection, ev: pd.DataFrame, attributes: list[
     return [t for _, t in coded_types], values
 
 
-def _count_sql(P: Packing, windows: tuple[int, ...], types: list[str]) -> tuple[list[str], list[str]]:
-    """The aggregates over a snapshot's days (``agg``: sums of packed counts, over all days and per window) and the
-    features read from them (``base``), in the order of the feature table."""
-    windowed = P.holding(["orders", "days"] + [f"et_{i}" for i in range(len(types))])
-    periods = {f"w{w}": f"d.b > p.T - {int(w)}" for w in sorted({*windows, 30, 180})}
-    periods["prev90"] = "d.b > p.T - 180 AND d.b <= p.T - 90"
-    agg = [f"sum(d.{c}) AS t_{c}" for c in P.columns]
-    for name, cond in periods.items():
-        agg += [f"sum(d.{c}) FILTER (WHERE {cond}) AS {name}_{c}" for c in windowed]
-        agg += [f"{money_sql(f'coalesce(sum(d.revenue) FILTER (WHERE {cond}), 0)')} AS {name}_revenue"]
-
-    def count(field: str, period: str = "t") -> str:
-        return f"coalesce({P.read(field, period + '_{}')}, 0)"
-
-    base = [f"{count('purchase_days')} - 1 AS repeat_purchases", f"{count('orders')} AS orders_total",
-            f"{count('days')} AS active_days_total", "revenue_total", "units_total"]
-    base += [f"{count(f)} AS {f}_total" for f in ("lines", "returns", "cancels", "events", "browsing")]
-    base += [f"{count('ratings')} AS ratings_count",
-             f"_rating_sum / nullif({count('ratings')}, 0) AS rating_mean", "_rating_min AS rating_min"]
-    for w in windows:
-        base += [f"{count('orders', f'w{w}')} AS orders_{w}d", f"w{w}_revenue AS revenue_{w}d",
-                 f"{count('days', f'w{w}')} AS active_days_{w}d"]
-        if w in (30, 90):
-            base += [f"{count(f'et_{i}', f'w{w}')} AS {_q('events_' + slug(t) + f'_{w}d')}"
-                     for i, t in enumerate(types)]
-    base += [f"{count('orders', 'prev90')} AS orders_prev_90d", "prev90_revenue AS revenue_prev_90d",
-             f"{count('orders', 'w30')} AS _o30", f"{count('orders', 'w180')} AS _o180"]
-    base += [f"{count(f'et_{i}')} AS {_q('events_' + slug(t) + '_total')}" for i, t in enumerate(types)]
-    return agg, base
-
-
 def compute(ev: pd.DataFrame, dates: list[pd.Timestamp], cfg, *, end: pd.Timestamp,
-            threads: int | None = None, sequences: bool = False) -> tuple[pd.DataFrame, np.ndarray | None]:
+            threads: int | None = None, sequences: bool = False,
+            features: Registry = FEATURES) -> tuple[pd.DataFrame, np.ndarray | None]:
     """One row per (snapshot, user active in the lookback window): features from buckets <= T and the label; with
-    ``sequences``, also the weekly activity array aligned with the rows (from the same per-day table)."""
+    ``sequences``, also the weekly activity array aligned with the rows (from the same per-day table). ``features``:
+    the registry the columns are compiled from."""
     attributes = [c for c in ev.columns if c not in CANONICAL]
     con = connect(threads)
     try:
@@ -459,8 +421,9 @@ def compute(ev: pd.DataFrame, dates: list[pd.Timestamp], cfg, *, end: pd.Timesta
         days = [(pd.Timestamp(d.date()) - pd.Timestamp("1970-01-01")).days for d in dates]  # as the SQL reads them
         types, values = _prepare(con, ev, attributes, [(T - L, T) for T in days])
         per_user = [a for a in attributes if "user:" + a in values]
-        frame = _snapshot_features(con, ev, dates, cfg, end, types, attributes, values["packing"], per_user,
-                                   products_only=values["has"]["nonproduct"])
+        frame = _snapshot_features(con, ev, dates, cfg, end, features.columns(cfg.windows, types), attributes,
+                                   values["packing"], per_user, products_only=values["has"]["nonproduct"],
+                                   features=features)
         seq = _sequences(con, frame, cfg.sequence_weeks) if sequences else None
         return _decode(frame, values, attributes), seq
     finally:
@@ -482,77 +445,120 @@ def _population(con, dates: list[pd.Timestamp], lookback: int, products_only: bo
     """)
 
 
-def _snapshot_features(con, ev, dates, cfg, end, types, attributes, P: Packing, per_user=(),
-                       products_only: bool = False) -> pd.DataFrame:
+_INSTANT_SQL = {"first_purchase": "_first_p", "last_purchase": "_last_p", "last_event": "_last_event",
+                "cutoff": "CAST(agg.T AS TIMESTAMP)"}
+_INSTANT_AGG = {"first_purchase": "min(d.first_p_ts) AS _first_p", "last_purchase": "max(d.last_p_ts) AS _last_p",
+                "last_event": "max(d.last_ts) AS _last_event"}
+_GAP_SQL = {"mean": "_gap_mean", "std": "_gap_std", "max": "_gap_max"}
+
+
+def _period_sql(period: Period) -> str:
+    """The condition on a day ``d.b`` of snapshot ``p.T`` for a period ('' for every day up to the cutoff)."""
+    cond = [] if period.start is None else [f"d.b > p.T - {int(period.start)}"]
+    cond += [f"d.b <= p.T - {int(period.end)}"] if period.end else []
+    return " AND ".join(cond)
+
+
+def _leaf_sql(P: Packing, leaf: Leaf) -> str:
+    """A leaf's value in the final query (over ``agg``, ``gap``, ``prod`` and ``cat``)."""
+    key = leaf.period.key
+    if leaf.kind == "count":
+        return f"coalesce({P.read(leaf.field, key + '_{}')}, 0)"
+    if leaf.kind == "money":
+        return f"{key}_revenue"
+    if leaf.kind in ("sum", "min"):
+        return f"_{leaf.kind}_{leaf.field}"
+    if leaf.kind == "span":
+        return f"date_diff('second', {_INSTANT_SQL[leaf.field]}, {_INSTANT_SQL[leaf.to]})"
+    if leaf.kind == "gaps":
+        return _GAP_SQL[leaf.field]
+    if leaf.kind == "distinct":
+        return f"coalesce(_n_{leaf.field}, 0)"
+    raise ValueError(f"no SQL for {leaf!r}")
+
+
+def _agg_sql(P: Packing, used: list[Leaf]) -> list[str]:
+    """The aggregates over a snapshot's days that the leaves read: sums of packed counts per period (one sum adds up
+    every count a packed column holds), money per period, plain sums, minima and instants."""
+    counted: dict[Period, set[str]] = {}
+    out: dict[str, str] = {}
+    for leaf in used:
+        key, cond = leaf.period.key, _period_sql(leaf.period)
+        where = f" FILTER (WHERE {cond})" if cond else ""
+        if leaf.kind == "count":
+            counted.setdefault(leaf.period, set()).add(leaf.field)
+        elif leaf.kind == "money":
+            total = f"coalesce(sum(d.revenue){where}, 0)" if cond else "sum(d.revenue)"
+            out[f"{key}_revenue"] = f"{money_sql(total)} AS {key}_revenue"
+        elif leaf.kind in ("sum", "min"):
+            column = {"units": "units", "rating": "rating_sum" if leaf.kind == "sum" else "rating_min"}[leaf.field]
+            out[f"_{leaf.kind}_{leaf.field}"] = f"{leaf.kind}(d.{column}) AS _{leaf.kind}_{leaf.field}"
+        elif leaf.kind == "span":
+            out |= {i: _INSTANT_AGG[i] for i in (leaf.field, leaf.to) if i in _INSTANT_AGG}
+    for period, fields in counted.items():
+        cond = _period_sql(period)
+        where = f" FILTER (WHERE {cond})" if cond else ""
+        out |= {f"{period.key}_{c}": f"sum(d.{c}){where} AS {period.key}_{c}" for c in P.holding(sorted(fields))}
+    return list(out.values())
+
+
+def _snapshot_features(con, ev, dates, cfg, end, columns: tuple[list[Column], list[Column]], attributes,
+                       P: Packing, per_user=(), products_only: bool = False,
+                       features: Registry = FEATURES) -> pd.DataFrame:
+    """Every snapshot's rows: the registry's columns compiled to SQL over one aggregation of each user's days."""
     H, L = int(cfg.horizon_days), int(cfg.lookback_days)
     _population(con, dates, L, products_only)
-    agg, base = _count_sql(P, cfg.windows, types)
+    before, after = columns
+    used = [leaf for c in before + after for leaf in leaves(c.expr)]
+    kinds = {(leaf.kind, leaf.field) for leaf in used}
     sep = ",\n               "
     # an attribute looked up per user carries the user's code here; _decode turns it into the user's value
     attr_sel = "".join(f", p.user_id AS {_q(a)}" if a in per_user else f", arg_max(d.{_q('a:' + a)}, d.b) AS {_q(a)}"
                        for a in attributes)
-    sql = f"""
-    WITH agg AS (
-        SELECT p.T, p.user_id,
-               max(d.last_p_ts) AS _last_p, min(d.first_p_ts) AS _first_p, max(d.last_ts) AS _last_event,
-               {money_sql("sum(d.revenue)")} AS revenue_total, sum(d.units) AS units_total,
-               sum(d.rating_sum) AS _rating_sum, min(d.rating_min) AS _rating_min,
-               {sep.join(agg)}
-               {attr_sel}
-        FROM pop p JOIN daily d ON d.user_id = p.user_id AND d.b <= p.T
-        GROUP BY p.T, p.user_id
-    ),
-    base AS (
-        SELECT T, user_id,
-               date_diff('second', _last_p, CAST(T AS TIMESTAMP)) / 86400.0 AS recency_days,
-               date_diff('second', _first_p, CAST(T AS TIMESTAMP)) / 86400.0 AS tenure_days,
-               date_diff('second', _first_p, _last_p) / 86400.0 AS first_to_last_days,
-               date_diff('second', _last_event, CAST(T AS TIMESTAMP)) / 86400.0 AS days_since_last_event,
-               {sep.join(base)}
-               {"".join(f", {_q(a)}" for a in attributes)}
-        FROM agg
-    ),
-    gap AS (
-        SELECT p.T, p.user_id, avg(g.gap) AS gap_mean_days,
+    value = lambda c: f"{compile_expr(c.expr, lambda leaf: _leaf_sql(P, leaf), SQL_OPS)} AS {_q(c.name)}"  # noqa: E731
+    ctes = {"gap": f"""gap AS (
+        SELECT p.T, p.user_id, avg(g.gap) AS _gap_mean,
                -- the sample standard deviation from exact integer sums, then one division and one square root:
                -- the same bits in every engine, whatever order the rows come in (gaps are whole days)
                CASE WHEN count(g.gap) > 1 THEN sqrt(
                    CAST(count(g.gap) * sum(g.gap * g.gap) - sum(g.gap) * sum(g.gap) AS DOUBLE)
-                   / CAST(count(g.gap) * (count(g.gap) - 1) AS DOUBLE)) END AS gap_std_days,
-               max(g.gap) AS gap_max_days
+                   / CAST(count(g.gap) * (count(g.gap) - 1) AS DOUBLE)) END AS _gap_std,
+               max(g.gap) AS _gap_max
         FROM pop p JOIN gaps g ON g.user_id = p.user_id AND g.b <= p.T AND g.gap IS NOT NULL
         GROUP BY 1, 2
+    )""" if any(k == "gaps" for k, _ in kinds) else ""}
+    for field, table in (("product", "up"), ("category", "uc")):
+        if ("distinct", field) in kinds:
+            ctes[field] = (f"{field} AS (SELECT p.T, p.user_id, count(*) AS _n_{field} FROM pop p JOIN {table} u "
+                           f"ON u.user_id = p.user_id AND u.fb <= p.T GROUP BY 1, 2)")
+    ctes = {k: v for k, v in ctes.items() if v}
+    sql = f"""
+    WITH agg AS (
+        SELECT p.T, p.user_id
+               {"".join(", " + a for a in _agg_sql(P, used))}
+               {attr_sel}
+        FROM pop p JOIN daily d ON d.user_id = p.user_id AND d.b <= p.T
+        GROUP BY p.T, p.user_id
     ),
-    prod AS (SELECT p.T, p.user_id, count(*) AS n_products FROM pop p JOIN up u ON u.user_id = p.user_id AND u.fb <= p.T GROUP BY 1, 2),
-    cat AS (SELECT p.T, p.user_id, count(*) AS n_categories FROM pop p JOIN uc u ON u.user_id = p.user_id AND u.fb <= p.T GROUP BY 1, 2),
+    {"".join(v + "," for v in ctes.values())}
     fut AS (
         SELECT c.T, d.user_id FROM cut c JOIN daily d ON d.b > c.T AND d.b <= c.T + {H} AND d.orders > 0 GROUP BY 1, 2
     )
-    SELECT base.user_id, CAST(base.T AS TIMESTAMP) AS snapshot_date,
-           CASE WHEN base.T + {H} > DATE '{end.date()}' THEN NULL WHEN fut.user_id IS NULL THEN 1 ELSE 0 END AS churned,
-           base.* EXCLUDE (T, user_id, _o30, _o180),
-           revenue_total / nullif(orders_total, 0) AS avg_order_value,
-           lines_total / nullif(orders_total, 0) AS lines_per_order,
-           returns_total / nullif(lines_total, 0) AS return_rate,
-           cancels_total / nullif(lines_total + cancels_total, 0) AS cancel_rate,
-           orders_90d - orders_prev_90d AS orders_trend_90d,
-           ln((revenue_90d + 1) / (greatest(revenue_prev_90d, 0) + 1)) AS revenue_trend_90d,
-           _o30 - _o180 / 6.0 AS orders_30d_vs_avg,
-           gap.gap_mean_days, gap.gap_std_days, gap.gap_max_days,
-           recency_days / nullif(gap.gap_mean_days, 0) AS recency_vs_usual_gap,
-           coalesce(prod.n_products, 0) AS n_products,
-           coalesce(cat.n_categories, 0) AS n_categories
-    FROM base
-    LEFT JOIN gap USING (T, user_id)
-    LEFT JOIN prod USING (T, user_id)
-    LEFT JOIN cat USING (T, user_id)
+    SELECT agg.user_id, CAST(agg.T AS TIMESTAMP) AS snapshot_date,
+           CASE WHEN agg.T + {H} > DATE '{end.date()}' THEN NULL WHEN fut.user_id IS NULL THEN 1 ELSE 0 END AS churned
+           {"".join(", " + value(c) for c in before)}
+           {"".join(f", agg.{_q(a)}" for a in attributes)}
+           {"".join(", " + value(c) for c in after)}
+    FROM agg
+    {"".join(f" LEFT JOIN {k} USING (T, user_id)" for k in ctes)}
     LEFT JOIN fut USING (T, user_id)
-    ORDER BY snapshot_date DESC, base.user_id
+    ORDER BY snapshot_date DESC, agg.user_id
     """
-    return _tidy(con.execute(sql).df(), ev, attributes)
+    return _tidy(con.execute(sql).df(), ev, attributes, features)
 
 
-def _tidy(frame: pd.DataFrame, ev: pd.DataFrame, attributes: list[str]) -> pd.DataFrame:
+def _tidy(frame: pd.DataFrame, ev: pd.DataFrame, attributes: list[str],
+          features: Registry = FEATURES) -> pd.DataFrame:
     """Numbers as float64, the snapshot date as a timestamp, and no column for what the log does not record."""
     frame["churned"] = frame["churned"].astype("Float64").astype("float64")
     convert = {c for c, t in frame.dtypes.items() if c not in ("user_id", "snapshot_date") and c not in attributes
@@ -566,24 +572,14 @@ def _tidy(frame: pd.DataFrame, ev: pd.DataFrame, attributes: list[str]) -> pd.Da
                 frame[c] = frame[c].astype("float64")
     frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"])
     lacks = {c for c in ("rating", "amount", "quantity", "category", "product") if ev[c].isna().all()}
-    return frame.drop(columns=dropped_columns(list(frame.columns), lacks)).reset_index(drop=True)
+    return frame.drop(columns=dropped_columns(list(frame.columns), lacks, features)).reset_index(drop=True)
 
 
-def dropped_columns(columns: list[str], lacks: set[str]) -> list[str]:
+def dropped_columns(columns: list[str], lacks: set[str], features: Registry = FEATURES) -> list[str]:
     """The feature columns a snapshot's table leaves out because the log lacks their input everywhere (``lacks``:
-    which of rating, amount, quantity, category and product no event has): one rule for every engine."""
-    drop = []
-    if "rating" in lacks:
-        drop += ["ratings_count", "rating_mean", "rating_min"]
-    if "amount" in lacks:
-        drop += [c for c in columns if "revenue" in c or c == "avg_order_value"]
-    if "quantity" in lacks:
-        drop += ["units_total"]
-    if "category" in lacks:
-        drop += ["n_categories"]
-    if "product" in lacks:
-        drop += ["n_products"]
-    return [c for c in drop if c in columns]
+    which of rating, amount, quantity, category and product no event has): one rule for every engine, each feature's
+    ``needs`` in the registry."""
+    return features.dropped(columns, lacks)
 
 
 def _decode(frame: pd.DataFrame, values: dict, attributes: list[str]) -> pd.DataFrame:

@@ -8,8 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ConfigError
-from .models import REGISTRY, make_model
+from .models import churn_probability, make_model, model_input
 
 
 @dataclass(frozen=True)
@@ -32,19 +31,13 @@ Progress = Callable[[TrainProgress], None]
 
 def fit_one(key: str, params: dict, num, cat, horizon, X, y, seq, calibrate, progress):
     """One model fitted on the rows given and nothing else: early stopping (boosting, the Keras models) watches a
-    share of these rows, never the rows the model is then measured on, so the leaderboard's figures stay honest."""
+    share of these rows, never the rows the model is then measured on, so the leaderboard's figures stay honest.
+    ``seq``: the rows' weekly activity, read by the sequence models (it travels inside their input)."""
     model = make_model(key, numeric=num, categorical=cat, horizon_days=horizon, calibrate=calibrate, **params)
-    kw = {"progress": progress}
-    if REGISTRY[key].needs_sequences:
-        if seq is None:
-            raise ConfigError(f"{REGISTRY[key].label} needs weekly activity sequences: build the dataset from an event "
-                              "log (user tables have no sequences).")
-        kw.update(sequences=seq)
-    model.fit(X, y, **kw)
+    model.fit(model_input(key, X, seq), y, progress=progress)
     return model
 
 
-def predict(model, key, X, seq):
-    if REGISTRY[key].needs_sequences:
-        return np.asarray(model.predict_proba(X, sequences=seq), dtype=float)
-    return np.asarray(model.predict_proba(X), dtype=float)
+def predict(model, key: str, X, seq) -> np.ndarray:
+    """The churn probability of each row of ``X`` (with its weekly activity ``seq`` for the sequence models)."""
+    return churn_probability(model, model_input(key, X, seq))

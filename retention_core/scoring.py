@@ -26,7 +26,7 @@ from .explain import ScoringExplanation
 from .export import pseudonymise_list
 from .features import apply_user_spec
 from .lifecycle import StageRules, assign_stages, audience_mask, shop_gaps
-from .models import REGISTRY, for_population
+from .models import churn_probability, for_population, model_input
 from .recommend.offers import offers_for_run
 from .roles import Schema, infer_schema
 from .segments import ranks, risk_deciles
@@ -105,7 +105,7 @@ def score(run, df: pd.DataFrame, *, as_of=None, model: str | None = None) -> tup
     frame, seq = features_for_run(run, df, as_of=as_of)
     X = frame[run.info["numeric"] + run.info["categorical"]]
     m = for_population(m, X)  # BG/NBD learns from all purchases up to the scoring date
-    p = m.predict_proba(X, sequences=seq) if REGISTRY[key].needs_sequences else m.predict_proba(X)
+    p = churn_probability(m, model_input(key, X, seq))
     return run_scores(run, frame, p), frame, seq
 
 

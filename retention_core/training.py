@@ -13,7 +13,6 @@ before the refit; :attr:`TrainResult.refit` says on what the saved models were r
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -26,8 +25,9 @@ from .bundle import refit_note, save_run
 from .drift_reference import REFERENCE_ROWS, training_reference
 from .errors import ConfigError, ModelError
 from .evaluation import HIGHER_IS_BETTER, METRICS, best_f1_threshold, metrics
-from .models import DEFAULT_AUTO, REGISTRY
+from .models import DEFAULT_AUTO, REGISTRY, make_model
 from .fitting import Progress, TrainProgress, fit_one, predict  # noqa: F401 - TrainProgress: the front ends' import
+from .models.base import with_sequences
 from .models.calibration import CalibratedModel
 from .models.ensemble import DEFAULT_MEMBERS, EnsembleModel
 from .tuned_run import run_search, versus_default
@@ -216,7 +216,7 @@ def _validate_each(keys, ds, cfg, sp: _Split, horizon, progress) -> tuple[list, 
         t0 = time.perf_counter()
         try:
             if key == "ensemble":
-                model = _assemble_ensemble(fitted, cfg, sp.num, sp.cat, horizon, X_tr, y_tr, sub)
+                model = _assemble_ensemble(fitted, sp.num, sp.cat, horizon, X_tr, y_tr)
             else:
                 model = fit_one(key, params, sp.num, sp.cat, horizon, X_tr, y_tr, s_tr, cfg.calibrate, sub)
             fit_s = time.perf_counter() - t0
@@ -287,7 +287,7 @@ def train_models(ds, cfg: TrainConfig, *, horizon_days: int | None = None, progr
         refit = _refit_all(fitted, X_f, y_f, s_f, int(sp.train.sum()), errors, progress)
         refit.update(_span(sp.frame.loc[final]) if ds.kind == "events" else {})
         if "ensemble" in fitted:
-            fitted["ensemble"] = _assemble_ensemble(fitted, cfg, sp.num, sp.cat, horizon, None, None, None)
+            fitted["ensemble"] = _assemble_ensemble(fitted, sp.num, sp.cat, horizon, X_f, y_f)
         learned = final
     val_cols = ["user_id"] + (["snapshot_date"] if "snapshot_date" in sp.frame else []) + sp.num + sp.cat
     progress(TrainProgress(1.0, "done", None, "done"))
@@ -311,7 +311,7 @@ def _drift_reference(fitted: dict, sp: _Split, rows: np.ndarray, seed: int) -> d
     scores = {}
     for key, model in fitted.items():
         try:
-            scores[key] = predict(model, key, X, seq if REGISTRY[key].needs_sequences else None)
+            scores[key] = predict(model, key, X, seq)
         except Exception:  # noqa: BLE001 - the reference is optional
             continue
     try:
@@ -326,20 +326,19 @@ def _span(rows: pd.DataFrame) -> dict:
 
 
 def refit_model(model, X: pd.DataFrame, y: np.ndarray, seq, scale: float = 1.0):
-    """A new model of the same kind and settings fitted on ``X, y`` with no validation rows, carrying what validation
-    learned (the model's ``refit_settings``: trees or epochs early stopping kept); a calibrated model keeps the
-    calibration map it learned on the validation rows around its refitted base."""
+    """A clone of the model (same kind and settings) fitted on ``X, y`` (with their weekly activity ``seq`` for a
+    sequence model), carrying what validation learned (the model's ``refit_settings``: trees or epochs early stopping
+    kept); a calibrated model keeps the calibration map it learned during validation around its refitted base."""
+    from sklearn.base import clone
+
     if isinstance(model, CalibratedModel):
-        out = copy.copy(model)
-        out.base_ = refit_model(model.base_, X, y, seq, scale)
+        out = model.with_base(refit_model(model.base_, X, y, seq, scale))
         out.calibration_source_ = f"{model.calibration_source_} (kept through the refit)"
         return out
-    params = dict(model.get_params())
+    new = clone(model)
     if hasattr(model, "refit_settings"):
-        params.update(model.refit_settings(scale))
-    new = type(model)(**params)
-    return new.fit(X, y, sequences=seq) if seq is not None and getattr(new, "needs_sequences", False) \
-        else new.fit(X, y)
+        new.set_params(**model.refit_settings(scale))
+    return new.fit(with_sequences(X, seq) if getattr(new, "needs_sequences", False) else X, y)
 
 
 def _refit_all(fitted: dict, X: pd.DataFrame, y: np.ndarray, seq, n_validated: int, errors: dict,
@@ -363,25 +362,29 @@ def _refit_all(fitted: dict, X: pd.DataFrame, y: np.ndarray, seq, n_validated: i
     return {"rows": int(len(X)), "carried": carried}
 
 
-def _assemble_ensemble(fitted: dict, cfg: TrainConfig, num, cat, horizon, X, y, progress):
-    """The averaging ensemble from members already fitted in this run (fitted from scratch when X is given and too
-    few members are there)."""
+def _assemble_ensemble(fitted: dict, num, cat, horizon, X: pd.DataFrame, y: np.ndarray) -> EnsembleModel:
+    """The averaging ensemble of the members already fitted in this run on ``X, y``; when fewer than two of them are
+    there, its members are fitted on ``X, y`` here (a member that cannot train on this data is left out)."""
     have = {k: fitted[k] for k in DEFAULT_MEMBERS if k in fitted}
-    if len(have) >= 2:
-        return EnsembleModel.from_fitted(have, numeric=num, categorical=cat, horizon_days=horizon)
-    if X is None:
-        raise ModelError("The ensemble needs at least two of its members trained in the same run.")
-    model = EnsembleModel(num, cat, horizon)
-    return model.fit(X, y, progress=progress)
+    if len(have) < 2:
+        have = {}
+        for key in DEFAULT_MEMBERS:
+            try:
+                have[key] = fit_one(key, {}, num, cat, horizon, X, y, None, None, None)
+            except ModelError:
+                continue
+    return EnsembleModel.from_fitted(have, X, y)
 
 
 def _cross_validate(key, params, num, cat, horizon, X, y, cfg) -> dict:
-    from sklearn.model_selection import StratifiedKFold
+    """ROC-AUC of stratified K-fold cross-validation (scikit-learn's ``cross_validate``) on the training rows."""
+    from sklearn.metrics import make_scorer, roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_validate
 
-    aucs = []
-    for tr, va in StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.seed).split(X, y):
-        model = fit_one(key, params, num, cat, horizon, X.iloc[tr], y[tr], None, cfg.calibrate, None)
-        aucs.append(metrics(y[va], predict(model, key, X.iloc[va], None))["roc_auc"])
+    model = make_model(key, numeric=num, categorical=cat, horizon_days=horizon, calibrate=cfg.calibrate, **params)
+    folds = StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.seed)
+    aucs = cross_validate(model, X, np.asarray(y).astype(int), cv=folds, error_score="raise",
+                          scoring=make_scorer(roc_auc_score, response_method="predict_proba"))["test_score"]
     return {"cv_roc_auc_mean": float(np.mean(aucs)), "cv_roc_auc_std": float(np.std(aucs))}
 
 

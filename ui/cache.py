@@ -312,7 +312,7 @@ def explanation(path: str, digest: str, model: str, sample: int) -> Explanation:
 @st.cache_data(max_entries=256, show_spinner=False)
 def user_explanation(path: str, digest: str, model: str, position: int, reasons: int = 5) -> dict:
     """One validation user's effects (points), feature values, churn probability (%) and plain-language reasons."""
-    import numpy as np
+    from retention_core.models import churn_probability
 
     ex = explainer(path, digest, model)
     d = run_data(path, bundle.run_id(path))
@@ -320,7 +320,7 @@ def user_explanation(path: str, digest: str, model: str, position: int, reasons:
     X = v.iloc[[int(position)]][_explained_columns(d.info, v)]
     pts = ex.effects_points(X).iloc[0]
     vals = ex.unit_values(X).iloc[0]
-    p = float(np.asarray(ex.model.predict_proba(X), dtype="float64")[0]) * 100.0
+    p = float(churn_probability(ex.model, X)[0]) * 100.0
     return {"points": pts, "values": vals, "prediction": p, "base": p - float(pts.sum()),
             "reasons": ex.reasons(X, n=int(reasons))[0]}
 

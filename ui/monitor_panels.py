@@ -273,6 +273,10 @@ def _nothing_observed(report: monitor.MonitorReport, data_name: str) -> None:
                    "must hold the lookback before each scoring date and the horizon after.", icon=":material/warning:")
 
 
+_SCORING_NUMBERS = ("users", "observed", "predicted_rate", "churn_rate", "roc_auc", "validation_roc_auc",
+                    "recall_at_10pct", "validation_recall_at_10pct")
+
+
 def scorings_table(report: monitor.MonitorReport, key: str) -> None:
     st.subheader("Scorings", anchor=False)
     cols = ["as_of", "model", "users", "observed", "status", "observable_from", "predicted_rate", "churn_rate",
@@ -280,6 +284,11 @@ def scorings_table(report: monitor.MonitorReport, key: str) -> None:
     show = report.scorings[[c for c in cols if c in report.scorings.columns]]
     show = show.assign(model=show["model"].map(model_label)) if "model" in show else show  # the registry's names
     show = show.assign(source=show["source"].map(lambda s: SOURCES.get(s, s))) if "source" in show else show
+    # a scoring still waiting for its horizon has no outcome yet: empty cells, never the word "None"
+    numbers = [c for c in show.columns if c in _SCORING_NUMBERS]
+    show = show.assign(**{c: pd.to_numeric(show[c], errors="coerce") for c in numbers})
+    text = [c for c in show.columns if c not in numbers and show[c].dtype == object]
+    show = show.assign(**{c: show[c].where(show[c].notna(), "") for c in text})
     st.dataframe(show, hide_index=True, width="stretch", key=_k(key, "scorings"), column_config={
         "as_of": st.column_config.TextColumn("scored as of"), "source": st.column_config.TextColumn("from"),
         "model": st.column_config.TextColumn("model"), "status": st.column_config.TextColumn("status"),

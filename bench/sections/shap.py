@@ -8,6 +8,7 @@ from bench.common import DEEP
 from bench.data import fit_model, synthetic
 from bench.measures import Job, Rows, info, only_results
 from bench.registry import Plan, Section, step
+from retention_core.models.base import with_sequences
 
 NAME = "shap"
 
@@ -69,10 +70,10 @@ def _shap_gradient(base, X, seq, rows: int, Xe, se, needs: bool) -> float:
     from retention_core.explain import DEEP_BACKGROUND, GRADIENT_SAMPLES
 
     pick = np.random.default_rng(0).choice(rows, DEEP_BACKGROUND, replace=False)
-    bg = base.model_inputs(X.iloc[pick], seq[pick] if needs else None)
+    bg = base.model_inputs(with_sequences(X.iloc[pick], seq[pick] if needs else None))
     t = time.perf_counter()
     ex = shap.GradientExplainer(base.model_, bg if needs else bg[0])
-    inputs = base.model_inputs(Xe, se)
+    inputs = base.model_inputs(with_sequences(Xe, se if needs else None))
     ex.shap_values(inputs if needs else inputs[0], nsamples=GRADIENT_SAMPLES)
     return time.perf_counter() - t
 
@@ -94,7 +95,7 @@ def shap_reference(key: str, rows: int, users: int, epochs: int) -> dict:
         what = f"shap GradientExplainer directly ({DEEP_BACKGROUND} background users, {GRADIENT_SAMPLES} samples)"
     else:
         t = time.perf_counter()
-        model.predict_proba(Xe, sequences=se) if needs else model.predict_proba(Xe)
+        model.predict_proba(with_sequences(Xe, se if needs else None))
         s = time.perf_counter() - t
         what = "prediction only"
     return {"measures": {"shap": s, "per_1000": s * 1000 / users}, "info": {"users": users, "reference": what}}

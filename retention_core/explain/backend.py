@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from ..models.base import churn_probability, with_sequences
 from .sampling import DEFAULT_BACKGROUND
 from .units import SequenceUnit
 
@@ -72,8 +73,7 @@ class Backend(ABC):
 
     def output(self, X: pd.DataFrame, sequences: Any) -> np.ndarray:
         """What the values add up to: the model's output in :attr:`space`."""
-        kw = {"sequences": sequences} if self.setup.needs_sequences else {}
-        p = np.asarray(self.setup.model.predict_proba(X, **kw), dtype="float64")
+        p = churn_probability(self.setup.model, with_sequences(X, sequences if self.setup.needs_sequences else None))
         if self.space == "log-odds":
             return special.logit(np.clip(p, 1e-12, 1 - 1e-12))
         return p

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..models.base import churn_probability
 from .backend import GameBackend, Setup
 from .units import is_numeric
 
@@ -52,4 +53,4 @@ class BaselineBackend(GameBackend):
             for c in ("recency_days", "first_to_last_days"):
                 if c in frame:
                     frame[c] = np.minimum(frame[c].to_numpy(dtype="float64"), frame["tenure_days"].to_numpy())
-        return np.asarray(m.predict_proba(frame), dtype="float64").ravel()
+        return churn_probability(m, frame)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelError
+from ..models.base import with_sequences
 from ..models.keras_backend import load_keras
 from .backend import GameBackend, Setup
 from .sampling import DEEP_BACKGROUND
@@ -45,7 +46,7 @@ class DeepBackend(GameBackend):
         self.units = [s.name for s in self.sequence_units] + static_units
 
     def pool(self, X: pd.DataFrame, sequences: Any) -> Any:
-        return self.setup.model.model_inputs(X, sequences)
+        return self.setup.model.model_inputs(with_sequences(X, sequences if self.setup.needs_sequences else None))
 
     def predict_units(self, pool: Any, Z: np.ndarray) -> np.ndarray:
         Z = np.asarray(Z).astype(np.int64)
@@ -109,7 +110,7 @@ class GradientBackend(DeepBackend):
     def values(self, X: pd.DataFrame, sequences: Any) -> np.ndarray:
         s = self.setup
         n, K = len(X), s.gradient_samples
-        inputs = [np.asarray(a, dtype=np.float32) for a in s.model.model_inputs(X, sequences)]
+        inputs = [np.asarray(a, dtype=np.float32) for a in self.pool(X, sequences)]
         bg = [np.asarray(a, dtype=np.float32) for a in self.pool(s.X_bg, s.seq_bg)]
         B = bg[0].shape[0]
         grad = self._gradients()

@@ -16,6 +16,7 @@ from scipy import special
 
 from ..errors import ModelError
 from ..models import REGISTRY
+from ..models.base import churn_probability
 from .backend import Backend, Setup
 from .baseline import BaselineBackend
 from .encoded import LinearBackend, TreeBackend
@@ -29,7 +30,7 @@ DEEP_METHODS = ("gradient", "permutation")
 
 def is_calibrated(model: Any) -> bool:
     """A calibration wrapper (its base model is explained; calibration is monotone and keeps the ranking)."""
-    return hasattr(model, "base_") and hasattr(model, "calibrator_")
+    return hasattr(model, "base_") and hasattr(model, "calibrated_")
 
 
 def model_family(model: Any, model_key: str | None) -> tuple[str, bool]:
@@ -200,9 +201,8 @@ class Explainer:
         p, p0 = to_p(native), to_p(np.array([e]))[0]
         slope = p * (1 - p) if self.space == "log-odds" else np.ones_like(p)
         if self.calibrated:
-            cal = self.model.calibrator_
-            pc = np.asarray(cal.predict(np.clip(p, 0, 1)), dtype="float64")
-            pc0 = float(np.asarray(cal.predict(np.array([p0])), dtype="float64")[0])
+            pc = self.model.calibration_map(np.clip(p, 0, 1))
+            pc0 = float(self.model.calibration_map(np.array([p0]))[0])
             delta_cal = pc - pc0
             # keep the uncalibrated share-out where calibration is flat (it would hide every reason)
             use_cal = np.abs(delta_cal) > 1e-9
@@ -289,7 +289,7 @@ class EnsembleExplainer(Explainer):
         return self.effects_points(X) / 100.0
 
     def model_output(self, X: pd.DataFrame, sequences: Any = None) -> np.ndarray:
-        return np.asarray(self.model.predict_proba(X), dtype="float64")
+        return churn_probability(self.model, X)
 
 
 def make_explainer(model: Any, model_key: str | None, X_background: pd.DataFrame, numeric: Sequence[str] | None,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..models import REGISTRY, for_population
+from ..models import REGISTRY, churn_probability, for_population, model_input
 from .explainer import Explainer, make_explainer
 from .sampling import DEFAULT_BACKGROUND, sample_for_explanation
 from .wording import Reference
@@ -79,7 +79,7 @@ def explainer_for_run(run: Any, frame: pd.DataFrame | None = None, sequences: An
         ref_X, ref_seq = frame.reset_index(drop=True), sequences
         bg_X, bg_seq = ref_X, sequences
         X_model = ref_X[[c for c in cols if c in ref_X.columns]]
-        p = np.asarray(m.predict_proba(X_model, **({"sequences": sequences} if needs_seq else {})), dtype="float64")
+        p = churn_probability(m, model_input(key, X_model, sequences))
         threshold = float(getattr(run, "threshold", 0.5))
         if (p < threshold).sum() >= MIN_REFERENCE_USERS:
             ref_y, label = (p >= threshold).astype(float), "low-risk users"

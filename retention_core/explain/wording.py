@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelError
+from ..feature_registry import FEATURES, Reason
 from ..models.base import MISSING_CATEGORY, category_text
 from .units import is_numeric
 
@@ -138,14 +139,6 @@ def _money(v: float, ref: float | None, lab: str, where: str) -> str:
     return f"{'Only spent' if ref is not None and v < ref else 'Spent'} {_whole(v)} {where}" + _typ(ref, lab, _whole)
 
 
-def _window_words(days: str) -> str:
-    return f"in the last {int(days)} days"
-
-
-def _slug_words(slug: str) -> str:
-    return slug.replace("_", " ").strip()
-
-
 def _trend(v: float, noun: str, unit_one: str, unit_many: str) -> str:
     if v < 0:
         return f"{noun} less in the last 90 days than the 90 before ({format_number(-v)} fewer {unit_many})" \
@@ -155,14 +148,14 @@ def _trend(v: float, noun: str, unit_one: str, unit_many: str) -> str:
     return f"{noun} more in the last 90 days than the 90 before"
 
 
-# exact names -> (label for charts, text(v, ref, lab) for reasons[, AGES]). AGES marks a feature that grows with the
-# customer's age: a lifetime span, total, distinct count or running extreme over every event up to the as-of date,
-# whose value can only move one way as a customer's history gets longer (the lowest rating given only falls), so a
-# longer log shifts its distribution even when nothing about the customers changed (see :func:`grows_with_age`).
-# Unflagged: trailing windows and their trends (fixed length), recency (bounded by the lookback: the population bought
-# within it), ratios and means (average order value, return rate, usual gap) and attributes.
+# Product features take their label, unit, reason wording, theme and age flag from their one definition in the
+# registry (:mod:`retention_core.feature_registry`); this module renders them. The weekly activity units of the
+# sequence models (not columns of the dataset) are worded here.
 _T = Callable[[float, float | None, str], str]
-AGES = True
+
+#: How a value and its typical value are written, by the feature's unit.
+_UNIT_FORMAT: dict[str, Callable[[float], str]] = {
+    "days": _whole, "money": _whole, "share": _pct, "times": lambda x: f"{format_number(x)}x"}
 
 
 class _Wording(NamedTuple):
@@ -171,99 +164,27 @@ class _Wording(NamedTuple):
     grows_with_age: bool = False
 
 
-_KNOWN: dict[str, tuple] = {
-    "recency_days": ("Days since last purchase",
-                     lambda v, r, l: f"No purchase for {_whole(v)} days" + _typ(r, l, _whole)),
-    "days_since_last_event": ("Days since last activity",
-                              lambda v, r, l: f"No activity for {_whole(v)} days" + _typ(r, l, _whole)),
-    "tenure_days": ("Days since first purchase",
-                    lambda v, r, l: f"First purchase {_whole(v)} days ago" + _typ(r, l, _whole), AGES),
-    "first_to_last_days": ("Days from first to last purchase",
-                           lambda v, r, l: f"{_whole(v)} days between first and last purchase"
-                           + _typ(r, l, _whole), AGES),
-    "repeat_purchases": ("Repeat purchase days",
-                         lambda v, r, l: ("No repeat purchase yet" + _typ(r, l)) if v == 0
-                         else _count(v, r, l, "repeat purchase day", "repeat purchase days", "so far"), AGES),
-    "orders_total": ("Orders in total", lambda v, r, l: _count(v, r, l, "order", "orders", "in total"), AGES),
-    "active_days_total": ("Active days in total",
-                          lambda v, r, l: _count(v, r, l, "active day", "active days", "in total"), AGES),
-    "revenue_total": ("Spend in total", lambda v, r, l: _money(v, r, l, "in total"), AGES),
-    "units_total": ("Items bought in total",
-                    lambda v, r, l: _count(v, r, l, "item", "items", "bought in total"), AGES),
-    "lines_total": ("Order lines in total",
-                    lambda v, r, l: _count(v, r, l, "order line", "order lines", "in total"), AGES),
-    "returns_total": ("Returned items", lambda v, r, l: f"{format_number(v)} {_plural(v, 'item', 'items')} returned"
-                      + _typ(r, l), AGES),
-    "cancels_total": ("Cancelled items", lambda v, r, l: f"{format_number(v)} {_plural(v, 'item', 'items')} cancelled"
-                      + _typ(r, l), AGES),
-    "events_total": ("Site events in total",
-                     lambda v, r, l: _count(v, r, l, "site event", "site events", "in total"), AGES),
-    "browsing_total": ("Browsing events in total",
-                       lambda v, r, l: _count(v, r, l, "browsing event", "browsing events", "in total"), AGES),
-    "ratings_count": ("Ratings given", lambda v, r, l: _count(v, r, l, "rating", "ratings", "given"), AGES),
-    "rating_mean": ("Average rating", lambda v, r, l: f"Average rating {format_number(v)}" + _typ(r, l)),
-    "rating_min": ("Lowest rating", lambda v, r, l: f"Lowest rating given: {format_number(v)}" + _typ(r, l), AGES),
-    "avg_order_value": ("Average order value", lambda v, r, l: f"Average order value {_whole(v)}"
-                        + _typ(r, l, _whole)),
-    "lines_per_order": ("Items per order", lambda v, r, l: f"{format_number(v)} items per order" + _typ(r, l)),
-    "return_rate": ("Share of items returned", lambda v, r, l: f"Returned {_pct(v)} of items" + _typ(r, l, _pct)),
-    "cancel_rate": ("Share of items cancelled", lambda v, r, l: f"Cancelled {_pct(v)} of items" + _typ(r, l, _pct)),
-    "orders_trend_90d": ("Orders, last 90 days vs the 90 before",
-                         lambda v, r, l: _trend(v, "Bought", "order", "orders")),
-    "revenue_trend_90d": ("Spend, last 90 days vs the 90 before",
-                          lambda v, r, l: _trend(v, "Spent", "", "")),
-    "orders_30d_vs_avg": ("Orders in the last 30 days vs usual",
-                          lambda v, r, l: "Fewer orders in the last 30 days than usual" if v < 0
-                          else "As many orders in the last 30 days as usual" if v == 0
-                          else "More orders in the last 30 days than usual"),
-    "orders_prev_90d": ("Orders 91-180 days ago",
-                        lambda v, r, l: _count(v, r, l, "order", "orders", "91-180 days ago")),
-    "revenue_prev_90d": ("Spend 91-180 days ago", lambda v, r, l: _money(v, r, l, "91-180 days ago")),
-    "gap_mean_days": ("Usual days between purchases",
-                      lambda v, r, l: f"Usually buys every {_whole(v)} days" + _typ(r, l, _whole)),
-    "gap_std_days": ("Irregularity of purchases (days)",
-                     lambda v, r, l: f"Irregular buying rhythm (gaps vary by {_whole(v)} days)" + _typ(r, l, _whole)),
-    "gap_max_days": ("Longest gap between purchases",
-                     lambda v, r, l: f"Longest gap between purchases: {_whole(v)} days" + _typ(r, l, _whole), AGES),
-    "recency_vs_usual_gap": ("Silence vs usual gap",
-                             lambda v, r, l: f"Silent for {format_number(v)}x their usual time between purchases"
-                             + _typ(r, l, lambda x: f"{format_number(x)}x")),
-    "n_products": ("Different products bought",
-                   lambda v, r, l: _count(v, r, l, "different product", "different products", "bought"), AGES),
-    "n_categories": ("Categories bought",
-                     lambda v, r, l: _count(v, r, l, "category", "categories", "bought from"), AGES),
-}
+def _reason_text(reason: Reason, unit: str) -> _T:
+    """The reason sentence of a registry feature (see :class:`~retention_core.feature_registry.Reason`)."""
+    fmt = _UNIT_FORMAT.get(unit, format_number)
+    if reason.kind == "count":
+        return lambda v, r, l: ((reason.zero + _typ(r, l)) if reason.zero and v == 0
+                                else _count(v, r, l, reason.one, reason.many, reason.where))
+    if reason.kind == "counted":
+        return lambda v, r, l: f"{format_number(v)} {_plural(v, reason.one, reason.many)} {reason.where}" + _typ(r, l)
+    if reason.kind == "money":
+        return lambda v, r, l: _money(v, r, l, reason.where)
+    if reason.kind == "sentence":
+        return lambda v, r, l: reason.text.replace("{v}", fmt(v)) + _typ(r, l, fmt)
+    if reason.kind == "trend":
+        return lambda v, r, l: _trend(v, reason.text, reason.one, reason.many)
+    if reason.kind == "sign":
+        return lambda v, r, l: reason.signs[0] if v < 0 else reason.signs[1] if v == 0 else reason.signs[2]
+    raise ValueError(f"unknown reason kind {reason.kind!r}")
 
-_MISSING_TEXT = {
-    # the pre-trained encoder's embedding, one unit with no single value (explain.fused.PATTERN_UNIT)
-    "recent behaviour pattern": "The pattern of the latest events (products, amounts, timing) looks like churners'",
-    "gap_mean_days": "Only one purchase day so far (no usual rhythm yet)",
-    "gap_std_days": "Too few purchases to show a buying rhythm",
-    "gap_max_days": "Only one purchase day so far",
-    "recency_vs_usual_gap": "Only one purchase day so far (no usual rhythm yet)",
-    "rating_mean": "Never left a rating",
-    "rating_min": "Never left a rating",
-    "avg_order_value": "No order value recorded",
-    "return_rate": "No items bought to compare returns with",
-    "cancel_rate": "No items bought to compare cancellations with",
-}
 
-# name patterns -> (label, text[, AGES]): trailing windows per event type, lifetime totals per event type (AGES) and
-# the weekly activity units of the sequence models
-_WINDOW = [
-    (re.compile(r"^orders_(\d+)d$"), lambda m: f"Orders in the last {m.group(1)} days",
-     lambda m: lambda v, r, l: _count(v, r, l, "order", "orders", _window_words(m.group(1)))),
-    (re.compile(r"^revenue_(\d+)d$"), lambda m: f"Spend in the last {m.group(1)} days",
-     lambda m: lambda v, r, l: _money(v, r, l, _window_words(m.group(1)))),
-    (re.compile(r"^active_days_(\d+)d$"), lambda m: f"Active days in the last {m.group(1)} days",
-     lambda m: lambda v, r, l: _count(v, r, l, "active day", "active days", _window_words(m.group(1)))),
-    (re.compile(r"^events_(.+)_(\d+)d$"), lambda m: f"'{_slug_words(m.group(1))}' events in the last {m.group(2)} days",
-     lambda m: lambda v, r, l: _count(v, r, l, f"'{_slug_words(m.group(1))}' event",
-                                      f"'{_slug_words(m.group(1))}' events", _window_words(m.group(2)))),
-    (re.compile(r"^events_(.+)_total$"), lambda m: f"'{_slug_words(m.group(1))}' events in total",
-     lambda m: lambda v, r, l: _count(v, r, l, f"'{_slug_words(m.group(1))}' event",
-                                      f"'{_slug_words(m.group(1))}' events", "in total"), AGES),
-    # activity units of the sequence models
+# the weekly activity units of the sequence models: name pattern -> (label, text)
+_SEQUENCE_UNITS = [
     (re.compile(r"^orders (in the last \d+ weeks?|\d+-\d+ weeks ago)$"), lambda m: m.group(0).capitalize(),
      lambda m: lambda v, r, l: _count(v, r, l, "order", "orders", m.group(1))),
     (re.compile(r"^spend (in the last \d+ weeks?|\d+-\d+ weeks ago)$"), lambda m: m.group(0).capitalize(),
@@ -274,6 +195,13 @@ _WINDOW = [
     (re.compile(r"^returns (in the last \d+ weeks?|\d+-\d+ weeks ago)$"), lambda m: m.group(0).capitalize(),
      lambda m: lambda v, r, l: _count(v, r, l, "returned item", "returned items", m.group(1))),
 ]
+#: the theme of a sequence unit (its channel's, where a product feature speaks of the same)
+_SEQUENCE_THEMES = re.compile(r"^(browsing|returns) ")
+
+
+#: units explained as a whole, with no single value: the pre-trained encoder's embedding (explain.fused.PATTERN_UNIT)
+_UNIT_TEXT = {"recent behaviour pattern": "The pattern of the latest events (products, amounts, timing) looks like "
+                                          "churners'"}
 
 
 def _pretty(name: str) -> str:
@@ -286,13 +214,15 @@ def _pretty(name: str) -> str:
 
 
 def _wording(feature: str) -> _Wording:
-    """A feature's label, reason text and age flag: a known feature's, a windowed one's, else its name in words."""
-    if feature in _KNOWN:
-        return _Wording(*_KNOWN[feature])
-    for pattern, label, text, *ages in _WINDOW:
+    """A feature's label, reason text and age flag: a registry feature's, a sequence unit's, else its name in
+    words."""
+    d = FEATURES.describe(feature)
+    if d is not None:
+        return _Wording(d.label, None if d.reason is None else _reason_text(d.reason, d.unit), d.ages)
+    for pattern, label, text in _SEQUENCE_UNITS:
         m = pattern.match(feature)
         if m:
-            return _Wording(label(m), text(m), *ages)
+            return _Wording(label(m), text(m))
     return _Wording(_pretty(feature), None)
 
 
@@ -303,10 +233,17 @@ def _lookup(feature: str) -> tuple[str, _T | None]:
 
 def grows_with_age(feature: str) -> bool:
     """Whether a product feature grows with the customer's age (``tenure_days``, lifetime totals such as
-    ``orders_total``, ``gap_max_days``; see the flags beside the labels above): its distribution shifts as the log
-    gets longer even when the customers behave as before, so monitoring reports its drift as expected ageing.
-    Columns of a user table and unknown names: False."""
+    ``orders_total``, ``gap_max_days``): its distribution shifts as the log
+    gets longer even when the customers behave as before, so monitoring reports its drift as expected ageing (the
+    ``ages`` flag of its definition in the registry). Columns of a user table and unknown names: False."""
     return _wording(str(feature)).grows_with_age
+
+
+def feature_unit(feature: str) -> str | None:
+    """What a product feature's value counts (days, orders, money, share, ...), from its definition; None for other
+    columns."""
+    d = FEATURES.describe(str(feature))
+    return None if d is None else d.unit
 
 
 def feature_label(feature: str) -> str:
@@ -329,7 +266,8 @@ def _describe_value(feature: str, value: Any, ref: Reference, categorical: bool)
         return out
     v = _number(value)
     if v is None:
-        return _MISSING_TEXT.get(feature, f"{label}: unknown")
+        d = FEATURES.describe(feature)
+        return d.missing if d is not None and d.missing else _UNIT_TEXT.get(feature, f"{label}: unknown")
     r = _number(ref.medians.get(feature))
     if template is not None:
         return template(v, r, ref.label)
@@ -342,27 +280,15 @@ def _points_text(p: float) -> str:
     return f"+{text} {'pt' if text == '1' else 'pts'}"
 
 
-_THEMES = [
-    ("recency", re.compile(r"^(recency_days|days_since_last_event|recency_vs_usual_gap)$")),
-    ("trend", re.compile(r"(_trend_|_vs_avg$|_prev_)")),
-    ("spend", re.compile(r"^(revenue_|avg_order_value$|units_total$)")),
-    ("frequency", re.compile(r"^(orders_|repeat_purchases$|active_days_|lines_)")),
-    ("cadence", re.compile(r"^gap_")),
-    ("returns", re.compile(r"^(return|cancel)")),
-    ("browsing", re.compile(r"^(events_|browsing)")),
-    ("breadth", re.compile(r"^n_(products|categories)$")),
-    ("tenure", re.compile(r"^(tenure_days|first_to_last_days)$")),
-    ("rating", re.compile(r"^rating")),
-]
-
-
 def reason_theme(feature: str) -> str:
-    """The theme a feature speaks to (spend, frequency, recency, ...): a reason list names each theme once, so
-    "spent little in 365 days" and "spent little in total" do not crowd out other reasons."""
-    for theme, pat in _THEMES:
-        if pat.search(feature):
-            return theme
-    return feature
+    """The theme a feature speaks to (spend, frequency, recency, ...; from its definition in the registry): a reason
+    list names each theme once, so "spent little in 365 days" and "spent little in total" do not crowd out other
+    reasons."""
+    d = FEATURES.describe(feature)
+    if d is not None:
+        return d.theme
+    m = _SEQUENCE_THEMES.match(feature)
+    return m.group(1) if m else feature
 
 
 def reason_texts(shap_row: pd.Series, x_row: pd.Series | dict, reference: Any = None, *,

@@ -5,8 +5,11 @@ Usage::
     from retention_core.models import REGISTRY, DEFAULT_AUTO, make_model
 
     model = make_model("gbm", numeric=ds.numeric, categorical=ds.categorical, horizon_days=90, learning_rate=0.1)
-    model.fit(X, y, X_val=X_val, y_val=y_val, progress=callback)
-    p = model.predict_proba(X_new)      # churn probability (churned = 1)
+    model.fit(X, y, progress=callback)            # a scikit-learn classifier (clone, cross_validate, ...)
+    p = churn_probability(model, X_new)           # predict_proba(X_new)[:, churned]; shape (n,)
+
+A sequence model (``needs_sequences``) reads each user's weekly activity from the same table:
+``X = with_sequences(frame[features], ds.sequences)`` (see :mod:`retention_core.models.base`).
 
 Importing this package is cheap: scikit-learn and Keras (TensorFlow) are imported only when a model is built, and the
 model classes are reachable as attributes (``retention_core.models.GRUModel``) that import their module on first use.
@@ -29,7 +32,9 @@ __all__ = [
     "ModelSpec",
     "for_population",
     "REGISTRY",
+    "churn_probability",
     "make_model",
+    "model_input",
     "model_label",
     "resolve_model_keys",
 ]
@@ -126,7 +131,7 @@ def _choice_text(value: Any) -> str:
 class ModelSpec:
     """A model the product offers: ``key`` (command line, saved runs), ``label`` (UI), ``family``
     (``baseline | linear | tree | deep``; the explainer picks its SHAP method by it), ``needs_sequences`` (reads
-    ``Dataset.sequences``), ``params`` (name -> :class:`Param`), and the factory behind :meth:`build`."""
+    ``Dataset.sequences``, in its input's own columns: :func:`model_input`), ``params`` (name -> :class:`Param`), and the factory behind :meth:`build`."""
 
     key: str
     label: str
@@ -187,7 +192,8 @@ def _bgnbd(*, numeric: Any, categorical: Any, horizon_days: float, **p: Any) -> 
 
 
 def _ensemble(*, numeric: Any, categorical: Any, horizon_days: float) -> Any:
-    return _module("ensemble").EnsembleModel(numeric, categorical, horizon_days)
+    ensemble = _module("ensemble")
+    return ensemble.EnsembleModel(ensemble.default_members(numeric, categorical, horizon_days))
 
 
 def _sklearn_factory(cls_name: str) -> Callable[..., Any]:
@@ -450,6 +456,24 @@ def make_model(key: str, *, numeric: list[str] | None, categorical: list[str] | 
     return _module("calibration").CalibratedModel(model, method=calibrate)
 
 
+def model_input(key: str, X: Any, sequences: Any = None) -> Any:
+    """The input of the registry's model ``key`` for the rows of ``X``: the rows with their weekly activity
+    (``sequences``, rows aligned with ``X``; :func:`~retention_core.models.base.with_sequences`) when the model reads
+    it, ``X`` itself otherwise. ConfigError when a sequence model gets no activity."""
+    spec = REGISTRY.get(key) if isinstance(key, str) else None
+    if spec is None or not spec.needs_sequences:
+        return X
+    if sequences is None:
+        raise ConfigError(f"{spec.label} needs weekly activity sequences: build the dataset from an event log (user "
+                          "tables have no sequences).")
+    return _module("base").with_sequences(X, sequences)
+
+
+def churn_probability(model: Any, X: Any) -> Any:
+    """The churn probability of every row (1-D): see :func:`retention_core.models.base.churn_probability`."""
+    return _module("base").churn_probability(model, X)
+
+
 _POPULATION_FITS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (rows digest, adapted model)
 _POPULATION_LOCK = threading.Lock()
 
@@ -508,6 +532,7 @@ _LAZY = {
     "RandomForestModel": "sklearn_models",
     "GradientBoostingModel": "sklearn_models",
     "CalibratedModel": "calibration",
+    "ChurnClassifier": "estimator",
     "EnsembleModel": "ensemble",
     "make_preprocessor": "preprocessing",
     "MLPModel": "keras_models",

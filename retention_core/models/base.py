@@ -1,23 +1,32 @@
-"""What every churn model of the product shares: the model interface, settings in the scikit-learn manner, the
-checks of the training table and labels, progress reports, and category values as the models read them.
+"""What every churn model of the product shares: the model interface, the sequence columns of a model's input, the
+one churn column of its class probabilities, the checks of the training table and labels, progress reports, and
+category values as the models read them.
 
-Model interface (every model of the registry follows it; scikit-learn habits: constructor arguments are stored
-unchanged, learned state ends in ``_``, ``fit`` returns ``self``)::
+Model interface: every model of the registry is a scikit-learn classifier (``ClassifierMixin, BaseEstimator``, see
+:class:`retention_core.models.estimator.ChurnClassifier`; the calibrated model and the averaging ensemble are
+scikit-learn's own ``CalibratedClassifierCV`` and ``VotingClassifier`` inside), so ``clone``, ``cross_validate``,
+``CalibratedClassifierCV`` and ``VotingClassifier`` take it as it is::
 
-    model.fit(X, y, *, sequences=None, X_val=None, y_val=None, seq_val=None, progress=None) -> model
-    model.predict_proba(X, *, sequences=None) -> np.ndarray      # 1-D churn probability (churned = 1)
-    model.get_params() / model.set_params(**settings)
+    model.fit(X, y, *, progress=None) -> model
+    model.predict_proba(X) -> np.ndarray         # shape (n, 2): columns classes_ = [0, 1], churned = 1
+    model.predict(X), model.decision_function(X) # the class at 0.5; the log-odds of churn
+    model.get_params() / model.set_params(**settings) / sklearn.base.clone(model)
 
 ``X`` is the per-user feature table (a pandas DataFrame; columns are picked by name, extra columns are ignored), ``y``
-the 0/1 labels (churned = 1). ``sequences`` is the ``(rows, weeks, channels)`` weekly activity of
-``Dataset.sequences``, read by the sequence models only; ``X_val, y_val[, seq_val]`` are validation rows for early
-stopping or calibration, ``progress(fraction, message)`` a callback. Models that do not use an argument accept and
-ignore it.
+the 0/1 labels (churned = 1). The sequence models read each user's weekly activity (``Dataset.sequences``, shape
+``(rows, weeks, channels)``) from the same table: :func:`with_sequences` adds it as one column per week and channel
+(``seq:w<week>:c<channel>``), and :func:`sequences_of` reads it back. The activity thus travels with its row through
+every slice (``X.iloc``, scikit-learn's ``_safe_indexing`` in cross-validation and calibration, a Spark partition), and
+the other models ignore those columns. :func:`churn_probability` is the one way from ``predict_proba`` to the 1-D
+churn probability the product ranks, stores and shows.
+
+Early stopping (gradient boosting, the neural models) watches a share of the model's own training rows, held out inside
+``fit``: a model is never given the rows it is then measured on. ``progress(fraction, message)`` is a callback.
 
 Optional hooks the trainer and the scorer look for:
 
-* ``refit_settings(scale) -> dict``: settings for a refit on ``scale`` times as many rows without validation rows
-  (trees or epochs found by early stopping);
+* ``refit_settings(scale) -> dict``: settings for a refit on ``scale`` times as many rows (trees or epochs found by
+  early stopping);
 * ``for_population(X) -> model``: the model to score ``X`` with, for models that learn from the scored population
   itself (BG/NBD); see :func:`retention_core.models.for_population`;
 * ``_calibrate_by_cv`` (class attribute): True when refitting per fold is cheap enough for cross-validated
@@ -38,14 +47,19 @@ from retention_core.errors import ConfigError, ModelError
 __all__ = [
     "MISSING_CATEGORY",
     "OTHER_CATEGORY",
-    "ParamsMixin",
     "Progress",
+    "SEQUENCE_PREFIX",
     "category_text",
     "check_choice",
     "check_frame",
     "check_labels",
     "check_number",
+    "churn_probability",
+    "is_sequence_column",
     "report_progress",
+    "sequence_columns",
+    "sequences_of",
+    "with_sequences",
 ]
 
 #: Progress callback: ``progress(fraction in [0, 1], message)``.
@@ -56,31 +70,85 @@ MISSING_CATEGORY = "(missing)"
 OTHER_CATEGORY = "(other)"
 
 
-class ParamsMixin:
-    """``get_params`` / ``set_params`` in the scikit-learn manner (constructor arguments only, named by
-    ``_param_names``) and a ``repr`` that shows them."""
-
-    _param_names: tuple[str, ...] = ()
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:  # noqa: ARG002 - scikit-learn signature
-        return {name: getattr(self, name) for name in self._param_names}
-
-    def set_params(self, **params: Any) -> "ParamsMixin":
-        for name, value in params.items():
-            if name not in self._param_names:
-                raise ConfigError(f"{type(self).__name__} has no setting {name!r}; settings: {list(self._param_names)}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-
 def report_progress(progress: Progress | None, fraction: float, message: str) -> None:
     """Call ``progress(fraction, message)`` when a callback was given."""
     if progress is not None:
         progress(float(fraction), message)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# a model's input: the feature table, with the weekly activity of the sequence models in its own columns
+# --------------------------------------------------------------------------------------------------------------------
+
+#: The start of the name of every weekly-activity column of a model's input (``seq:w<week>:c<channel>``); no feature
+#: name starts with it.
+SEQUENCE_PREFIX = "seq:"
+
+
+def is_sequence_column(name: Any) -> bool:
+    return isinstance(name, str) and name.startswith(SEQUENCE_PREFIX)
+
+
+def sequence_columns(weeks: int, channels: int) -> list[str]:
+    """The column names of a ``(weeks, channels)`` activity block, week by week, channel by channel: the order
+    :func:`with_sequences` writes and :func:`sequences_of` reads."""
+    return [f"{SEQUENCE_PREFIX}w{w:03d}:c{c:02d}" for w in range(int(weeks)) for c in range(int(channels))]
+
+
+def with_sequences(X: pd.DataFrame, sequences: Any) -> pd.DataFrame:
+    """``X`` with each user's weekly activity (``(rows, weeks, channels)``, rows aligned with ``X``) in one column per
+    week and channel (float32; the columns of an earlier activity are replaced); ``X`` itself when ``sequences`` is
+    None. The activity then follows its row through every slice, as scikit-learn's tools slice a table."""
+    if sequences is None:
+        return X
+    seq = np.asarray(sequences, dtype=np.float32)
+    if seq.ndim != 3 or seq.shape[0] != len(X):
+        raise ModelError(f"Weekly activity must have shape ({len(X)}, weeks, channels) for {len(X)} users, got "
+                         f"{seq.shape}.")
+    block = pd.DataFrame(seq.reshape(len(X), seq.shape[1] * seq.shape[2]), index=X.index,
+                         columns=sequence_columns(*seq.shape[1:]), copy=False)
+    static = X.drop(columns=[c for c in X.columns if is_sequence_column(c)])
+    return pd.concat([static, block], axis=1)
+
+
+def sequences_of(X: pd.DataFrame, columns: list[str] | None = None) -> np.ndarray | None:
+    """The weekly activity ``(rows, weeks, channels)`` (float32) a model's input carries (:func:`with_sequences`), or
+    None when it carries none. ``columns``: the activity columns a fitted model read (their names give the shape);
+    ModelError when the table lacks some of them."""
+    carried = [c for c in X.columns if is_sequence_column(c)]
+    if columns is None:
+        if not carried:
+            return None
+        columns = carried
+    weeks, channels = _block_shape(columns)
+    if any(c not in X.columns for c in columns):
+        if not carried:
+            raise ModelError(f"The table carries no weekly activity; the model reads {weeks} weeks x {channels} "
+                             "channels of it for each user (add it with models.base.with_sequences).")
+        raise ModelError("The model reads {} weeks x {} channels of weekly activity; the table carries {} x {}."
+                         .format(weeks, channels, *_block_shape(carried)))
+    values = X[list(columns)].to_numpy(dtype=np.float32, na_value=np.nan)
+    return values.reshape(len(X), weeks, channels)
+
+
+def _block_shape(columns: list[str]) -> tuple[int, int]:
+    """(weeks, channels) of a block of activity columns, from their names; ModelError when they make no block."""
+    weeks, channels = (max(int(str(c).split(":")[k][1:]) for c in columns) + 1 for k in (1, 2))
+    if weeks * channels != len(columns):
+        raise ModelError(f"{len(columns)} weekly activity columns do not make {weeks} weeks x {channels} channels.")
+    return weeks, channels
+
+
+def churn_probability(model: Any, X: Any) -> np.ndarray:
+    """The churn probability (class 1) of every row, 1-D float64: the column of ``model.predict_proba(X)`` (shape
+    (n, 2)) that ``model.classes_`` names churned. The one place the product turns class probabilities into the churn
+    column it ranks, stores and shows."""
+    proba = np.asarray(model.predict_proba(X), dtype="float64")
+    if proba.ndim != 2:
+        raise ModelError(f"{type(model).__name__}.predict_proba must return one column per class, got shape "
+                         f"{proba.shape}.")
+    classes = list(getattr(model, "classes_", [0, 1]))
+    return proba[:, classes.index(1) if 1 in classes else proba.shape[1] - 1]
 
 
 # --------------------------------------------------------------------------------------------------------------------

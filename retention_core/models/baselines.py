@@ -1,10 +1,9 @@
 """Baseline churn models: a recency rule and the BG/NBD model.
 
-Both follow the product's model interface (scikit-learn habits: constructor arguments are stored unchanged, learned
-state ends in ``_``, ``fit`` returns ``self``)::
+Both are scikit-learn classifiers following the product's model interface (:mod:`retention_core.models.base`)::
 
-    model.fit(X, y=None, **kw) -> model          # extra keywords (sequences=, X_val=, ...) are accepted and ignored
-    model.predict_proba(X, **kw) -> np.ndarray   # 1-D churn probabilities in [0, 1]
+    model.fit(X, y=None, *, progress=None) -> model   # BG/NBD learns without labels
+    model.predict_proba(X) -> np.ndarray              # shape (n, 2): retained, churned
 
 ``X`` is the per-user feature table; the columns used here are in days (floats):
 
@@ -33,7 +32,8 @@ from scipy import optimize, special
 
 from retention_core.errors import ConfigError, ModelError
 
-from .base import ParamsMixin, check_frame
+from .base import Progress, check_frame
+from .estimator import ChurnClassifier
 
 __all__ = [
     "BGNBDParams",
@@ -92,7 +92,7 @@ def _numeric_column(X: pd.DataFrame, col: str, model: str) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-class RecencyRule(ParamsMixin):
+class RecencyRule(ChurnClassifier):
     """Churn probability as a rising logistic curve of ``log1p(recency_days)``.
 
     With labels, ``fit`` estimates the intercept and slope of a one-feature logistic regression on
@@ -103,7 +103,6 @@ class RecencyRule(ParamsMixin):
     Learned state: ``intercept_``, ``slope_``, ``method_`` ("logistic" or "fixed"), ``n_train_``.
     """
 
-    _param_names = ("horizon_days",)
     FIXED_SLOPE = 3.0
     MIN_SLOPE = 1e-3
     _COLUMNS = ["recency_days"]
@@ -115,7 +114,8 @@ class RecencyRule(ParamsMixin):
         _require_columns(X, self._COLUMNS, "RecencyRule")
         return np.log1p(_numeric_column(X, "recency_days", "RecencyRule"))
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series | None = None, **kw: Any) -> "RecencyRule":
+    def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series | None = None, *,
+            progress: Progress | None = None) -> "RecencyRule":
         horizon = _check_horizon(self.horizon_days, "RecencyRule")
         z = self._z(X)
         self.n_train_ = int(z.size)
@@ -123,6 +123,7 @@ class RecencyRule(ParamsMixin):
         fixed_intercept = -fixed_slope * math.log1p(horizon)
         self.method_ = "fixed"
         self.slope_, self.intercept_ = fixed_slope, fixed_intercept
+        self._fitted_classes()
         if y is None:
             return self
         yv = _labels(y, z.size, "RecencyRule")
@@ -159,7 +160,7 @@ class RecencyRule(ParamsMixin):
         self.method_ = "logistic"
         return self
 
-    def predict_proba(self, X: pd.DataFrame, **kw: Any) -> np.ndarray:
+    def _churn(self, X: pd.DataFrame) -> np.ndarray:
         if not hasattr(self, "slope_"):
             raise ModelError("RecencyRule is not fitted yet: call fit(X, y) first.")
         z = self._z(X)
@@ -522,7 +523,7 @@ def prob_no_purchase(params: BGNBDParams, t: Any, x: Any, t_x: Any, T: Any) -> n
 # --------------------------------------------------------------------------------------------------------------------
 
 
-class BGNBDModel(ParamsMixin):
+class BGNBDModel(ChurnClassifier):
     """BG/NBD on the product's per-user feature table (days are converted to weeks for fitting).
 
     Unsupervised: ``fit`` ignores ``y``; it uses ``repeat_purchases`` (x), ``first_to_last_days`` (t_x) and
@@ -539,7 +540,6 @@ class BGNBDModel(ParamsMixin):
     Learned state: ``params_`` (:class:`BGNBDParams`, in weeks), ``horizon_weeks_``, ``n_train_``.
     """
 
-    _param_names = ("horizon_days", "penalizer", "score")
     _SCORES = ("no_purchase", "not_alive")
 
     def __init__(self, horizon_days: float = 90, penalizer: float = 0.0, score: str = "no_purchase"):
@@ -563,7 +563,8 @@ class BGNBDModel(ParamsMixin):
         x = _numeric_column(X, "repeat_purchases", name)
         return _validate_xtT(x, t_x / DAYS_PER_WEEK, T / DAYS_PER_WEEK, what=name)
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series | None = None, **kw: Any) -> "BGNBDModel":
+    def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series | None = None, *,
+            progress: Progress | None = None) -> "BGNBDModel":
         horizon = _check_horizon(self.horizon_days, "BGNBDModel")
         if self.score not in self._SCORES:
             raise ConfigError(f"BGNBDModel: score must be one of {list(self._SCORES)}, got {self.score!r}.")
@@ -571,6 +572,7 @@ class BGNBDModel(ParamsMixin):
         self.params_ = fit_bgnbd(x, t_x, T, penalizer=self.penalizer)
         self.horizon_weeks_ = horizon / DAYS_PER_WEEK
         self.n_train_ = int(x.size)
+        self._fitted_classes()
         return self
 
     def _check_fitted(self) -> None:
@@ -593,7 +595,7 @@ class BGNBDModel(ParamsMixin):
         except ModelError:
             return self
 
-    def predict_proba(self, X: pd.DataFrame, **kw: Any) -> np.ndarray:
+    def _churn(self, X: pd.DataFrame) -> np.ndarray:
         self._check_fitted()
         x, t_x, T = self._xtT_weeks(X)
         if self.score == "not_alive":

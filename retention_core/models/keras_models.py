@@ -1,25 +1,27 @@
 """Neural churn models in Keras 3: an MLP on the per-user features and three sequence models (1-D CNN, GRU,
 Transformer encoder) that read the weekly activity sequence next to the same features. The architectures are the
-factories of :mod:`retention_core.models.keras_builders`; the models follow the interface of
-:mod:`retention_core.models.base`.
+factories of :mod:`retention_core.models.keras_builders`; the models are scikit-learn classifiers following the
+interface of :mod:`retention_core.models.base`.
 
 Importing this module does not import Keras or TensorFlow; they are imported on first use (building, training,
 loading a model; :func:`~retention_core.models.keras_backend.load_keras`), so pages that never train a neural model
 start fast.
 
-``sequences`` is the float array ``(rows, weeks, channels)`` of ``Dataset.sequences``, rows aligned with ``X``; the
-sequence models need it at fit and at scoring, the MLP ignores it.
+The sequence models read each user's weekly activity (``Dataset.sequences``, ``(rows, weeks, channels)``) from the
+activity columns of ``X`` (:func:`~retention_core.models.base.with_sequences`) at fit and at scoring; the MLP ignores
+them.
 
 Training: static features go through :func:`~retention_core.models.preprocessing.make_preprocessor` (fitted on the
 training rows; float32); sequences get a signed ``log1p`` and a per-channel centring and scaling learned at fit. Early
-stopping watches the validation loss (``X_val, y_val[, seq_val]`` when given, else a stratified 15% of the training
-rows) and restores the best epoch's weights; ``class_weight="balanced"`` weighs churned and retained users equally;
+stopping watches the loss on a stratified 15% of the model's own training rows (held out inside ``fit``) and restores
+the best epoch's weights; ``class_weight="balanced"`` weighs churned and retained users equally;
 ``keras.utils.set_random_seed(seed)`` fixes the seeds (Python, NumPy and the backend). ``progress(fraction, message)``
 is called after each epoch with ``"epoch {e}: val_loss {v:.4f}"``.
 
 Learned state: ``model_`` (the Keras model), ``preprocessor_``, ``seq_center_`` / ``seq_scale_`` (per channel),
 ``numeric_``, ``categorical_``, ``feature_names_out_`` (static inputs after encoding), ``n_static_``, ``weeks_``,
-``channels_``, ``history_`` (one dict per epoch: ``epoch``, ``loss``, ``val_loss``), ``best_epoch_``, ``n_train_``,
+``channels_`` (the activity columns read: :func:`~retention_core.models.base.sequence_columns`), ``classes_``,
+``history_`` (one dict per epoch: ``epoch``, ``loss``, ``val_loss``), ``best_epoch_``, ``n_train_``,
 ``fit_seconds_``.
 
 Saving: ``model.save(directory)`` writes three files, and ``<Class>.load(directory)`` reads them back::
@@ -49,7 +51,8 @@ from sklearn.model_selection import train_test_split
 
 from retention_core.errors import BundleError, ConfigError, ModelError
 
-from .base import ParamsMixin, Progress, check_frame, check_labels
+from .base import Progress, check_frame, check_labels, sequence_columns, sequences_of
+from .estimator import ChurnClassifier
 from .keras_backend import load_keras, load_keras_file
 from .keras_builders import build_cnn_model, build_gru_model, build_mlp_model, build_transformer_model, positive_int
 from .preprocessing import infer_columns, make_preprocessor, transform_rows
@@ -95,7 +98,7 @@ def _class_weights(y: np.ndarray) -> dict[int, float]:
     return {0: n / (2.0 * n0), 1: n / (2.0 * n1)}
 
 
-class _KerasModel(ParamsMixin):
+class _KerasModel(ChurnClassifier):
     """Common training, scoring, saving and loading; subclasses name the architecture."""
 
     _common = ("numeric", "categorical", "epochs", "batch_size", "learning_rate", "patience", "class_weight", "seed",
@@ -117,9 +120,11 @@ class _KerasModel(ParamsMixin):
         self.seed = seed
         self.early_stopping = early_stopping
 
-    @property
-    def _param_names(self) -> tuple[str, ...]:  # type: ignore[override]
-        return self._common + self._arch
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The settings (``get_params``, ``clone``): the common ones, then the architecture's, as the subclasses take
+        the common ones through ``**kw``."""
+        return list(cls._common + cls._arch)
 
     # -- architecture ------------------------------------------------------------------------------------------------
 
@@ -141,18 +146,14 @@ class _KerasModel(ParamsMixin):
 
     # -- inputs ------------------------------------------------------------------------------------------------------
 
-    def _check_sequences(self, sequences: Any, n: int, what: str) -> np.ndarray:
+    def _sequences(self, X: pd.DataFrame, what: str) -> np.ndarray:
+        """The weekly activity the rows of ``X`` carry (the columns this model read at fit, once fitted)."""
         name = type(self).__name__
-        if sequences is None:
-            raise ModelError(f"{name} reads weekly activity sequences: build the dataset with sequences and pass "
-                             f"sequences= for the {what} rows.")
-        seq = np.asarray(sequences, dtype=np.float32)
-        if seq.ndim != 3 or seq.shape[0] != n:
-            raise ModelError(f"{name}: sequences for the {what} rows must have shape ({n}, weeks, channels), "
-                             f"got {seq.shape}.")
-        if hasattr(self, "weeks_") and seq.shape[1:] != (self.weeks_, self.channels_):
-            raise ModelError(f"{name}: trained on sequences of {self.weeks_} weeks x {self.channels_} channels, got "
-                             f"{seq.shape[1]} x {seq.shape[2]}.")
+        fitted = getattr(self, "weeks_", None) is not None
+        seq = sequences_of(X, sequence_columns(self.weeks_, self.channels_) if fitted else None)
+        if seq is None:
+            raise ModelError(f"{name} reads weekly activity: build the dataset with sequences and add them to the "
+                             f"{what} rows (models.base.with_sequences).")
         return seq
 
     def _scale_sequences(self, seq: np.ndarray) -> np.ndarray:
@@ -163,9 +164,10 @@ class _KerasModel(ParamsMixin):
     def _static(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(transform_rows(self.preprocessor_, X), dtype=np.float32)  # a few rows: no fixed cost
 
-    def model_inputs(self, X: pd.DataFrame, sequences: Any = None) -> list[np.ndarray]:
-        """The arrays the Keras model reads for these rows, in input order (``[static]`` for the MLP,
-        ``[sequence, static]`` for the sequence models), e.g. for gradient-based explanations."""
+    def model_inputs(self, X: pd.DataFrame) -> list[np.ndarray]:
+        """The arrays the Keras model reads for these rows (with their weekly activity columns for the sequence
+        models), in input order (``[static]`` for the MLP, ``[sequence, static]`` for the sequence models), e.g. for
+        gradient-based explanations."""
         self._check_fitted()
         name = type(self).__name__
         X = check_frame(X, name)
@@ -176,41 +178,32 @@ class _KerasModel(ParamsMixin):
         static = self._static(X)
         if not self.needs_sequences:
             return [static]
-        seq = self._check_sequences(sequences, len(X), "scored")
-        return [self._scale_sequences(seq), static]
+        return [self._scale_sequences(self._sequences(X, "scored")), static]
 
     # -- fit ---------------------------------------------------------------------------------------------------------
 
-    def fit(
-        self,
-        X: pd.DataFrame,
-        y: Any,
-        *,
-        sequences: Any = None,
-        X_val: pd.DataFrame | None = None,
-        y_val: Any = None,
-        seq_val: Any = None,
-        progress: Progress | None = None,
-        **kw: Any,
-    ) -> "_KerasModel":
+    def fit(self, X: pd.DataFrame, y: Any, *, progress: Progress | None = None) -> "_KerasModel":
         name = type(self).__name__
         self._check_settings()
         X = check_frame(X, name)
         yv = check_labels(y, len(X), name)
-        seq = self._check_sequences(sequences, len(X), "training") if self.needs_sequences else None
+        for k in ("weeks_", "channels_"):
+            self.__dict__.pop(k, None)  # a refit reads the activity it is given
+        seq = self._sequences(X, "training") if self.needs_sequences else None
         num, cat = infer_columns(X, self.numeric, self.categorical)
         t0 = time.perf_counter()
 
         keras = load_keras()
         keras.utils.set_random_seed(int(self.seed))
         train_inputs = self._fit_inputs(X, yv, seq, num, cat)
-        train_inputs, yv, validation = self._validation_data(train_inputs, yv, X_val, y_val, seq_val)
+        train_inputs, yv, validation = self._validation_data(train_inputs, yv)
         monitor = "val_loss" if validation is not None else "loss"
         self.model_, self.history_ = self._train(keras, train_inputs, yv, validation, monitor, progress)
         losses = [h.get(monitor, float("inf")) for h in self.history_]
         self.best_epoch_ = int(np.argmin(losses)) + 1 if losses else 0
         self.n_train_ = int(len(X))
         self.fit_seconds_ = time.perf_counter() - t0
+        self._fitted_classes()
         return self
 
     def _fit_inputs(self, X: pd.DataFrame, y: np.ndarray, seq: np.ndarray | None, num: list[str],
@@ -235,19 +228,12 @@ class _KerasModel(ParamsMixin):
         self.weeks_, self.channels_ = int(seq.shape[1]), int(seq.shape[2])
         return [self._scale_sequences(seq), static]
 
-    def _validation_data(self, train_inputs: list[np.ndarray], y: np.ndarray, X_val: Any, y_val: Any,
-                         seq_val: Any) -> tuple[list[np.ndarray], np.ndarray, tuple[Any, np.ndarray] | None]:
-        """(training inputs, training labels, Keras ``validation_data`` or None): the validation rows given, else
-        (with early stopping) a stratified share of the training rows, which then leaves the training rows."""
-        name = type(self).__name__
+    def _validation_data(self, train_inputs: list[np.ndarray], y: np.ndarray
+                         ) -> tuple[list[np.ndarray], np.ndarray, tuple[Any, np.ndarray] | None]:
+        """(training inputs, training labels, Keras ``validation_data`` or None): with early stopping, a stratified
+        share of the training rows, which then leaves the training rows."""
         val_inputs = None
-        if X_val is not None and y_val is not None and len(X_val) > 0:
-            X_val = check_frame(X_val, name)
-            yv_val = check_labels(y_val, len(X_val), f"{name} (validation)", both_classes=False)
-            val_inputs = [self._static(X_val)]
-            if self.needs_sequences:
-                val_inputs.insert(0, self._scale_sequences(self._check_sequences(seq_val, len(X_val), "validation")))
-        elif self.early_stopping:
+        if self.early_stopping:
             tr, va = _validation_split(y, int(self.seed))
             if va is not None:
                 val_inputs = [a[va] for a in train_inputs]
@@ -294,14 +280,12 @@ class _KerasModel(ParamsMixin):
         if not hasattr(self, "model_"):
             raise ModelError(f"{type(self).__name__} is not fitted yet: call fit(X, y) first.")
 
-    def predict_proba(self, X: pd.DataFrame, *, sequences: Any = None, batch_size: int = PREDICT_BATCH,
-                      **kw: Any) -> np.ndarray:
+    def _churn(self, X: pd.DataFrame) -> np.ndarray:
         self._check_fitted()
         X = check_frame(X, type(self).__name__)
         if len(X) == 0:
             return np.empty(0, dtype="float64")
-        inputs = self.model_inputs(X, sequences)
-        return self._predict_arrays(inputs, batch_size)
+        return self._predict_arrays(self.model_inputs(X))
 
     def _predict_arrays(self, inputs: list[np.ndarray], batch_size: int = PREDICT_BATCH) -> np.ndarray:
         # predict_on_batch runs the compiled inference step: 3-30x faster than an eager call and, unlike predict(),
@@ -368,6 +352,7 @@ class _KerasModel(ParamsMixin):
         obj.preprocessor_ = prep["preprocessor"]
         obj.seq_center_, obj.seq_scale_ = prep["seq_center"], prep["seq_scale"]
         obj.model_ = load_keras_file(d / MODEL_FILE)
+        obj._fitted_classes()
         return obj
 
     def __getstate__(self) -> dict[str, Any]:
@@ -386,7 +371,7 @@ class _KerasModel(ParamsMixin):
                 path = Path(tmp) / MODEL_FILE
                 path.write_bytes(model["keras_file"])
                 state["model_"] = load_keras_file(path)
-        self.__dict__.update(state)
+        super().__setstate__(state)
 
 
 def _jsonable(value: Any) -> Any:

@@ -22,7 +22,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from retention_core.errors import ConfigError, ModelError
 
-from .base import MISSING_CATEGORY, OTHER_CATEGORY, category_text
+from .base import MISSING_CATEGORY, OTHER_CATEGORY, category_text, is_sequence_column
 
 __all__ = [
     "CategoryText",
@@ -269,13 +269,14 @@ def infer_columns(
 ) -> tuple[list[str], list[str]]:
     """The (numeric, categorical) feature columns: the lists given, or inferred from dtypes.
 
-    Inference skips ``user_id``, ``snapshot_date``, ``churned`` and date columns; numbers are numeric, text, categories
-    and booleans are categorical. A list that is given is checked against the table.
+    Inference skips ``user_id``, ``snapshot_date``, ``churned``, date columns and weekly activity columns (``seq:...``);
+    numbers are numeric, text, categories and booleans are categorical. A list that is given is checked against the
+    table.
     """
     if numeric is None and categorical is None:
         num, cat = [], []
         for c in X.columns:
-            if c in NON_FEATURES:
+            if c in NON_FEATURES or is_sequence_column(c):
                 continue
             dt = X[c].dtype
             if pd.api.types.is_datetime64_any_dtype(dt) or isinstance(dt, pd.PeriodDtype):

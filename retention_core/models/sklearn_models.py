@@ -3,13 +3,16 @@
 Each model keeps preprocessing and estimator in one fitted ``Pipeline(ColumnTransformer, estimator)`` (``pipeline_``)
 so that a saved run scores the raw per-user feature table: columns are picked by name, extra columns are ignored,
 missing values, unseen categories and heavy-tailed amounts are handled inside the pipeline (see
-:mod:`retention_core.models.preprocessing`). They follow the model interface of :mod:`retention_core.models.base`.
+:mod:`retention_core.models.preprocessing`). They are scikit-learn classifiers
+(:class:`~retention_core.models.estimator.ChurnClassifier`) following the model interface of
+:mod:`retention_core.models.base`; a 2-D array is read as a table of numeric columns ``x0, x1, ...``.
 
 Learned state of the three models: ``pipeline_`` (the fitted Pipeline, steps ``"preprocess"`` and ``"model"``),
 ``numeric_`` / ``categorical_`` (the columns used), ``feature_names_out_`` (names of the encoded columns the estimator
 sees, in order: numeric columns, then ``missingindicator_<col>`` for numeric columns that had missing values at fit,
 then one-hot columns named ``<col>=<value>`` with ``(missing)`` and ``(other)`` for missing and rare or unseen values,
-or, with ordinal encoding, one column per categorical), ``n_train_``, ``converged_``, ``fit_seconds_``.
+or, with ordinal encoding, one column per categorical), ``classes_``, ``n_train_``, ``converged_``,
+``fit_seconds_``.
 """
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ from sklearn.pipeline import Pipeline
 
 from retention_core.errors import ModelError
 
-from .base import ParamsMixin, Progress, check_choice, check_frame, check_labels, check_number, report_progress
+from .base import Progress, check_choice, check_labels, check_number, report_progress
+from .estimator import ChurnClassifier, as_frame
 from .preprocessing import infer_columns, make_preprocessor, transform_rows
 
 # Runs saved before the models package was split into modules name these classes, and the one-hot column naming
@@ -45,7 +49,7 @@ __all__ = [
 ]
 
 
-class _SklearnModel(ParamsMixin):
+class _SklearnModel(ChurnClassifier):
     """Common fit/predict of the Pipeline-based models; subclasses give the estimator and preprocessing options."""
 
     _calibrate_by_cv = True  # cheap enough to refit a few times for cross-validated calibration
@@ -61,23 +65,12 @@ class _SklearnModel(ParamsMixin):
     def _preprocessing(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _fit_pipeline(self, pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, X_val: Any, y_val: Any) -> None:
+    def _fit_pipeline(self, pipe: Pipeline, X: pd.DataFrame, y: np.ndarray) -> None:
         pipe.fit(X, y)
 
-    def fit(
-        self,
-        X: pd.DataFrame,
-        y: Any,
-        *,
-        sequences: Any = None,
-        X_val: pd.DataFrame | None = None,
-        y_val: Any = None,
-        seq_val: Any = None,
-        progress: Progress | None = None,
-        **kw: Any,
-    ) -> "_SklearnModel":
+    def fit(self, X: pd.DataFrame, y: Any, *, progress: Progress | None = None) -> "_SklearnModel":
         name = type(self).__name__
-        X = check_frame(X, name)
+        X = as_frame(X, name)
         yv = check_labels(y, len(X), name)
         num, cat = infer_columns(X, self.numeric, self.categorical)
         pipe = Pipeline([("preprocess", make_preprocessor(num, cat, **self._preprocessing())),
@@ -86,13 +79,14 @@ class _SklearnModel(ParamsMixin):
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            self._fit_pipeline(pipe, X, yv, X_val, y_val)
+            self._fit_pipeline(pipe, X, yv)
         self.converged_ = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
         self.pipeline_ = pipe
         self.numeric_, self.categorical_ = num, cat
         self.feature_names_out_ = [str(n) for n in pipe.named_steps["preprocess"].get_feature_names_out()]
         self.n_train_ = len(X)
         self.fit_seconds_ = time.perf_counter() - t0
+        self._fitted_classes()
         report_progress(progress, 1.0, f"{self._label}: done in {self.fit_seconds_:.1f} s")
         return self
 
@@ -100,9 +94,9 @@ class _SklearnModel(ParamsMixin):
         if not hasattr(self, "pipeline_"):
             raise ModelError(f"{type(self).__name__} is not fitted yet: call fit(X, y) first.")
 
-    def predict_proba(self, X: pd.DataFrame, *, sequences: Any = None, **kw: Any) -> np.ndarray:
+    def _churn(self, X: pd.DataFrame) -> np.ndarray:
         self._check_fitted()
-        X = check_frame(X, type(self).__name__)
+        X = as_frame(X, type(self).__name__)
         if len(X) == 0:
             return np.empty(0, dtype="float64")
         missing = [c for c in self.numeric_ + self.categorical_ if c not in X.columns]
@@ -125,10 +119,11 @@ class _SklearnModel(ParamsMixin):
     def _encoded(self, X: pd.DataFrame) -> np.ndarray:
         return transform_rows(self.pipeline_.named_steps["preprocess"], X)
 
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
-        """The encoded matrix the estimator sees (columns named by ``feature_names_out_``)."""
+    def encoded(self, X: pd.DataFrame) -> np.ndarray:
+        """The encoded matrix the estimator sees (columns named by ``feature_names_out_``); not ``transform``, which
+        would make scikit-learn take the classifier for a transformer."""
         self._check_fitted()
-        return self.pipeline_.named_steps["preprocess"].transform(check_frame(X, type(self).__name__))
+        return self.pipeline_.named_steps["preprocess"].transform(as_frame(X, type(self).__name__))
 
 
 class LogisticModel(_SklearnModel):
@@ -138,8 +133,6 @@ class LogisticModel(_SklearnModel):
     ``C`` is the inverse regularisation strength. ``converged_`` says whether the solver met its tolerance.
     """
 
-    _param_names = ("numeric", "categorical", "penalty", "C", "l1_ratio", "class_weight", "max_iter", "log_all",
-                    "clip")
     _label = "logistic regression"
     PENALTIES = ("l2", "l1", "elasticnet")
 
@@ -183,6 +176,12 @@ class LogisticModel(_SklearnModel):
         p = expit((M * est.coef_[0]).sum(axis=1) + est.intercept_[0])
         return np.column_stack([1.0 - p, p])
 
+    @property
+    def n_iter_(self) -> int:
+        """Iterations the solver ran."""
+        self._check_fitted()
+        return int(np.max(self.pipeline_.named_steps["model"].n_iter_))
+
     def _preprocessing(self) -> dict[str, Any]:
         # log_all: every non-negative count, amount and duration on a log scale (a linear score then reads ratios:
         # 2 orders against 1 weighs as 20 against 10), not only the most skewed ones
@@ -201,8 +200,6 @@ class RandomForestModel(_SklearnModel):
     333,000 rows at the default share.
     """
 
-    _param_names = ("numeric", "categorical", "n_estimators", "max_depth", "min_samples_leaf", "class_weight",
-                    "n_jobs", "random_state", "max_samples", "max_tree_rows")
     _label = "random forest"
 
     def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None, *,
@@ -242,7 +239,7 @@ class RandomForestModel(_SklearnModel):
     def _preprocessing(self) -> dict[str, Any]:
         return {"scale": False, "log_heavy": False, "encoding": "ordinal"}
 
-    def _fit_pipeline(self, pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, X_val: Any, y_val: Any) -> None:
+    def _fit_pipeline(self, pipe: Pipeline, X: pd.DataFrame, y: np.ndarray) -> None:
         share = 1.0 if self.max_samples is None else float(self.max_samples)
         if self.max_tree_rows is not None and share * len(X) > self.max_tree_rows:
             pipe.set_params(model__max_samples=int(self.max_tree_rows))  # a number of rows, not a share
@@ -252,12 +249,10 @@ class RandomForestModel(_SklearnModel):
 class GradientBoostingModel(_SklearnModel):
     """Histogram gradient boosting on ordinal-encoded categoricals (codes as numbers, so SHAP's tree explainer works).
 
-    With ``early_stopping=True`` it stops adding trees when the log-loss on a validation set stops improving: on
-    ``X_val, y_val`` when ``fit`` gets them, else on 10% of the training rows. ``n_iter_`` is the number of trees kept.
+    With ``early_stopping=True`` it stops adding trees when the log-loss on 10% of its own training rows (held out
+    inside ``fit``) stops improving. ``n_iter_`` is the number of trees kept.
     """
 
-    _param_names = ("numeric", "categorical", "learning_rate", "max_iter", "max_leaf_nodes", "min_samples_leaf",
-                    "l2_regularization", "early_stopping", "class_weight", "random_state")
     _label = "gradient boosting"
 
     def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None, *,
@@ -306,17 +301,6 @@ class GradientBoostingModel(_SklearnModel):
         proba = binned_proba(self.pipeline_.named_steps["model"], Z)
         return proba if proba is not None else self.pipeline_.named_steps["model"].predict_proba(Z)
 
-    def _fit_pipeline(self, pipe: Pipeline, X: pd.DataFrame, y: np.ndarray, X_val: Any, y_val: Any) -> None:
-        if not (self.early_stopping and X_val is not None and y_val is not None and len(X_val) > 0):
-            pipe.fit(X, y)
-            return
-        name = type(self).__name__
-        X_val = check_frame(X_val, name)
-        yv_val = check_labels(y_val, len(X_val), f"{name} (validation)", both_classes=False)
-        pre, est = pipe.named_steps["preprocess"], pipe.named_steps["model"]
-        Xt = pre.fit_transform(X, y)
-        est.fit(Xt, y, X_val=pre.transform(X_val), y_val=yv_val)
-
     @property
     def n_iter_(self) -> int:
         self._check_fitted()
@@ -341,12 +325,13 @@ def binned_proba(est: Any, Z: np.ndarray) -> np.ndarray | None:
         categorical = getattr(est, "is_categorical_", None)
         if categorical is not None and np.any(categorical):
             return None  # native categories are never used here (see _estimator), but their bins differ
-        binned = est._bin_mapper.transform(np.ascontiguousarray(Z, dtype=np.float64))
+        Z = np.ascontiguousarray(Z, dtype=np.float64)
+        binned = est._bin_mapper.transform(Z if Z.flags.writeable else Z.copy())  # the binner needs a writeable array
         raw = np.zeros((len(Z), est.n_trees_per_iteration_), dtype=est._baseline_prediction.dtype, order="F")
         raw += est._baseline_prediction
         est._predict_iterations(binned, est._predictors, raw, True, _openmp_threads())
         return est._loss.predict_proba(raw)
-    except (AttributeError, TypeError):
+    except (AttributeError, TypeError, ValueError):  # ValueError: trees in read-only memory (a memory-mapped load)
         return None
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from ..base_rate import base_rate_check, churn_of_rows
 from ..bundle import load_run, refit_note
 from ..errors import BundleError, DataError, RetentionError
-from ..models import REGISTRY
+from ..models import REGISTRY, churn_probability, model_input
 from ..monitor import HistoryBusy, record_scoring
 from ..lifecycle import shop_gaps, shop_rhythm, stage_values
 from ..scoring import above_threshold, features_for_run, scoring_date
@@ -26,7 +26,7 @@ def one_thread_model(model: Any, _depth: int = 0, _seen: set | None = None) -> N
     """Let every part of a loaded model predict on one thread: estimators with ``n_jobs`` (a random forest's -1 means
     a thread per core) and histogram gradient boosting's binning, which keeps the thread count it was trained with."""
     seen = set() if _seen is None else _seen
-    if id(model) in seen or _depth > 6 or isinstance(model, (np.ndarray, pd.DataFrame, pd.Series, str, bytes)):
+    if id(model) in seen or _depth > 12 or isinstance(model, (np.ndarray, pd.DataFrame, pd.Series, str, bytes)):
         return
     seen.add(id(model))
     if isinstance(model, (list, tuple)):
@@ -100,9 +100,7 @@ class Scorer:
 
     def predict(self, X: pd.DataFrame, sequences) -> np.ndarray:
         """Churn probabilities as ``score`` computes them, without refitting BG/NBD on the request."""
-        m = self.model
-        p = m.predict_proba(X, sequences=sequences) if self.needs_sequences else m.predict_proba(X)
-        return np.clip(np.asarray(p, dtype="float64"), 0, 1)
+        return np.clip(churn_probability(self.model, model_input(self.key, X, sequences)), 0, 1)
 
     def deciles(self, p: np.ndarray) -> np.ndarray:
         """The library's decile rule (:func:`retention_core.segments.deciles_against`) against the validation users:

@@ -1,6 +1,8 @@
 """Every feature column of :mod:`retention_core.features`, on Spark, equal to the DuckDB engine's.
 
-The definitions are the same relational steps (see the notes of ``retention_core/features.py``): events are reduced
+Each column is compiled from its one definition in the registry (:mod:`retention_core.feature_registry`) to a Spark
+Column over per-user aggregates (the registry's leaves, computed here from the per-day table). The steps are the
+same relational steps (see the notes of ``retention_core/features.py``): events are reduced
 to one row per user and day bucket (``daily``), and a snapshot at cutoff ``T`` aggregates the days ``b <= T`` of the
 users with a purchase day in ``(T - lookback, T]`` and a product bought (not postage or fees) on a day ``b <= T``. Written in the DataFrame API, with these rules kept exactly:
 
@@ -28,7 +30,9 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import SnapshotConfig
-from ..features import MAX_EVENT_TYPES, MONEY_SCALE, SEQUENCE_CHANNELS, fill_sequences, type_names
+from ..feature_expr import Leaf, compile_expr, leaves
+from ..feature_registry import FEATURES, INPUTS, Column, Registry
+from ..features import MAX_EVENT_TYPES, MONEY_SCALE, SEQUENCE_CHANNELS, fill_sequences
 from ..features import dropped_columns as duck_dropped
 from .events import SparkEvents
 
@@ -112,9 +116,9 @@ def daily_table(E, types: list[str], n_attributes: int):
 
 
 def snapshot_frame(events: SparkEvents, days: list[int], cfg: SnapshotConfig, end_day: int, types: list[str],
-                   daily=None):
+                   daily=None, features: Registry = FEATURES):
     """The feature rows of every snapshot as a Spark DataFrame (``T`` as a day number, user, label, features, in
-    the DuckDB engine's column order; attributes as ``a0, a1, ...``)."""
+    the DuckDB engine's column order; attributes as ``a0, a1, ...``), compiled from the registry ``features``."""
     from pyspark.sql import functions as F
 
     H, L = int(cfg.horizon_days), int(cfg.lookback_days)
@@ -125,96 +129,103 @@ def snapshot_frame(events: SparkEvents, days: list[int], cfg: SnapshotConfig, en
     b, T = F.col("b"), F.col("T")
     past = b <= T
     bought = F.col("orders") > 0
-
-    def total(col, cond=None):
-        cond = past if cond is None else past & cond
-        out = F.coalesce(F.sum(F.when(cond, F.col(col))), F.lit(0))
-        return _money(out) if col == "revenue" else out
-
-    periods = {f"w{w}": b > T - int(w) for w in sorted({*cfg.windows, 30, 180})}
-    periods["prev90"] = (b > T - 180) & (b <= T - 90)
-    aggs = [
-        F.max(F.when(past & bought & (b > T - L), 1)).alias("_pop"),
-        F.max(F.when(past & (F.col("sold_lines") > 0), 1)).alias("_product"),  # not a fees-only user
-        F.max(F.when(~past & bought, 1)).alias("_fut"),
-        F.max(F.when(past, F.col("last_p_ns"))).alias("_last_p"),
-        F.min(F.when(past, F.col("first_p_ns"))).alias("_first_p"),
-        F.max(F.when(past, F.col("last_ns"))).alias("_last_event"),
-        _money(F.sum(F.when(past, F.col("revenue")))).alias("revenue_total"),
-        F.sum(F.when(past, F.col("units"))).alias("units_total"),
-        F.sum(F.when(past, F.col("rating_sum"))).alias("_rating_sum"),
-        F.min(F.when(past, F.col("rating_min"))).alias("rating_min"),
-        total("ratings").alias("ratings_count"),
-        F.count(F.when(past & bought, 1)).alias("_purchase_days"),
-        F.count(F.when(past, 1)).alias("active_days_total"),
-        F.avg(F.when(past, F.col("gap"))).alias("gap_mean_days"),
-        _gap_spread(F, F.when(past, F.col("gap").cast("long"))).alias("gap_std_days"),
-        F.max(F.when(past, F.col("gap"))).alias("gap_max_days"),
-        total("new_products").alias("n_products"), total("new_categories").alias("n_categories"),
-    ]
-    for f in ("orders", "lines", "returns", "cancels", "events", "browsing"):
-        aggs.append(total(f).alias(f"{f}_total"))
-    for name, cond in periods.items():
-        aggs += [total("orders", cond).alias(f"{name}_orders"), total("revenue", cond).alias(f"{name}_revenue"),
-                 F.count(F.when(past & cond, 1)).alias(f"{name}_days")]
-        if name in ("w30", "w90"):
-            aggs += [total(f"et{k}", cond).alias(f"{name}_et{k}") for k in range(len(types))]
-    aggs += [total(f"et{k}").alias(f"t_et{k}") for k in range(len(types))]
-    aggs += [F.max_by(F.col(f"a{i}"), F.when(past & F.col(f"a{i}").isNotNull(), b)).alias(f"a{i}")
-             for i in range(len(events.attributes))]
-    A = X.groupBy("T", "user_id").agg(*aggs).where((F.col("_pop") == 1) & (F.col("_product") == 1))
-    return A.select(*_feature_columns(cfg, types, len(events.attributes), H, end_day))
+    columns = features.columns(cfg.windows, types)
+    aggs = {
+        "_pop": F.max(F.when(past & bought & (b > T - L), 1)),
+        "_product": F.max(F.when(past & (F.col("sold_lines") > 0), 1)),  # not a fees-only user
+        "_fut": F.max(F.when(~past & bought, 1)),
+    }
+    for leaf in (leaf for c in columns[0] + columns[1] for leaf in leaves(c.expr)):
+        aggs |= _leaf_aggregates(leaf, past, bought)
+    aggs |= {f"a{i}": F.max_by(F.col(f"a{i}"), F.when(past & F.col(f"a{i}").isNotNull(), b))
+             for i in range(len(events.attributes))}
+    A = X.groupBy("T", "user_id").agg(*(v.alias(k) for k, v in aggs.items()))
+    A = A.where((F.col("_pop") == 1) & (F.col("_product") == 1))
+    return A.select(*_feature_columns(columns, len(events.attributes), H, end_day))
 
 
-def _feature_columns(cfg: SnapshotConfig, types: list[str], n_attributes: int, H: int, end_day: int) -> list:
-    """The snapshot's feature columns from the per-user aggregates, in the DuckDB engine's order and types."""
+_INSTANTS = {"first_purchase": ("_first_p", "first_p_ns"), "last_purchase": ("_last_p", "last_p_ns"),
+             "last_event": ("_last_event", "last_ns")}
+
+
+def _leaf_name(leaf: Leaf) -> str:
+    """The aggregate column a leaf is read from (spans read two instants, see :func:`_leaf_value`)."""
+    return f"{leaf.kind}_{leaf.field}_{leaf.period.key}"
+
+
+def _leaf_aggregates(leaf: Leaf, past, bought) -> dict:
+    """The per-user aggregates over the snapshot's days ``b <= T`` that a leaf reads."""
     from pyspark.sql import functions as F
 
-    T = F.col("T")
-    Ts = T * 86400
-    dbl = lambda c: F.col(c).cast("double")  # noqa: E731
-    cols = [F.col("user_id"), T,
-            F.when(T + H > F.lit(int(end_day)), F.lit(None).cast("double"))
-             .when(F.col("_fut").isNull(), F.lit(1.0)).otherwise(F.lit(0.0)).alias("churned"),
-            ((Ts - _seconds("_last_p")) / 86400.0).alias("recency_days"),
-            ((Ts - _seconds("_first_p")) / 86400.0).alias("tenure_days"),
-            ((_seconds("_last_p") - _seconds("_first_p")) / 86400.0).alias("first_to_last_days"),
-            ((Ts - _seconds("_last_event")) / 86400.0).alias("days_since_last_event"),
-            (F.col("_purchase_days") - 1).alias("repeat_purchases"),
-            dbl("orders_total"), dbl("active_days_total"), F.col("revenue_total"), F.col("units_total")]
-    cols += [dbl(f"{f}_total") for f in ("lines", "returns", "cancels", "events", "browsing")]
-    cols += [dbl("ratings_count"), _div(F.col("_rating_sum"), F.col("ratings_count")).alias("rating_mean"),
-             F.col("rating_min")]
-    for w in cfg.windows:
-        cols += [dbl(f"w{w}_orders").alias(f"orders_{w}d"), F.col(f"w{w}_revenue").cast("double").alias(f"revenue_{w}d"),
-                 dbl(f"w{w}_days").alias(f"active_days_{w}d")]
-        if w in (30, 90):
-            cols += [dbl(f"w{w}_et{k}").alias(n) for k, n in enumerate(type_names(types, f"{w}d"))]
-    cols += [dbl("prev90_orders").alias("orders_prev_90d"), F.col("prev90_revenue").cast("double").alias("revenue_prev_90d")]
-    cols += [dbl(f"t_et{k}").alias(n) for k, n in enumerate(type_names(types, "total"))]
-    cols += [F.col(f"a{i}") for i in range(n_attributes)]
-    o = lambda c: F.col(c).cast("double")  # noqa: E731
-    cols += [
-        _div(F.col("revenue_total"), o("orders_total")).alias("avg_order_value"),
-        _div(o("lines_total"), o("orders_total")).alias("lines_per_order"),
-        _div(o("returns_total"), o("lines_total")).alias("return_rate"),
-        _div(o("cancels_total"), o("lines_total") + o("cancels_total")).alias("cancel_rate"),
-        (o("w90_orders") - o("prev90_orders")).alias("orders_trend_90d"),
-        F.log((F.col("w90_revenue") + 1) / (F.greatest(F.col("prev90_revenue"), F.lit(0.0)) + 1)).alias("revenue_trend_90d"),
-        (o("w30_orders") - o("w180_orders") / 6.0).alias("orders_30d_vs_avg"),
-        F.col("gap_mean_days"), F.col("gap_std_days"), dbl("gap_max_days"),
-        _div((Ts - _seconds("_last_p")) / 86400.0, F.col("gap_mean_days")).alias("recency_vs_usual_gap"),
-        dbl("n_products"), dbl("n_categories"),
-    ]
-    return cols
+    b, T = F.col("b"), F.col("T")
+    p = leaf.period
+    cond = past if p.start is None else past & (b > T - int(p.start))
+    cond = cond & (b <= T - int(p.end)) if p.end else cond
+
+    def total(col):
+        return F.coalesce(F.sum(F.when(cond, F.col(col))), F.lit(0))
+
+    name = _leaf_name(leaf)
+    if leaf.kind == "count":
+        if leaf.field == "days":
+            return {name: F.count(F.when(cond, 1))}
+        if leaf.field == "purchase_days":
+            return {name: F.count(F.when(cond & bought, 1))}
+        return {name: total(f"et{leaf.field[3:]}" if leaf.field.startswith("et_") else leaf.field)}
+    if leaf.kind == "money":
+        return {name: _money(total("revenue"))}
+    if leaf.kind == "sum":
+        return {name: F.sum(F.when(past, F.col("units" if leaf.field == "units" else "rating_sum")))}
+    if leaf.kind == "min":
+        return {name: F.min(F.when(past, F.col("rating_min")))}
+    if leaf.kind == "span":
+        return {_INSTANTS[i][0]: (F.min if i == "first_purchase" else F.max)(F.when(past, F.col(_INSTANTS[i][1])))
+                for i in (leaf.field, leaf.to) if i in _INSTANTS}
+    if leaf.kind == "gaps":
+        gap = F.when(past, F.col("gap"))
+        return {name: {"mean": F.avg(gap), "std": _gap_spread(F, gap.cast("long")), "max": F.max(gap)}[leaf.field]}
+    if leaf.kind == "distinct":
+        return {name: total("new_products" if leaf.field == "product" else "new_categories")}
+    raise ValueError(f"no Spark aggregate for {leaf!r}")
+
+
+def _leaf_value(leaf: Leaf):
+    """A leaf's value from the per-user aggregates: a column, or for a span whole seconds between two instants."""
+    from pyspark.sql import functions as F
+
+    if leaf.kind != "span":
+        return F.col(_leaf_name(leaf))
+    second = lambda i: F.col("T") * 86400 if i == "cutoff" else _seconds(_INSTANTS[i][0])  # noqa: E731
+    return second(leaf.to) - second(leaf.field)
+
+
+def _ops() -> dict:
+    """The operators on Spark Columns (a ratio is null where the divisor is 0, whatever ANSI mode says)."""
+    from pyspark.sql import functions as F
+
+    return {"const": F.lit, "add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
+            "div": lambda x, y: x / y, "ratio": _div, "ln": F.log, "greatest": F.greatest}
+
+
+def _feature_columns(columns: tuple[list[Column], list[Column]], n_attributes: int, H: int, end_day: int) -> list:
+    """The snapshot's columns from the per-user aggregates, in the DuckDB engine's order and types."""
+    from pyspark.sql import functions as F
+
+    T, ops = F.col("T"), _ops()
+    value = lambda c: compile_expr(c.expr, _leaf_value, ops).cast("double").alias(c.name)  # noqa: E731
+    return ([F.col("user_id"), T,
+             F.when(T + H > F.lit(int(end_day)), F.lit(None).cast("double"))
+             .when(F.col("_fut").isNull(), F.lit(1.0)).otherwise(F.lit(0.0)).alias("churned")]
+            + [value(c) for c in columns[0]] + [F.col(f"a{i}") for i in range(n_attributes)]
+            + [value(c) for c in columns[1]])
 
 
 def compute(events: SparkEvents, dates: list[pd.Timestamp], cfg: SnapshotConfig, *, end: pd.Timestamp,
-            sequences: bool = False) -> tuple[pd.DataFrame, np.ndarray | None]:
+            sequences: bool = False, features: Registry = FEATURES) -> tuple[pd.DataFrame, np.ndarray | None]:
     """The Spark twin of :func:`retention_core.features.compute`: the same frame (rows, columns, order, types) and
     the same weekly sequences, computed on Spark and collected to the driver."""
-    with Snapshots(events, dates, cfg, end=end, keep_daily=sequences) as snap:
-        frame = finish(snap.frame.toPandas(), events, cfg)
+    with Snapshots(events, dates, cfg, end=end, keep_daily=sequences, features=features) as snap:
+        frame = finish(snap.frame.toPandas(), events, cfg, features)
         seq = _sequences(events, snap.daily, frame, cfg.sequence_weeks) if sequences else None
     return frame, seq
 
@@ -225,7 +236,7 @@ class Snapshots:
     context manager: the prepared events (and ``daily`` with ``keep_daily``) stay cached until it closes."""
 
     def __init__(self, events: SparkEvents, dates: list[pd.Timestamp], cfg: SnapshotConfig, *, end: pd.Timestamp,
-                 keep_daily: bool = False):
+                 keep_daily: bool = False, features: Registry = FEATURES):
         self.days = [(pd.Timestamp(d.date()) - pd.Timestamp("1970-01-01")).days for d in dates]
         end_day = (pd.Timestamp(end.date()) - pd.Timestamp("1970-01-01")).days
         self.types = top_event_types(events)
@@ -235,7 +246,7 @@ class Snapshots:
         if keep_daily:
             self.daily = self.daily.persist()
         self._keep = keep_daily
-        self.frame = snapshot_frame(events, self.days, cfg, end_day, self.types, self.daily)
+        self.frame = snapshot_frame(events, self.days, cfg, end_day, self.types, self.daily, features)
 
     def __enter__(self) -> "Snapshots":
         return self
@@ -246,14 +257,13 @@ class Snapshots:
         self._E.unpersist()
 
 
-def dropped_columns(events: SparkEvents, columns: list[str]) -> list[str]:
+def dropped_columns(events: SparkEvents, columns: list[str], features: Registry = FEATURES) -> list[str]:
     """The feature columns the product drops because the log lacks their input everywhere (no rating, amount,
     quantity, category or product), by the DuckDB engine's rule (:func:`retention_core.features.dropped_columns`)."""
-    return duck_dropped(columns, {c for c in ("rating", "amount", "quantity", "category", "product")
-                                  if not events.has(c)})
+    return duck_dropped(columns, {c for c in INPUTS if not events.has(c)}, features)
 
 
-def finish(raw: pd.DataFrame, events: SparkEvents, cfg: SnapshotConfig) -> pd.DataFrame:
+def finish(raw: pd.DataFrame, events: SparkEvents, cfg: SnapshotConfig, features: Registry = FEATURES) -> pd.DataFrame:
     """The collected rows as the DuckDB engine returns them: latest snapshot first and users in text order, numbers
     as float64, attributes as text (None when missing), columns of what the log lacks dropped."""
     frame = raw.rename(columns={f"a{i}": a for i, a in enumerate(events.attributes)})
@@ -272,7 +282,7 @@ def finish(raw: pd.DataFrame, events: SparkEvents, cfg: SnapshotConfig) -> pd.Da
         elif c not in ("user_id", "snapshot_date"):
             frame[c] = frame[c].astype("float64")
     frame["user_id"] = frame["user_id"].to_numpy(dtype=object)
-    return frame.drop(columns=dropped_columns(events, list(frame.columns))).reset_index(drop=True)
+    return frame.drop(columns=dropped_columns(events, list(frame.columns), features)).reset_index(drop=True)
 
 
 def _sequences(events: SparkEvents, daily, frame: pd.DataFrame, weeks: int) -> np.ndarray:

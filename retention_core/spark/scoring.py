@@ -23,7 +23,7 @@ from ..dataset import SnapshotConfig, data_end, nobody_bought, to_cutoff
 from ..errors import ConfigError, DataError
 from ..events import canonical_events
 from ..io import read_table
-from ..models import REGISTRY, for_population
+from ..models import REGISTRY, churn_probability, for_population, model_input
 from ..roles import Schema, infer_schema
 from ..scoring import absent_value, fill_absent, run_scores
 from . import features
@@ -122,13 +122,13 @@ def _score(run, data, as_of, model, spark):
             X = frame[numeric + categorical]
             m = for_population(m, X)  # BG/NBD learns from all purchases up to the scoring date (on the driver)
             if REGISTRY[key].needs_sequences:
-                p = m.predict_proba(X, sequences=seq)
+                p = churn_probability(m, model_input(key, X, seq))
             else:
                 try:
                     payload = cloudpickle.dumps(m)
                 except Exception:  # a model that cannot travel (e.g. a compiled graph): applied on the driver
                     payload = None
-                p = m.predict_proba(X) if payload is None else _on_partitions(
+                p = churn_probability(m, X) if payload is None else _on_partitions(
                     spark, sdf, payload, events, numeric, categorical,
                     set(features.dropped_columns(events, list(frame.columns) + numeric)), frame["user_id"])
         finally:
@@ -151,7 +151,7 @@ def _on_partitions(spark, sdf, payload: bytes, events, numeric, categorical, dro
                 continue
             X = _model_frame(pdf, attributes, numeric, categorical, dropped, roles)
             yield pd.DataFrame({"user_id": pdf["user_id"].astype(str).to_numpy(),
-                                "p": np.asarray(model.predict_proba(X), dtype="float64")})
+                                "p": churn_probability(model, X)})
 
     try:
         out = sdf.mapInPandas(predict, "user_id string, p double").toPandas()

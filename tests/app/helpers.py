@@ -1,7 +1,9 @@
 """Shared AppTest helpers: the app, a temporary workspace, buttons, page texts, and a fast run trained inline."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -56,6 +58,16 @@ def sample_run(name: str) -> AppTest:
     train_fast(at, name)
     assert at.session_state[str(Key.ACTIVE_RUN)] == name
     return at
+
+
+@contextmanager
+def sample_run_in(tmp_path_factory: pytest.TempPathFactory, prefix: str, name: str) -> Iterator[tuple[AppTest, Path]]:
+    """:func:`sample_run` in a new temporary workspace (:func:`env`) kept for the block; yields the session and the
+    temporary folder. For a module's fixture: ``with sample_run_in(tmp_path_factory, "x", RUN) as (at, tmp): ...``."""
+    tmp = tmp_path_factory.mktemp(prefix)
+    with pytest.MonkeyPatch.context() as mp:
+        env(mp, tmp)
+        yield sample_run(name), tmp
 
 
 def table(at: AppTest, column: str):

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from retention_core.export import export_csv_bytes
 from ui.state import Key, widget_key
 
-from tests.app.helpers import APP, ROOT, TIMEOUT, sample_run
+from tests.app.helpers import APP, ROOT, TIMEOUT, sample_run_in
 from tests.app.helpers import button as _button
 from tests.app.helpers import at_risk_list as _list, env as _env, table as _table
 from tests.app.helpers import no_exception as _ok
@@ -37,10 +37,8 @@ def _m(*parts) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The sample dataset built on the Data page, the fast models trained inline into a temporary workspace."""
-    tmp = tmp_path_factory.mktemp("atrisk")
-    with pytest.MonkeyPatch.context() as mp:
-        _env(mp, tmp)
-        yield sample_run(RUN), tmp
+    with sample_run_in(tmp_path_factory, "atrisk", RUN) as (at, tmp):
+        yield at, tmp
 
 
 def test_pages_render_with_no_run(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ from retention_core.io import read_table
 from retention_core.scoring import score
 from ui.state import Key, widget_key
 
-from tests.app.helpers import ROOT, env, no_exception, sample_run, texts
+from tests.app.helpers import ROOT, no_exception, sample_run_in, texts
 
 SAMPLE = ROOT / "assets" / "sample_events.csv.gz"
 RUN = "rate run"
@@ -17,10 +17,8 @@ RUN = "rate run"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("rate")
-    with pytest.MonkeyPatch.context() as mp:
-        env(mp, tmp)
-        yield sample_run(RUN)
+    with sample_run_in(tmp_path_factory, "rate", RUN) as (at, _):
+        yield at
 
 
 def _warnings(at) -> list[str]:

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from retention_core import bundle, io, monitor
 from ui.state import Key, widget_key
 
-from tests.app.helpers import APP, ROOT, TIMEOUT, at_risk_list, button, no_exception, sample_run, texts
+from tests.app.helpers import APP, ROOT, TIMEOUT, at_risk_list, button, no_exception, sample_run_in, texts
 from tests.app.helpers import env as _env
 from tests.app.test_data_page import user_table_csv
 
@@ -48,10 +48,8 @@ def _alerts(at: AppTest) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The sample's dataset built and the fast models trained inline into a temporary workspace."""
-    tmp = tmp_path_factory.mktemp("monitor")
-    with pytest.MonkeyPatch.context() as mp:
-        _env(mp, tmp)
-        yield sample_run(RUN), tmp
+    with sample_run_in(tmp_path_factory, "monitor", RUN) as (at, tmp):
+        yield at, tmp
 
 
 # ------------------------------------------------------------------------------------------------ empty state
@@ -242,8 +240,12 @@ def test_the_page_shows_the_librarys_realised_figures(trained):
         assert float(shown.loc["2024-08-01", col]) == pytest.approx(float(want.loc["2024-08-01", col]), abs=1e-12)
     assert direct.verdict.text.split(": ", 1)[1] in _alerts(at)
     assert len(at.get("plotly_chart")) >= 5
-    # the waiting scoring and when it can be checked
+    # the waiting scoring and when it can be checked; its outcome columns are empty, not the word "None"
     assert shown.loc["2024-12-31", "observable_from"] == "2025-03-31" and "waiting for" in texts(at)
+    waiting = shown.loc["2024-12-31"]
+    assert pd.isna(waiting["roc_auc"]) and pd.isna(waiting["churn_rate"])
+    assert all(pd.api.types.is_numeric_dtype(shown[c]) for c in ("observed", "roc_auc", "churn_rate", "predicted_rate"))
+    assert not any(v is None for v in shown.to_numpy().ravel())  # the grid would print the word "None"
     # drift: the features that grow with the customers' age apart, as expected ageing, in plain words
     psi_tables = [d.value for d in at.dataframe if "psi" in d.value.columns]
     assert len(psi_tables) == 2 and all("feature" not in t.columns or t["feature"].str.contains(" ").all()

@@ -23,7 +23,7 @@ from retention_core.roles import Schema
 from ui.offers_panels import VALIDATION_NOTE
 from ui.state import Key, widget_key
 
-from tests.app.helpers import APP, ROOT, TIMEOUT, button, no_exception, sample_run, texts, train_fast
+from tests.app.helpers import APP, ROOT, TIMEOUT, button, no_exception, sample_run_in, texts, train_fast
 from tests.app.helpers import at_risk_list as _list, env as _env, table as _table
 from tests.app.test_data_page import user_table_csv
 
@@ -67,10 +67,8 @@ def _formula_safe(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("offers")
-    with pytest.MonkeyPatch.context() as mp:
-        _env(mp, tmp)
-        yield sample_run(RUN)
+    with sample_run_in(tmp_path_factory, "offers", RUN) as (at, _):
+        yield at
 
 
 # ------------------------------------------------------------------------------------------------ campaign

@@ -11,7 +11,7 @@ import pytest
 
 from ui.state import Key, widget_key
 
-from tests.app.helpers import at_risk_list, button, env, no_exception, sample_run, table, texts
+from tests.app.helpers import at_risk_list, button, no_exception, sample_run_in, table, texts
 
 RUN = "stage run"
 
@@ -22,10 +22,8 @@ def _k(*parts) -> str:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("stages")
-    with pytest.MonkeyPatch.context() as mp:
-        env(mp, tmp)
-        yield sample_run(RUN)
+    with sample_run_in(tmp_path_factory, "stages", RUN) as (at, _):
+        yield at
 
 
 def _scored_users(at) -> int:

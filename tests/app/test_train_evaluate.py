@@ -13,12 +13,11 @@ from retention_core.dataset import Dataset
 from retention_core.roles import Schema
 from ui.state import DatasetInfo, Key, schema_json, widget_key
 
-from tests.app.helpers import APP, TIMEOUT
+from tests.app.helpers import APP, TIMEOUT, sample_run_in
 from tests.app.helpers import button as _button
 from tests.app.helpers import env as _env
 from tests.app.helpers import no_exception as _ok
 from tests.app.helpers import texts as _texts
-from tests.app.helpers import sample_run
 from tests.app.helpers import train_fast as _train
 
 RUN = "fast run"
@@ -31,10 +30,8 @@ def _cards(at: AppTest) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The sample dataset built on the Data page, the fast models trained inline into a temporary workspace."""
-    tmp = tmp_path_factory.mktemp("train")
-    with pytest.MonkeyPatch.context() as mp:
-        _env(mp, tmp)
-        yield sample_run(RUN), tmp
+    with sample_run_in(tmp_path_factory, "train", RUN) as (at, tmp):
+        yield at, tmp
 
 
 def test_pages_render_with_no_run(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ import pytest
 from scipy import optimize, stats
 
 from retention_core.errors import ConfigError, ModelError
+from retention_core.models.base import churn_probability
 from retention_core.models.baselines import (
     BGNBDModel,
     BGNBDParams,
@@ -273,10 +274,12 @@ def test_expected_purchases_stable_for_large_frequency_and_a_near_one():
 def test_bgnbd_model_on_day_table():
     X = day_table()
     model = BGNBDModel(horizon_days=90)
-    assert model.fit(X, y=np.zeros(len(X)), sequences=None, X_val=None, y_val=None, progress=None) is model
+    assert model.fit(X, y=np.zeros(len(X)), progress=None) is model
     assert model.get_params() == {"horizon_days": 90, "penalizer": 0.0, "score": "no_purchase"}
-    proba = model.predict_proba(X, extra="ignored")
-    assert proba.shape == (len(X),)
+    both = model.predict_proba(X.assign(extra="ignored"))
+    assert both.shape == (len(X), 2) and np.allclose(both.sum(axis=1), 1.0) and list(model.classes_) == [0, 1]
+    proba = churn_probability(model, X)
+    assert np.array_equal(proba, both[:, 1])
     assert np.all((proba >= 0) & (proba <= 1))
     x, t_x, T = (X["repeat_purchases"].to_numpy(float), X["first_to_last_days"].to_numpy(float) / 7,
                  X["tenure_days"].to_numpy(float) / 7)
@@ -285,9 +288,9 @@ def test_bgnbd_model_on_day_table():
     assert np.all(prob_alive(model.params_, x, t_x, T)[one_time] == 1.0)  # the published model's known caveat
     assert np.unique(proba[one_time]).size > 1  # yet the no-purchase probability still separates them
     # same answer when first_to_last_days must be derived from recency_days
-    np.testing.assert_allclose(model.predict_proba(X.drop(columns="first_to_last_days")), proba)
+    np.testing.assert_allclose(churn_probability(model, X.drop(columns="first_to_last_days")), proba)
     # score="not_alive" returns 1 - P(alive)
-    alt = BGNBDModel(score="not_alive").fit(X).predict_proba(X)
+    alt = churn_probability(BGNBDModel(score="not_alive").fit(X), X)
     np.testing.assert_allclose(alt, 1 - prob_alive(model.params_, x, t_x, T))
 
 
@@ -318,24 +321,24 @@ def test_recency_rule_ranking_equals_recency_ranking():
     rng = np.random.default_rng(4)
     y = (rng.random(len(X)) < 1 / (1 + np.exp(-(X["recency_days"] - 150) / 60))).astype(int)
     for model in (RecencyRule(horizon_days=90).fit(X, y), RecencyRule(horizon_days=90).fit(X)):
-        proba = model.predict_proba(X)
-        assert proba.shape == (len(X),)
+        assert model.predict_proba(X).shape == (len(X), 2)
+        proba = churn_probability(model, X)
         assert np.all((proba >= 0) & (proba <= 1))
         np.testing.assert_array_equal(stats.rankdata(proba), stats.rankdata(X["recency_days"]))
     fitted = RecencyRule().fit(X, pd.Series(y, index=X.index))
     assert fitted.method_ == "logistic" and fitted.slope_ > 0
     # the fitted curve is calibrated in the mean (logistic regression with an intercept)
-    assert fitted.predict_proba(X).mean() == pytest.approx(y.mean(), abs=0.01)
+    assert churn_probability(fitted, X).mean() == pytest.approx(y.mean(), abs=0.01)
     # labels that run against recency cannot flip the ranking
     flipped = RecencyRule().fit(X, 1 - y)
-    np.testing.assert_array_equal(stats.rankdata(flipped.predict_proba(X)), stats.rankdata(X["recency_days"]))
+    np.testing.assert_array_equal(stats.rankdata(churn_probability(flipped, X)), stats.rankdata(X["recency_days"]))
 
 
 def test_recency_rule_fixed_curve_and_errors():
     X = pd.DataFrame({"recency_days": [0.0, 45.0, 90.0, 180.0, 720.0]})
     model = RecencyRule(horizon_days=90).fit(X)
     assert model.method_ == "fixed"
-    proba = model.predict_proba(X)
+    proba = churn_probability(model, X)
     assert proba[2] == pytest.approx(0.5)
     assert np.all(np.diff(proba) > 0)
     assert RecencyRule().fit(X, np.ones(5)).method_ == "fixed"  # a single class: nothing to learn

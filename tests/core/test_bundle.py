@@ -202,7 +202,7 @@ def test_saved_model_reproduces_the_validation_predictions_without_refit(trained
     val = run.validation()
     X = val[run.info["numeric"] + run.info["categorical"]]
     for key in ("recency", "logreg"):
-        np.testing.assert_allclose(run.model(key).predict_proba(X), val[f"p:{key}"].to_numpy(), atol=1e-9)
+        np.testing.assert_allclose(run.model(key).predict_proba(X)[:, 1], val[f"p:{key}"].to_numpy(), atol=1e-9)
 
 
 def test_saved_models_are_refitted_on_the_latest_labelled_snapshots(trained, tmp_path):
@@ -221,7 +221,7 @@ def test_saved_models_are_refitted_on_the_latest_labelled_snapshots(trained, tmp
         float(kw["result"].leaderboard.set_index("model").loc["logreg", "roc_auc"]))
     val = run.validation()
     X = val[run.info["numeric"] + run.info["categorical"]]
-    assert not np.allclose(run.model("logreg").predict_proba(X), val["p:logreg"].to_numpy(), atol=1e-6)
+    assert not np.allclose(run.model("logreg").predict_proba(X)[:, 1], val["p:logreg"].to_numpy(), atol=1e-6)
 
 
 class _RunsACommand:
@@ -289,3 +289,13 @@ def test_tables_swapped_after_loading_are_refused(trained, tmp_path):
     pd.DataFrame({"x": [1]}).to_parquet(path / "validation.parquet")
     with pytest.raises(BundleError, match="validation.parquet"):
         run.validation()
+
+
+def test_a_model_this_version_cannot_read_asks_for_a_new_training():
+    """A model pickled by a version of the product whose classes this one no longer has is refused with a message
+    that says what to do, not an AttributeError from deep inside the unpickler."""
+    import pickle
+
+    text = pickle.dumps(bundle.BundleError("x"), protocol=0).replace(b"BundleError", b"NoSuchModelClass")
+    with pytest.raises(bundle.BundleError, match="cannot read .*train the run again"):
+        bundle._load_model({"format": "joblib"}, {"model.joblib": text})

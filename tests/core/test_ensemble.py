@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.ensemble import VotingClassifier
 
 from retention_core.errors import ModelError
 from retention_core.events import canonical_events
@@ -31,9 +32,10 @@ def test_ensemble_is_the_mean_of_its_members(dataset):
     m = make_model("ensemble", numeric=lab.numeric, categorical=lab.categorical, horizon_days=60).fit(X, y)
     members = m.member_probabilities(X)
     assert set(members) == {"logreg", "random_forest", "gbm", "bgnbd"}
-    np.testing.assert_allclose(m.predict_proba(X), np.mean(list(members.values()), axis=0))
+    assert isinstance(m, VotingClassifier) and m.voting == "soft"
+    np.testing.assert_allclose(m.predict_proba(X)[:, 1], np.mean(list(members.values()), axis=0))
     with pytest.raises(ModelError, match="at least two"):
-        EnsembleModel.from_fitted({"logreg": m.members_["logreg"]})
+        EnsembleModel.from_fitted({"logreg": m.members_["logreg"]}, X, y)
 
 
 def test_training_assembles_the_ensemble_from_fitted_members(dataset):
@@ -72,7 +74,7 @@ def test_ensemble_explanations_add_up(dataset):
     assert isinstance(ex, EnsembleExplainer)
     few = X.iloc[:20]
     pts = ex.effects_points(few)
-    p = m.predict_proba(few)
+    p = m.predict_proba(few)[:, 1]
     # additivity in churn probability: the points add up to the ensemble's probability minus its average one
     np.testing.assert_allclose(pts.sum(axis=1).to_numpy() / 100, p - ex.expected_value, atol=0.02)
     assert np.corrcoef(pts.sum(axis=1), p)[0, 1] > 0.9

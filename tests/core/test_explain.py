@@ -19,7 +19,8 @@ from retention_core.explain import (
     segment_mean_abs_shap,
     top_reasons,
 )
-from retention_core.models import make_model
+from retention_core.models import make_model, model_input
+from retention_core.models.base import churn_probability, with_sequences
 
 NUMERIC = ["recency_days", "tenure_days", "repeat_purchases", "orders_365d", "revenue_90d", "return_rate"]
 CATEGORICAL = ["country"]
@@ -62,7 +63,7 @@ def fitted(key: str, data, **params):
     if name not in _FITTED:
         X, y, seq = data
         model = make_model(key, numeric=NUMERIC, categorical=CATEGORICAL, horizon_days=90, **params)
-        _FITTED[name] = model.fit(X, y, sequences=seq)
+        _FITTED[name] = model.fit(model_input(key, X, seq), y)
     return _FITTED[name]
 
 
@@ -93,7 +94,7 @@ def test_additive_on_original_columns(data, key, params, space):
     np.testing.assert_allclose(sv.sum(axis=1).to_numpy() + ex.expected_value, out, atol=1e-6)
     # the probability points add up to the churn probability minus the average one
     pts = ex.effects_points(rows)
-    p = fitted(key, data, **params).predict_proba(rows)
+    p = churn_probability(fitted(key, data, **params), rows)
     p0 = special.expit(ex.expected_value) if space == "log-odds" else ex.expected_value
     np.testing.assert_allclose(pts.sum(axis=1).to_numpy(), 100 * (p - p0), atol=1e-6)
 
@@ -117,15 +118,15 @@ def test_one_hot_columns_summed_back(data):
 def test_calibrated_model_explains_its_base(data):
     X, y, _ = data
     model = make_model("gbm", numeric=NUMERIC, categorical=CATEGORICAL, calibrate="sigmoid", max_iter=30)
-    model.fit(X.iloc[:300], y[:300], X_val=X.iloc[300:], y_val=y[300:])
+    model.fit(X, y)
     ex = Explainer(model, "gbm", X, NUMERIC, CATEGORICAL, reference_y=y)
     assert ex.calibrated and ex.explained_model is model.base_ and "underlying model" in ex.method_note
     rows = X.iloc[:30]
     sv = ex.shap_values(rows)
     np.testing.assert_allclose(sv.sum(axis=1) + ex.expected_value, ex.model_output(rows), atol=1e-6)
     pts = ex.effects_points(rows)
-    p = model.predict_proba(rows)
-    p0 = model.calibrator_.predict(np.array([special.expit(ex.expected_value)]))[0]
+    p = churn_probability(model, rows)
+    p0 = model.calibration_map(np.array([special.expit(ex.expected_value)]))[0]
     np.testing.assert_allclose(pts.sum(axis=1).to_numpy(), 100 * (p - p0), atol=1e-6)
 
 
@@ -152,7 +153,7 @@ def test_sequence_model_attributions_grouped_into_readable_units(data):
                       "returns in the last 4 weeks", "returns 5-8 weeks ago"]
     assert list(sv.columns) == expected_units + NUMERIC + CATEGORICAL
     assert ex.method == "gradient" and ex.space == "probability"
-    p = fitted("gru", data, epochs=1, batch_size=64, units=8).predict_proba(rows, sequences=s)
+    p = churn_probability(fitted("gru", data, epochs=1, batch_size=64, units=8), with_sequences(rows, s))
     np.testing.assert_allclose(sv.sum(axis=1).to_numpy() + ex.expected_value, p, atol=1e-5)
     values = ex.unit_values(rows, s)
     np.testing.assert_allclose(values["orders in the last 4 weeks"], s[:, -4:, 0].sum(axis=1))
@@ -167,7 +168,7 @@ def test_deep_gradient_and_permutation_values_agree(data):
     X, y, seq = data
     model = fitted("mlp", data, epochs=1, batch_size=64, hidden=(64,))
     rows = X.iloc[:60]
-    p = model.predict_proba(rows)
+    p = churn_probability(model, rows)
     values = {}
     for method in ("gradient", "permutation"):
         ex = Explainer(model, "mlp", X, NUMERIC, CATEGORICAL, reference_y=y, background_size=30, deep_method=method)
@@ -187,7 +188,7 @@ def test_mlp_units_are_original_columns(data):
     rows = X.iloc[:8]
     sv = ex.shap_values(rows)
     assert list(sv.columns) == NUMERIC + CATEGORICAL
-    p = fitted("mlp", data, epochs=1, batch_size=64, hidden=(64,)).predict_proba(rows)
+    p = churn_probability(fitted("mlp", data, epochs=1, batch_size=64, hidden=(64,)), rows)
     np.testing.assert_allclose(sv.sum(axis=1).to_numpy() + ex.expected_value, p, atol=1e-5)
 
 
@@ -200,11 +201,11 @@ def test_recency_rule_explained_exactly(data):
     rows = X.iloc[:15]
     sv = ex.shap_values(rows)
     assert list(sv.columns) == ["recency_days"] and ex.method == "exact"
-    p = fitted("recency", data).predict_proba(rows)
+    p = churn_probability(fitted("recency", data), rows)
     np.testing.assert_allclose(sv["recency_days"].to_numpy() + ex.expected_value, p, atol=1e-9)
     # one input: its SHAP value is the user's probability minus the background average
     bg = ex._X_bg
-    np.testing.assert_allclose(ex.expected_value, fitted("recency", data).predict_proba(bg).mean(), atol=1e-9)
+    np.testing.assert_allclose(ex.expected_value, churn_probability(fitted("recency", data), bg).mean(), atol=1e-9)
 
 
 def test_bgnbd_explained_over_its_three_inputs(data):
@@ -213,7 +214,7 @@ def test_bgnbd_explained_over_its_three_inputs(data):
     rows = X.iloc[:15]
     sv = ex.shap_values(rows)
     assert list(sv.columns) == ["repeat_purchases", "recency_days", "tenure_days"]
-    p = fitted("bgnbd", data).predict_proba(rows)
+    p = churn_probability(fitted("bgnbd", data), rows)
     np.testing.assert_allclose(sv.sum(axis=1).to_numpy() + ex.expected_value, p, atol=1e-8)
 
 

@@ -138,6 +138,9 @@ def test_windows_other_than_the_default(sample):
     cfg = SnapshotConfig(windows=(7, 14, 30, 90, 400), lookback_days=200, horizon_days=45, sequence_weeks=9)
     end = data_end(part)
     assert_same(part, [end - pd.Timedelta(days=d) for d in (10, 100)], cfg, min_rows=50)
+    # without a 90-day window: the trends read their own 90 days (one definition each), in both engines
+    short = SnapshotConfig(windows=(7, 30), lookback_days=200, horizon_days=45, sequence_weeks=9)
+    assert_same(part, [end - pd.Timedelta(days=10)], short, min_rows=50)
 
 
 # ----------------------------------------------------------------------------------------------- edge cases by hand
@@ -249,7 +252,7 @@ def test_build_dataset_picks_the_engine_by_size(awkward, monkeypatch):
     assert len(awkward) <= features_small.SMALL_EVENTS and features_small.fits(awkward, cfg)
     monkeypatch.setattr(features_small, "SMALL_EVENTS", len(few))
     assert features_small.fits(few, cfg) and not features_small.fits(awkward, cfg)
-    assert not features_small.fits(few, SnapshotConfig(windows=(7, 30)))  # the trends read the 90-day window
+    assert features_small.fits(few, SnapshotConfig(windows=(7, 30)))  # the trends read their own 90 days, any windows
     called = []
     monkeypatch.setattr(features_small, "compute", lambda *a, **k: called.append(1) or features.compute(*a, **k))
     build_dataset(few, cfg, cutoffs=[data_end(few) - pd.Timedelta(days=30)])

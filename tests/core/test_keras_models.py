@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
+from sklearn.utils import _safe_indexing
 
 from retention_core.errors import BundleError, ConfigError, ModelError
 from retention_core.models import keras_models as km
+from retention_core.models.base import churn_probability, sequences_of, with_sequences
 from retention_core.models.calibration import CalibratedModel
 from retention_core.models.keras_backend import load_keras
 from retention_core.models.keras_builders import (
@@ -64,7 +67,7 @@ def fitted(cls, data):
     if cls not in _FITTED:
         X, y, s, _, _, _ = data
         calls: list[tuple[float, str]] = []
-        model = cls(**FAST).fit(X, y, sequences=s, progress=lambda f, m: calls.append((f, m)))
+        model = cls(**FAST).fit(with_sequences(X, s), y, progress=lambda f, m: calls.append((f, m)))
         _FITTED[cls] = (model, calls)
     return _FITTED[cls]
 
@@ -73,9 +76,11 @@ def fitted(cls, data):
 def test_fit_predict_beats_chance(cls, data):
     _, _, _, Xt, yt, st = data
     model, calls = fitted(cls, data)
-    p = model.predict_proba(Xt, sequences=st)
-    assert p.shape == (len(Xt),) and p.dtype == np.float64
-    assert ((p >= 0) & (p <= 1)).all()
+    proba = model.predict_proba(with_sequences(Xt, st))
+    assert proba.shape == (len(Xt), 2) and proba.dtype == np.float64 and list(model.classes_) == [0, 1]
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    p = churn_probability(model, with_sequences(Xt, st))
+    assert np.array_equal(p, proba[:, 1]) and ((p >= 0) & (p <= 1)).all()
     assert roc_auc_score(yt, p) > 0.6
     # the progress callback got one call per epoch, in the documented form
     assert [f for f, _ in calls] == [0.5, 1.0]
@@ -84,7 +89,8 @@ def test_fit_predict_beats_chance(cls, data):
     assert model.best_epoch_ in (1, 2)
     assert model.n_static_ == len(model.feature_names_out_)
     # predictions do not depend on how the rows are batched
-    np.testing.assert_allclose(model.predict_proba(Xt, sequences=st, batch_size=7), p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model._predict_arrays(model.model_inputs(with_sequences(Xt, st)), batch_size=7), p,
+                               rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
@@ -96,24 +102,27 @@ def test_unseen_categories_and_missing_values_at_scoring(cls, data):
     X.loc[X.index[10:20], "orders"] = np.nan
     X.loc[X.index[20:30], "recency_days"] = np.inf
     X["extra"] = 1.0
-    p = model.predict_proba(X, sequences=st)
+    p = churn_probability(model, with_sequences(X, st))
     assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
-    assert model.predict_proba(Xt.iloc[:0], sequences=st[:0]).shape == (0,)
+    assert model.predict_proba(with_sequences(Xt.iloc[:0], st[:0])).shape == (0, 2)
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_save_load_and_pickle_give_identical_predictions(cls, data, tmp_path):
     _, _, _, Xt, _, st = data
     model, _ = fitted(cls, data)
-    p = model.predict_proba(Xt, sequences=st)
+    rows = with_sequences(Xt, st)
+    p = model.predict_proba(rows)
     written = model.save(tmp_path / "m")
     assert sorted(f.name for f in written) == ["model.keras", "params.json", "preprocessing.joblib"]
     back = cls.load(tmp_path / "m")
     assert type(back) is cls and back.get_params() == model.get_params()
     assert back.history_ == model.history_ and back.feature_names_out_ == model.feature_names_out_
-    np.testing.assert_array_equal(back.predict_proba(Xt, sequences=st), p)
-    np.testing.assert_array_equal(km.load_model(tmp_path / "m").predict_proba(Xt, sequences=st), p)
-    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict_proba(Xt, sequences=st), p)
+    np.testing.assert_array_equal(back.predict_proba(rows), p)
+    np.testing.assert_array_equal(km.load_model(tmp_path / "m").predict_proba(rows), p)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict_proba(rows), p)
+    fresh = clone(model)
+    assert type(fresh) is cls and fresh.get_params() == model.get_params() and not hasattr(fresh, "model_")
 
 
 def test_load_errors(data, tmp_path):
@@ -128,29 +137,46 @@ def test_load_errors(data, tmp_path):
 
 def test_sequence_errors(data):
     X, y, s, Xt, _, st = data
-    with pytest.raises(ModelError, match="sequences"):
+    with pytest.raises(ModelError, match="weekly activity"):
         km.GRUModel(**FAST).fit(X, y)
     model, _ = fitted(km.GRUModel, data)
-    with pytest.raises(ModelError, match="12 weeks"):
-        model.predict_proba(Xt, sequences=st[:, :8])
+    with pytest.raises(ModelError, match="carries no weekly activity; the model reads 12 weeks x 4 channels"):
+        model.predict_proba(Xt)
+    with pytest.raises(ModelError, match="reads 12 weeks x 4 channels of weekly activity; the table carries 8 x 3"):
+        model.predict_proba(with_sequences(Xt, st[:, :8, :3]))  # another shape of activity
     with pytest.raises(ModelError, match="shape"):
-        model.predict_proba(Xt, sequences=st[:10])
+        with_sequences(Xt, st[:10])
     with pytest.raises(ModelError, match="not fitted"):
-        km.CNNModel().predict_proba(Xt, sequences=st)
+        km.CNNModel().predict_proba(with_sequences(Xt, st))
 
 
-def test_validation_rows_and_calibration(data):
+@pytest.mark.parametrize("cls", [km.GRUModel, km.MLPModel], ids=lambda c: c.__name__)
+def test_rows_keep_their_weekly_activity_through_scikit_learns_slicing(cls, data):
+    """The activity travels in the rows' own columns: scikit-learn's ``_safe_indexing`` (as cross-validation and
+    calibration split a table) hands each row its own weeks, so a shuffled slice scores as the same rows did."""
+    _, _, _, Xt, _, st = data
+    model, _ = fitted(cls, data)
+    rows = with_sequences(Xt, st)
+    pick = np.random.default_rng(0).permutation(len(Xt))[:120]
+    part = _safe_indexing(rows, pick)
+    np.testing.assert_array_equal(sequences_of(part), st[pick])
+    assert (part["user_id"].to_numpy() == Xt["user_id"].to_numpy()[pick]).all()
+    np.testing.assert_allclose(churn_probability(model, part), churn_probability(model, rows)[pick], rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_early_stopping_rows_and_calibration(data):
     X, y, s, Xt, yt, st = data
     m = km.MLPModel(hidden=(16,), epochs=3, batch_size=64, learning_rate=5e-3, patience=1)
-    m.fit(X, y, X_val=Xt, y_val=yt)
+    m.fit(X, y)  # early stopping on a stratified 15% of these rows
     assert 1 <= len(m.history_) <= 3 and all("val_loss" in h for h in m.history_)
     # a neural model is calibrated on held-out rows (no per-fold refits)
-    cal = CalibratedModel(km.MLPModel(hidden=(16,), **FAST), method="sigmoid").fit(X, y, sequences=s)
+    cal = CalibratedModel(km.MLPModel(hidden=(16,), **FAST), method="sigmoid").fit(with_sequences(X, s), y)
     assert cal.calibration_source_ == "holdout"
-    p = cal.predict_proba(Xt)
+    p = churn_probability(cal, Xt)
     assert ((p >= 0) & (p <= 1)).all() and roc_auc_score(yt, p) > 0.6
     # the wrapper pickles whole, Keras model included
-    np.testing.assert_array_equal(pickle.loads(pickle.dumps(cal)).predict_proba(Xt), p)
+    np.testing.assert_array_equal(churn_probability(pickle.loads(pickle.dumps(cal)), Xt), p)
 
 
 def test_factories_shapes_and_errors():

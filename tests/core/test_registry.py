@@ -12,7 +12,8 @@ from sklearn.metrics import roc_auc_score
 
 import retention_core.models as models
 from retention_core.errors import ConfigError
-from retention_core.models import DEFAULT_AUTO, FAMILIES, REGISTRY, ModelSpec, Param, make_model, resolve_model_keys
+from retention_core.models import (DEFAULT_AUTO, FAMILIES, REGISTRY, ModelSpec, Param, churn_probability, make_model,
+                                    resolve_model_keys)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,9 +132,12 @@ def test_default_auto_models_train_through_the_registry():
     Xt, yt = users(600, 1)
     for key in DEFAULT_AUTO:
         model = make_model(key, numeric=NUMERIC, categorical=CATEGORICAL, horizon_days=90)
-        model.fit(X, y, sequences=None, X_val=Xt, y_val=yt, seq_val=None, progress=None)
-        p = model.predict_proba(Xt, sequences=None)
-        assert p.shape == (len(Xt),) and ((p >= 0) & (p <= 1)).all(), key
+        model.fit(X, y, progress=None)
+        proba = model.predict_proba(Xt)
+        assert proba.shape == (len(Xt), 2) and np.allclose(proba.sum(axis=1), 1.0), key
+        p = churn_probability(model, Xt)
+        np.testing.assert_allclose(p, proba[:, 1], rtol=1e-12)  # a forest on several threads: the last bit varies
+        assert ((p >= 0) & (p <= 1)).all(), key
         assert roc_auc_score(yt, p) > 0.6, key
 
 

@@ -6,9 +6,12 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import special
+from sklearn.base import clone
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from retention_core.errors import ConfigError, ModelError
+from retention_core.models.base import churn_probability
 from retention_core.models.baselines import RecencyRule
 from retention_core.models.calibration import CalibratedModel
 from retention_core.models.preprocessing import SignedLog1p, infer_columns, make_preprocessor
@@ -158,19 +161,25 @@ def test_model_fits_and_scores_raw_columns(factory, data):
     model = factory()
     assert model.fit(X, y, progress=lambda f, m: calls.append((f, m))) is model
     assert calls[0][0] == 0.0 and calls[-1][0] == 1.0
-    p = model.predict_proba(Xt)
-    assert p.shape == (len(Xt),) and p.dtype == np.float64
+    proba = model.predict_proba(Xt)
+    assert proba.shape == (len(Xt), 2) and proba.dtype == np.float64 and list(model.classes_) == [0, 1]
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    p = churn_probability(model, Xt)
+    assert p.shape == (len(Xt),)
+    np.testing.assert_allclose(p, proba[:, 1], rtol=1e-12)  # a forest on several threads: the last bit may vary
     assert ((p >= 0) & (p <= 1)).all()
     assert roc_auc_score(yt, p) > 0.7
+    assert np.array_equal(model.predict(Xt), (p > 0.5).astype(int))
+    np.testing.assert_allclose(special.expit(model.decision_function(Xt)), p, rtol=1e-12)
     # awkward input: unseen categories, missing and infinite values, extra and reordered columns
-    q = model.predict_proba(awkward(Xt))
+    q = churn_probability(model, awkward(Xt))
     assert q.shape == (len(Xt),) and np.isfinite(q).all() and ((q >= 0) & (q <= 1)).all()
     # the fitted pipeline alone scores the raw table, and survives pickling
     pipe = pickle.loads(pickle.dumps(model.pipeline_))
     np.testing.assert_allclose(pipe.predict_proba(Xt)[:, 1], p)
-    assert len(model.feature_names_out_) == model.transform(Xt).shape[1]
+    assert len(model.feature_names_out_) == model.encoded(Xt).shape[1]
     assert model.numeric_ == NUMERIC and model.categorical_ == CATEGORICAL
-    assert model.predict_proba(Xt.iloc[:0]).shape == (0,)
+    assert model.predict_proba(Xt.iloc[:0]).shape == (0, 2)
 
 
 def test_models_store_params_unchanged():
@@ -207,17 +216,26 @@ def test_training_and_scoring_errors(data):
     with pytest.raises(ModelError, match="labels"):
         LogisticModel().fit(X, y[:-1])
     with pytest.raises(ModelError, match="DataFrame"):
-        LogisticModel().fit(X.to_numpy(), y)
+        LogisticModel().fit(X["orders"].to_numpy(), y)  # a table or a matrix, not one column
+    # a matrix is a table of numeric columns x0, x1, ...
+    M = X[["recency_days", "orders"]].to_numpy()
+    named = pd.DataFrame(M, columns=["x0", "x1"])
+    np.testing.assert_array_equal(LogisticModel().fit(M, y).predict_proba(M[:50]),
+                                  LogisticModel().fit(named, y).predict_proba(named.iloc[:50]))
     m = LogisticModel(NUMERIC, CATEGORICAL).fit(X, y)
     with pytest.raises(ModelError, match="'orders'"):
         m.predict_proba(Xt.drop(columns=["orders"]))
 
 
-def test_gbm_uses_validation_rows_for_early_stopping(data):
+def test_gbm_stops_early_on_a_share_of_its_own_training_rows(data):
     X, y, Xt, yt = data
-    m = GradientBoostingModel(NUMERIC, CATEGORICAL, learning_rate=0.3, max_iter=300).fit(X, y, X_val=Xt, y_val=yt)
+    m = GradientBoostingModel(NUMERIC, CATEGORICAL, learning_rate=0.3, max_iter=300).fit(X, y)
+    est = m.pipeline_.named_steps["model"]
+    assert est.early_stopping and est.validation_fraction == 0.1  # held out of the rows given to fit
     assert m.n_iter_ < 300
-    assert roc_auc_score(yt, m.predict_proba(Xt)) > 0.7
+    assert roc_auc_score(yt, churn_probability(m, Xt)) > 0.7
+    with pytest.raises(TypeError):
+        m.fit(X, y, X_val=Xt, y_val=yt)  # no other rows to stop on: the measured rows never reach a fit
 
 
 def test_gbm_scores_large_tables_in_blocks_with_the_same_result(data):
@@ -226,7 +244,7 @@ def test_gbm_scores_large_tables_in_blocks_with_the_same_result(data):
     table = awkward(Xt)
     whole = m.pipeline_.predict_proba(table)[:, list(m.pipeline_.classes_).index(1.0)]
     m._block_rows = 97  # 800 rows: 9 blocks, the last one short
-    assert np.array_equal(m.predict_proba(table), whole)
+    assert np.array_equal(churn_probability(m, table), whole)
 
 
 def test_gbm_scores_through_binned_trees_exactly(data):
@@ -248,7 +266,7 @@ def test_gbm_scores_through_binned_trees_exactly(data):
     fast = binned_proba(est, Z)
     assert fast is not None, "this scikit-learn should support the binned path"
     assert np.array_equal(fast, est.predict_proba(Z))
-    assert np.array_equal(m.predict_proba(awkward(Xt)), est.predict_proba(pre.transform(awkward(Xt)))[:, 1])
+    assert np.array_equal(churn_probability(m, awkward(Xt)), est.predict_proba(pre.transform(awkward(Xt)))[:, 1])
 
 
 def test_category_text_cleans_each_distinct_value_once():
@@ -266,7 +284,7 @@ def test_random_forest_caps_rows_per_tree(data):
     assert capped.pipeline_.named_steps["model"].max_samples == 400  # 750 rows by share, capped to 400
     loose = RandomForestModel(NUMERIC, CATEGORICAL, n_estimators=20, max_samples=0.5, max_tree_rows=1000).fit(X, y)
     assert loose.pipeline_.named_steps["model"].max_samples == 0.5  # the cap does not bind
-    assert roc_auc_score(yt, capped.predict_proba(Xt)) > 0.7
+    assert roc_auc_score(yt, churn_probability(capped, Xt)) > 0.7
     with pytest.raises(ConfigError, match="max_tree_rows"):
         RandomForestModel(NUMERIC, CATEGORICAL, max_tree_rows=0).fit(X, y)
 
@@ -295,21 +313,31 @@ def rare_churn():
 
 
 @pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
-@pytest.mark.parametrize("use_val", [False, True], ids=["cv", "validation"])
-def test_calibration_improves_brier_on_miscalibrated_model(method, use_val, rare_churn):
+@pytest.mark.parametrize("how", ["cv", "prefit"])
+def test_calibration_improves_brier_on_miscalibrated_model(method, how, rare_churn):
+    """Cross-validated (the product's CalibratedModel) and on validation rows around a fitted model (scikit-learn's
+    own CalibratedClassifierCV over FrozenEstimator): both take the product's model as it is."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
     X, y, Xt, yt = rare_churn
     assert 0.05 < y.mean() < 0.3
     base = LogisticModel(NUMERIC, CATEGORICAL, class_weight="balanced")
-    p_base = LogisticModel(**base.get_params()).fit(X, y).predict_proba(Xt)
-    kw = {"X_val": Xt.iloc[:700], "y_val": yt[:700]} if use_val else {}
-    cal = CalibratedModel(base, method=method).fit(X, y, **kw)
-    assert cal.calibration_source_ == ("validation" if use_val else "cv")
-    assert cal.base is base and not hasattr(base, "pipeline_")  # the given model is left untouched
-    p = cal.predict_proba(Xt.iloc[700:])
+    p_base = churn_probability(clone(base).fit(X, y), Xt)
+    if how == "cv":
+        cal = CalibratedModel(base, method=method).fit(X, y)
+        assert cal.calibration_source_ == "cv" and isinstance(cal.calibrated_, CalibratedClassifierCV)
+        assert cal.base is base and not hasattr(base, "pipeline_")  # the given model is left untouched
+        assert cal.feature_names_out_ == cal.base_.feature_names_out_
+    else:
+        cal = CalibratedClassifierCV(FrozenEstimator(clone(base).fit(X, y)), method=method).fit(Xt.iloc[:700],
+                                                                                               yt[:700])
+    proba = cal.predict_proba(Xt.iloc[700:])
+    assert proba.shape == (800, 2) and np.allclose(proba.sum(axis=1), 1.0)
+    p = churn_probability(cal, Xt.iloc[700:])
     assert ((p >= 0) & (p <= 1)).all()
     assert brier_score_loss(yt[700:], p) < brier_score_loss(yt[700:], p_base[700:]) - 0.01
     assert abs(p.mean() - yt[700:].mean()) < abs(p_base[700:].mean() - yt[700:].mean())
-    assert cal.feature_names_out_ == cal.base_.feature_names_out_
 
 
 def test_calibration_holdout_for_other_models_uses_latest_snapshot(rare_churn):
@@ -318,7 +346,7 @@ def test_calibration_holdout_for_other_models_uses_latest_snapshot(rare_churn):
     ys = np.concatenate([y, yt[:500]])
     cal = CalibratedModel(RecencyRule(horizon_days=90), method="sigmoid").fit(Xs, ys)
     assert cal.calibration_source_ == "holdout" and cal.n_calibration_ == 500
-    p = cal.predict_proba(Xt.iloc[500:])
+    p = churn_probability(cal, Xt.iloc[500:])
     assert ((p >= 0) & (p <= 1)).all() and p.shape == (1000,)
     assert roc_auc_score(yt[500:], p) > 0.6
     # a single snapshot: a stratified 20%
@@ -332,8 +360,10 @@ def test_calibration_errors(data):
         CalibratedModel(LogisticModel(), method="beta").fit(X, y)
     with pytest.raises(ModelError, match="not fitted"):
         CalibratedModel(LogisticModel()).predict_proba(Xt)
-    with pytest.raises(ModelError, match=r"\(validation\): every label is 0"):
-        CalibratedModel(LogisticModel()).fit(X, y, X_val=Xt.iloc[:10], y_val=np.zeros(10))
+    one_churner = np.zeros(len(X))
+    one_churner[0] = 1
+    with pytest.raises(ModelError, match=r"too few churned or retained users \(1\)"):
+        CalibratedModel(LogisticModel()).fit(X, one_churner)
 
 
 def test_logistic_regression_clips_lifetime_totals_to_the_training_range():
@@ -352,30 +382,71 @@ def test_logistic_regression_clips_lifetime_totals_to_the_training_range():
     assert isinstance(clip, QuantileClip)
     top = X["orders_total"].quantile(0.995)
     far = pd.DataFrame({"orders_total": [top, 50 * top, np.nan], "recency_days": [50.0, 50.0, 50.0]})
-    p = m.predict_proba(far)
+    p = churn_probability(m, far)
     assert p[0] == pytest.approx(p[1])
     assert np.isfinite(p[2])
-    unclipped = LogisticModel(["orders_total", "recency_days"], [], clip=False).fit(X, y).predict_proba(far)
+    unclipped = churn_probability(LogisticModel(["orders_total", "recency_days"], [], clip=False).fit(X, y), far)
     assert unclipped[1] < unclipped[0] - 0.01  # without the clip the linear score runs on past the data
     log = m.pipeline_.named_steps["preprocess"].named_transformers_["num"].named_steps["log"]
     assert log.log_columns_.all()  # recency is not very skewed, yet it is on a log scale too
 
 
-def test_models_saved_before_the_package_split_still_load(data):
-    """Runs saved before the models package was split name the preprocessing classes, the one-hot naming function,
-    the calibration wrapper and its sigmoid by ``retention_core.models.sklearn_models`` in their pickles: such a
-    pickle (the current one with those paths written the old way) still loads and scores the same."""
-    X, y, Xt, _ = data
-    model = CalibratedModel(LogisticModel(NUMERIC, CATEGORICAL), method="sigmoid").fit(X, y)
-    text = pickle.dumps(model, protocol=0)  # protocol 0 names each class as "module\nname\n"
-    old = b"retention_core.models.sklearn_models\n"
+def _saved_the_old_way(state: dict, cls=CalibratedModel) -> bytes:
+    """A pickle of ``cls`` holding ``state`` as runs saved before the models were scikit-learn classifiers held it,
+    the classes named by ``retention_core.models.sklearn_models`` as before the models package was split."""
+    old = cls.__new__(cls)
+    old.__dict__.update(state)
+    text = pickle.dumps(old, protocol=0)  # protocol 0 names each class as "module\nname\n"
+    where = b"retention_core.models.sklearn_models\n"
     for new in (b"retention_core.models.preprocessing\n", b"retention_core.models.calibration\n"):
-        assert new in text
-        text = text.replace(new, old)
-    text = text.replace(old + b"SigmoidCalibrator\n", old + b"_Sigmoid\n")
-    assert b"retention_core.models.preprocessing" not in text and b"_Sigmoid" in text
+        text = text.replace(new, where)
+    return text.replace(where + b"SigmoidCalibrator\n", where + b"_Sigmoid\n")
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_calibrated_models_saved_before_scikit_learn_calibration_still_load(method, data):
+    """A calibrated model saved by an earlier version (its own calibrator on the base model's probability, classes
+    named by their paths before the models package was split) loads and scores as it did: the same base model and
+    calibration map, now read through scikit-learn's calibrated classifier."""
+    from sklearn.isotonic import IsotonicRegression
+
+    from retention_core.models.calibration import SigmoidCalibrator
+
+    X, y, Xt, _ = data
+    base = LogisticModel(NUMERIC, CATEGORICAL).fit(X, y)
+    base.__dict__.pop("classes_")  # the models had no classes_ then
+    p_fit = base.pipeline_.predict_proba(X)[:, 1]
+    calibrator = SigmoidCalibrator() if method == "sigmoid" else IsotonicRegression(y_min=0.0, y_max=1.0,
+                                                                                 out_of_bounds="clip")
+    calibrator.fit(p_fit, y)
+    text = _saved_the_old_way({"base": LogisticModel(NUMERIC, CATEGORICAL), "method": method, "cv": 3,
+                               "holdout": 0.2, "random_state": 0, "base_": base, "calibrator_": calibrator,
+                               "calibration_source_": "cv", "n_calibration_": len(y)})
+    assert b"retention_core.models.preprocessing" not in text
+    assert (b"_Sigmoid" in text) == (method == "sigmoid")
     restored = pickle.loads(text)
-    assert np.array_equal(restored.predict_proba(awkward(Xt)), model.predict_proba(awkward(Xt)))
+    table = awkward(Xt)
+    was = np.clip(calibrator.predict(base.pipeline_.predict_proba(table)[:, 1]), 0.0, 1.0)
+    np.testing.assert_allclose(churn_probability(restored, table), was, rtol=1e-9, atol=1e-12)
+    assert list(restored.classes_) == [0, 1] and list(restored.base_.classes_) == [0, 1]
+    assert restored.predict_proba(table).shape == (len(table), 2)
+
+
+def test_an_ensemble_saved_before_the_vote_was_scikit_learns_still_loads(data):
+    from retention_core.models.ensemble import EnsembleModel
+
+    X, y, Xt, _ = data
+    members = {"logreg": LogisticModel(NUMERIC, CATEGORICAL).fit(X, y),
+               "recency": RecencyRule(horizon_days=90).fit(X.assign(recency_days=X["recency_days"].abs()), y)}
+    was = np.mean([churn_probability(m, Xt.assign(recency_days=Xt["recency_days"].abs())) for m in members.values()],
+                  axis=0)
+    for m in members.values():
+        m.__dict__.pop("classes_")
+    text = _saved_the_old_way({"numeric": NUMERIC, "categorical": CATEGORICAL, "horizon_days": 90,
+                               "members": tuple(members), "members_": members, "errors_": {}}, EnsembleModel)
+    restored = pickle.loads(text)
+    assert set(restored.members_) == {"logreg", "recency"}
+    np.testing.assert_allclose(churn_probability(restored, Xt.assign(recency_days=Xt["recency_days"].abs())), was)
 
 
 def test_binned_scoring_uses_the_openmp_threads_asked_for(monkeypatch):
@@ -395,8 +466,8 @@ def test_logistic_probability_of_a_row_does_not_depend_on_the_rows_beside_it(dat
     X, y, Xt, yt = data
     m = LogisticModel(NUMERIC, CATEGORICAL).fit(X, y)
     table = awkward(Xt)
-    whole = m.predict_proba(table)
+    whole = churn_probability(m, table)
     for n in (1, 7, 64, 301):
-        assert np.array_equal(np.concatenate([m.predict_proba(table.iloc[s:s + n]) for s in range(0, len(table), n)]),
-                              whole), n
+        parts = [churn_probability(m, table.iloc[s:s + n]) for s in range(0, len(table), n)]
+        assert np.array_equal(np.concatenate(parts), whole), n
     np.testing.assert_allclose(whole, m.pipeline_.predict_proba(table)[:, 1], rtol=1e-12, atol=1e-15)

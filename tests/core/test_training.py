@@ -116,6 +116,6 @@ def test_bgnbd_learns_from_the_scored_population():
     assert adapted is not trained and trained.params_ == BGNBDModel(horizon_days=90).fit(old).params_
     np.testing.assert_allclose(adapted.predict_proba(new), BGNBDModel(horizon_days=90).fit(new).predict_proba(new))
     assert for_population(trained, new.head(20)) is trained
-    ens = EnsembleModel.from_fitted({"bgnbd": trained, "recency": trained})
+    ens = EnsembleModel.from_fitted({"bgnbd": trained, "recency": trained}, old, np.r_[np.zeros(1000), np.ones(1000)])
     assert for_population(ens, new).members_["bgnbd"].params_ == adapted.params_
     assert ens.members_["bgnbd"] is trained

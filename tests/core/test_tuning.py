@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from assets.generator import checkerboard_table
 from tests.generated import generated_shop
 from retention_core import training, tuned_run
 from retention_core.dataset import user_dataset
@@ -18,17 +19,6 @@ from retention_core.training import TrainConfig, train_models
 from retention_core.validation import validate
 
 BIG = 600.0  # a budget the trial cap reaches first: the same trials on any machine
-
-
-def _table(n: int, seed: int = 0, cells: int = 8) -> pd.DataFrame:
-    """A user table where the label is a checkerboard over two columns (strong interactions) plus noise columns:
-    large leaves cannot draw the cells, deep trees with small leaves can."""
-    rng = np.random.default_rng(seed)
-    a, b = rng.random(n), rng.random(n)
-    board = ((a * cells).astype(int) + (b * cells).astype(int)) % 2
-    churn = np.where(rng.random(n) < 0.95, board, 1 - board)
-    return pd.DataFrame({"id": [f"c{i}" for i in range(n)], "a": a, "b": b, "noise1": rng.normal(size=n),
-                         "noise2": rng.integers(0, 50, n), "churn": np.where(churn == 1, "Yes", "No")})
 
 
 def _users(df: pd.DataFrame):
@@ -84,8 +74,8 @@ def test_every_searched_setting_is_a_registry_setting_within_its_range():
 def test_search_on_a_user_table_never_sees_the_holdout(monkeypatch):
     seen = _spy(monkeypatch)
     events = []
-    res = train_models(_users(_table(500)), TrainConfig(models=["logreg", "gbm"], tune_budget=BIG, tune_trials=4,
-                                                        cv_folds=0), progress=events.append)
+    cfg = TrainConfig(models=["logreg", "gbm"], tune_budget=BIG, tune_trials=4, cv_folds=0)
+    res = train_models(_users(checkerboard_table(500)), cfg, progress=events.append)
     _no_validation_rows(seen)
     assert {k for k, _, _ in seen["calls"]} == {"logreg", "gbm"}
     assert any(e.stage == "search" and e.search is not None for e in events)
@@ -109,7 +99,7 @@ def test_search_on_a_log_uses_earlier_snapshots_never_the_validation_one(monkeyp
 
 
 def test_same_seed_and_trial_cap_give_the_same_search():
-    ds = _users(_table(400, seed=1))
+    ds = _users(checkerboard_table(400, seed=1))
 
     def run():
         res = train_models(ds, TrainConfig(models=["logreg", "gbm"], tune_budget=BIG, tune_trials=6, cv_folds=0))
@@ -128,8 +118,8 @@ def test_same_seed_and_trial_cap_give_the_same_search():
 def test_tuned_gradient_boosting_beats_its_defaults_where_they_lose():
     """Checkerboard cells of about 40 users: the defaults' leaves of at least 100 users cannot draw them. The search
     decides inside the training rows; the tuned model then wins on the holdout it never saw."""
-    res = train_models(_users(_table(3000, seed=2)), TrainConfig(models=["gbm"], tune_budget=BIG, tune_trials=12,
-                                                                 cv_folds=0))
+    cfg = TrainConfig(models=["gbm"], tune_budget=BIG, tune_trials=12, cv_folds=0)
+    res = train_models(_users(checkerboard_table(3000, seed=2)), cfg)
     row = res.leaderboard.set_index("model").loc["gbm"]
     search = res.tuning["models"]["gbm"]
     assert search["kept"] and search["best_score"] > search["default_score"]
@@ -149,7 +139,7 @@ def test_without_inner_folds_nothing_is_searched_and_the_defaults_stay():
 
 
 def test_budget_zero_is_the_fixed_defaults_and_auto_searches_by_default():
-    ds = _users(_table(300, seed=3))
+    ds = _users(checkerboard_table(300, seed=3))
     off = train_models(ds, TrainConfig(models="auto", tune_budget=0, cv_folds=0))
     listed = train_models(ds, TrainConfig(models=["logreg", "random_forest", "gbm"], cv_folds=0))
     assert off.tuning == {} and "tuned" not in off.leaderboard
@@ -164,7 +154,7 @@ def test_the_command_line_saves_the_chosen_settings_and_the_search_history(tmp_p
     from retention_core.cli import main
 
     data = tmp_path / "users.csv"
-    _table(300, seed=4).to_csv(data, index=False)
+    checkerboard_table(300, seed=4).to_csv(data, index=False)
     run = tmp_path / "run"
     assert main(["train", str(data), "--out", str(run), "--label", "churn", "--positive", "Yes", "--models",
                  "logreg", "--tune-budget", "20"]) == 0
@@ -186,7 +176,7 @@ def test_no_fit_sees_the_rows_its_leaderboard_figure_is_measured_on(monkeypatch,
     fit = _SklearnModel.fit
 
     def spy_fit(self, X, y, **kw):
-        given.append((type(self).__name__, X.index.to_numpy(), kw.get("X_val")))
+        given.append((type(self).__name__, X.index.to_numpy(), set(kw) - {"progress"}))
         return fit(self, X, y, **kw)
 
     monkeypatch.setattr(_SklearnModel, "fit", spy_fit)
@@ -194,6 +184,6 @@ def test_no_fit_sees_the_rows_its_leaderboard_figure_is_measured_on(monkeypatch,
     sp = seen["split"][0]
     val_index = sp.frame.index.to_numpy()[sp.val]
     assert given, "a model was fitted"
-    for name, rows, x_val in given:
-        assert x_val is None, f"{name} was given rows to stop on"
+    for name, rows, other in given:
+        assert not other, f"{name} was given more than its training rows: {other}"
         assert not np.isin(rows, val_index).any(), f"{name} learned from the validation snapshot"

@@ -306,7 +306,7 @@ def test_a_single_users_decile_comes_from_the_validation_users(service, shop):
         mp.setenv("RETENTION_BUNDLE_KEY", "serve-tests-key")
         run = load_run(shop["run"])
         val = run.validation()
-        ref = run.model("gbm").predict_proba(val[run.info["numeric"] + run.info["categorical"]])
+        ref = run.model("gbm").predict_proba(val[run.info["numeric"] + run.info["categorical"]])[:, 1]
     feats = [f["name"] for f in service.get("/v1/model").json()["features"]]
     frame = shop["frame"].sort_values("recency_days")
     deciles = []
