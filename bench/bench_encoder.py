@@ -25,7 +25,7 @@ from bench.common import DATA
 from retention_core.dataset import SnapshotConfig, build_dataset, training_cutoffs
 from retention_core.events import canonical_events
 from retention_core.io import read_table
-from retention_core.models import REGISTRY
+from retention_core.models import REGISTRY, churn_probability, model_input
 from retention_core.roles import infer_schema
 from retention_core.training import TrainConfig, train_models
 
@@ -55,7 +55,7 @@ def one_cutoff(name: str, cutoff: str, params: dict, horizon: int = 90) -> dict:
     assert (score_ds.frame["user_id"].to_numpy() == truth.frame["user_id"].to_numpy()).all()
     X = score_ds.frame[res.numeric + res.categorical]
     enc = res.models["encoder"]
-    p = {"gbm": res.models["gbm"].predict_proba(X), "encoder": enc.predict_proba(X, sequences=score_ds.sequences)}
+    p = {k: churn_probability(res.models[k], model_input(k, X, score_ds.sequences)) for k in ("gbm", "encoder")}
     return {"dataset": name, "cutoff": cutoff, "y": truth.frame["churned"].to_numpy(int), "p": p,
             "users": len(X), "events_before_cutoff": len(past), "customers_pretrained": int(enc.n_train_rows_),
             "parameters": int(enc.n_parameters_), "pretrain_seconds": float(enc.pretrain_seconds_),
@@ -126,7 +126,7 @@ def pretrain_timing() -> dict:
                        event_tokens=REGISTRY["encoder"].needs_events).labelled()
     build_s = time.perf_counter() - t0
     model = make_model("encoder", numeric=ds.numeric, categorical=ds.categorical)
-    model.fit(ds.frame[ds.numeric + ds.categorical], ds.frame["churned"], sequences=ds.sequences,
+    model.fit(model_input("encoder", ds.frame[ds.numeric + ds.categorical], ds.sequences), ds.frame["churned"],
               progress=lambda f, m: print(f"  {m}", flush=True))
     return {"lines": len(raw), "customers": int(ev["user_id"].nunique()), "rows": len(ds.frame),
             "dataset_seconds": build_s, "pretrain_seconds": model.pretrain_seconds_,

@@ -11,8 +11,9 @@ left-padded:
 * ``age_days``: days from the event to the cutoff (attributions are summed to weeks by it).
 
 Nothing after ``T`` is read for a row at ``T``, whatever the log holds (the leakage tests check it).
-:class:`SequenceInputs` carries these tokens beside the weekly activity through the sequence models' ``sequences=``
-argument: models that read the weekly array get it from ``np.asarray``; the encoder reads ``.tokens``.
+:class:`SequenceInputs` carries these tokens beside the weekly activity in a dataset; in a model's input they are
+columns of their own (:func:`token_columns`, ``evt:e<event>:<field>``, added by ``models.base.with_sequences``), so they
+follow their rows through every slice scikit-learn makes, and :func:`tokens_of` reads them back.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["EventTokens", "SequenceInputs", "tokenize", "KINDS", "N_VALUES"]
+__all__ = ["EventTokens", "SequenceInputs", "tokenize", "token_columns", "tokens_of", "KINDS", "N_VALUES"]
 
 KINDS = ("purchase", "return", "cancel", "fee", "other")
 N_VALUES = 4  # log amount, log quantity, log gap to the previous event, log age at the cutoff
@@ -132,3 +133,47 @@ def tokenize(ev: pd.DataFrame, rows: pd.DataFrame, max_events: int = 128) -> Eve
             _signed_log(past["amount"].to_numpy()), _signed_log(past["quantity"].to_numpy()),
             past["gap"].to_numpy(), np.log1p(np.maximum(age, 0.0))]).astype(np.float32)
     return out
+
+
+# ------------------------------------------------------------------------------------- tokens in a model's input
+PREFIX = "evt:"  # models.base.EVENT_PREFIX
+_FIELDS = ("item", "kind", *(f"v{k}" for k in range(N_VALUES)), "age")
+
+
+def _names(L: int) -> list[str]:
+    return [f"{PREFIX}e{i:03d}:{f}" for i in range(L) for f in _FIELDS]
+
+
+def token_columns(tokens: EventTokens, index=None) -> pd.DataFrame:
+    """The tokens as columns of a model's input, event by event, field by field (``evt:e<event>:<field>``; the item
+    as text, the kind as its index in :data:`KINDS` with -1 for padding, the values and the age as numbers)."""
+    n, L = len(tokens), tokens.max_events
+    cols: dict[str, np.ndarray] = {}
+    for i in range(L):
+        cols[f"{PREFIX}e{i:03d}:item"] = tokens.items[:, i]
+        cols[f"{PREFIX}e{i:03d}:kind"] = tokens.kinds[:, i]
+        for k in range(N_VALUES):
+            cols[f"{PREFIX}e{i:03d}:v{k}"] = tokens.values[:, i, k]
+        cols[f"{PREFIX}e{i:03d}:age"] = tokens.age_days[:, i]
+    return pd.DataFrame(cols, index=index if index is not None else pd.RangeIndex(n), copy=False)
+
+
+def tokens_of(X: pd.DataFrame) -> EventTokens | None:
+    """The event tokens a model's input carries (:func:`token_columns`), or None when it carries none."""
+    L = sum(1 for c in X.columns if isinstance(c, str) and c.startswith(PREFIX) and c.endswith(":item"))
+    if L == 0:
+        return None
+    missing = [c for c in _names(L) if c not in X.columns]
+    if missing:
+        from .errors import ModelError
+
+        raise ModelError(f"The event tokens of the model's input are incomplete: {missing[0]!r} is missing.")
+    n = len(X)
+    items = X[[f"{PREFIX}e{i:03d}:item" for i in range(L)]].to_numpy(dtype=object)
+    items = np.where(pd.isna(items), "", items).astype(object)
+    kinds = np.nan_to_num(X[[f"{PREFIX}e{i:03d}:kind" for i in range(L)]].to_numpy(dtype="float64"),
+                          nan=-1.0).astype(np.int8)
+    values = np.stack([X[[f"{PREFIX}e{i:03d}:v{k}" for k in range(N_VALUES)]].to_numpy(dtype=np.float32)
+                       for i in range(L)], axis=1) if n else np.zeros((0, L, N_VALUES), dtype=np.float32)
+    age = X[[f"{PREFIX}e{i:03d}:age" for i in range(L)]].to_numpy(dtype=np.float32)
+    return EventTokens(items, kinds, values.reshape(n, L, N_VALUES), age, (kinds >= 0).sum(axis=1).astype(np.int32))

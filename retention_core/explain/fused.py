@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelError
+from ..models.base import with_sequences
 from .backend import Backend, Setup
 from .encoded import TreeBackend
 
@@ -31,7 +32,7 @@ class FusedBackend(Backend):
         if not hasattr(m, "head_"):
             raise ModelError(f"{type(m).__name__} is not fitted yet: train it before explaining it.")
         head = m.head_
-        X_bg = m.fused(setup.X_bg, setup.seq_bg)
+        X_bg = m.fused(with_sequences(setup.X_bg, setup.seq_bg))
         self.inner = TreeBackend(replace(setup, model=head, numeric=list(head.numeric_),
                                          categorical=list(head.categorical_), X_ref=X_bg, X_bg=X_bg, seq_bg=None,
                                          needs_sequences=False))
@@ -50,7 +51,7 @@ class FusedBackend(Backend):
                 f"counts as one input, the {PATTERN_UNIT}")
 
     def values(self, X: pd.DataFrame, sequences: Any) -> np.ndarray:
-        return self.inner.values(self.setup.model.fused(X, sequences), None) @ self._A
+        return self.inner.values(self.setup.model.fused(with_sequences(X, sequences)), None) @ self._A
 
     def output(self, X: pd.DataFrame, sequences: Any) -> np.ndarray:
-        return self.inner.output(self.setup.model.fused(X, sequences), None)
+        return self.inner.output(self.setup.model.fused(with_sequences(X, sequences)), None)

@@ -466,6 +466,11 @@ def model_input(key: str, X: Any, sequences: Any = None) -> Any:
     if sequences is None:
         raise ConfigError(f"{spec.label} needs weekly activity sequences: build the dataset from an event log (user "
                           "tables have no sequences).")
+    if not spec.needs_events and hasattr(sequences, "tokens"):  # the event tokens are the encoder's alone
+        sequences = sequences.weekly
+    elif spec.needs_events and not hasattr(sequences, "tokens"):
+        raise ConfigError(f"{spec.label} reads each customer's latest events: build the dataset with event tokens "
+                          f"(build_dataset(..., event_tokens={spec.needs_events})).")
     return _module("base").with_sequences(X, sequences)
 
 

@@ -13,7 +13,8 @@ import pytest
 from retention_core.dataset import build_dataset, scoring_snapshot
 from retention_core.event_tokens import KINDS, EventTokens, SequenceInputs, tokenize
 from retention_core.events import canonical_events
-from retention_core.models import DEFAULT_AUTO, REGISTRY, make_model
+from retention_core.errors import ConfigError
+from retention_core.models import DEFAULT_AUTO, REGISTRY, churn_probability, make_model, model_input
 from tests.generated import generated_shop
 
 TINY = dict(item_dim=8, units=16, dim=8, epochs=4, learning_rate=0.01, batch_size=32, pretrain_rows=256,
@@ -32,9 +33,13 @@ def fitted(shop):
     ds = build_dataset(ev, shop.cfg, cutoffs=cutoffs, event_tokens=32).labelled()
     model = make_model("encoder", numeric=ds.numeric, categorical=ds.categorical, **TINY)
     events = []
-    model.fit(ds.frame[ds.numeric + ds.categorical], ds.frame["churned"], sequences=ds.sequences,
-              progress=lambda f, m: events.append((f, m)))
+    model.fit(_input(ds), ds.frame["churned"], progress=lambda f, m: events.append((f, m)))
     return ev, ds, model, events
+
+
+def _input(ds, X=None):
+    """The encoder's input: the features with the rows' event tokens in their own columns."""
+    return model_input("encoder", ds.frame[ds.numeric + ds.categorical] if X is None else X, ds.sequences)
 
 
 def _log(rows):
@@ -95,12 +100,14 @@ def test_pretraining_learns_and_reports_every_epoch(fitted):
     assert model.history_[-1]["loss"] < model.history_[0]["loss"] - 0.1  # the contrastive loss goes down
     epochs = [m for _, m in events if "pre-training epoch" in m]
     assert len(epochs) == 4 and "contrastive loss" in epochs[0]
-    p = model.predict_proba(ds.frame[ds.numeric + ds.categorical], sequences=ds.sequences)
-    assert p.shape == (len(ds.frame),) and np.all((p >= 0) & (p <= 1))
+    proba = model.predict_proba(_input(ds))
+    assert proba.shape == (len(ds.frame), 2) and list(model.classes_) == [0, 1]
+    p = churn_probability(model, _input(ds))
+    assert np.all((p >= 0) & (p <= 1))
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(ds.frame["churned"], p) > 0.6
-    fused = model.fused(ds.frame[ds.numeric + ds.categorical], ds.sequences)
+    fused = model.fused(_input(ds))
     assert [c for c in fused.columns if c.startswith("recent_pattern_")] == model.embedding_columns
     assert fused[model.embedding_columns].std().min() > 0  # customers get different embeddings
 
@@ -115,10 +122,8 @@ def test_an_event_after_the_cutoff_changes_no_embedding_and_no_score(fitted, sho
     before = scoring_snapshot(ev[ev["ts"] <= T], shop.cfg, T, event_tokens=32)
     after = scoring_snapshot(pd.concat([ev, extra], ignore_index=True), shop.cfg, T, event_tokens=32)
     X0, X1 = (d.frame[ds.numeric + ds.categorical] for d in (before, after))
-    np.testing.assert_array_equal(model.embeddings(before.sequences, len(X0)), model.embeddings(after.sequences,
-                                                                                                len(X1)))
-    np.testing.assert_array_equal(model.predict_proba(X0, sequences=before.sequences),
-                                  model.predict_proba(X1, sequences=after.sequences))
+    np.testing.assert_array_equal(model.embeddings(_input(before, X0)), model.embeddings(_input(after, X1)))
+    np.testing.assert_array_equal(model.predict_proba(_input(before, X0)), model.predict_proba(_input(after, X1)))
 
 
 def test_saved_and_loaded_model_scores_the_same(fitted, tmp_path):
@@ -126,9 +131,7 @@ def test_saved_and_loaded_model_scores_the_same(fitted, tmp_path):
     joblib.dump(model, tmp_path / "m.joblib")
     back = joblib.load(tmp_path / "m.joblib")
     assert "encoder_" not in back.__dict__  # Keras is rebuilt from the weights on first use
-    X = ds.frame[ds.numeric + ds.categorical]
-    np.testing.assert_allclose(back.predict_proba(X, sequences=ds.sequences),
-                               model.predict_proba(X, sequences=ds.sequences), rtol=1e-6)
+    np.testing.assert_allclose(back.predict_proba(_input(ds)), model.predict_proba(_input(ds)), rtol=1e-6)
 
 
 def test_without_event_tokens_the_encoder_says_what_it_needs(fitted):
@@ -136,9 +139,11 @@ def test_without_event_tokens_the_encoder_says_what_it_needs(fitted):
 
     _, ds, model, _ = fitted
     with pytest.raises(ModelError, match="event log"):
-        model.predict_proba(ds.frame[ds.numeric], sequences=np.zeros((len(ds.frame), 4, 2)))
+        model.predict_proba(ds.frame[ds.numeric + ds.categorical])  # no event tokens in the input
     with pytest.raises(ModelError, match="row for row"):
-        model.predict_proba(ds.frame[ds.numeric], sequences=ds.sequences.tokens[:3])
+        model_input("encoder", ds.frame[ds.numeric], SequenceInputs(None, ds.sequences.tokens[:3]))
+    with pytest.raises(ConfigError, match="event tokens"):  # weekly activity alone is not enough
+        model_input("encoder", ds.frame[ds.numeric], np.asarray(ds.sequences))
     assert isinstance(ds.sequences.tokens, EventTokens)
 
 

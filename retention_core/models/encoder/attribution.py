@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from retention_core.event_tokens import KINDS, EventTokens
+from retention_core.event_tokens import KINDS, EventTokens, SequenceInputs
+from retention_core.models.base import churn_probability, with_sequences
 
 
 def _without(tokens: EventTokens, drops: list[np.ndarray]) -> EventTokens:
@@ -41,7 +42,7 @@ def event_effects(model, x: pd.DataFrame, tokens: EventTokens) -> pd.DataFrame:
         return pd.DataFrame(columns=["item", "kind", "days_before", "week", "effect"])
     variants = _without(tokens, [np.array([], int)] + [np.array([j]) for j in real])
     X = pd.concat([x] * len(variants), ignore_index=True)
-    p = np.clip(model.predict_proba(X, sequences=variants), 1e-9, 1 - 1e-9)
+    p = np.clip(churn_probability(model, with_sequences(X, SequenceInputs(None, variants))), 1e-9, 1 - 1e-9)
     logit = np.log(p / (1 - p))
     age = tokens.age_days[0, real]
     out = pd.DataFrame({"item": tokens.items[0, real], "kind": [KINDS[k] for k in tokens.kinds[0, real]],

@@ -5,8 +5,8 @@ gradient boosting (late fusion).
 (CoLES, :mod:`.pretrain`), embeds each row and fits :class:`~retention_core.models.sklearn_models.GradientBoostingModel`
 on the features and the embedding columns ``recent_pattern_1..k``. Each row's tokens hold only events at or before its
 snapshot's cutoff (:func:`retention_core.event_tokens.tokenize`), so the embedding and the score learn from the past
-only. The event tokens arrive in ``sequences`` (:class:`~retention_core.event_tokens.SequenceInputs` or
-:class:`~retention_core.event_tokens.EventTokens`).
+only. The event tokens travel in the input's own columns (``models.model_input`` adds them;
+:func:`retention_core.event_tokens.tokens_of` reads them), as the weekly activity does.
 """
 from __future__ import annotations
 
@@ -17,31 +17,27 @@ import numpy as np
 import pandas as pd
 
 from retention_core.errors import ModelError
-from retention_core.event_tokens import EventTokens
-from retention_core.models.base import ParamsMixin, Progress, check_frame, check_labels, report_progress
+from retention_core.event_tokens import EventTokens, tokens_of
+from retention_core.models.base import Progress, check_frame, check_labels, is_sequence_column, report_progress
+from retention_core.models.estimator import ChurnClassifier
 
 from .vocabulary import Vocabulary, arrays
 
 EMBEDDING_PREFIX = "recent_pattern_"
 
 
-def event_tokens(sequences: Any, n: int) -> EventTokens:
-    """The event tokens inside ``sequences``; ModelError when there are none or their rows do not match."""
-    tokens = getattr(sequences, "tokens", sequences)
-    if not isinstance(tokens, EventTokens):
+def event_tokens(X: Any) -> EventTokens:
+    """The event tokens a model input carries; ModelError when it carries none."""
+    tokens = tokens_of(X) if isinstance(X, pd.DataFrame) else None
+    if tokens is None:
         raise ModelError("The sequence encoder reads each customer's events: build the dataset from an event log "
-                         "with event tokens (user tables have none).")
-    if len(tokens) != n:
-        raise ModelError(f"Event tokens for {len(tokens)} rows, {n} users; they must match row for row.")
+                         "with event tokens (models.model_input adds them; user tables have none).")
     return tokens
 
 
-class EncoderModel(ParamsMixin):
+class EncoderModel(ChurnClassifier):
     """Late fusion of the pre-trained encoder's embedding and the aggregate features (see the module)."""
 
-    _param_names = ("numeric", "categorical", "item_dim", "units", "dim", "vocab_size", "epochs", "batch_size",
-                    "learning_rate", "temperature", "view_events", "pretrain_rows", "max_iter", "min_samples_leaf",
-                    "early_stopping", "seed")
     needs_sequences = True
     needs_events = True
 
@@ -73,30 +69,29 @@ class EncoderModel(ParamsMixin):
             self.encoder_.set_weights(self.weights_)
         return self.encoder_
 
-    def embeddings(self, sequences: Any, n: int) -> np.ndarray:
-        """Each row's frozen embedding ``(n, dim)``."""
+    def embeddings(self, X: pd.DataFrame) -> np.ndarray:
+        """Each row's frozen embedding ``(n, dim)``, from the event tokens ``X`` carries."""
         from .pretrain import embed
 
-        return embed(self.encoder, arrays(event_tokens(sequences, n), self.vocab_))
+        return embed(self.encoder, arrays(event_tokens(X), self.vocab_))
 
-    def fused(self, X: pd.DataFrame, sequences: Any) -> pd.DataFrame:
-        """``X`` with the embedding columns beside its features: what the boosting reads."""
-        E = self.embeddings(sequences, len(X))
-        cols = [f"{EMBEDDING_PREFIX}{i + 1}" for i in range(E.shape[1])]
-        return pd.concat([X.reset_index(drop=True), pd.DataFrame(E, columns=cols)], axis=1)
+    def fused(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The features of ``X`` with the embedding columns beside them: what the boosting reads."""
+        E = self.embeddings(X)
+        static = X.drop(columns=[c for c in X.columns if is_sequence_column(c)]).reset_index(drop=True)
+        return pd.concat([static, pd.DataFrame(E, columns=self.embedding_columns[:E.shape[1]])], axis=1)
 
     @property
     def embedding_columns(self) -> list[str]:
         return [f"{EMBEDDING_PREFIX}{i + 1}" for i in range(int(self.dim))]
 
     # ------------------------------------------------------------------------------------------------ fit, predict
-    def fit(self, X: pd.DataFrame, y: Any, *, sequences: Any = None, X_val: pd.DataFrame | None = None,
-            y_val: Any = None, seq_val: Any = None, progress: Progress | None = None, **kw: Any) -> "EncoderModel":
+    def fit(self, X: pd.DataFrame, y: Any, *, progress: Progress | None = None) -> "EncoderModel":
         from .pretrain import pretrain
 
         X = check_frame(X, "EncoderModel")
         yv = check_labels(y, len(X), "EncoderModel")
-        tokens = event_tokens(sequences, len(X))
+        tokens = event_tokens(X)
         t0 = time.perf_counter()
         self.vocab_ = Vocabulary.learn(tokens, self.vocab_size)
         self.encoder_ = self._network()
@@ -110,27 +105,27 @@ class EncoderModel(ParamsMixin):
                                  seed=self.seed, progress=lambda f, m: report_progress(progress, 0.8 * f, m))
         self.pretrain_seconds_ = time.perf_counter() - t0
         self.weights_ = self.encoder_.get_weights()
-        self._fit_head(X, yv, sequences, X_val, y_val, seq_val)
+        self._fit_head(X, yv)
+        self._fitted_classes()
         report_progress(progress, 1.0, f"pre-trained in {self.pretrain_seconds_:.0f} s, boosting fitted")
         return self
 
-    def _fit_head(self, X, yv, sequences, X_val, y_val, seq_val) -> None:
+    def _fit_head(self, X: pd.DataFrame, yv: np.ndarray) -> None:
+        """Gradient boosting on the features and the embedding; its early stopping holds out its own rows."""
         from retention_core.models.sklearn_models import GradientBoostingModel
 
-        num = list(self.numeric if self.numeric is not None else X.select_dtypes("number").columns)
+        static = [c for c in X.columns if not is_sequence_column(c)]
+        num = list(self.numeric if self.numeric is not None else X[static].select_dtypes("number").columns)
         self.head_ = GradientBoostingModel(num + self.embedding_columns, self.categorical, max_iter=self.max_iter,
                                            min_samples_leaf=self.min_samples_leaf, early_stopping=self.early_stopping,
                                            random_state=self.seed)
-        val = {}
-        if X_val is not None and y_val is not None and seq_val is not None:
-            val = {"X_val": self.fused(X_val, seq_val), "y_val": y_val}
-        self.head_.fit(self.fused(X, sequences), yv, **val)
+        self.head_.fit(self.fused(X), yv)
 
-    def predict_proba(self, X: pd.DataFrame, *, sequences: Any = None, **kw: Any) -> np.ndarray:
+    def _churn(self, X: Any) -> np.ndarray:
         if not hasattr(self, "head_"):
             raise ModelError("The sequence encoder is not fitted yet: call fit first.")
         X = check_frame(X, "EncoderModel")
-        return self.head_.predict_proba(self.fused(X, sequences))
+        return self.head_.predict_proba(self.fused(X))[:, 1]
 
     def refit_settings(self, scale: float = 1.0) -> dict[str, Any]:
         """The boosting's tree count found by early stopping, scaled with the rows."""
@@ -138,6 +133,6 @@ class EncoderModel(ParamsMixin):
         return {"max_iter": kept["max_iter"], "early_stopping": False}
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
+        state = dict(super().__getstate__())
         state.pop("encoder_", None)  # the weights travel as arrays; Keras is loaded only to score
         return state
