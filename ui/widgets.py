@@ -2,6 +2,7 @@
 there is nothing to show yet, metric cards and the tables (leaderboard, at-risk list) with their download."""
 from __future__ import annotations
 
+import hashlib
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -232,5 +233,29 @@ def list_download(list_df: pd.DataFrame, file_name: str, key: str, label: str = 
             return campaign.campaign_export(out)
         return export.export_csv_bytes(export.readable_list(out, list_df.attrs.get("value_basis")))
 
-    st.download_button(label, data=data, file_name=file_name, mime="text/csv", icon=":material/download:",
+    # A download that reruns the page (``on_download``) hands over its bytes now. Made on the click instead, the file
+    # races the rerun the click starts: at the end of every run Streamlit drops the deferred files no session holds,
+    # so the file could be gone before the browser fetched it (no download, no error the analyst could act on).
+    payload = data if on_download is None else _made_once(f"{key}:bytes", list_df, secret if pseudo else "", data,
+                                                          ready)
+    st.download_button(label, data=payload, file_name=file_name, mime="text/csv", icon=":material/download:",
                        key=f"{key}:download", disabled=not ready, on_click=on_download or "ignore", type="primary")
+
+
+def _made_once(key: str, list_df: pd.DataFrame, secret: str, make: Callable[[], bytes], ready: bool) -> bytes:
+    """The download's bytes, made once for this very list (same rows and columns, the same assumptions and value basis,
+    which the export reads, and the same key) and kept for the session's reruns: rerunning a page with a long list
+    does not write its CSV again."""
+    if not ready:
+        return b""
+    try:
+        rows = int(pd.util.hash_pandas_object(list_df, index=False).sum())
+    except TypeError:  # cells that cannot be hashed: made on every run
+        return make()
+    mark = (len(list_df), tuple(map(str, list_df.columns)), repr(list_df.attrs.get("assumptions")),
+            list_df.attrs.get("value_basis"), rows, hashlib.sha256(secret.encode()).hexdigest())
+    held = st.session_state.get(key)
+    if held is None or held[0] != mark:
+        held = (mark, make())
+        st.session_state[key] = held
+    return held[1]

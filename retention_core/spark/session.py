@@ -6,6 +6,7 @@ or reuses a session with the settings the engine's results depend on:
 
 - ``spark.sql.session.timeZone=UTC``: the engine reads timestamps as UTC instants, as the canonical table does;
 - Arrow for moving frames between the JVM and Python (driver collects and ``mapInPandas`` workers);
+- Python's fault handler in the workers, so that a worker that crashes reports its Python stack, not only its exit;
 - a modest number of shuffle partitions for local masters (adaptive execution merges them further);
 - ``SPARK_LOCAL_IP=127.0.0.1`` for local masters, so a laptop or CI box never binds a public interface;
 - Python workers run ``PYSPARK_PYTHON`` when it is set, else the interpreter that runs the command
@@ -94,6 +95,7 @@ def get_session(master: str | None = None, *, app: str = "retention-studio", con
                .config("spark.sql.adaptive.enabled", "true")
                .config("spark.sql.optimizer.canChangeCachedPlanOutputPartitioning", "true")
                .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.python.worker.faulthandler.enabled", "true")  # a crashed worker says where
                .config("spark.sql.parquet.inferTimestampNTZ.enabled", "false"))
     if local:
         cores = os.cpu_count() or 2

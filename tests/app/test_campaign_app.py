@@ -71,15 +71,22 @@ def _with_the_later_log(shop) -> AppTest:
 
 @pytest.fixture
 def downloads(monkeypatch):
-    """What each download button of the last run would hand out: file name -> the function that makes its bytes."""
+    """What each download button of the last run would hand out: file name -> the function that makes its bytes (made
+    on the click, or handed over with the page when the download records the scoring)."""
     made: dict = {}
-    real = MediaFileManager.add_deferred
+    deferred, eager = MediaFileManager.add_deferred, MediaFileManager.add
 
     def keep(self, data_callable, mimetype, coordinates, file_name=None, **kw):
         made[file_name] = data_callable
-        return real(self, data_callable, mimetype, coordinates, file_name, **kw)
+        return deferred(self, data_callable, mimetype, coordinates, file_name, **kw)
+
+    def keep_bytes(self, path_or_data, mimetype, coordinates, file_name=None, *args, **kw):
+        if isinstance(path_or_data, bytes) and file_name:
+            made[file_name] = lambda data=path_or_data: data
+        return eager(self, path_or_data, mimetype, coordinates, file_name, *args, **kw)
 
     monkeypatch.setattr(MediaFileManager, "add_deferred", keep)
+    monkeypatch.setattr(MediaFileManager, "add", keep_bytes)
     return made
 
 

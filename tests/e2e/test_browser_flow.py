@@ -30,8 +30,9 @@ from bench.browser import main_area, sidebar_link, wait_settled
 from retention_core.recommend import NO_PRODUCT
 from tests.conftest import DATA_DIR
 
-expect = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright Python package "
-                             "(pip install -r requirements-dev.txt)").expect
+_sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright Python package "
+                                "(pip install -r requirements-dev.txt)")
+expect, PlaywrightTimeoutError = _sync_api.expect, _sync_api.TimeoutError
 
 pytestmark = pytest.mark.e2e
 
@@ -394,8 +395,12 @@ def test_10_monitor_sees_the_recorded_scoring(app_page, screenshot):
 
 
 def _download_csv(page, tmp_path: Path, label: str = "Download the list (CSV)") -> pd.DataFrame:
-    with page.expect_download(timeout=WORK_TIMEOUT_MS) as info:
-        page.get_by_role("button", name=label).click()
+    try:
+        with page.expect_download(timeout=WORK_TIMEOUT_MS) as info:
+            page.get_by_role("button", name=label).click()
+    except PlaywrightTimeoutError:
+        errors = page.get_by_test_id("stDownloadButtonError").all_inner_texts()
+        raise AssertionError(f"no download after clicking {label!r}; the button's errors: {errors}") from None
     path = tmp_path / "download.csv"
     info.value.save_as(path)
     return pd.read_csv(path, dtype={"user_id": str}, keep_default_na=False, na_values=[""])
