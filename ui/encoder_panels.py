@@ -48,4 +48,8 @@ def recent_events(data: cache.RunData, scored: Any, list_df: pd.DataFrame) -> No
     c[0].bar_chart(weeks.set_index("weeks before the scoring date")["effect"], height=260)
     top = events.reindex(events["effect"].abs().sort_values(ascending=False).index).head(10)
     c[1].dataframe(top.rename(columns={"item": "product", "days_before": "days before"})
-                   [["product", "kind", "days before", "effect"]], hide_index=True, width="stretch")
+                   [["product", "kind", "days before", "effect"]], hide_index=True, width="stretch",
+                   column_config={"days before": st.column_config.NumberColumn("days before", format="%.0f"),
+                                  "effect": st.column_config.NumberColumn(
+                                      "effect", format="%+.3f", help="What the event added to the churn risk, in "
+                                      "log-odds: above 0 it raised the risk, below 0 it lowered it.")})
