@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import offers_panels, run_picker, scoring_panels, uplift_panels
+from ui import encoder_panels, offers_panels, run_picker, scoring_panels, uplift_panels
 from ui.widgets import nothing_to_show, page_header
 
 
@@ -44,6 +44,7 @@ def main() -> None:
     st.divider()
     scoring_panels.list_panel(data, scored, list_df)
     offers_panels.offer_details(data, scored, list_df, offers)
+    encoder_panels.recent_events(data, scored, list_df)
 
 
 main()

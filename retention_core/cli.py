@@ -434,7 +434,8 @@ def cmd_train(args) -> int:
     if schema.kind == "events":
         ev = canonical_events(df, schema)
         scfg = snapshot_config(args, ev)
-        ds = build_dataset(ev, scfg, sequences=needs_seq, cutoffs=training_cutoffs(ev, scfg))
+        ds = build_dataset(ev, scfg, sequences=needs_seq, cutoffs=training_cutoffs(ev, scfg),
+                           event_tokens=max([REGISTRY[k].needs_events for k in model_keys], default=0))
         snap = scfg.as_dict()
     else:
         _id_notes(report)
@@ -457,7 +458,8 @@ def cmd_train(args) -> int:
 
 
 def _print_progress(event: TrainProgress) -> None:
-    if event.model is not None and event.stage in ("done", "failed", "searched"):
+    per_epoch = event.stage == "training" and "epoch " in event.message  # neural models and pre-training, per epoch
+    if event.model is not None and (event.stage in ("done", "failed", "searched") or per_epoch):
         print(f"  {event.message}", file=sys.stderr)
 
 

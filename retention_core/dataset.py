@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import features, features_small
 from .errors import ConfigError, DataError
+from .event_tokens import SequenceInputs, tokenize
 from .events import CANONICAL
 from .roles import label_series
 
@@ -103,7 +104,8 @@ class Dataset:
     frame: pd.DataFrame  # user_id, snapshot_date, churned (0/1, missing = not labelled yet), features...
     numeric: list[str]
     categorical: list[str]
-    sequences: np.ndarray | None = None  # (rows, weeks, channels) float32, rows aligned with frame
+    # (rows, weeks, channels) float32, rows aligned with frame; with event tokens: SequenceInputs (both)
+    sequences: np.ndarray | SequenceInputs | None = None
     channels: list[str] = field(default_factory=list)
     config: dict = field(default_factory=dict)
     kind: str = "events"
@@ -139,28 +141,33 @@ def nobody_bought(cfg: SnapshotConfig, dates: list[pd.Timestamp]) -> DataError:
 
 
 def build_dataset(ev: pd.DataFrame, cfg: SnapshotConfig | None = None, *, sequences: bool = False,
-                  cutoffs: list | None = None) -> Dataset:
-    """Features and labels at each cutoff (``cutoffs`` given, or :func:`snapshot_dates` of ``cfg``)."""
+                  cutoffs: list | None = None, event_tokens: int = 0) -> Dataset:
+    """Features and labels at each cutoff (``cutoffs`` given, or :func:`snapshot_dates` of ``cfg``). ``event_tokens``
+    > 0: each row also gets its user's last that many events at or before its cutoff
+    (:func:`retention_core.event_tokens.tokenize`), carried with the weekly activity in ``sequences``."""
     cfg = cfg or default_config(ev)
     dates = [to_cutoff(c) for c in cutoffs] if cutoffs is not None else snapshot_dates(ev, cfg)
     if not dates:
         raise ConfigError("No snapshot fits in the data with these settings. Use fewer snapshots, a shorter step or "
                           "a later cutoff.")
     engine = features_small if features_small.fits(ev, cfg) else features  # a few users: NumPy, the same values
-    frame, seq = engine.compute(ev, dates, cfg, end=data_end(ev), sequences=sequences)
+    frame, seq = engine.compute(ev, dates, cfg, end=data_end(ev), sequences=sequences or event_tokens > 0)
     if frame.empty:
         raise nobody_bought(cfg, dates)
+    if event_tokens > 0:
+        seq = SequenceInputs(seq, tokenize(ev, frame, event_tokens))
     numeric, categorical = features.feature_columns(frame, attributes=[c for c in ev.columns if c not in CANONICAL])
-    channels = list(features.SEQUENCE_CHANNELS) if sequences else []
+    channels = list(features.SEQUENCE_CHANNELS) if seq is not None else []
     conf = cfg.as_dict()
     conf["cutoffs"] = [str(d.date()) for d in dates]
     return Dataset(frame, numeric, categorical, seq, channels, conf, "events")
 
 
-def scoring_snapshot(ev: pd.DataFrame, cfg: SnapshotConfig, as_of=None, *, sequences: bool = False) -> Dataset:
+def scoring_snapshot(ev: pd.DataFrame, cfg: SnapshotConfig, as_of=None, *, sequences: bool = False,
+                     event_tokens: int = 0) -> Dataset:
     """The snapshot to score: features as of ``as_of`` (default: the end of the data); labels are not known."""
     T = to_cutoff(as_of) if as_of is not None else data_end(ev)
-    ds = build_dataset(ev, cfg, sequences=sequences, cutoffs=[T])
+    ds = build_dataset(ev, cfg, sequences=sequences, cutoffs=[T], event_tokens=event_tokens)
     ds.frame["churned"] = ds.frame["churned"].where(pd.Series(False, index=ds.frame.index))
     return ds
 

@@ -48,7 +48,8 @@ def features_for_run(run, df: pd.DataFrame, *, as_of=None, cancel_ids: bool | No
         snap = {k: v for k, v in run.info["snapshot"].items() if k in SnapshotConfig.__dataclass_fields__}
         snap["cutoff"] = None
         needs_seq = bool(run.info.get("sequence_weeks"))
-        ds = scoring_snapshot(ev, SnapshotConfig(**snap), as_of, sequences=needs_seq)
+        ds = scoring_snapshot(ev, SnapshotConfig(**snap), as_of, sequences=needs_seq,
+                              event_tokens=int(run.info.get("event_tokens") or 0))
         frame, seq = ds.frame, ds.sequences
     else:
         frame, seq = apply_user_spec(df, schema, run.info["user_spec"]), None

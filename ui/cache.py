@@ -127,13 +127,14 @@ def user_dataset(key: str, schema_json: str, _df: pd.DataFrame):
 
 @st.cache_data(max_entries=8, show_spinner="Building the dataset for training...")
 def training_dataset(key: str, schema_json: str, config_json: str, cutoffs_json: str, sequences: bool,
-                     _df: pd.DataFrame) -> dataset.Dataset:
+                     _df: pd.DataFrame, event_tokens: int = 0) -> dataset.Dataset:
     """An event-log dataset built for training: with the weekly activity sequences deep models read, and/or at the
-    cutoffs time-aware validation needs (``cutoffs_json``: a JSON list of dates, or ``null`` for the settings' own)."""
+    cutoffs time-aware validation needs (``cutoffs_json``: a JSON list of dates, or ``null`` for the settings' own; ``event_tokens``: each row's latest events as tokens,
+    for the pre-trained encoder)."""
     ev = canonical_events(key, schema_json, _df)
     cfg = dataset.SnapshotConfig(**json.loads(config_json))
     cutoffs = json.loads(cutoffs_json)
-    return dataset.build_dataset(ev, cfg, sequences=sequences, cutoffs=cutoffs)
+    return dataset.build_dataset(ev, cfg, sequences=sequences, cutoffs=cutoffs, event_tokens=int(event_tokens))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -188,28 +188,38 @@ def _source_table(info: state.DatasetInfo, why: str) -> pd.DataFrame:
     return df
 
 
-def _rebuild(ds, info: state.DatasetInfo, *, sequences: bool, training_cutoffs: bool, why: str):
+def _tokens(ds) -> int:
+    """How many latest events per row the dataset carries as tokens (0: none)."""
+    return int(getattr(getattr(ds.sequences, "tokens", None), "max_events", 0))
+
+
+def _rebuild(ds, info: state.DatasetInfo, *, sequences: bool, training_cutoffs: bool, why: str,
+             event_tokens: int = 0):
     """The dataset built again from its table, with the sequences or not, at the cutoffs time-aware validation needs
     (``training_cutoffs``) or at its own; kept in state."""
     df = _source_table(info, why)
     cfg_json = json.dumps(snapshot_config(ds), sort_keys=True, default=str)
     cutoffs = cache.training_cutoffs(info.table_key, info.schema_json, cfg_json, df) if training_cutoffs \
         else ds.config.get("cutoffs")
-    new = cache.training_dataset(info.table_key, info.schema_json, cfg_json, json.dumps(cutoffs), sequences, df)
+    new = cache.training_dataset(info.table_key, info.schema_json, cfg_json, json.dumps(cutoffs), sequences, df,
+                                 event_tokens)
     state.set_dataset(new, info)
     return new
 
 
 def rebuild_for_training(ds, info: state.DatasetInfo) -> None:
     """Rebuild the event-log dataset at the cutoffs time-aware validation needs and keep it in state."""
-    _rebuild(ds, info, sequences=ds.sequences is not None, training_cutoffs=True, why="Rebuilding it needs")
+    _rebuild(ds, info, sequences=ds.sequences is not None, training_cutoffs=True, why="Rebuilding it needs",
+             event_tokens=_tokens(ds))
 
 
-def with_sequences(ds, info: state.DatasetInfo):
-    """The same dataset with the weekly activity sequences that neural sequence models read (kept in state)."""
-    if ds.kind != "events" or ds.sequences is not None:
+def with_sequences(ds, info: state.DatasetInfo, event_tokens: int = 0):
+    """The same dataset with the weekly activity sequences that neural sequence models read, and each row's latest
+    ``event_tokens`` events when the pre-trained encoder is trained (kept in state)."""
+    if ds.kind != "events" or (ds.sequences is not None and _tokens(ds) >= event_tokens):
         return ds
-    return _rebuild(ds, info, sequences=True, training_cutoffs=False, why="The sequence models need")
+    return _rebuild(ds, info, sequences=True, training_cutoffs=False, why="The sequence models need",
+                    event_tokens=event_tokens)
 
 
 def excluded_features(info: state.DatasetInfo) -> list:

@@ -242,7 +242,7 @@ def _request(ds, info: state.DatasetInfo, models: list[str], entered: dict, v: d
     run_name = bundle.safe_run_name(name)
     cfg.model_keys()
     if any(_specs()[k].needs_sequences for k in models):
-        ds = dataset_panels.with_sequences(ds, info)
+        ds = dataset_panels.with_sequences(ds, info, max(_specs()[k].needs_events for k in models))
     excluded = dataset_panels.excluded_features(info) if ds.kind == "events" else []
     snap = dataset_panels.snapshot_config(ds) if ds.kind == "events" else {}
     return TrainRequest(run_name, str(bundle.workspace(create=False)), ds, cfg, excluded,

@@ -53,6 +53,11 @@ def model_family(model: Any, model_key: str | None) -> tuple[str, bool]:
     return family, needs
 
 
+def _sequences(sequences: Any) -> Any:
+    """Weekly activity as float32; sequence inputs that also carry event tokens are kept whole."""
+    return sequences if hasattr(sequences, "tokens") else np.asarray(sequences, dtype=np.float32)
+
+
 def backend_class(family: str, deep_method: str = "gradient") -> type[Backend]:
     """The backend that explains a family: trees and linear models on their encoded matrix, neural models by
     expected gradients (or permutations), every other model by exact or permutation SHAP over its columns."""
@@ -121,11 +126,15 @@ class Explainer:
         if self.needs_sequences and sequences_background is None:
             raise ModelError(f"{type(self.explained_model).__name__} reads weekly activity: pass "
                              "sequences_background= for the background users.")
-        seq_bg = None if sequences_background is None else np.asarray(sequences_background, dtype=np.float32)
+        seq_bg = None if sequences_background is None else _sequences(sequences_background)
         yv = None if reference_y is None else np.asarray(reference_y, dtype="float64").ravel()
         self._X_ref, self._seq_ref, self._y_ref = X_background, seq_bg, yv
         self._reference_label = reference_label
         kind = backend_class(self.family, deep_method)
+        if getattr(self.explained_model, "needs_events", False):  # the pre-trained encoder's late fusion
+            from .fused import FusedBackend
+
+            kind = FusedBackend
         if background_size is None:
             background_size = kind.default_background
         bg = sample_for_explanation(X_background, yv, n=max(1, int(background_size)), seed=self.seed)
@@ -161,7 +170,7 @@ class Explainer:
             if sequences is None:
                 raise ModelError(f"{type(self.explained_model).__name__} reads weekly activity: pass sequences= for "
                                  "the users to explain.")
-            sequences = np.asarray(sequences, dtype=np.float32)
+            sequences = _sequences(sequences)
             if sequences.shape[0] != len(X):
                 raise ModelError(f"sequences have {sequences.shape[0]} rows for {len(X)} users; they must match.")
         else:

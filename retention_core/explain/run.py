@@ -85,11 +85,16 @@ def explainer_for_run(run: Any, frame: pd.DataFrame | None = None, sequences: An
             ref_y, label = (p >= threshold).astype(float), "low-risk users"
     bg = sample_for_explanation(bg_X, None, n=max(1, background_size or DEFAULT_BACKGROUND), seed=seed)
     ex = make_explainer(m, key, bg.X.reset_index(drop=True), numeric, categorical,
-                        sequences_background=None if bg_seq is None else np.asarray(bg_seq)[bg.positions],
+                        sequences_background=None if bg_seq is None else _rows(bg_seq, bg.positions),
                         background_size=background_size, seed=seed)
     # the reference set may differ from the background sample
     ex.reference = Reference.from_frame(ex.unit_values(ref_X, ref_seq), ref_y, ex.categorical, label)
     return ex
+
+
+def _rows(sequences: Any, idx: Any) -> Any:
+    """Rows of the weekly activity, or of sequence inputs that also carry event tokens (kept whole)."""
+    return sequences[idx] if hasattr(sequences, "tokens") else np.asarray(sequences)[idx]
 
 
 class ScoringExplanation:
@@ -138,7 +143,7 @@ class ScoringExplanation:
         """:meth:`columns` for the users at ``positions`` of the population."""
         idx = [int(i) for i in positions]
         rows = self.population.iloc[idx].reset_index(drop=True)
-        seq = None if self.sequences is None else np.asarray(self.sequences)[idx]
+        seq = None if self.sequences is None else _rows(self.sequences, idx)
         return self.columns(rows, n, seq)
 
     def per_user(self, rows: pd.DataFrame, n: int = 3, sequences: Any = None) -> list[list[str]]:

@@ -199,6 +199,11 @@ _SEQUENCE_UNITS = [
 _SEQUENCE_THEMES = re.compile(r"^(browsing|returns) ")
 
 
+#: units explained as a whole, with no single value: the pre-trained encoder's embedding (explain.fused.PATTERN_UNIT)
+_UNIT_TEXT = {"recent behaviour pattern": "The pattern of the latest events (products, amounts, timing) looks like "
+                                          "churners'"}
+
+
 def _pretty(name: str) -> str:
     """``payment_method`` -> ``Payment method``; names with capitals (``MonthlyCharges``) are kept as given."""
     s = str(name)
@@ -262,7 +267,7 @@ def _describe_value(feature: str, value: Any, ref: Reference, categorical: bool)
     v = _number(value)
     if v is None:
         d = FEATURES.describe(feature)
-        return d.missing if d is not None and d.missing else f"{label}: unknown"
+        return d.missing if d is not None and d.missing else _UNIT_TEXT.get(feature, f"{label}: unknown")
     r = _number(ref.medians.get(feature))
     if template is not None:
         return template(v, r, ref.label)

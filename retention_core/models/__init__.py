@@ -139,6 +139,9 @@ class ModelSpec:
     factory: Callable[..., Any] = field(repr=False)
     params: dict[str, Param] = field(default_factory=dict)
     needs_sequences: bool = False
+    # reads each row's raw events as tokens (``event_tokens`` of :func:`retention_core.dataset.build_dataset`), which
+    # travel inside ``sequences``; the number is how many of the latest events per row
+    needs_events: int = 0
     description: str = ""
     # columns the model reads by name (each entry: one column, or alternatives of which one is enough); the
     # feature-based models read whatever they are given and need none
@@ -207,6 +210,10 @@ def _keras_factory(cls_name: str) -> Callable[..., Any]:
 
     factory.__name__ = f"make_{cls_name}"
     return factory
+
+
+def _encoder(*, numeric: Any, categorical: Any, horizon_days: float, **p: Any) -> Any:
+    return _module("encoder.model").EncoderModel(numeric, categorical, **p)
 
 
 def _training_params(epochs: int = 30) -> dict[str, Param]:
@@ -369,6 +376,40 @@ REGISTRY: dict[str, ModelSpec] = {
             description="Self-attention encoder over the weekly activity sequence plus the per-user features.",
         ),
         ModelSpec(
+            "encoder", "Pre-trained sequence encoder", "deep", _encoder,
+            _p(
+                Param("epochs", 6, "int", low=1, high=200, help="Passes of contrastive pre-training (no labels)."),
+                Param("item_dim", 256, "int", low=4, high=1024, help="Width of each product's embedding.",
+                      advanced=True),
+                Param("units", 128, "int", low=4, high=1024, help="Recurrent units over the events.", advanced=True),
+                Param("dim", 32, "int", low=2, high=256, help="Width of a customer's embedding (the recent "
+                      "behaviour pattern) handed to the boosting."),
+                Param("vocab_size", 8000, "int", low=10, high=200_000, help="Most products the encoder knows by "
+                      "name; rarer ones share one bucket.", advanced=True),
+                Param("batch_size", 128, "choice", choices=(32, 64, 128, 256, 512),
+                      help="Customers per pre-training step (the others of a batch are the negatives).",
+                      advanced=True),
+                Param("learning_rate", 2e-3, "float", low=1e-5, high=0.1, log=True,
+                      help="Step size of the Adam optimiser.", advanced=True),
+                Param("temperature", 0.1, "float", low=0.01, high=10.0, help="Softness of the contrastive "
+                      "softmax.", advanced=True),
+                Param("view_events", 48, "int", low=4, high=1024, help="Longest subsequence drawn as a view.",
+                      advanced=True),
+                Param("pretrain_rows", 8000, "int", low=8, high=10_000_000, help="Customers drawn per epoch.",
+                      advanced=True),
+                Param("max_iter", 300, "int", low=10, high=5000, help="Trees of the boosting (at most)."),
+                Param("min_samples_leaf", 100, "int", low=1, high=10_000, help="Fewest users in a leaf.",
+                      advanced=True),
+                Param("early_stopping", True, "bool", help="Stop adding trees when validation loss stops "
+                      "improving.", advanced=True),
+                Param("seed", 0, "int", low=0, high=2**31 - 1, help="Random seed.", advanced=True),
+            ),
+            needs_sequences=True, needs_events=128,
+            description="A GRU over each customer's latest events (products, amounts, quantities, kinds, time gaps), "
+                        "pre-trained without labels on the shop's own log (contrastive, CoLES); its frozen embedding "
+                        "joins the aggregate features in gradient boosting.",
+        ),
+        ModelSpec(
             "ensemble", "Ensemble (average)", "ensemble", _ensemble, {},
             description="Equal-weight average of logistic regression, random forest, gradient boosting and BG/NBD; "
                         "assembled from those members when they are trained in the same run.",
@@ -425,6 +466,11 @@ def model_input(key: str, X: Any, sequences: Any = None) -> Any:
     if sequences is None:
         raise ConfigError(f"{spec.label} needs weekly activity sequences: build the dataset from an event log (user "
                           "tables have no sequences).")
+    if not spec.needs_events and hasattr(sequences, "tokens"):  # the event tokens are the encoder's alone
+        sequences = sequences.weekly
+    elif spec.needs_events and not hasattr(sequences, "tokens"):
+        raise ConfigError(f"{spec.label} reads each customer's latest events: build the dataset with event tokens "
+                          f"(build_dataset(..., event_tokens={spec.needs_events})).")
     return _module("base").with_sequences(X, sequences)
 
 
@@ -498,6 +544,7 @@ _LAZY = {
     "CNNModel": "keras_models",
     "GRUModel": "keras_models",
     "TransformerModel": "keras_models",
+    "EncoderModel": "encoder.model",
 }
 
 

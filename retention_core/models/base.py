@@ -48,6 +48,7 @@ __all__ = [
     "MISSING_CATEGORY",
     "OTHER_CATEGORY",
     "Progress",
+    "EVENT_PREFIX",
     "SEQUENCE_PREFIX",
     "category_text",
     "check_choice",
@@ -85,8 +86,14 @@ def report_progress(progress: Progress | None, fraction: float, message: str) ->
 SEQUENCE_PREFIX = "seq:"
 
 
+#: The start of the name of every event-token column of a model's input (``evt:e<event>:<field>``, see
+#: :func:`retention_core.event_tokens.token_columns`): the latest events the pre-trained encoder reads.
+EVENT_PREFIX = "evt:"
+
+
 def is_sequence_column(name: Any) -> bool:
-    return isinstance(name, str) and name.startswith(SEQUENCE_PREFIX)
+    """Whether a column of a model's input carries a user's activity (weekly or event tokens) rather than a feature."""
+    return isinstance(name, str) and name.startswith((SEQUENCE_PREFIX, EVENT_PREFIX))
 
 
 def sequence_columns(weeks: int, channels: int) -> list[str]:
@@ -98,24 +105,34 @@ def sequence_columns(weeks: int, channels: int) -> list[str]:
 def with_sequences(X: pd.DataFrame, sequences: Any) -> pd.DataFrame:
     """``X`` with each user's weekly activity (``(rows, weeks, channels)``, rows aligned with ``X``) in one column per
     week and channel (float32; the columns of an earlier activity are replaced); ``X`` itself when ``sequences`` is
-    None. The activity then follows its row through every slice, as scikit-learn's tools slice a table."""
+    None. The activity then follows its row through every slice, as scikit-learn's tools slice a table. With
+    :class:`~retention_core.event_tokens.SequenceInputs`, each row's event tokens come too, in their own columns."""
     if sequences is None:
         return X
-    seq = np.asarray(sequences, dtype=np.float32)
-    if seq.ndim != 3 or seq.shape[0] != len(X):
-        raise ModelError(f"Weekly activity must have shape ({len(X)}, weeks, channels) for {len(X)} users, got "
-                         f"{seq.shape}.")
-    block = pd.DataFrame(seq.reshape(len(X), seq.shape[1] * seq.shape[2]), index=X.index,
-                         columns=sequence_columns(*seq.shape[1:]), copy=False)
-    static = X.drop(columns=[c for c in X.columns if is_sequence_column(c)])
-    return pd.concat([static, block], axis=1)
+    tokens = getattr(sequences, "tokens", None)  # event_tokens.SequenceInputs: the weekly activity and the tokens
+    weekly = sequences.weekly if tokens is not None else sequences
+    blocks = [X.drop(columns=[c for c in X.columns if is_sequence_column(c)])]
+    if weekly is not None:
+        seq = np.asarray(weekly, dtype=np.float32)
+        if seq.ndim != 3 or seq.shape[0] != len(X):
+            raise ModelError(f"Weekly activity must have shape ({len(X)}, weeks, channels) for {len(X)} users, got "
+                             f"{seq.shape}.")
+        blocks.append(pd.DataFrame(seq.reshape(len(X), seq.shape[1] * seq.shape[2]), index=X.index,
+                                   columns=sequence_columns(*seq.shape[1:]), copy=False))
+    if tokens is not None:
+        from retention_core.event_tokens import token_columns
+
+        if len(tokens) != len(X):
+            raise ModelError(f"Event tokens for {len(tokens)} rows, {len(X)} users; they must match row for row.")
+        blocks.append(token_columns(tokens, X.index))
+    return pd.concat(blocks, axis=1)
 
 
 def sequences_of(X: pd.DataFrame, columns: list[str] | None = None) -> np.ndarray | None:
     """The weekly activity ``(rows, weeks, channels)`` (float32) a model's input carries (:func:`with_sequences`), or
     None when it carries none. ``columns``: the activity columns a fitted model read (their names give the shape);
     ModelError when the table lacks some of them."""
-    carried = [c for c in X.columns if is_sequence_column(c)]
+    carried = [c for c in X.columns if isinstance(c, str) and c.startswith(SEQUENCE_PREFIX)]
     if columns is None:
         if not carried:
             return None

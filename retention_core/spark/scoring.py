@@ -94,6 +94,10 @@ def _score(run, data, as_of, model, spark):
 
     key = model or run.best
     m = run.model(key)
+    if key in REGISTRY and REGISTRY[key].needs_events:
+        raise ConfigError(f"{REGISTRY[key].label} reads each customer's latest events, which the Spark engine does not "
+                          "turn into tokens yet: score this model with the default engine.", field="engine",
+                          value="spark")
     events = events_for_run(run, data, spark)
     snap = {k: v for k, v in run.info["snapshot"].items() if k in SnapshotConfig.__dataclass_fields__}
     snap["cutoff"] = None

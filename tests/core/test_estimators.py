@@ -15,6 +15,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from retention_core.errors import ModelError
+from retention_core.event_tokens import EventTokens, SequenceInputs, tokens_of
 from retention_core.models import REGISTRY, churn_probability, make_model, model_input
 from retention_core.models.base import sequences_of, with_sequences
 from retention_core.models.sklearn_models import GradientBoostingModel, LogisticModel, RandomForestModel
@@ -23,7 +24,9 @@ NUMERIC = ["recency_days", "tenure_days", "repeat_purchases", "first_to_last_day
 CATEGORICAL = ["country"]
 WEEKS, CHANNELS = 6, 4
 # small and quick settings, the same models
-QUICK = {"random_forest": {"n_estimators": 20, "n_jobs": 1}, "gbm": {"max_iter": 30}}
+QUICK = {"random_forest": {"n_estimators": 20, "n_jobs": 1}, "gbm": {"max_iter": 30},
+         "encoder": {"item_dim": 8, "units": 16, "dim": 8, "pretrain_rows": 256, "view_events": 8, "max_iter": 30,
+                     "min_samples_leaf": 20}}
 DEEP = {"epochs": 2, "batch_size": 64}
 
 # scikit-learn's checks the tabular models are not meant to pass, and why
@@ -77,7 +80,21 @@ def make_users(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]
                       "country": rng.choice(["UK", "DE", "FR"], n)})
     seq = rng.poisson(0.5, (n, WEEKS, CHANNELS)).astype(np.float32)
     seq[y == 1, -2:, 0] = 0
-    return X, y, seq
+    return X, y, SequenceInputs(seq, _tokens(rng, recency))
+
+
+def _tokens(rng, recency: np.ndarray, L: int = 8) -> EventTokens:
+    """Each user's latest events (the pre-trained encoder reads them): up to ``L``, the last one ``recency`` days
+    before the cutoff."""
+    n = len(recency)
+    length = rng.integers(1, L + 1, n)
+    real = np.arange(L)[None, :] >= (L - length)[:, None]
+    age = recency[:, None] + 14.0 * (L - 1 - np.arange(L))[None, :]
+    values = np.stack([rng.normal(3, 1, (n, L)), np.zeros((n, L)), np.full((n, L), np.log1p(14.0)), np.log1p(age)],
+                      axis=2).astype(np.float32)
+    return EventTokens(np.where(real, rng.choice(["A", "B", "C"], (n, L)), "").astype(object),
+                       np.where(real, 0, -1).astype(np.int8), np.where(real[..., None], values, 0).astype(np.float32),
+                       np.where(real, age, np.nan).astype(np.float32), length.astype(np.int32))
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +103,7 @@ def users():
 
 
 def _model(key: str):
-    params = dict(DEEP) if REGISTRY[key].family == "deep" else dict(QUICK.get(key, {}))
+    params = {**(DEEP if REGISTRY[key].family == "deep" else {}), **QUICK.get(key, {})}
     return make_model(key, numeric=NUMERIC, categorical=CATEGORICAL, horizon_days=90, **params)
 
 
@@ -136,7 +153,8 @@ def test_the_ensemble_is_scikit_learns_soft_vote(users):
 
 
 def test_weekly_activity_stays_with_its_rows_when_scikit_learn_slices_the_table(users):
-    X, y, seq = users
+    X, y, inputs = users
+    seq = inputs.weekly
     rows = with_sequences(X, seq)
     assert rows.shape == (len(X), X.shape[1] + WEEKS * CHANNELS)
     np.testing.assert_array_equal(sequences_of(rows), seq)
@@ -155,6 +173,16 @@ def test_weekly_activity_stays_with_its_rows_when_scikit_learn_slices_the_table(
     with_activity = LogisticModel().fit(with_sequences(X[NUMERIC], seq), y)
     assert with_activity.numeric_ == NUMERIC
     np.testing.assert_array_equal(churn_probability(plain, X), churn_probability(with_activity, rows))
+    # the event tokens of the pre-trained encoder ride along the same way, and are no feature either
+    both = with_sequences(X, inputs)
+    assert tokens_of(rows) is None and tokens_of(both) is not None
+    part = _safe_indexing(both, pick)
+    got, want = tokens_of(part), inputs.tokens[pick]
+    np.testing.assert_array_equal(sequences_of(part), seq[pick])
+    for field in ("items", "kinds", "values", "age_days", "length"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
+    assert LogisticModel().fit(both[NUMERIC + [c for c in both.columns if c.startswith("evt:")]], y).numeric_ == \
+        NUMERIC
 
 
 def test_a_sequence_model_needs_the_activity_in_its_input(users):

@@ -44,7 +44,8 @@ def test_every_spec_is_complete_and_builds_with_defaults(key):
     spec = REGISTRY[key]
     assert isinstance(spec, ModelSpec) and spec.key == key
     assert spec.label and spec.description and spec.family in FAMILIES
-    assert spec.needs_sequences == (key in ("cnn", "gru", "transformer"))
+    assert spec.needs_sequences == (key in ("cnn", "gru", "transformer", "encoder"))
+    assert bool(spec.needs_events) == (key == "encoder")  # raw events as tokens: the pre-trained encoder only
     for name, p in spec.params.items():
         assert isinstance(p, Param) and p.name == name and p.help
         assert p.check(p.default) == p.default
