@@ -397,6 +397,8 @@ REGISTRY: dict[str, ModelSpec] = {
                       advanced=True),
                 Param("pretrain_rows", 8000, "int", low=8, high=10_000_000, help="Customers drawn per epoch.",
                       advanced=True),
+                Param("components", 4, "int", low=0, high=256, help="Principal components of the embedding the "
+                      "boosting reads (0: the whole embedding).", advanced=True),
                 Param("max_iter", 300, "int", low=10, high=5000, help="Trees of the boosting (at most)."),
                 Param("min_samples_leaf", 100, "int", low=1, high=10_000, help="Fewest users in a leaf.",
                       advanced=True),

@@ -205,12 +205,29 @@ def test_event_effects_say_which_recent_events_moved_the_encoders_part(fitted):
     from retention_core.models.encoder.attribution import event_effects, week_effects
 
     _, ds, model, _ = fitted
-    i = int(np.argmax(ds.sequences.tokens.length))
-    x = ds.frame[ds.numeric + ds.categorical].iloc[[i]]
-    tok = ds.sequences.tokens[[i]]
-    ev = event_effects(model, x, tok)
-    assert len(ev) == tok.length[0] and ev["days_before"].is_monotonic_increasing  # most recent first
-    assert ev["effect"].abs().sum() > 0
+    moved = 0
+    for i in np.argsort(-ds.sequences.tokens.length, kind="stable")[:10]:  # the longest histories
+        x = ds.frame[ds.numeric + ds.categorical].iloc[[i]]
+        tok = ds.sequences.tokens[[i]]
+        ev = event_effects(model, x, tok)
+        assert len(ev) == tok.length[0] and ev["days_before"].is_monotonic_increasing  # most recent first
+        moved += ev["effect"].abs().sum() > 0
+        if moved:
+            break
+    assert moved, "leaving events out moves some customer's score through the encoder's part"
     weeks = week_effects(ev)
     assert weeks["events"].sum() == len(ev)
     np.testing.assert_allclose(weeks["effect"].sum(), ev["effect"].sum())
+
+
+def test_the_boosting_reads_the_embeddings_principal_components_learned_without_labels(fitted):
+    from sklearn.base import clone
+
+    _, ds, model, _ = fitted
+    rows = _input(ds)
+    assert model.components == 4 and model.pca_.n_components_ == 4
+    assert model.embedding_columns == [f"recent_pattern_{i}" for i in (1, 2, 3, 4)]
+    np.testing.assert_allclose(model.pattern(rows), model.pca_.transform(model.embeddings(rows)), rtol=1e-5, atol=1e-6)
+    whole = clone(model).set_params(components=0, epochs=1).fit(rows, ds.frame["churned"])
+    assert whole.pca_ is None and len(whole.embedding_columns) == whole.dim
+    assert whole.fused(rows)[whole.embedding_columns].shape == (len(rows), whole.dim)

@@ -44,12 +44,13 @@ class EncoderModel(ChurnClassifier):
     def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None, *, item_dim: int = 256,
                  units: int = 128, dim: int = 32, vocab_size: int = 8000, epochs: int = 6, batch_size: int = 128,
                  learning_rate: float = 2e-3, temperature: float = 0.1, view_events: int = 48,
-                 pretrain_rows: int = 8000, max_iter: int = 300, min_samples_leaf: int = 100,
+                 pretrain_rows: int = 8000, components: int = 4, max_iter: int = 300, min_samples_leaf: int = 100,
                  early_stopping: bool = True, seed: int = 0):
         self.numeric, self.categorical = numeric, categorical
         self.item_dim, self.units, self.dim, self.vocab_size = item_dim, units, dim, vocab_size
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.temperature, self.view_events, self.pretrain_rows = temperature, view_events, pretrain_rows
+        self.components = components
         self.max_iter, self.min_samples_leaf, self.early_stopping, self.seed = (max_iter, min_samples_leaf,
                                                                               early_stopping, seed)
 
@@ -75,15 +76,24 @@ class EncoderModel(ChurnClassifier):
 
         return embed(self.encoder, arrays(event_tokens(X), self.vocab_))
 
-    def fused(self, X: pd.DataFrame) -> pd.DataFrame:
-        """The features of ``X`` with the embedding columns beside them: what the boosting reads."""
+    def pattern(self, X: pd.DataFrame) -> np.ndarray:
+        """What the boosting reads of each row's embedding: its first principal components (``components``; learned
+        without labels from the training rows' embeddings), or the whole embedding (``components`` 0 or at least
+        ``dim``)."""
         E = self.embeddings(X)
+        pca = getattr(self, "pca_", None)
+        return E if pca is None else pca.transform(E).astype(np.float32)
+
+    def fused(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The features of ``X`` with the embedding's columns (:meth:`pattern`) beside them: what the boosting reads."""
+        E = self.pattern(X)
         static = X.drop(columns=[c for c in X.columns if is_sequence_column(c)]).reset_index(drop=True)
         return pd.concat([static, pd.DataFrame(E, columns=self.embedding_columns[:E.shape[1]])], axis=1)
 
     @property
     def embedding_columns(self) -> list[str]:
-        return [f"{EMBEDDING_PREFIX}{i + 1}" for i in range(int(self.dim))]
+        k = int(self.components)
+        return [f"{EMBEDDING_PREFIX}{i + 1}" for i in range(k if 0 < k < int(self.dim) else int(self.dim))]
 
     # ------------------------------------------------------------------------------------------------ fit, predict
     def fit(self, X: pd.DataFrame, y: Any, *, progress: Progress | None = None) -> "EncoderModel":
@@ -105,10 +115,22 @@ class EncoderModel(ChurnClassifier):
                                  seed=self.seed, progress=lambda f, m: report_progress(progress, 0.8 * f, m))
         self.pretrain_seconds_ = time.perf_counter() - t0
         self.weights_ = self.encoder_.get_weights()
+        self._fit_components(X)
         self._fit_head(X, yv)
         self._fitted_classes()
         report_progress(progress, 1.0, f"pre-trained in {self.pretrain_seconds_:.0f} s, boosting fitted")
         return self
+
+    def _fit_components(self, X: pd.DataFrame) -> None:
+        """The principal components of the training rows' embeddings (no labels; each row's own past only): fewer,
+        steadier columns for the boosting than the whole embedding, whose 32 columns it overfits on a few thousand
+        customers (bench/published/encoder.md)."""
+        from sklearn.decomposition import PCA
+
+        k = int(self.components)
+        self.pca_ = None
+        if 0 < k < int(self.dim):
+            self.pca_ = PCA(k, random_state=self.seed).fit(self.embeddings(X))
 
     def _fit_head(self, X: pd.DataFrame, yv: np.ndarray) -> None:
         """Gradient boosting on the features and the embedding; its early stopping holds out its own rows."""
