@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from retention_core.models import REGISTRY
 
-from . import cache, run_picker
+from . import cache, offers_cache, run_picker, state, tables
 from .widgets import guard
 
 MAX_CUSTOMERS = 200
@@ -43,13 +44,42 @@ def recent_events(data: cache.RunData, scored: Any, list_df: pd.DataFrame) -> No
     if events.empty:
         st.info("No event of this customer before the scoring date.", icon=":material/event_busy:")
         return
-    weeks = week_effects(events).rename(columns={"week": "weeks before the scoring date"})
-    c = st.columns([3, 2])
-    c[0].bar_chart(weeks.set_index("weeks before the scoring date")["effect"], height=260)
-    top = events.reindex(events["effect"].abs().sort_values(ascending=False).index).head(10)
-    c[1].dataframe(top.rename(columns={"item": "product", "days_before": "days before"})
-                   [["product", "kind", "days before", "effect"]], hide_index=True, width="stretch",
+    moved = events[events["effect"].abs() > 5e-4]
+    if moved.empty:
+        st.info("Leaving out any one of this customer's events does not change their risk: the encoder's part of "
+                "their score rests on their history as a whole.", icon=":material/info:")
+        return
+    c = st.columns([1, 1])
+    c[0].plotly_chart(_weeks_figure(week_effects(events)), width="stretch", key=f"encoder_weeks:{data.name}")
+    top = moved.reindex(moved["effect"].abs().sort_values(ascending=False).index).head(10)
+    top = top.assign(product=_named(top["item"], scored))
+    c[1].dataframe(top.rename(columns={"days_before": "days before"})[["product", "kind", "days before", "effect"]],
+                   hide_index=True, width="stretch",
                    column_config={"days before": st.column_config.NumberColumn("days before", format="%.0f"),
                                   "effect": st.column_config.NumberColumn(
                                       "effect", format="%+.3f", help="What the event added to the churn risk, in "
                                       "log-odds: above 0 it raised the risk, below 0 it lowered it.")})
+
+
+def _named(items: pd.Series, scored: Any) -> pd.Series:
+    """Products by their names where the scored table names them (the offers' names), else as they are."""
+    table = tables.loaded_table()
+    if table is None or table.table_key != scored.data_key:
+        return items
+    schema = offers_cache.table_schema(table.table_key, table.df)
+    names = offers_cache.product_names(table.table_key, state.schema_json(schema), table.df)
+    return items.map(lambda p: f"{names[p]} ({p})" if p in names.index else p)
+
+
+def _weeks_figure(weeks: pd.DataFrame) -> go.Figure:
+    """The events' effects summed per week before the scoring date: above 0 raised the risk."""
+    colour = ["#c0392b" if v > 0 else "#2471a3" for v in weeks["effect"]]
+    fig = go.Figure(go.Bar(x=weeks["week"], y=weeks["effect"], marker_color=colour,
+                           customdata=weeks["events"], hovertemplate="%{customdata} events, %{x} weeks before: "
+                           "%{y:+.3f}<extra></extra>"))
+    fig.update_layout(title="Effect of each week's events on the churn risk", height=300, showlegend=False,
+                      margin=dict(t=50, b=50, l=60, r=10),
+                      xaxis=dict(title="weeks before the scoring date", dtick=1 if weeks["week"].max() <= 12 else None,
+                                 range=[-0.5, max(float(weeks["week"].max()), 3.0) + 0.5]),
+                      yaxis=dict(title="effect (log-odds)", zeroline=True))
+    return fig

@@ -22,6 +22,15 @@ def table_schema(table_key: str, df: pd.DataFrame) -> Schema:
     return cache.infer_schema(table_key, json.dumps(state.get_overrides(table_key), sort_keys=True, default=str), df)
 
 
+@st.cache_data(max_entries=4, show_spinner=False)
+def product_names(table_key: str, schema_json: str, _df: pd.DataFrame) -> pd.Series:
+    """product -> its name in a loaded table (:func:`retention_core.recommend.product_names`), once per table and
+    roles; empty when the table names no product."""
+    from retention_core.recommend import product_names as names
+
+    return names(_df, Schema.from_dict(json.loads(schema_json)))
+
+
 @st.cache_data(max_entries=8, show_spinner="Working out the offers...")
 def scored_offers(path: str, stamp: str, table_key: str, schema_json: str, as_of: str | None, n: int,
                   _df: pd.DataFrame | None = None, _users: tuple[str, ...] = ()) -> pd.DataFrame:
