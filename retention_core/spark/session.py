@@ -7,7 +7,8 @@ or reuses a session with the settings the engine's results depend on:
 - ``spark.sql.session.timeZone=UTC``: the engine reads timestamps as UTC instants, as the canonical table does;
 - Arrow for moving frames between the JVM and Python (driver collects and ``mapInPandas`` workers);
 - Python's fault handler in the workers, so that a worker that crashes reports its Python stack, not only its exit;
-- a modest number of shuffle partitions for local masters (adaptive execution merges them further);
+- a modest number of shuffle partitions for local masters (adaptive execution merges them further), and a 2 GB heap
+  for their JVM (:data:`LOCAL_DRIVER_MEMORY`, where the tasks also run);
 - ``SPARK_LOCAL_IP=127.0.0.1`` for local masters, so a laptop or CI box never binds a public interface;
 - Python workers run ``PYSPARK_PYTHON`` when it is set, else the interpreter that runs the command
   (``sys.executable``), on every master: PySpark would start ``python3`` from ``PATH``, which under cron, a service or
@@ -32,6 +33,10 @@ from pathlib import Path
 from ..errors import ConfigError
 
 DEFAULT_MASTER = "local[*]"
+#: The heap of a local master's JVM, where the tasks run too (Spark's default is 1 GB): a log of a million lines read,
+#: cached and aggregated there used more than half of 1 GB. The analyst's ``spark.driver.memory`` (the ``conf`` given,
+#: or ``SPARK_DRIVER_MEMORY``) wins.
+LOCAL_DRIVER_MEMORY = "2g"
 
 
 def java_version() -> str | None:
@@ -101,6 +106,8 @@ def get_session(master: str | None = None, *, app: str = "retention-studio", con
         cores = os.cpu_count() or 2
         if master.startswith("local[") and master[6:-1].isdigit():
             cores = int(master[6:-1])
+        if "spark.driver.memory" not in (conf or {}) and not os.environ.get("SPARK_DRIVER_MEMORY"):
+            builder = builder.config("spark.driver.memory", LOCAL_DRIVER_MEMORY)
         builder = (builder.config("spark.ui.enabled", "false")
                    .config("spark.sql.shuffle.partitions", str(max(4, 4 * cores)))
                    .config("spark.driver.host", os.environ.get("SPARK_LOCAL_IP", "127.0.0.1")))

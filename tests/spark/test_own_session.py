@@ -3,6 +3,8 @@ their own column names: ``retention_core.spark.build_dataset`` and ``score`` wor
 session started, none stopped, its time zone put back) and give what the DuckDB engine gives on the same log."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -77,3 +79,15 @@ def test_scores_of_a_raw_spark_dataframe(spark, saved_run):  # noqa: F811 (the f
         assert (got["risk_decile"].to_numpy() == expected["risk_decile"].to_numpy()).all()
         assert (got["rank"].to_numpy() == expected["rank"].to_numpy()).all()
     _untouched(spark, "UTC")
+
+
+def test_a_local_master_gets_a_heap_for_its_tasks(spark):
+    """A local master's tasks run in the driver's JVM: the product gives it LOCAL_DRIVER_MEMORY (Spark's default of
+    1 GB was more than half used by the real-log tests), unless the analyst set their own."""
+    from retention_core.spark.session import LOCAL_DRIVER_MEMORY
+
+    if os.environ.get("SPARK_DRIVER_MEMORY"):
+        pytest.skip("SPARK_DRIVER_MEMORY is set here: the analyst's heap wins")
+    assert spark.sparkContext.getConf().get("spark.driver.memory") == LOCAL_DRIVER_MEMORY == "2g"
+    heap = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory()
+    assert heap > 1.5 * 2**30, f"the JVM's heap is {heap / 2**30:.2f} GB"
