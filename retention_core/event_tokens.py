@@ -136,7 +136,7 @@ def tokenize(ev: pd.DataFrame, rows: pd.DataFrame, max_events: int = 128) -> Eve
 
 
 # ------------------------------------------------------------------------------------- tokens in a model's input
-PREFIX = "evt:"  # models.base.EVENT_PREFIX
+PREFIX = "evt:"  #: the start of every token column of a model's input (models.base.EVENT_PREFIX)
 _FIELDS = ("item", "kind", *(f"v{k}" for k in range(N_VALUES)), "age")
 
 

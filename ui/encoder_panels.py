@@ -10,7 +10,7 @@ import streamlit as st
 
 from retention_core.models import REGISTRY
 
-from . import cache, offers_cache, run_picker, state, tables
+from . import cache, offers_cache, offers_panels, run_picker, state
 from .widgets import guard
 
 MAX_CUSTOMERS = 200
@@ -63,10 +63,10 @@ def recent_events(data: cache.RunData, scored: Any, list_df: pd.DataFrame) -> No
 
 def _named(items: pd.Series, scored: Any) -> pd.Series:
     """Products by their names where the scored table names them (the offers' names), else as they are."""
-    table = tables.loaded_table()
-    if table is None or table.table_key != scored.data_key:
+    source = offers_panels.scored_source(scored.data_key)
+    if isinstance(source, str):  # the scored table is not loaded, or names no product
         return items
-    schema = offers_cache.table_schema(table.table_key, table.df)
+    table, schema = source
     names = offers_cache.product_names(table.table_key, state.schema_json(schema), table.df)
     return items.map(lambda p: f"{names[p]} ({p})" if p in names.index else p)
 

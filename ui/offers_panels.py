@@ -47,7 +47,7 @@ def _k(run_name: str, *parts: Any) -> str:
     return widget_key(Key.W_AT_RISK, run_name, "offers", *parts)
 
 
-def _source(data_key: str) -> tuple[tables.LoadedTable, Any] | str:
+def scored_source(data_key: str) -> tuple[tables.LoadedTable, Any] | str:
     """The scored table and its roles when it can give offers, else the sentence that says why not."""
     if data_key == "validation":
         return VALIDATION_NOTE
@@ -63,7 +63,7 @@ def add_offers(data, scored, list_df: pd.DataFrame) -> tuple[pd.DataFrame, Offer
     """The switch and the number of offers per user; returns the list with ``offer_1..offer_N`` added and the offers
     (the list unchanged and None when offers cannot be made or are switched off)."""
     with guard("checking whether offers can be made") as g:
-        source = _source(scored.data_key)
+        source = scored_source(scored.data_key)
     if g.failed:
         return list_df, None
     if isinstance(source, str):

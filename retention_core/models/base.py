@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from retention_core.errors import ConfigError, ModelError
+from retention_core.event_tokens import PREFIX as TOKEN_PREFIX
 
 __all__ = [
     "MISSING_CATEGORY",
@@ -88,7 +89,7 @@ SEQUENCE_PREFIX = "seq:"
 
 #: The start of the name of every event-token column of a model's input (``evt:e<event>:<field>``, see
 #: :func:`retention_core.event_tokens.token_columns`): the latest events the pre-trained encoder reads.
-EVENT_PREFIX = "evt:"
+EVENT_PREFIX = TOKEN_PREFIX
 
 
 def is_sequence_column(name: Any) -> bool:

@@ -49,6 +49,17 @@ def train_fast(at: AppTest, name: str) -> AppTest:
     return no_exception(at)
 
 
+def with_upload(file_name: str, data: bytes, mime: str = "text/csv") -> AppTest:
+    """A new app session with ``data`` uploaded as ``file_name`` on the Data page."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/data.py").run()
+    at.radio(key=widget_key(Key.W_SOURCE)).set_value("upload").run()
+    at.get("file_uploader")[0].set_value((file_name, data, mime))
+    at.run()
+    return no_exception(at)
+
+
 def sample_run(name: str) -> AppTest:
     """A new app session on the built-in sample with its dataset built and a fast run trained as ``name``."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)

@@ -23,7 +23,7 @@ from retention_core.scoring import score_file
 from retention_core.training import TrainConfig, train_and_save
 from ui.state import Key, widget_key
 
-from tests.app.helpers import APP, TIMEOUT, at_risk_list, no_exception, texts
+from tests.app.helpers import at_risk_list, no_exception, texts, with_upload
 from tests.app.helpers import env as _env
 
 RUN = "spring campaign"
@@ -60,13 +60,7 @@ def shop(tmp_path_factory):
 
 def _with_the_later_log(shop) -> AppTest:
     """A new session with the shop's later log uploaded on the Data page."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/data.py").run()
-    at.radio(key=widget_key(Key.W_SOURCE)).set_value("upload").run()
-    at.get("file_uploader")[0].set_value(("shop_orders.csv", shop["data"].read_bytes(), "text/csv"))
-    at.run()
-    return no_exception(at)
+    return with_upload("shop_orders.csv", shop["data"].read_bytes())
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ encoder's part of the risk (each event left out in turn), in the analyst's words
 from __future__ import annotations
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from assets.generator import generate_events, write_events
 from retention_core import bundle
@@ -14,7 +13,7 @@ from retention_core.roles import infer_schema
 from retention_core.training import TrainConfig, train_and_save
 from ui.state import Key, widget_key
 
-from tests.app.helpers import APP, TIMEOUT, no_exception, texts
+from tests.app.helpers import no_exception, texts, with_upload
 from tests.app.helpers import env as _env
 
 RUN = "encoder run"
@@ -42,13 +41,7 @@ def shop(tmp_path_factory):
 
 def test_the_at_risk_page_shows_which_recent_events_moved_the_encoders_part(shop, monkeypatch):
     _env(monkeypatch, shop["tmp"])
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/data.py").run()
-    at.radio(key=widget_key(Key.W_SOURCE)).set_value("upload").run()
-    at.get("file_uploader")[0].set_value(("shop_log.csv", shop["data"].read_bytes(), "text/csv"))
-    at.run()
-    no_exception(at)
+    at = with_upload("shop_log.csv", shop["data"].read_bytes())
     at.switch_page("pages/at_risk.py").run()
     at.radio(key=widget_key(Key.W_AT_RISK, RUN, "source")).set_value("table").run()
     no_exception(at)

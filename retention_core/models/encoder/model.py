@@ -76,17 +76,17 @@ class EncoderModel(ChurnClassifier):
 
         return embed(self.encoder, arrays(event_tokens(X), self.vocab_))
 
-    def pattern(self, X: pd.DataFrame) -> np.ndarray:
-        """What the boosting reads of each row's embedding: its first principal components (``components``; learned
-        without labels from the training rows' embeddings), or the whole embedding (``components`` 0 or at least
-        ``dim``)."""
-        E = self.embeddings(X)
+    def pattern(self, X: pd.DataFrame, embeddings: np.ndarray | None = None) -> np.ndarray:
+        """What the boosting reads of each row's embedding (``embeddings``, when already computed): its first
+        principal components (``components``; learned without labels from the training rows' embeddings), or the
+        whole embedding (``components`` 0 or at least ``dim``)."""
+        E = self.embeddings(X) if embeddings is None else embeddings
         pca = getattr(self, "pca_", None)
         return E if pca is None else pca.transform(E).astype(np.float32)
 
-    def fused(self, X: pd.DataFrame) -> pd.DataFrame:
+    def fused(self, X: pd.DataFrame, embeddings: np.ndarray | None = None) -> pd.DataFrame:
         """The features of ``X`` with the embedding's columns (:meth:`pattern`) beside them: what the boosting reads."""
-        E = self.pattern(X)
+        E = self.pattern(X, embeddings)
         static = X.drop(columns=[c for c in X.columns if is_sequence_column(c)]).reset_index(drop=True)
         return pd.concat([static, pd.DataFrame(E, columns=self.embedding_columns[:E.shape[1]])], axis=1)
 
@@ -115,13 +115,14 @@ class EncoderModel(ChurnClassifier):
                                  seed=self.seed, progress=lambda f, m: report_progress(progress, 0.8 * f, m))
         self.pretrain_seconds_ = time.perf_counter() - t0
         self.weights_ = self.encoder_.get_weights()
-        self._fit_components(X)
-        self._fit_head(X, yv)
+        E = self.embeddings(X)  # the training rows', embedded once for the components and the boosting
+        self._fit_components(E)
+        self._fit_head(X, yv, E)
         self._fitted_classes()
         report_progress(progress, 1.0, f"pre-trained in {self.pretrain_seconds_:.0f} s, boosting fitted")
         return self
 
-    def _fit_components(self, X: pd.DataFrame) -> None:
+    def _fit_components(self, E: np.ndarray) -> None:
         """The principal components of the training rows' embeddings (no labels; each row's own past only): fewer,
         steadier columns for the boosting than the whole embedding, whose 32 columns it overfits on a few thousand
         customers (bench/published/encoder.md)."""
@@ -130,9 +131,9 @@ class EncoderModel(ChurnClassifier):
         k = int(self.components)
         self.pca_ = None
         if 0 < k < int(self.dim):
-            self.pca_ = PCA(k, random_state=self.seed).fit(self.embeddings(X))
+            self.pca_ = PCA(k, random_state=self.seed).fit(E)
 
-    def _fit_head(self, X: pd.DataFrame, yv: np.ndarray) -> None:
+    def _fit_head(self, X: pd.DataFrame, yv: np.ndarray, E: np.ndarray) -> None:
         """Gradient boosting on the features and the embedding; its early stopping holds out its own rows."""
         from retention_core.models.sklearn_models import GradientBoostingModel
 
@@ -141,7 +142,7 @@ class EncoderModel(ChurnClassifier):
         self.head_ = GradientBoostingModel(num + self.embedding_columns, self.categorical, max_iter=self.max_iter,
                                            min_samples_leaf=self.min_samples_leaf, early_stopping=self.early_stopping,
                                            random_state=self.seed)
-        self.head_.fit(self.fused(X), yv)
+        self.head_.fit(self.fused(X, E), yv)
 
     def _churn(self, X: Any) -> np.ndarray:
         if not hasattr(self, "head_"):
